@@ -1,0 +1,32 @@
+# The two commands a new user needs: `make local` (the platform's main job on embedded parts)
+# and `make test` (the whole suite). Both create the virtualenv themselves.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: venv test lint unit local plan render clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy infra platform_cli apps
+
+test: venv lint
+	$(BIN)/python -m pytest
+
+local: venv
+	$(BIN)/platform local
+
+render: venv
+	$(BIN)/platform gitops render
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .local-run

@@ -1,0 +1,469 @@
+"""Typed stack configuration: read once, validated, frozen.
+
+`stacks/Pulumi.<env>.yaml` holds the `platform:*` keys below. `load_stack_config()` turns them into
+frozen pydantic models, or raises `ConfigError` naming every bad key, its value and what is
+allowed, before any resource is declared. Components never read `pulumi.Config` themselves: they
+get Args built from these objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from infra.contracts import ENVIRONMENTS
+
+PROJECT = "platform"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACKS_DIR = REPO_ROOT / "stacks"
+
+# Versions we have tested against. "Pinned" means an exact version from these sets: a bare major
+# ("16") or "latest" would let AWS pick a different version on the next replacement.
+SUPPORTED_EKS_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33")
+SUPPORTED_KAFKA_VERSIONS: tuple[str, ...] = ("3.6.0", "3.7.x", "3.8.x", "3.9.x")
+SUPPORTED_POSTGRES_VERSIONS: tuple[str, ...] = ("15.10", "16.6", "16.8", "17.2", "17.4")
+SUPPORTED_REGIONS_PREFIXES: tuple[str, ...] = ("us-", "eu-", "ap-", "ca-", "sa-", "me-", "af-")
+
+# Add-on versions are pinned per cluster version: EKS refuses an add-on built for another minor.
+EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    "1.31": {
+        "vpc-cni": "v1.19.2-eksbuild.1",
+        "coredns": "v1.11.4-eksbuild.2",
+        "kube-proxy": "v1.31.3-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.4-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.38.1-eksbuild.1",
+    },
+    "1.32": {
+        "vpc-cni": "v1.19.2-eksbuild.5",
+        "coredns": "v1.11.4-eksbuild.2",
+        "kube-proxy": "v1.32.0-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.4-eksbuild.1",
+        "aws-ebs-csi-driver": "v1.38.1-eksbuild.2",
+    },
+    "1.33": {
+        "vpc-cni": "v1.19.5-eksbuild.1",
+        "coredns": "v1.12.1-eksbuild.2",
+        "kube-proxy": "v1.33.0-eksbuild.2",
+        "eks-pod-identity-agent": "v1.3.7-eksbuild.2",
+        "aws-ebs-csi-driver": "v1.44.0-eksbuild.1",
+    },
+}
+
+
+class ConfigError(ValueError):
+    """Invalid stack configuration. The message names each key, its value and what is allowed."""
+
+
+class _Model(BaseModel):
+    """Frozen, camelCase-aliased, and strict about unknown keys (a typo must not be ignored)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+    )
+
+
+def _parse_network(value: str, field: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(
+            f"{value!r} is not a valid IPv4 CIDR for {field} ({exc}); "
+            "allowed: a network address with prefix, e.g. 10.20.0.0/16"
+        ) from None
+
+
+class NetworkConfig(_Model):
+    """The VPC and its three subnet tiers."""
+
+    vpc_cidr: str = Field(description="VPC CIDR, /16 to /20, split into public/private/isolated.")
+    az_count: int = Field(description="Availability zones used: 2 or 3 (prod: 3).")
+    nat_gateways: Literal["single", "per-az"] = Field(
+        description="One NAT gateway for the VPC (cheap) or one per AZ (no cross-AZ dependency)."
+    )
+    flow_logs_retention_days: int = Field(30, description="CloudWatch retention of VPC flow logs.")
+    allowed_cidrs: tuple[str, ...] = Field(
+        (),
+        description="Extra CIDRs (on-prem, VPN) that must not overlap the VPC; used for peering.",
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        network = _parse_network(value, "vpcCidr")
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError(f"{value!r} has prefix /{network.prefixlen}; allowed: /16 to /20")
+        if not network.is_private:
+            raise ValueError(f"{value!r} is not private; allowed: RFC 1918 ranges")
+        return value
+
+    @field_validator("az_count")
+    @classmethod
+    def _az_count(cls, value: int) -> int:
+        if value not in (2, 3):
+            raise ValueError(f"{value} AZs; allowed: 2 or 3")
+        return value
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _allowed_cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            _parse_network(cidr, "allowedCidrs")
+        return value
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> NetworkConfig:
+        vpc = ipaddress.IPv4Network(self.vpc_cidr)
+        for cidr in self.allowed_cidrs:
+            if ipaddress.IPv4Network(cidr).overlaps(vpc):
+                raise ValueError(
+                    f"allowedCidrs entry {cidr!r} overlaps vpcCidr {self.vpc_cidr!r}; "
+                    "allowed: ranges disjoint from the VPC"
+                )
+        return self
+
+
+class NodeGroupConfig(_Model):
+    """One EKS managed node group (launched through our launch template)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
+    instance_types: tuple[str, ...] = Field(min_length=1)
+    min_size: int = Field(ge=1)
+    max_size: int = Field(ge=1)
+    desired_size: int = Field(ge=1)
+    disk_size_gib: int = Field(50, ge=20, le=1000)
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> NodeGroupConfig:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(
+                f"node group {self.name!r}: need minSize <= desiredSize <= maxSize, got "
+                f"{self.min_size} <= {self.desired_size} <= {self.max_size}"
+            )
+        return self
+
+
+class ClusterConfig(_Model):
+    """The Kubernetes cluster: EKS, or an existing cluster from a kubeconfig (local flavour)."""
+
+    mode: Literal["eks", "kubeconfig"] = "eks"
+    version: str = Field("1.32", description="EKS minor version, pinned.")
+    public_access_cidrs: tuple[str, ...] = Field(
+        (), description="CIDRs allowed on the public API endpoint; empty closes it."
+    )
+    node_groups: tuple[NodeGroupConfig, ...] = ()
+    admin_role_arns: tuple[str, ...] = Field(
+        (), description="IAM roles granted cluster-admin through EKS access entries."
+    )
+    kubeconfig_context: str | None = Field(
+        None, description="kubeconfig context for mode=kubeconfig (kind/k3d/minikube)."
+    )
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in SUPPORTED_EKS_VERSIONS:
+            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _public_cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            network = _parse_network(cidr, "publicAccessCidrs")
+            if network.prefixlen == 0:
+                raise ValueError(f"{cidr!r} opens the API to the internet; allowed: narrower CIDRs")
+        return value
+
+    @model_validator(mode="after")
+    def _eks_needs_nodes(self) -> ClusterConfig:
+        if self.mode == "eks" and not self.node_groups:
+            raise ValueError("mode 'eks' needs at least one entry in nodeGroups")
+        names = [group.name for group in self.node_groups]
+        if len(names) != len(set(names)):
+            raise ValueError(f"nodeGroups names must be unique, got {names}")
+        return self
+
+    @property
+    def addon_versions(self) -> dict[str, str]:
+        return EKS_ADDON_VERSIONS[self.version]
+
+
+class KafkaConfig(_Model):
+    """Kafka: Amazon MSK, or Strimzi in the cluster (local flavour)."""
+
+    mode: Literal["msk", "in-cluster"] = "msk"
+    version: str = Field("3.6.0", description="MSK Kafka version, pinned.")
+    broker_count: int = Field(3, ge=1, le=30)
+    instance_type: str = Field("kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
+    storage_gib: int = Field(100, ge=1, le=16384)
+    max_storage_gib: int = Field(500, ge=1, le=16384)
+    log_retention_days: int = Field(14, ge=1, le=3650, description="Broker log group retention.")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in SUPPORTED_KAFKA_VERSIONS:
+            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_KAFKA_VERSIONS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _storage(self) -> KafkaConfig:
+        if self.max_storage_gib < self.storage_gib:
+            raise ValueError(
+                f"maxStorageGib {self.max_storage_gib} < storageGib {self.storage_gib}; "
+                "allowed: maxStorageGib >= storageGib"
+            )
+        return self
+
+    @property
+    def replication_factor(self) -> int:
+        """3 where there are enough brokers; a 1- or 2-broker dev cluster matches its size."""
+        return min(3, self.broker_count)
+
+    @property
+    def min_insync_replicas(self) -> int:
+        return max(1, self.replication_factor - 1)
+
+
+class DatabaseConfig(_Model):
+    """PostgreSQL: Amazon RDS, or CloudNativePG in the cluster (local flavour)."""
+
+    mode: Literal["rds", "in-cluster"] = "rds"
+    engine_version: str = Field("16.6", description="PostgreSQL version, pinned major.minor.")
+    instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    allocated_storage_gib: int = Field(20, ge=20, le=65536)
+    max_allocated_storage_gib: int = Field(100, ge=20, le=65536)
+    multi_az: bool = False
+    backup_retention_days: int = Field(7, ge=0, le=35)
+    database_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    performance_insights_retention_days: int = Field(7, description="7 (free tier) or 31..731")
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if value not in SUPPORTED_POSTGRES_VERSIONS:
+            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_POSTGRES_VERSIONS)}")
+        return value
+
+    @field_validator("backup_retention_days")
+    @classmethod
+    def _backups(cls, value: int) -> int:
+        if value < 7:
+            raise ValueError(f"{value} days; allowed: 7 to 35 (30 or more in prod)")
+        return value
+
+    @model_validator(mode="after")
+    def _storage(self) -> DatabaseConfig:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError(
+                f"maxAllocatedStorageGib {self.max_allocated_storage_gib} < allocatedStorageGib "
+                f"{self.allocated_storage_gib}; allowed: max >= allocated"
+            )
+        return self
+
+    @property
+    def parameter_group_family(self) -> str:
+        return f"postgres{self.engine_version.split('.')[0]}"
+
+
+class ProtectionConfig(_Model):
+    """Safety switches. Prod must keep all of them on."""
+
+    deletion_protection: bool = True
+    protect_resources: bool = Field(True, description="Pulumi `protect` on stateful resources.")
+    final_snapshot: bool = True
+
+
+class GitOpsConfig(_Model):
+    """Where ArgoCD in this environment pulls `gitops/<env>` from."""
+
+    repo_url: str = Field(pattern=r"^(https://|ssh://|git@)\S+$")
+    target_revision: str = "main"
+
+
+class LocalStackConfig(_Model):
+    """The AWS provider's endpoint override for the `localstack` stack."""
+
+    endpoint: str = Field("http://127.0.0.1:4566", pattern=r"^https?://\S+$")
+
+
+class PlatformConfig(_Model):
+    """Everything one stack declares. Built only through `load_stack_config`."""
+
+    stack: str
+    region: str
+    network: NetworkConfig
+    cluster: ClusterConfig
+    kafka: KafkaConfig
+    database: DatabaseConfig
+    protection: ProtectionConfig = ProtectionConfig()
+    gitops: GitOpsConfig
+    tags: dict[str, str] = Field(default_factory=dict)
+    localstack: LocalStackConfig | None = None
+
+    @property
+    def is_prod(self) -> bool:
+        return self.stack == "prod"
+
+    @property
+    def is_localstack(self) -> bool:
+        return self.stack == "localstack"
+
+    @property
+    def base_tags(self) -> dict[str, str]:
+        return {"project": PROJECT, "stack": self.stack, "managed-by": "pulumi"}
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of every physical name: short enough for RDS/MSK/EKS name limits."""
+        return f"plat-{self.stack}"
+
+
+# --- Cross-field rules that need the whole stack ------------------------------------------------
+
+
+def _stack_rules(cfg: PlatformConfig) -> list[str]:
+    problems: list[str] = []
+    if cfg.stack not in ENVIRONMENTS:
+        problems.append(f"stack: {cfg.stack!r} is unknown; allowed: {', '.join(ENVIRONMENTS)}")
+    if not any(cfg.region.startswith(p) for p in SUPPORTED_REGIONS_PREFIXES) or not re.fullmatch(
+        r"[a-z]{2}-[a-z]+-\d", cfg.region
+    ):
+        problems.append(f"aws:region: {cfg.region!r} is not an AWS region name (e.g. eu-west-1)")
+    if cfg.kafka.mode == "msk" and cfg.kafka.broker_count % cfg.network.az_count:
+        problems.append(
+            f"platform:kafka.brokerCount: {cfg.kafka.broker_count} is not a multiple of "
+            f"platform:network.azCount {cfg.network.az_count}; allowed: "
+            f"{', '.join(str(cfg.network.az_count * n) for n in (1, 2, 3))}, ..."
+        )
+    if cfg.is_prod:
+        if cfg.network.az_count != 3:
+            problems.append(f"platform:network.azCount: {cfg.network.az_count}; prod must use 3")
+        if cfg.network.nat_gateways != "per-az":
+            problems.append("platform:network.natGateways: 'single'; prod must use 'per-az'")
+        for key in ("deletion_protection", "protect_resources", "final_snapshot"):
+            if not getattr(cfg.protection, key):
+                problems.append(f"platform:protection.{to_camel(key)}: false; prod must be true")
+        if not cfg.database.multi_az:
+            problems.append("platform:database.multiAz: false; prod must be true")
+        if cfg.database.backup_retention_days < 30:
+            problems.append(
+                f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "
+                "prod must keep 30 to 35 days"
+            )
+        if cfg.kafka.mode != "msk" or cfg.database.mode != "rds" or cfg.cluster.mode != "eks":
+            problems.append("prod must use cluster.mode=eks, kafka.mode=msk, database.mode=rds")
+    if cfg.is_localstack:
+        if cfg.localstack is None:
+            problems.append("platform:localstack: missing; the localstack stack needs endpoint")
+        for key, mode, allowed in (
+            ("cluster.mode", cfg.cluster.mode, "kubeconfig"),
+            ("kafka.mode", cfg.kafka.mode, "in-cluster"),
+            ("database.mode", cfg.database.mode, "in-cluster"),
+        ):
+            if mode != allowed:
+                problems.append(
+                    f"platform:{key}: {mode!r}; LocalStack's free edition does not emulate it, "
+                    f"allowed: {allowed!r}"
+                )
+    elif cfg.localstack is not None:
+        problems.append("platform:localstack: only the localstack stack may override endpoints")
+    for key in cfg.tags:
+        if key in cfg.base_tags:
+            problems.append(f"platform:tags.{key}: reserved base tag; choose another key")
+    return problems
+
+
+def _format_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(part) for part in err["loc"])
+        key = f"platform:{loc}" if loc not in ("stack", "region") else loc
+        value = err.get("input")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; keys are camelCase)"
+        elif err["type"] == "literal_error":
+            message = f"{message}"
+        lines.append(f"{key}: {message} (got {value!r})")
+    return lines
+
+
+def load_stack_config(stack: str, raw: Mapping[str, Any]) -> PlatformConfig:
+    """Build the typed config from the `config:` mapping of a stack file.
+
+    `raw` uses the Pulumi keys as written in `Pulumi.<stack>.yaml` (`aws:region`,
+    `platform:network`, ...). Raises ConfigError listing every problem at once.
+    """
+    unknown = [
+        key for key in raw if not (key.startswith(f"{PROJECT}:") or key.startswith("aws:"))
+    ]
+    problems = [f"{key}: unknown namespace; allowed: 'platform:' and 'aws:'" for key in unknown]
+    data: dict[str, Any] = {"stack": stack, "region": raw.get("aws:region", "")}
+    for key, value in raw.items():
+        if key.startswith(f"{PROJECT}:"):
+            data[key.split(":", 1)[1]] = value
+    try:
+        cfg = PlatformConfig.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_format_validation_error(exc))
+        raise ConfigError(_render(stack, problems)) from None
+    problems.extend(_stack_rules(cfg))
+    if problems:
+        raise ConfigError(_render(stack, problems))
+    return cfg
+
+
+def _render(stack: str, problems: list[str]) -> str:
+    body = "\n".join(f"  - {p}" for p in problems)
+    return f"invalid config for stack {stack!r} ({len(problems)} problem(s)):\n{body}"
+
+
+def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]:
+    """The raw `config:` mapping of `stacks/Pulumi.<stack>.yaml`."""
+    path = stacks_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise ConfigError(f"no stack file {path.name}; allowed stacks: {', '.join(ENVIRONMENTS)}")
+    document = yaml.safe_load(path.read_text()) or {}
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path.name}: 'config' must be a mapping")
+    return config
+
+
+def load_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> PlatformConfig:
+    """Read and validate a committed stack file (used by tests, `platform plan` and the renderer)."""
+    return load_stack_config(stack, read_stack_file(stack, stacks_dir))
+
+
+def load_from_pulumi() -> PlatformConfig:
+    """Read the running stack's config through the Pulumi SDK (the path `pulumi up` takes)."""
+    import pulumi
+
+    stack = pulumi.get_stack()
+    raw: dict[str, Any] = {}
+    aws_region = pulumi.Config("aws").get("region")
+    if aws_region:
+        raw["aws:region"] = aws_region
+    platform = pulumi.Config(PROJECT)
+    for field_name, field in PlatformConfig.model_fields.items():
+        if field_name in ("stack", "region"):
+            continue
+        key = field.alias or to_camel(field_name)
+        value = platform.get_object(key)
+        if value is None:
+            value = platform.get(key)
+        if value is not None:
+            raw[f"{PROJECT}:{key}"] = value
+    return load_stack_config(stack, raw)

@@ -1,0 +1,169 @@
+"""Names shared by the Pulumi program, the GitOps renderer and the bundled apps.
+
+Each fact here is defined once (design principle 1). The platform layer writes the facts channel,
+the renderer wires workloads to it, and the apps read the same keys from their environment, so a
+rename happens in one place and the tests catch every consumer that did not follow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+ENVIRONMENTS: tuple[str, ...] = ("localstack", "dev", "staging", "prod")
+"""Every stack of the Pulumi project; each has `stacks/Pulumi.<env>.yaml` and `gitops/<env>/`."""
+
+APP_NAMESPACE = "apps"
+"""The one namespace the bundled apps run in; ArgoCD's AppProject allows only this destination."""
+
+REQUIRED_TAG_KEYS: tuple[str, ...] = ("project", "stack", "managed-by")
+"""Base tags put on every taggable AWS resource (user tags are merged after these)."""
+
+
+# --- The facts channel -------------------------------------------------------------------------
+# Facts that only `pulumi up` knows reach the apps through ONE channel: a ConfigMap and a Secret
+# that Pulumi manages in the app namespace. Workloads mount both with `envFrom`, so each key below
+# is also the environment variable name the apps read.
+
+FACTS_CONFIGMAP = "platform-facts"
+"""ConfigMap (in APP_NAMESPACE) holding the non-secret facts."""
+
+FACTS_DB_SECRET = "platform-db"
+"""Secret (in APP_NAMESPACE) holding the database credentials, synced by External Secrets."""
+
+
+class Fact(StrEnum):
+    """Keys of the `platform-facts` ConfigMap; each is also an app environment variable."""
+
+    ENVIRONMENT = "PLATFORM_ENVIRONMENT"
+    AWS_REGION = "AWS_REGION"
+    KAFKA_BOOTSTRAP_SERVERS = "KAFKA_BOOTSTRAP_SERVERS"
+    KAFKA_AUTH_MODE = "KAFKA_AUTH_MODE"  # "iam" on MSK (SASL_SSL + AWS_MSK_IAM), "plaintext" locally
+    DB_HOST = "DB_HOST"
+    DB_PORT = "DB_PORT"
+    DB_NAME = "DB_NAME"
+    DB_SECRET_REF = "DB_SECRET_REF"  # ARN of the RDS-managed secret, or the CNPG secret's name
+    OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
+    AUDIT_ARCHIVE_BUCKET = "AUDIT_ARCHIVE_BUCKET"
+
+
+class DbSecretKey(StrEnum):
+    """Keys of the `platform-db` Secret."""
+
+    USER = "DB_USER"
+    PASSWORD = "DB_PASSWORD"  # noqa: S105 - a key name, not a password
+
+
+KAFKA_AUTH_MODES: tuple[str, ...] = ("iam", "plaintext")
+
+
+# --- Kafka topics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A Kafka topic the platform creates (topics are never auto-created: MSK disables that)."""
+
+    name: str
+    partitions: int
+    retention_ms: int
+    """How long records are kept; dead-letter topics keep theirs longer for investigation."""
+
+
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
+
+EVENTS_TOPIC = Topic("events", partitions=6, retention_ms=SEVEN_DAYS_MS)
+TASKS_TOPIC = Topic("tasks", partitions=6, retention_ms=SEVEN_DAYS_MS)
+NOTIFIER_DLQ = Topic("notifier.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
+AUDIT_DLQ = Topic("audit.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
+
+TOPICS: tuple[Topic, ...] = (EVENTS_TOPIC, TASKS_TOPIC, NOTIFIER_DLQ, AUDIT_DLQ)
+
+
+# --- The bundled apps --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppContract:
+    """What the platform must provide an app: topics, group, database, bucket and facts."""
+
+    name: str
+    kind: Literal["producer", "consumer"]
+    port: int
+    produces: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    consumer_group: str | None = None
+    dead_letter_topic: str | None = None
+    uses_database: bool = True
+    uses_archive_bucket: bool = False
+    facts: tuple[Fact, ...] = ()
+
+    @property
+    def service_account(self) -> str:
+        """The Kubernetes ServiceAccount; the Pod Identity association binds to this name."""
+        return self.name
+
+    @property
+    def all_topics(self) -> tuple[str, ...]:
+        extra = (self.dead_letter_topic,) if self.dead_letter_topic else ()
+        return tuple(sorted({*self.produces, *self.consumes, *extra}))
+
+
+_COMMON_FACTS = (
+    Fact.ENVIRONMENT,
+    Fact.AWS_REGION,
+    Fact.KAFKA_BOOTSTRAP_SERVERS,
+    Fact.KAFKA_AUTH_MODE,
+    Fact.DB_HOST,
+    Fact.DB_PORT,
+    Fact.DB_NAME,
+    Fact.OTEL_EXPORTER_OTLP_ENDPOINT,
+)
+
+APPS: tuple[AppContract, ...] = (
+    AppContract(
+        name="events-api",
+        kind="producer",
+        port=8000,
+        produces=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        facts=_COMMON_FACTS,
+    ),
+    AppContract(
+        name="notifier",
+        kind="consumer",
+        port=8001,
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumer_group="notifier",
+        dead_letter_topic=NOTIFIER_DLQ.name,
+        facts=_COMMON_FACTS,
+    ),
+    AppContract(
+        name="audit",
+        kind="consumer",
+        port=8002,
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumer_group="audit",
+        dead_letter_topic=AUDIT_DLQ.name,
+        uses_archive_bucket=True,
+        facts=(*_COMMON_FACTS, Fact.AUDIT_ARCHIVE_BUCKET),
+    ),
+)
+
+APP_NAMES: tuple[str, ...] = tuple(app.name for app in APPS)
+
+
+def app_contract(name: str) -> AppContract:
+    """Return the contract of one bundled app, or fail naming the allowed apps."""
+    for app in APPS:
+        if app.name == name:
+            return app
+    raise KeyError(f"unknown app {name!r}; allowed: {', '.join(APP_NAMES)}")
+
+
+def topic(name: str) -> Topic:
+    for t in TOPICS:
+        if t.name == name:
+            return t
+    raise KeyError(f"unknown topic {name!r}; allowed: {', '.join(t.name for t in TOPICS)}")

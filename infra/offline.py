@@ -1,0 +1,306 @@
+"""Run the Pulumi program offline, under the SDK's mock monitor, and record what it declares.
+
+One mechanism serves the test suite and `platform plan`: no Pulumi CLI, no cloud, no cluster.
+The recording monitor keeps, for every registered resource, its type, name, parent, explicit
+dependencies, provider, `protect` flag and inputs, so tests can assert properties and ordering
+and the plan command can print an inventory.
+
+Mocked outputs: the mocks echo the inputs back and add deterministic ids, ARNs and the few
+attributes the program reads (endpoints, certificate data, AZ names). Nothing here depends on the
+time of day or on randomness, so an inventory is byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.config import PROJECT, PlatformConfig
+
+FAKE_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class DeclaredResource:
+    """One resource as the program declared it (custom resources and components alike)."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    provider: str | None
+    protect: bool
+    dependencies: tuple[str, ...]
+    inputs: dict[str, Any]
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class Declared:
+    """Everything one program run declared, in registration order, plus the stack outputs."""
+
+    resources: list[DeclaredResource]
+    outputs: dict[str, Any]
+    component_outputs: dict[str, dict[str, Any]]
+
+    def of_type(self, type_: str) -> list[DeclaredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str, name_suffix: str = "") -> DeclaredResource:
+        found = [r for r in self.of_type(type_) if r.name.endswith(name_suffix)]
+        if len(found) != 1:
+            names = [r.name for r in self.of_type(type_)]
+            raise AssertionError(f"expected one {type_} ending {name_suffix!r}, found {names}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> DeclaredResource:
+        for resource in self.resources:
+            if resource.urn == urn:
+                return resource
+        raise KeyError(urn)
+
+    def by_name(self, name: str) -> DeclaredResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise AssertionError(f"expected one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def ancestors(self, resource: DeclaredResource) -> Iterator[DeclaredResource]:
+        parent = resource.parent
+        while parent:
+            try:
+                node = self.by_urn(parent)
+            except KeyError:
+                return
+            yield node
+            parent = node.parent
+
+    def depends_on(self, resource: DeclaredResource, target: DeclaredResource) -> bool:
+        """True when `resource` (or a parent component of it) waits for `target`.
+
+        Pulumi waits for a dependency's whole subtree when the dependency is a component, so an
+        edge to any ancestor of `target` counts as well.
+        """
+        targets = {target.urn, *(a.urn for a in self.ancestors(target))}
+        seen: set[str] = set()
+        frontier = [resource, *self.ancestors(resource)]
+        while frontier:
+            node = frontier.pop()
+            if node.urn in seen:
+                continue
+            seen.add(node.urn)
+            edges = set(node.dependencies)
+            for deps in node.property_dependencies.values():
+                edges.update(deps)
+            if edges & targets:
+                return True
+            for urn in edges:
+                try:
+                    frontier.append(self.by_urn(urn))
+                except KeyError:
+                    continue
+        return False
+
+    def counts_by_type(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for resource in self.resources:
+            counts[resource.type] = counts.get(resource.type, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _fake_arn(type_: str, name: str, region: str) -> str:
+    service = type_.split(":")[1].split("/")[0] if ":" in type_ else "x"
+    return f"arn:aws:{service}:{region}:{FAKE_ACCOUNT}:{name}"
+
+
+class PlatformMocks(pulumi_mocks.Mocks):
+    """Echo inputs, add stable ids/ARNs and the attributes the program reads back."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()[:12]
+        resource_id = f"{args.name}-{digest}"
+        state.setdefault("arn", _fake_arn(args.typ, args.name, self.region))
+        state.setdefault("id", resource_id)
+        extra = _EXTRA_OUTPUTS.get(args.typ)
+        if extra:
+            for key, value in extra(args.name, self.region).items():
+                state.setdefault(key, value)
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{self.region}{suffix}" for suffix in "abc"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)]}, None
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": FAKE_ACCOUNT, "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/ci"}, None
+        if args.token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+        if args.token == "aws:index/getRegion:getRegion":
+            return {"name": self.region, "region": self.region}, None
+        return {}, None
+
+
+_EXTRA_OUTPUTS: dict[str, Callable[[str, str], dict[str, Any]]] = {
+    "aws:eks/cluster:Cluster": lambda name, region: {
+        "endpoint": f"https://{name}.gr7.{region}.eks.amazonaws.com",
+        "certificateAuthority": {"data": "Y2VydGlmaWNhdGU="},
+        "identities": [
+            {"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{name}"}]}
+        ],
+        "clusterId": name,
+    },
+    "aws:msk/cluster:Cluster": lambda name, region: {
+        "bootstrapBrokersSaslIam": ",".join(
+            f"b-{i}.{name}.kafka.{region}.amazonaws.com:9098" for i in (1, 2, 3)
+        ),
+        "clusterUuid": f"{name}-uuid",
+        "currentVersion": "K3AEGXETSR30VB",
+    },
+    "aws:rds/instance:Instance": lambda name, region: {
+        "address": f"{name}.abcdefghij.{region}.rds.amazonaws.com",
+        "endpoint": f"{name}.abcdefghij.{region}.rds.amazonaws.com:5432",
+        "port": 5432,
+        "masterUserSecrets": [
+            {
+                "secretArn": f"arn:aws:secretsmanager:{region}:{FAKE_ACCOUNT}:secret:rds!{name}",
+                "secretStatus": "active",
+                "kmsKeyId": "mock-key",
+            }
+        ],
+    },
+    "aws:ecr/repository:Repository": lambda name, region: {
+        "repositoryUrl": f"{FAKE_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
+    },
+    "aws:msk/configuration:Configuration": lambda name, region: {"latestRevision": 1},
+    "aws:s3/bucket:Bucket": lambda name, region: {"bucket": name},
+    "aws:s3/bucketV2:BucketV2": lambda name, region: {"bucket": name},
+}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A MockMonitor that also keeps parent, dependencies, provider and protect of each resource."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.declared: list[DeclaredResource] = []
+        self.component_outputs: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        from pulumi.runtime import rpc
+
+        inputs = _sync_await(_plain(rpc.deserialize_properties(request.object)))
+        self.declared.append(
+            DeclaredResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                # The root Stack is implicit; a top-level resource reports no parent.
+                parent=None if _is_stack_urn(request.parent) else request.parent,
+                custom=bool(request.custom),
+                provider=request.provider or None,
+                protect=bool(request.protect),
+                dependencies=tuple(request.dependencies),
+                inputs=inputs,
+                property_dependencies={
+                    key: tuple(value.urns) for key, value in request.propertyDependencies.items()
+                },
+            )
+        )
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        from pulumi.runtime import rpc
+
+        outputs = _sync_await(_plain(rpc.deserialize_properties(request.outputs)))
+        self.component_outputs[request.urn] = outputs
+        return super().RegisterResourceOutputs(request)
+
+
+def _is_stack_urn(urn: str) -> bool:
+    return not urn or "::pulumi:pulumi:Stack::" in urn
+
+
+async def _plain(value: Any) -> Any:
+    """Inputs as plain JSON-like data (secrets unwrapped into a marker, never their value)."""
+    return value
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    stack: str,
+    region: str,
+    config: dict[str, str] | None = None,
+) -> Declared:
+    """Run `program` under the recording mock monitor and return everything it declared.
+
+    `program` is called inside the Pulumi runtime; its return value is ignored (stack outputs
+    are collected through `pulumi.export`).
+    """
+    monitor = RecordingMonitor(PlatformMocks(region))
+    pulumi.runtime.set_all_config(config or {}, [])
+    pulumi_mocks.set_mocks(
+        PlatformMocks(region), project=PROJECT, stack=stack, preview=False, monitor=monitor
+    )
+    exported: dict[str, Any] = {}
+    original_export = pulumi.export
+
+    def _capture(name: str, value: Any) -> None:
+        exported[name] = value
+        original_export(name, value)
+
+    pulumi.export = _capture  # type: ignore[assignment]
+    try:
+        pulumi.runtime.settings.SETTINGS.rpc_manager.clear()  # type: ignore[attr-defined]
+        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+        resolved = {key: _resolve(value) for key, value in exported.items()}
+    finally:
+        pulumi.export = original_export  # type: ignore[assignment]
+    return Declared(
+        resources=list(monitor.declared),
+        outputs=resolved,
+        component_outputs=dict(monitor.component_outputs),
+    )
+
+
+SECRET_MARKER = "[secret]"
+
+
+def _resolve(value: Any) -> Any:
+    """Resolve an exported value; secrets become a marker so they never reach an inventory."""
+    if isinstance(value, pulumi.Output):
+        is_secret = _sync_await(value.is_secret())
+        if is_secret:
+            return SECRET_MARKER
+        return _resolve(_sync_await(value.future()))
+    if isinstance(value, dict):
+        return {k: _resolve(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_resolve(v) for v in value]
+    return value
+
+
+def run_stack(cfg: PlatformConfig) -> Declared:
+    """Run the whole platform program for one typed stack config."""
+    from infra.program import build
+
+    return run_program(lambda: build(cfg), stack=cfg.stack, region=cfg.region)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,57 @@
+"""The `platform` command: one entry point for everything a platform engineer runs by hand or CI.
+
+Each area registers its own sub-commands from its module, so the modules stay small and
+independent: `gitops` (render, check, set-image), `plan` (offline inventory + policies),
+`bootstrap` / `verify` (state backend and post-deploy checks), `local` (the whole system on
+embedded parts) and `destroy` (safe teardown order).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from platform_cli import aws_cmd, destroy_cmd, gitops_cmd, local_cmd, plan_cmd
+
+app = typer.Typer(
+    name="platform",
+    help="Event platform: offline plan, GitOps rendering, state bootstrap, local runs.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Event platform: offline plan, GitOps rendering, state bootstrap, local runs."""
+
+
+for module in (gitops_cmd, plan_cmd, aws_cmd, local_cmd, destroy_cmd):
+    module.register(app)
+
+
+@app.command("stacks")
+def list_stacks() -> None:
+    """List the stacks and whether their config validates."""
+    from rich.console import Console
+
+    from infra.config import ConfigError, load_stack_file
+    from infra.contracts import ENVIRONMENTS
+
+    console = Console()
+    failed = False
+    for env in ENVIRONMENTS:
+        try:
+            cfg = load_stack_file(env)
+        except ConfigError as exc:
+            failed = True
+            console.print(f"[red]{env}: invalid[/red]\n{exc}")
+            continue
+        console.print(
+            f"[green]{env}[/green]: region={cfg.region} cluster={cfg.cluster.mode} "
+            f"kafka={cfg.kafka.mode} database={cfg.database.mode}"
+        )
+    raise typer.Exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    app()

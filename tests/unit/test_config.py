@@ -1,0 +1,185 @@
+"""Typed stack config: committed stacks load, and every invalid case fails naming key and value."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load_stack_config, read_stack_file
+from infra.contracts import ENVIRONMENTS
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_committed_stacks_load(stack: str) -> None:
+    from infra.config import load_stack_file
+
+    cfg = load_stack_file(stack)
+    assert cfg.stack == stack
+    assert cfg.base_tags == {"project": "platform", "stack": stack, "managed-by": "pulumi"}
+
+
+def _prod() -> dict[str, Any]:
+    return copy.deepcopy(read_stack_file("prod"))
+
+
+def _dev() -> dict[str, Any]:
+    return copy.deepcopy(read_stack_file("dev"))
+
+
+def _fails(stack: str, raw: dict[str, Any], *fragments: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(stack, raw)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+    return message
+
+
+def test_malformed_vpc_cidr_names_key_and_value() -> None:
+    raw = _dev()
+    raw["platform:network"]["vpcCidr"] = "10.20.0.1/16"
+    _fails("dev", raw, "platform:network.vpcCidr", "10.20.0.1/16", "allowed")
+
+
+def test_garbage_cidr() -> None:
+    raw = _dev()
+    raw["platform:network"]["vpcCidr"] = "not-a-cidr"
+    _fails("dev", raw, "platform:network.vpcCidr", "not-a-cidr")
+
+
+def test_overlapping_cidrs_rejected() -> None:
+    raw = _dev()
+    raw["platform:network"]["allowedCidrs"] = ["10.20.128.0/24"]
+    _fails("dev", raw, "overlaps vpcCidr", "10.20.128.0/24", "10.20.0.0/16")
+
+
+def test_public_vpc_cidr_rejected() -> None:
+    raw = _dev()
+    raw["platform:network"]["vpcCidr"] = "8.8.0.0/16"
+    _fails("dev", raw, "platform:network.vpcCidr", "RFC 1918")
+
+
+@pytest.mark.parametrize("az_count", [1, 4, 0])
+def test_az_count_outside_range(az_count: int) -> None:
+    raw = _dev()
+    raw["platform:network"]["azCount"] = az_count
+    _fails("dev", raw, "platform:network.azCount", "allowed: 2 or 3", f"got {az_count}")
+
+
+def test_prod_must_use_three_azs() -> None:
+    raw = _prod()
+    raw["platform:network"]["azCount"] = 2
+    raw["platform:kafka"]["brokerCount"] = 4
+    _fails("prod", raw, "platform:network.azCount: 2; prod must use 3")
+
+
+def test_broker_count_not_multiple_of_azs() -> None:
+    raw = _prod()
+    raw["platform:kafka"]["brokerCount"] = 4
+    _fails("prod", raw, "platform:kafka.brokerCount: 4 is not a multiple", "allowed: 3, 6, 9")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("platform:cluster", "version", "latest"),
+        ("platform:cluster", "version", "1.20"),
+        ("platform:kafka", "version", "3"),
+        ("platform:database", "engineVersion", "16"),
+        ("platform:database", "engineVersion", "9.6.1"),
+    ],
+)
+def test_unknown_or_unpinned_versions(section: str, key: str, value: str) -> None:
+    raw = _dev()
+    raw[section][key] = value
+    _fails("dev", raw, f"{section}.{key}", repr(value), "allowed:")
+
+
+@pytest.mark.parametrize(
+    ("key", "fragment"),
+    [
+        ("deletionProtection", "platform:protection.deletionProtection: false; prod must be true"),
+        ("protectResources", "platform:protection.protectResources: false; prod must be true"),
+        ("finalSnapshot", "platform:protection.finalSnapshot: false; prod must be true"),
+    ],
+)
+def test_prod_protection_cannot_be_turned_off(key: str, fragment: str) -> None:
+    raw = _prod()
+    raw["platform:protection"][key] = False
+    _fails("prod", raw, fragment)
+
+
+def test_prod_multi_az_cannot_be_turned_off() -> None:
+    raw = _prod()
+    raw["platform:database"]["multiAz"] = False
+    _fails("prod", raw, "platform:database.multiAz: false; prod must be true")
+
+
+def test_prod_backups_thirty_days() -> None:
+    raw = _prod()
+    raw["platform:database"]["backupRetentionDays"] = 7
+    _fails("prod", raw, "backupRetentionDays: 7; prod must keep 30")
+
+
+def test_backups_below_seven_days() -> None:
+    raw = _dev()
+    raw["platform:database"]["backupRetentionDays"] = 1
+    _fails("dev", raw, "platform:database.backupRetentionDays", "allowed: 7 to 35")
+
+
+def test_unknown_key_is_not_ignored() -> None:
+    raw = _dev()
+    raw["platform:database"]["multiAZ"] = True  # wrong case: must not silently default
+    _fails("dev", raw, "platform:database.multiAZ", "unknown key")
+
+
+def test_enum_lists_allowed_values() -> None:
+    raw = _dev()
+    raw["platform:kafka"]["mode"] = "confluent"
+    _fails("dev", raw, "platform:kafka.mode", "'msk' or 'in-cluster'", "confluent")
+
+
+def test_all_problems_reported_at_once() -> None:
+    raw = _prod()
+    raw["platform:database"]["multiAz"] = False
+    raw["platform:protection"]["deletionProtection"] = False
+    message = _fails("prod", raw, "multiAz", "deletionProtection")
+    assert "2 problem(s)" in message
+
+
+def test_localstack_stack_cannot_declare_msk() -> None:
+    raw = copy.deepcopy(read_stack_file("localstack"))
+    raw["platform:kafka"]["mode"] = "msk"
+    _fails("localstack", raw, "platform:kafka.mode: 'msk'", "allowed: 'in-cluster'")
+
+
+def test_unknown_stack_rejected() -> None:
+    _fails("qa", _dev(), "stack: 'qa' is unknown", "allowed: localstack, dev, staging, prod")
+
+
+def test_node_group_sizes_checked() -> None:
+    raw = _dev()
+    raw["platform:cluster"]["nodeGroups"][0]["desiredSize"] = 9
+    _fails("dev", raw, "minSize <= desiredSize <= maxSize")
+
+
+def test_public_endpoint_open_to_world_rejected() -> None:
+    raw = _dev()
+    raw["platform:cluster"]["publicAccessCidrs"] = ["0.0.0.0/0"]
+    _fails("dev", raw, "platform:cluster.publicAccessCidrs", "0.0.0.0/0")
+
+
+def test_reserved_tag_rejected() -> None:
+    raw = _dev()
+    raw["platform:tags"]["managed-by"] = "hand"
+    _fails("dev", raw, "platform:tags.managed-by: reserved base tag")
+
+
+def test_config_is_frozen() -> None:
+    from infra.config import load_stack_file
+
+    cfg = load_stack_file("dev")
+    with pytest.raises(Exception, match="frozen"):
+        cfg.network.az_count = 3  # type: ignore[misc]
