@@ -167,3 +167,26 @@ def topic(name: str) -> Topic:
         if t.name == name:
             return t
     raise KeyError(f"unknown topic {name!r}; allowed: {', '.join(t.name for t in TOPICS)}")
+
+
+# --- GitOps and ArgoCD -------------------------------------------------------------------------
+# Pulumi creates the AppProject and the root Application; the renderer writes what the root app
+# syncs. The root app watches `gitops/<env>` WITHOUT recursion: the top level of that folder holds
+# only the child ArgoCD Applications (one per app, plus shared ones), and each child Application
+# points at its own sub-folder `gitops/<env>/<name>/`.
+
+GITOPS_DIR = "gitops"
+ARGOCD_NAMESPACE = "argocd"
+ARGOCD_PROJECT = "platform-apps"
+"""The AppProject every child Application belongs to (sources: this repo; destination: apps ns)."""
+
+
+def gitops_path(env: str) -> str:
+    """Repository path the environment's root Application syncs."""
+    if env not in ENVIRONMENTS:
+        raise KeyError(f"unknown environment {env!r}; allowed: {', '.join(ENVIRONMENTS)}")
+    return f"{GITOPS_DIR}/{env}"
+
+
+OTLP_HTTP_PORT = 4318
+"""Port of the in-cluster OTLP/HTTP endpoint the apps export traces to."""
