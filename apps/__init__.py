@@ -1,0 +1,1 @@
+"""Bundled event-driven services: events-api (producer), notifier and audit (consumers)."""

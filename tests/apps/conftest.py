@@ -1,0 +1,99 @@
+"""Real parts for the app tests: Tansu (Kafka protocol), PostgreSQL and an AWS emulator.
+
+Session-scoped servers start once per test run on free loopback ports and are stopped at the
+end; each test gets a fresh database (`database_url`) and may ask for unique topic names
+(`unique_topics`) so tests never see each other's data. Set `KAFKA_BOOTSTRAP_SERVERS`,
+`DATABASE_URL` or `LOCALSTACK_ENDPOINT` to run against external services instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from platform_cli.embedded import (
+    AwsEmulator,
+    KafkaBroker,
+    PostgresServer,
+    aws_emulator,
+    create_topics,
+    kafka_broker,
+    postgres_server,
+)
+
+FAST_GROUP_SETTINGS = {"heartbeat_interval_ms": 500, "session_timeout_ms": 6000}
+"""kafka-python consumer overrides: the first group join on Tansu takes ~3 heartbeats."""
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaBroker]:
+    """The broker: `.bootstrap`, and `.stop()`/`.start()` on the same port for outage tests."""
+    with kafka_broker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The PostgreSQL server: `.dsn`, `.restart()`, `.create_database(name)`."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint() -> Iterator[str]:
+    """Endpoint URL of moto's server (or LocalStack when `LOCALSTACK_ENDPOINT` is reachable)."""
+    emulator: AwsEmulator
+    with aws_emulator() as emulator:
+        yield emulator.endpoint
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Per-test topic names, created on the broker before the test body runs."""
+
+    events: str
+    tasks: str
+    notifier_dlq: str
+    audit_dlq: str
+
+    def all(self) -> tuple[str, ...]:
+        return (self.events, self.tasks, self.notifier_dlq, self.audit_dlq)
+
+
+@pytest.fixture
+def unique_topics(kafka: KafkaBroker) -> TopicNames:
+    """Fresh topic names (`events-<id>`, ...) so tests sharing one broker never mix records."""
+    suffix = uuid.uuid4().hex[:8]
+    names = TopicNames(
+        events=f"events-{suffix}",
+        tasks=f"tasks-{suffix}",
+        notifier_dlq=f"notifier.dlq-{suffix}",
+        audit_dlq=f"audit.dlq-{suffix}",
+    )
+    create_topics(kafka.bootstrap, names.all())
+    return names
+
+
+@pytest.fixture
+def make_topics(kafka: KafkaBroker) -> Callable[..., list[str]]:
+    """Create topics with unique names from the given prefixes: `make_topics("events", n=3)`."""
+
+    def _make(*prefixes: str, partitions: int = 1) -> list[str]:
+        suffix = uuid.uuid4().hex[:8]
+        names = [f"{prefix}-{suffix}" for prefix in prefixes]
+        create_topics(kafka.bootstrap, names, partitions=partitions)
+        return names
+
+    return _make
