@@ -406,9 +406,7 @@ def load_stack_config(stack: str, raw: Mapping[str, Any]) -> PlatformConfig:
     `raw` uses the Pulumi keys as written in `Pulumi.<stack>.yaml` (`aws:region`,
     `platform:network`, ...). Raises ConfigError listing every problem at once.
     """
-    unknown = [
-        key for key in raw if not (key.startswith(f"{PROJECT}:") or key.startswith("aws:"))
-    ]
+    unknown = [key for key in raw if not (key.startswith(f"{PROJECT}:") or key.startswith("aws:"))]
     problems = [f"{key}: unknown namespace; allowed: 'platform:' and 'aws:'" for key in unknown]
     data: dict[str, Any] = {"stack": stack, "region": raw.get("aws:region", "")}
     for key, value in raw.items():
@@ -443,7 +441,7 @@ def read_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> dict[str, Any]
 
 
 def load_stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> PlatformConfig:
-    """Read and validate a committed stack file (used by tests, `platform plan` and the renderer)."""
+    """Read and validate a committed stack file (tests, `platform plan`, the renderer)."""
     return load_stack_config(stack, read_stack_file(stack, stacks_dir))
 
 

@@ -39,7 +39,8 @@ class Fact(StrEnum):
     ENVIRONMENT = "PLATFORM_ENVIRONMENT"
     AWS_REGION = "AWS_REGION"
     KAFKA_BOOTSTRAP_SERVERS = "KAFKA_BOOTSTRAP_SERVERS"
-    KAFKA_AUTH_MODE = "KAFKA_AUTH_MODE"  # "iam" on MSK (SASL_SSL + AWS_MSK_IAM), "plaintext" locally
+    # "iam" on MSK (SASL_SSL + AWS_MSK_IAM), "plaintext" locally
+    KAFKA_AUTH_MODE = "KAFKA_AUTH_MODE"
     DB_HOST = "DB_HOST"
     DB_PORT = "DB_PORT"
     DB_NAME = "DB_NAME"
@@ -52,7 +53,7 @@ class DbSecretKey(StrEnum):
     """Keys of the `platform-db` Secret."""
 
     USER = "DB_USER"
-    PASSWORD = "DB_PASSWORD"  # noqa: S105 - a key name, not a password
+    PASSWORD = "DB_PASSWORD"
 
 
 KAFKA_AUTH_MODES: tuple[str, ...] = ("iam", "plaintext")

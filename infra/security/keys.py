@@ -1,0 +1,121 @@
+"""Customer-managed KMS keys, one per purpose, so each can be audited and revoked on its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.naming import merge_tags
+
+KEY_PURPOSES: tuple[str, ...] = ("eks", "ebs", "msk", "rds", "s3", "ecr", "logs")
+"""eks: Kubernetes secrets envelope; ebs: node volumes; msk/rds/s3/ecr: data at rest;
+logs: CloudWatch log groups (flow logs, control plane, broker logs)."""
+
+
+def key_policy(account_id: str, region: str, purpose: str) -> str:
+    """Key policy: the account administers the key; the logs key also admits CloudWatch Logs.
+
+    CloudWatch Logs encrypts with the key on the service's behalf, so it needs a grant in the
+    key policy itself, limited to log groups of this account and region.
+    """
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+            "Action": "kms:*",  # the account-root statement AWS requires on every key policy
+            "Resource": "*",
+        }
+    ]
+    if purpose == "logs":
+        statements.append(
+            {
+                "Sid": "CloudWatchLogsUse",
+                "Effect": "Allow",
+                "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": "*",
+                "Condition": {
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": (
+                            f"arn:aws:logs:{region}:{account_id}:log-group:*"
+                        )
+                    }
+                },
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _render_key_policy(values: list[str]) -> str:
+    account_id, region, purpose = values
+    return key_policy(account_id, region, purpose)
+
+
+@dataclass(frozen=True)
+class KeysArgs:
+    """Inputs of the Keys component.
+
+    - name_prefix: alias prefix, e.g. `plat-prod` gives `alias/plat-prod-rds`.
+    - purposes: which keys to create (subset of KEY_PURPOSES).
+    - deletion_window_days: 7..30; the window in which a scheduled deletion can be cancelled.
+    - protect: Pulumi `protect` on the keys (data encrypted with a deleted key is lost).
+    - tags: base + user tags.
+    """
+
+    name_prefix: str
+    purposes: Sequence[str] = KEY_PURPOSES
+    deletion_window_days: int = 30
+    protect: bool = False
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        unknown = sorted(set(self.purposes) - set(KEY_PURPOSES))
+        if unknown:
+            raise ValueError(f"purposes: {unknown} unknown; allowed: {', '.join(KEY_PURPOSES)}")
+        if not 7 <= self.deletion_window_days <= 30:
+            raise ValueError(f"deletion_window_days: {self.deletion_window_days}; allowed: 7..30")
+
+
+class Keys(pulumi.ComponentResource):
+    """One rotating customer-managed key (with alias) per purpose."""
+
+    arns: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: KeysArgs, opts: pulumi.ResourceOptions | None = None):
+        args.validate()
+        super().__init__("platform:security:Keys", name, None, opts)
+        identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.arns = {}
+        for purpose in args.purposes:
+            physical = f"{args.name_prefix}-{purpose}"
+            key = aws.kms.Key(
+                f"{name}-{purpose}",
+                description=f"{physical}: encryption at rest for {purpose}",
+                enable_key_rotation=True,
+                deletion_window_in_days=args.deletion_window_days,
+                policy=pulumi.Output.all(identity.account_id, region.region, purpose).apply(
+                    _render_key_policy
+                ),
+                tags=merge_tags(physical, args.tags, {"purpose": purpose}),
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            )
+            aws.kms.Alias(
+                f"{name}-{purpose}-alias",
+                name=f"alias/{physical}",
+                target_key_id=key.key_id,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.arns[purpose] = key.arn
+        self.register_outputs({"arns": self.arns})
