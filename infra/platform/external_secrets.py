@@ -1,0 +1,144 @@
+"""External Secrets Operator and the ClusterSecretStore the facts channel reads through.
+
+EKS flavour: the store reads AWS Secrets Manager with the controller's own credentials, which EKS
+Pod Identity provides (no `auth` block: the AWS SDK's default chain finds the Pod Identity agent).
+The controller's role may read the database secret only (see `iam_policies`).
+
+Local flavour: there is no Secrets Manager with the database password; the store reads the
+CloudNativePG app secret from the `database` namespace through the Kubernetes API instead, as a
+read-only ServiceAccount there. Either way the apps get the same `platform-db` Secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.contracts import APP_NAMESPACE
+from infra.platform import charts
+from infra.platform.kube import custom_resource, helm_release, namespace
+
+ESO_API_VERSION = "external-secrets.io/v1"
+AWS_STORE_NAME = "aws-secrets-manager"
+KUBERNETES_STORE_NAME = "in-cluster-database"
+StoreKind = Literal["aws-secrets-manager", "kubernetes"]
+
+
+@dataclass(frozen=True)
+class ExternalSecretsArgs:
+    """Inputs of External Secrets.
+
+    Attributes:
+        k8s_provider: the cluster's Kubernetes provider.
+        high_availability: two controller and webhook replicas (prod).
+        store: `aws-secrets-manager` (EKS) or `kubernetes` (local flavour, CNPG secret).
+        region: AWS region of the Secrets Manager store.
+        source_namespace: for the `kubernetes` store: namespace holding the source secret.
+        reader_service_account: for the `kubernetes` store: ServiceAccount (in
+            `source_namespace`) allowed to read that secret.
+        wait_for: what the release waits for: the monitoring CRDs (ServiceMonitor) and, on EKS,
+            the controller's Pod Identity association (it must exist before the pod starts).
+        store_wait_for: what the store waits for besides the release (the reader's RBAC).
+    """
+
+    k8s_provider: pulumi.ProviderResource
+    high_availability: bool
+    store: StoreKind
+    region: str
+    source_namespace: str | None = None
+    reader_service_account: str | None = None
+    wait_for: Sequence[pulumi.Resource] = ()
+    store_wait_for: Sequence[pulumi.Resource] = ()
+
+
+def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
+    """The ClusterSecretStore spec (pure, tested directly)."""
+    if args.store == "aws-secrets-manager":
+        # No `auth`: the controller's Pod Identity credentials are used.
+        return {"provider": {"aws": {"service": "SecretsManager", "region": args.region}}}
+    return {
+        "provider": {
+            "kubernetes": {
+                "remoteNamespace": args.source_namespace,
+                "server": {
+                    "url": "https://kubernetes.default.svc",
+                    "caProvider": {
+                        "type": "ConfigMap",
+                        "name": "kube-root-ca.crt",
+                        "key": "ca.crt",
+                        "namespace": args.source_namespace,
+                    },
+                },
+                "auth": {
+                    "serviceAccount": {
+                        "name": args.reader_service_account,
+                        "namespace": args.source_namespace,
+                    }
+                },
+            }
+        },
+        # Only ExternalSecrets in the apps namespace may use this store.
+        "conditions": [{"namespaces": [APP_NAMESPACE]}],
+    }
+
+
+class ExternalSecrets(pulumi.ComponentResource):
+    """The ESO namespace and release, and one ClusterSecretStore."""
+
+    namespace: k8s.core.v1.Namespace
+    release: k8s.helm.v3.Release
+    store: k8s.apiextensions.CustomResource
+    store_name: str
+
+    def __init__(
+        self, name: str, args: ExternalSecretsArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        if args.store not in ("aws-secrets-manager", "kubernetes"):
+            raise ValueError(f"store: {args.store!r}; allowed: 'aws-secrets-manager', 'kubernetes'")
+        if args.store == "kubernetes" and not (
+            args.source_namespace and args.reader_service_account
+        ):
+            raise ValueError(
+                "source_namespace/reader_service_account: missing; allowed: both set for the "
+                "'kubernetes' store"
+            )
+        super().__init__("platform:platform:ExternalSecrets", name, None, opts)
+        spec = charts.EXTERNAL_SECRETS
+        self.namespace = namespace(
+            f"{name}-namespace", spec.namespace, parent=self, provider=args.k8s_provider
+        )
+        self.release = helm_release(
+            f"{name}-release",
+            spec,
+            charts.external_secrets_values(high_availability=args.high_availability),
+            parent=self,
+            provider=args.k8s_provider,
+            depends_on=[self.namespace, *args.wait_for],
+        )
+        self.store_name = (
+            AWS_STORE_NAME if args.store == "aws-secrets-manager" else KUBERNETES_STORE_NAME
+        )
+        self.store = custom_resource(
+            f"{name}-cluster-secret-store",
+            api_version=ESO_API_VERSION,
+            kind="ClusterSecretStore",
+            name=self.store_name,
+            namespace=None,
+            spec=cluster_secret_store_spec(args),
+            parent=self,
+            provider=args.k8s_provider,
+            # The CRD and the validating webhook come with the release.
+            depends_on=[self.release, *args.store_wait_for],
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace.metadata,
+                "release": self.release.status,
+                "store": self.store.urn,
+                "store_name": self.store_name,
+            }
+        )

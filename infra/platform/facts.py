@@ -1,0 +1,166 @@
+"""The facts channel: how values only `pulumi up` knows reach the apps.
+
+ONE channel, named in `infra.contracts`: in the `apps` namespace, the ConfigMap `platform-facts`
+carries every `Fact` key and the Secret `platform-db` carries the `DbSecretKey` keys. Workloads
+rendered into `gitops/` mount both with `envFrom`, so each key is also the app's environment
+variable. Nothing here is ever copied into `gitops/`.
+
+`platform-db` is not written by Pulumi (the password must not pass through Pulumi state): an
+ExternalSecret makes External Secrets copy it from the RDS-managed secret in Secrets Manager
+(JSON keys `username`/`password`) or, in the local flavour, from the CloudNativePG app secret.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.contracts import (
+    APP_NAMESPACE,
+    FACTS_CONFIGMAP,
+    FACTS_DB_SECRET,
+    KAFKA_AUTH_MODES,
+    DbSecretKey,
+    Fact,
+)
+from infra.platform.external_secrets import ESO_API_VERSION
+from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, k8s_opts, namespace
+
+# How often External Secrets re-reads the source; RDS rotates the managed secret every 7 days,
+# and the apps' DB pool reconnects with the new password on its next connection.
+DB_SECRET_REFRESH = "1h"
+
+# Source secret JSON keys (RDS-managed secret and CNPG app secret use the same names).
+SOURCE_KEYS: dict[DbSecretKey, str] = {
+    DbSecretKey.USER: "username",
+    DbSecretKey.PASSWORD: "password",
+}
+
+
+def facts_data(values: Mapping[Fact, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    """The ConfigMap data: exactly one entry per `Fact`, or a ValueError naming what is missing."""
+    missing = [fact.value for fact in Fact if fact not in values]
+    if missing:
+        raise ValueError(f"facts channel: missing {', '.join(missing)}; every Fact key is required")
+    return {fact.value: values[fact] for fact in Fact}
+
+
+def db_external_secret_spec(store_name: str, source_key: str) -> dict[str, Any]:
+    """The ExternalSecret that creates `platform-db` with `DB_USER`/`DB_PASSWORD`."""
+    return {
+        "refreshInterval": DB_SECRET_REFRESH,
+        "secretStoreRef": {"kind": "ClusterSecretStore", "name": store_name},
+        "target": {"name": FACTS_DB_SECRET, "creationPolicy": "Owner", "deletionPolicy": "Delete"},
+        "data": [
+            {
+                "secretKey": key.value,
+                "remoteRef": {"key": source_key, "property": SOURCE_KEYS[key]},
+            }
+            for key in DbSecretKey
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class FactsChannelArgs:
+    """Inputs of the facts channel.
+
+    Attributes:
+        k8s_provider: the cluster's Kubernetes provider.
+        environment: the stack name (`PLATFORM_ENVIRONMENT`).
+        region: the AWS region (`AWS_REGION`).
+        kafka_bootstrap_servers: broker list the apps connect to.
+        kafka_auth_mode: `iam` (MSK, SASL_SSL + AWS_MSK_IAM) or `plaintext` (in-cluster).
+        db_host / db_port / db_name: the PostgreSQL endpoint and database.
+        db_secret_ref: ARN of the RDS-managed secret, or the CNPG app secret's name; also the
+            ExternalSecret's source key.
+        otlp_endpoint: the OTLP/HTTP endpoint of the tracing collector.
+        audit_bucket_name: the audit archive bucket.
+        secret_store_name: the ClusterSecretStore that can read `db_secret_ref`.
+        wait_for: what the ExternalSecret waits for (the store, which waits for ESO's CRDs).
+    """
+
+    k8s_provider: pulumi.ProviderResource
+    environment: str
+    region: str
+    kafka_bootstrap_servers: pulumi.Input[str]
+    kafka_auth_mode: str
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_name: pulumi.Input[str]
+    db_secret_ref: pulumi.Input[str]
+    otlp_endpoint: str
+    audit_bucket_name: pulumi.Input[str]
+    secret_store_name: str
+    wait_for: Sequence[pulumi.Resource] = ()
+
+
+class FactsChannel(pulumi.ComponentResource):
+    """The `apps` namespace, the `platform-facts` ConfigMap and the `platform-db` ExternalSecret."""
+
+    namespace: k8s.core.v1.Namespace
+    config_map: k8s.core.v1.ConfigMap
+    db_secret: k8s.apiextensions.CustomResource
+    data: dict[str, pulumi.Input[str]]
+
+    def __init__(
+        self, name: str, args: FactsChannelArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        if args.kafka_auth_mode not in KAFKA_AUTH_MODES:
+            raise ValueError(
+                f"kafka_auth_mode: {args.kafka_auth_mode!r}; allowed: {', '.join(KAFKA_AUTH_MODES)}"
+            )
+        if not args.wait_for:
+            raise ValueError("wait_for: empty; allowed: the ClusterSecretStore (ESO CRDs first)")
+        self.data = facts_data(
+            {
+                Fact.ENVIRONMENT: args.environment,
+                Fact.AWS_REGION: args.region,
+                Fact.KAFKA_BOOTSTRAP_SERVERS: args.kafka_bootstrap_servers,
+                Fact.KAFKA_AUTH_MODE: args.kafka_auth_mode,
+                Fact.DB_HOST: args.db_host,
+                Fact.DB_PORT: pulumi.Output.from_input(args.db_port).apply(str),
+                Fact.DB_NAME: args.db_name,
+                Fact.DB_SECRET_REF: args.db_secret_ref,
+                Fact.OTEL_EXPORTER_OTLP_ENDPOINT: args.otlp_endpoint,
+                Fact.AUDIT_ARCHIVE_BUCKET: args.audit_bucket_name,
+            }
+        )
+        super().__init__("platform:platform:FactsChannel", name, None, opts)
+        provider = args.k8s_provider
+        self.namespace = namespace(
+            f"{name}-apps-namespace", APP_NAMESPACE, parent=self, provider=provider
+        )
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config-map",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=FACTS_CONFIGMAP, namespace=APP_NAMESPACE, labels=MANAGED_BY_LABELS
+            ),
+            data=self.data,
+            opts=k8s_opts(self, provider, [self.namespace]),
+        )
+        self.db_secret = custom_resource(
+            f"{name}-db-external-secret",
+            api_version=ESO_API_VERSION,
+            kind="ExternalSecret",
+            name=FACTS_DB_SECRET,
+            namespace=APP_NAMESPACE,
+            spec=pulumi.Output.from_input(args.db_secret_ref).apply(
+                lambda ref: db_external_secret_spec(args.secret_store_name, ref)
+            ),
+            parent=self,
+            provider=provider,
+            depends_on=[self.namespace, *args.wait_for],
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace.metadata,
+                "config_map": self.config_map.metadata,
+                "db_secret": self.db_secret.urn,
+                "data": self.data,
+            }
+        )

@@ -1,0 +1,284 @@
+"""Least-privilege IAM documents for the workloads on the cluster (pure functions, no Pulumi).
+
+Each bundled app gets its own role, assumed through EKS Pod Identity, with exactly what its
+contract (`infra.contracts.AppContract`) needs:
+
+- MSK IAM: `kafka-cluster:Connect`/`DescribeCluster` on this cluster's ARN; read or write on the
+  ARNs of its own topics only; its own consumer group only. Actions are listed one by one: no
+  `kafka-cluster:*`, no `*` resource.
+- Secrets Manager: read of the database secret only (plus `kms:Decrypt` through Secrets Manager
+  when that secret is encrypted with a customer key).
+- S3: the audit archive bucket only, for the audit app only.
+
+Two platform controllers get roles too: External Secrets (reads the database secret to create the
+`platform-db` Secret) and the KEDA operator (reads consumer-group lag for scaling).
+
+MSK ARN shapes (AWS "IAM access control for Amazon MSK"):
+    cluster  arn:aws:kafka:<region>:<account>:cluster/<cluster-name>/<cluster-uuid>
+    topic    arn:aws:kafka:<region>:<account>:topic/<cluster-name>/<cluster-uuid>/<topic>
+    group    arn:aws:kafka:<region>:<account>:group/<cluster-name>/<cluster-uuid>/<group>
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from infra.contracts import AppContract
+
+POLICY_VERSION = "2012-10-17"
+POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
+
+_ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):")
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+# Actions, grouped by the resource they apply to.
+KAFKA_CLUSTER_ACTIONS = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster")
+# Idempotent producers (acks=all + enable.idempotence) need this cluster-level action to obtain a
+# producer id; every app that writes (the producer, and consumers writing dead letters) gets it.
+KAFKA_IDEMPOTENT_WRITE_ACTIONS = ("kafka-cluster:WriteDataIdempotently",)
+KAFKA_TOPIC_READ_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData")
+KAFKA_TOPIC_WRITE_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
+KAFKA_GROUP_ACTIONS = ("kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup")
+KAFKA_LAG_READER_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic",)
+KAFKA_LAG_READER_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup",)
+SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+KMS_DECRYPT_ACTIONS = ("kms:Decrypt",)
+ARCHIVE_OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject")
+ARCHIVE_BUCKET_ACTIONS = ("s3:ListBucket",)
+ARCHIVE_KMS_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
+@dataclass(frozen=True)
+class MskArns:
+    """ARN builder for one MSK cluster (values known only after the cluster exists)."""
+
+    partition: str
+    region: str
+    account: str
+    cluster_name: str
+    cluster_uuid: str
+
+    @classmethod
+    def from_cluster(cls, cluster_arn: str, cluster_name: str, cluster_uuid: str) -> MskArns:
+        """Derive partition/region/account from the cluster ARN; name and uuid are explicit."""
+        match = _ARN.match(cluster_arn)
+        parts = cluster_arn.split(":")
+        if not match or len(parts) < 6 or not _ACCOUNT.match(parts[4]):
+            raise ValueError(
+                f"msk cluster arn {cluster_arn!r} is not an ARN; allowed: "
+                "arn:<partition>:kafka:<region>:<account>:cluster/<name>/<uuid>"
+            )
+        for label, value in (("cluster_name", cluster_name), ("cluster_uuid", cluster_uuid)):
+            if not value or "/" in value or "*" in value:
+                raise ValueError(f"msk {label} {value!r}; allowed: a non-empty name without / or *")
+        return cls(
+            partition=match["partition"],
+            region=match["region"],
+            account=parts[4],
+            cluster_name=cluster_name,
+            cluster_uuid=cluster_uuid,
+        )
+
+    def _arn(self, kind: str, suffix: str = "") -> str:
+        base = (
+            f"arn:{self.partition}:kafka:{self.region}:{self.account}:"
+            f"{kind}/{self.cluster_name}/{self.cluster_uuid}"
+        )
+        return f"{base}/{suffix}" if suffix else base
+
+    @property
+    def cluster(self) -> str:
+        return self._arn("cluster")
+
+    def topic(self, name: str) -> str:
+        _check_kafka_name(name, "topic")
+        return self._arn("topic", name)
+
+    def group(self, name: str) -> str:
+        _check_kafka_name(name, "consumer group")
+        return self._arn("group", name)
+
+
+def _check_kafka_name(name: str, what: str) -> None:
+    # A wildcard in a topic/group name would widen the grant beyond the contract.
+    if not name or "*" in name or "?" in name or "/" in name:
+        raise ValueError(f"{what} {name!r}; allowed: a literal name without * ? or /")
+
+
+def pod_identity_trust_policy() -> dict[str, Any]:
+    """Trust policy of a role assumed through EKS Pod Identity (which also tags the session)."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": "EksPodIdentity",
+                "Effect": "Allow",
+                "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+            }
+        ],
+    }
+
+
+def _statement(sid: str, actions: tuple[str, ...], resources: list[str]) -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": sorted(set(actions)),
+        "Resource": sorted(set(resources)),
+    }
+
+
+def _kms_via(
+    sid: str, actions: tuple[str, ...], key_arn: str, service: str, region: str
+) -> dict[str, Any]:
+    statement = _statement(sid, actions, [key_arn])
+    # The key may only be used on behalf of the named service, not directly.
+    statement["Condition"] = {
+        "StringEquals": {"kms:ViaService": f"{service}.{region}.amazonaws.com"}
+    }
+    return statement
+
+
+def _secret_statements(
+    secret_arn: str | None, secret_kms_key_arn: str | None, region: str
+) -> list[dict[str, Any]]:
+    if not secret_arn:
+        return []
+    statements = [_statement("ReadDatabaseSecret", SECRET_READ_ACTIONS, [secret_arn])]
+    if secret_kms_key_arn:
+        statements.append(
+            _kms_via(
+                "DecryptDatabaseSecret",
+                KMS_DECRYPT_ACTIONS,
+                secret_kms_key_arn,
+                "secretsmanager",
+                region,
+            )
+        )
+    return statements
+
+
+def app_policy(
+    app: AppContract,
+    *,
+    msk: MskArns | None,
+    region: str,
+    db_secret_arn: str | None = None,
+    db_secret_kms_key_arn: str | None = None,
+    archive_bucket_arn: str | None = None,
+    archive_kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """The permission policy of one app's role, derived from its contract.
+
+    `msk` is None when Kafka is not MSK (nothing Kafka-related is granted then); `db_secret_arn`
+    is None when the database is not RDS. Raises ValueError when the contract asks for the archive
+    bucket but no bucket ARN is given, so a wiring mistake cannot silently drop a permission.
+    """
+    statements: list[dict[str, Any]] = []
+    if msk is not None:
+        writes = tuple(
+            sorted({*app.produces, *((app.dead_letter_topic,) if app.dead_letter_topic else ())})
+        )
+        cluster_actions = KAFKA_CLUSTER_ACTIONS + (KAFKA_IDEMPOTENT_WRITE_ACTIONS if writes else ())
+        statements.append(_statement("KafkaCluster", cluster_actions, [msk.cluster]))
+        if app.consumes:
+            statements.append(
+                _statement(
+                    "KafkaReadOwnTopics",
+                    KAFKA_TOPIC_READ_ACTIONS,
+                    [msk.topic(t) for t in app.consumes],
+                )
+            )
+        if writes:
+            statements.append(
+                _statement(
+                    "KafkaWriteOwnTopics", KAFKA_TOPIC_WRITE_ACTIONS, [msk.topic(t) for t in writes]
+                )
+            )
+        if app.consumer_group:
+            statements.append(
+                _statement("KafkaOwnGroup", KAFKA_GROUP_ACTIONS, [msk.group(app.consumer_group)])
+            )
+    if app.uses_database:
+        statements.extend(_secret_statements(db_secret_arn, db_secret_kms_key_arn, region))
+    if app.uses_archive_bucket:
+        if not archive_bucket_arn:
+            raise ValueError(
+                f"app {app.name!r} uses the archive bucket but no bucket ARN was given"
+            )
+        statements.append(
+            _statement("ArchiveObjects", ARCHIVE_OBJECT_ACTIONS, [f"{archive_bucket_arn}/*"])
+        )
+        statements.append(_statement("ArchiveList", ARCHIVE_BUCKET_ACTIONS, [archive_bucket_arn]))
+        if archive_kms_key_arn:
+            statements.append(
+                _kms_via("ArchiveKms", ARCHIVE_KMS_ACTIONS, archive_kms_key_arn, "s3", region)
+            )
+    if not statements:
+        # IAM rejects an empty Statement list; a deny-nothing placeholder would be noise. The
+        # caller skips the inline policy for such an app instead.
+        return {"Version": POLICY_VERSION, "Statement": []}
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def external_secrets_policy(
+    *, db_secret_arn: str, region: str, db_secret_kms_key_arn: str | None = None
+) -> dict[str, Any]:
+    """External Secrets' role: read the one database secret that feeds `platform-db`."""
+    if not db_secret_arn:
+        raise ValueError("db_secret_arn is empty; External Secrets needs the RDS-managed secret")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": _secret_statements(db_secret_arn, db_secret_kms_key_arn, region),
+    }
+
+
+def keda_lag_reader_policy(apps: tuple[AppContract, ...], *, msk: MskArns) -> dict[str, Any]:
+    """KEDA operator's role: describe the consumers' topics and groups to compute lag."""
+    consumers = [app for app in apps if app.consumer_group]
+    topics = sorted({t for app in consumers for t in app.consumes})
+    groups = sorted({app.consumer_group for app in consumers if app.consumer_group})
+    statements = [_statement("KafkaCluster", KAFKA_CLUSTER_ACTIONS, [msk.cluster])]
+    if topics:
+        statements.append(
+            _statement(
+                "DescribeConsumedTopics",
+                KAFKA_LAG_READER_TOPIC_ACTIONS,
+                [msk.topic(t) for t in topics],
+            )
+        )
+    if groups:
+        statements.append(
+            _statement(
+                "DescribeConsumerGroups",
+                KAFKA_LAG_READER_GROUP_ACTIONS,
+                [msk.group(g) for g in groups],
+            )
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def actions_of(policy: dict[str, Any]) -> list[str]:
+    """Every action of a policy (for checks: no `*`, no service-wide wildcard)."""
+    found: list[str] = []
+    for statement in policy.get("Statement", []):
+        action = statement.get("Action", [])
+        found.extend([action] if isinstance(action, str) else action)
+    return found
+
+
+def resources_of(policy: dict[str, Any]) -> list[str]:
+    """Every resource ARN of a policy."""
+    found: list[str] = []
+    for statement in policy.get("Statement", []):
+        resource = statement.get("Resource", [])
+        found.extend([resource] if isinstance(resource, str) else resource)
+    return found
+
+
+def has_wildcard_action(policy: dict[str, Any]) -> bool:
+    """True when any action is `*` or ends in `*` (e.g. `kafka-cluster:*`, `s3:Get*`)."""
+    return any(a == "*" or a.endswith("*") for a in actions_of(policy))

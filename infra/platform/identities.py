@@ -1,0 +1,241 @@
+"""Workload identities: one IAM role per bundled app and per AWS-calling controller, bound to its
+Kubernetes ServiceAccount through an EKS Pod Identity association.
+
+The documents come from the pure `iam_policies` module; this component only turns them into
+resources. Only the EKS flavour has Pod Identity: with a kubeconfig cluster (kind/k3d/minikube)
+there is no Pod Identity agent and nothing could assume the roles, so the layer does not create
+this component at all in that flavour.
+
+The associations must exist before the pods start: the Pod Identity webhook injects the
+credential endpoint into a pod only when an association matches at the pod's creation. That is
+why the External Secrets and KEDA releases, and the root ArgoCD app (which creates the app pods),
+depend on the associations declared here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.contracts import APP_NAMESPACE, APPS, AppContract
+from infra.naming import merge_tags, physical_name
+from infra.platform import iam_policies
+from infra.platform.charts import (
+    EXTERNAL_SECRETS_NAMESPACE,
+    EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+    KEDA_NAMESPACE,
+    KEDA_OPERATOR_SERVICE_ACCOUNT,
+)
+
+IAM_ROLE_NAME_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class WorkloadIdentitiesArgs:
+    """Inputs of the workload identities.
+
+    Attributes:
+        name_prefix: prefix of physical IAM names, e.g. `plat-dev`.
+        region: the AWS region (for `kms:ViaService` conditions).
+        cluster_name: the EKS cluster the associations are created in.
+        msk_cluster_arn: the MSK cluster's ARN, or None when Kafka is not MSK.
+        msk_cluster_name: the MSK cluster's name (part of topic/group ARNs).
+        msk_cluster_uuid: the MSK cluster's UUID (part of topic/group ARNs); None derives it from
+            the last path segment of `msk_cluster_arn` (`.../cluster/<name>/<uuid>`).
+        db_secret_arn: the RDS-managed master secret's ARN, or None when the database is not RDS.
+        db_secret_kms_key_arn: the CMK that encrypts that secret, if not the AWS-managed key.
+        audit_bucket_arn: the audit archive bucket's ARN (only the audit app gets access).
+        audit_bucket_kms_key_arn: the CMK of the bucket's SSE-KMS encryption, if any.
+        tags: base + user tags for every taggable resource.
+    """
+
+    name_prefix: str
+    region: str
+    cluster_name: pulumi.Input[str]
+    audit_bucket_arn: pulumi.Input[str]
+    msk_cluster_arn: pulumi.Input[str] | None = None
+    msk_cluster_name: pulumi.Input[str] | None = None
+    msk_cluster_uuid: pulumi.Input[str] | None = None
+    db_secret_arn: pulumi.Input[str] | None = None
+    db_secret_kms_key_arn: pulumi.Input[str] | None = None
+    audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def _msk_arns(values: dict[str, Any]) -> iam_policies.MskArns | None:
+    arn = values.get("msk_arn")
+    if not arn:
+        return None
+    uuid = values.get("msk_uuid") or arn.rstrip("/").rsplit("/", 1)[-1]
+    return iam_policies.MskArns.from_cluster(arn, values["msk_name"], uuid)
+
+
+class WorkloadIdentities(pulumi.ComponentResource):
+    """IAM roles + Pod Identity associations for the apps, External Secrets and KEDA."""
+
+    app_role_arns: dict[str, pulumi.Output[str]]
+    associations: list[aws.eks.PodIdentityAssociation]
+    external_secrets_association: aws.eks.PodIdentityAssociation | None
+    keda_association: aws.eks.PodIdentityAssociation | None
+
+    def __init__(
+        self,
+        name: str,
+        args: WorkloadIdentitiesArgs,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        if not args.name_prefix:
+            raise ValueError("name_prefix: '' ; allowed: a non-empty prefix such as 'plat-dev'")
+        if args.msk_cluster_arn is not None and args.msk_cluster_name is None:
+            raise ValueError(
+                "msk_cluster_name: None while msk_cluster_arn is set; allowed: the MSK cluster's "
+                "name (topic and group ARNs contain it)"
+            )
+        super().__init__("platform:platform:WorkloadIdentities", name, None, opts)
+        self._args = args
+        self._name = name
+        self._inputs = pulumi.Output.all(
+            msk_arn=args.msk_cluster_arn,
+            msk_name=args.msk_cluster_name,
+            msk_uuid=args.msk_cluster_uuid,
+            db_secret=args.db_secret_arn,
+            db_kms=args.db_secret_kms_key_arn,
+            bucket=args.audit_bucket_arn,
+            bucket_kms=args.audit_bucket_kms_key_arn,
+        )
+
+        self.associations = []
+        self.app_role_arns = {}
+        for app in APPS:
+            role = self._role_with_policy(
+                app.name, self._app_document(app), has_statements=self._app_has_grants(app)
+            )
+            self.app_role_arns[app.name] = role[0].arn
+            self.associations.append(
+                self._associate(app.name, role, APP_NAMESPACE, app.service_account)
+            )
+
+        self.external_secrets_association = None
+        if args.db_secret_arn is not None:
+            role = self._role_with_policy(
+                "external-secrets",
+                self._inputs.apply(
+                    lambda v: iam_policies.external_secrets_policy(
+                        db_secret_arn=v["db_secret"],
+                        region=args.region,
+                        db_secret_kms_key_arn=v["db_kms"],
+                    )
+                ),
+                has_statements=True,
+            )
+            self.external_secrets_association = self._associate(
+                "external-secrets",
+                role,
+                EXTERNAL_SECRETS_NAMESPACE,
+                EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+            )
+            self.associations.append(self.external_secrets_association)
+
+        self.keda_association = None
+        if args.msk_cluster_arn is not None:
+
+            def keda_document(values: dict[str, Any]) -> dict[str, Any]:
+                msk = _msk_arns(values)
+                assert msk is not None  # guarded by msk_cluster_arn above
+                return iam_policies.keda_lag_reader_policy(APPS, msk=msk)
+
+            role = self._role_with_policy(
+                "keda-operator", self._inputs.apply(keda_document), has_statements=True
+            )
+            self.keda_association = self._associate(
+                "keda-operator", role, KEDA_NAMESPACE, KEDA_OPERATOR_SERVICE_ACCOUNT
+            )
+            self.associations.append(self.keda_association)
+
+        self.register_outputs(
+            {
+                "app_role_arns": self.app_role_arns,
+                "associations": [a.association_arn for a in self.associations],
+                "external_secrets_association": (
+                    self.external_secrets_association.association_arn
+                    if self.external_secrets_association
+                    else None
+                ),
+                "keda_association": (
+                    self.keda_association.association_arn if self.keda_association else None
+                ),
+            }
+        )
+
+    def _app_has_grants(self, app: AppContract) -> bool:
+        """Whether the app's policy has any statement (known before the ARNs resolve)."""
+        args = self._args
+        return (
+            args.msk_cluster_arn is not None
+            or (app.uses_database and args.db_secret_arn is not None)
+            or app.uses_archive_bucket
+        )
+
+    def _app_document(self, app: AppContract) -> pulumi.Output[dict[str, Any]]:
+        region = self._args.region
+        return self._inputs.apply(
+            lambda v: iam_policies.app_policy(
+                app,
+                msk=_msk_arns(v),
+                region=region,
+                db_secret_arn=v["db_secret"],
+                db_secret_kms_key_arn=v["db_kms"],
+                archive_bucket_arn=v["bucket"],
+                archive_kms_key_arn=v["bucket_kms"],
+            )
+        )
+
+    def _role_with_policy(
+        self, role: str, document: pulumi.Output[dict[str, Any]], *, has_statements: bool
+    ) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
+        """The role and the resources that make it usable (its inline policy)."""
+        role_name = physical_name(self._args.name_prefix, f"{role}-pod", IAM_ROLE_NAME_LIMIT)
+        iam_role = aws.iam.Role(
+            f"{self._name}-{role}-role",
+            name=role_name,
+            description=f"Pod Identity role of {role} ({self._args.name_prefix})",
+            assume_role_policy=json.dumps(iam_policies.pod_identity_trust_policy()),
+            tags=merge_tags(role_name, self._args.tags, {}),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        ready: list[pulumi.Resource] = [iam_role]
+        if has_statements:
+            policy = aws.iam.RolePolicy(
+                f"{self._name}-{role}-policy",
+                role=iam_role.id,
+                name=f"{role}-least-privilege",
+                policy=document.apply(json.dumps),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            ready.append(policy)
+        return iam_role, ready
+
+    def _associate(
+        self,
+        role: str,
+        identity: tuple[aws.iam.Role, list[pulumi.Resource]],
+        namespace: str,
+        service_account: str,
+    ) -> aws.eks.PodIdentityAssociation:
+        # The association waits for the inline policy too: a pod started in between would get
+        # credentials without permissions and fail its first calls.
+        iam_role, ready = identity
+        association_name = physical_name(self._args.name_prefix, f"{role}-pod-identity")
+        return aws.eks.PodIdentityAssociation(
+            f"{self._name}-{role}-association",
+            cluster_name=self._args.cluster_name,
+            namespace=namespace,
+            service_account=service_account,
+            role_arn=iam_role.arn,
+            tags=merge_tags(association_name, self._args.tags, {}),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ready),
+        )

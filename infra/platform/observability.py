@@ -1,0 +1,68 @@
+"""Metrics and alerting: kube-prometheus-stack (Prometheus, Alertmanager, Grafana, the CRDs).
+
+Installed first among the add-ons: its CRDs (ServiceMonitor, PodMonitor, PrometheusRule) are used
+by the other charts' ServiceMonitors and by the manifests in `gitops/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.platform import charts
+from infra.platform.kube import helm_release, namespace
+
+
+@dataclass(frozen=True)
+class ObservabilityArgs:
+    """Inputs of the metrics stack.
+
+    Attributes:
+        k8s_provider: the cluster's Kubernetes provider.
+        high_availability: two Prometheus replicas and three Alertmanagers (prod).
+        prometheus_retention: how long samples are kept, a Prometheus duration such as `15d`.
+        prometheus_storage_gib: size of each Prometheus replica's volume.
+        wait_for: resources the release must wait for (none today; kept for the layer's wiring).
+    """
+
+    k8s_provider: pulumi.ProviderResource
+    high_availability: bool
+    prometheus_retention: str
+    prometheus_storage_gib: int
+    wait_for: Sequence[pulumi.Resource] = ()
+
+
+class Observability(pulumi.ComponentResource):
+    """The `monitoring` namespace and the kube-prometheus-stack release."""
+
+    namespace: k8s.core.v1.Namespace
+    release: k8s.helm.v3.Release
+
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        # Validates retention/storage before any child exists (raises ValueError naming them).
+        values = charts.kube_prometheus_stack_values(
+            high_availability=args.high_availability,
+            retention=args.prometheus_retention,
+            storage_gib=args.prometheus_storage_gib,
+        )
+        super().__init__("platform:platform:Observability", name, None, opts)
+        spec = charts.KUBE_PROMETHEUS_STACK
+        self.namespace = namespace(
+            f"{name}-namespace", spec.namespace, parent=self, provider=args.k8s_provider
+        )
+        self.release = helm_release(
+            f"{name}-kube-prometheus-stack",
+            spec,
+            values,
+            parent=self,
+            provider=args.k8s_provider,
+            depends_on=[self.namespace, *args.wait_for],
+        )
+        self.register_outputs(
+            {"namespace": self.namespace.metadata, "release": self.release.status}
+        )
