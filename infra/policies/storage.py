@@ -1,0 +1,85 @@
+"""S3: every bucket blocks public access and refuses requests that are not TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from infra.policies.catalog import rule
+from infra.policies.encryption import S3_BUCKETS
+from infra.policies.model import RuleContext
+from infra.policies.values import as_list, get, is_true, parse_json_object, statements
+
+S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+S3_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+PUBLIC_ACCESS_FLAGS = (
+    "blockPublicAcls",
+    "blockPublicPolicy",
+    "ignorePublicAcls",
+    "restrictPublicBuckets",
+)
+
+
+def _flags_off(inputs: Mapping[str, Any]) -> list[str]:
+    return [flag for flag in PUBLIC_ACCESS_FLAGS if not is_true(inputs.get(flag))]
+
+
+@rule(
+    "s3-public-access-block-complete",
+    "S3 public access blocks turn on all four flags.",
+    types=[S3_PUBLIC_ACCESS_BLOCK],
+)
+def s3_public_access_block_complete(
+    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
+) -> Iterator[str]:
+    off = _flags_off(inputs)
+    if off:
+        yield f"public access block leaves {', '.join(off)} off: set all four to true"
+
+
+@rule(
+    "s3-public-access-blocked",
+    "Every S3 bucket has a public access block with all four flags on.",
+    types=S3_BUCKETS,
+    needs_stack=True,
+)
+def s3_public_access_blocked(
+    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
+) -> Iterator[str]:
+    blocks = context.referencing([S3_PUBLIC_ACCESS_BLOCK], "bucket")
+    if not any(not _flags_off(block.inputs) for block in blocks):
+        yield "bucket has no BucketPublicAccessBlock with all four flags on pointing at it"
+
+
+def denies_insecure_transport(policy: Any) -> bool:
+    """True when the document denies every request made without TLS (aws:SecureTransport false)."""
+    document = parse_json_object(policy)
+    if document is None:
+        return False
+    for statement in statements(document):
+        if statement.get("Effect") != "Deny":
+            continue
+        actions = as_list(statement.get("Action"))
+        if "*" not in actions and "s3:*" not in actions:
+            continue
+        secure = get(statement, "Condition", "Bool", "aws:SecureTransport")
+        if str(secure).lower() == "false":
+            return True
+    return False
+
+
+@rule(
+    "s3-tls-only",
+    "Every S3 bucket has a policy denying requests without TLS (aws:SecureTransport=false).",
+    types=S3_BUCKETS,
+    needs_stack=True,
+)
+def s3_tls_only(
+    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
+) -> Iterator[str]:
+    policies = context.referencing([S3_BUCKET_POLICY], "bucket")
+    if not any(denies_insecure_transport(p.inputs.get("policy")) for p in policies):
+        yield (
+            "bucket has no BucketPolicy that denies s3:* when aws:SecureTransport is false, so "
+            "plain-HTTP requests are accepted"
+        )
