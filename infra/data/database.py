@@ -129,6 +129,7 @@ class Database(pulumi.ComponentResource):
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
+            name=f"{args.identifier}-isolated",
             description=f"Isolated subnets of {args.identifier}",
             subnet_ids=list(args.subnet_ids),
             tags=merge_tags(f"{args.identifier}-subnets", args.tags, {}),
@@ -137,8 +138,9 @@ class Database(pulumi.ComponentResource):
 
         parameter_group = aws.rds.ParameterGroup(
             f"{name}-params",
-            # Auto-named: a family change replaces the group, and the new one must exist
-            # (under another name) before the instance switches to it.
+            # The family is part of the name: a major upgrade replaces the group, and the new
+            # one must exist (under another name) before the instance switches to it.
+            name=f"{args.identifier}-{args.parameter_group_family}",
             family=args.parameter_group_family,
             description=f"TLS-only PostgreSQL with slow-query logging ({args.identifier})",
             parameters=[
