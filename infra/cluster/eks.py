@@ -455,8 +455,10 @@ class EksCluster(pulumi.ComponentResource):
                 # Hop limit 1 keeps the node's instance role out of reach of pods: a pod's
                 # packets cross one more hop (its veth) and are dropped. Pods get AWS credentials
                 # from Pod Identity instead; the host-network add-ons (vpc-cni, kube-proxy, Pod
-                # Identity agent) still reach IMDS, and the EBS CSI driver falls back to the
-                # Kubernetes API for its metadata.
+                # Identity agent) still reach IMDS. The EBS CSI driver falls back to the
+                # Kubernetes API for instance id/zone (after a ~5 s IMDS timeout at start); that
+                # source cannot count ENIs, so on Nitro types the per-node volume limit is
+                # optimistic. Raise to 2 only if that bites: it re-exposes the node role to pods.
                 http_put_response_hop_limit=1,
             ),
             block_device_mappings=[
@@ -498,6 +500,8 @@ class EksCluster(pulumi.ComponentResource):
             instance_types=list(group.instance_types),
             capacity_type=group.capacity_type,
             ami_type=iam.node_ami_type(group.instance_types),
+            # Follow the control plane: a version bump in config rolls the nodes after it.
+            version=cluster.version,
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                 min_size=group.min_size,
                 max_size=group.max_size,

@@ -268,6 +268,7 @@ def test_every_node_group_uses_its_launch_template_and_the_private_subnets(
         assert group.inputs["instanceTypes"] == list(group_cfg.instance_types)
         assert group.inputs["capacityType"] == group_cfg.capacity_type
         assert group.inputs["amiType"].startswith("AL2023_")
+        assert group.inputs["version"] == cfg.cluster.version
         assert group.inputs["scalingConfig"] == {
             "minSize": group_cfg.min_size,
             "maxSize": group_cfg.max_size,
