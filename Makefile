@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv test lint unit local plan render clean
+.PHONY: venv tools test lint unit local plan render clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,16 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy infra platform_cli apps
 
-test: venv lint
+# checkov pins dependencies that conflict with ours, so it gets its own virtualenv.
+TOOLS   := .venv-tools
+CHECKOV := $(TOOLS)/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check checkov==3.3.30
+
+tools: $(CHECKOV)
+
+test: venv lint tools
 	$(BIN)/python -m pytest
 
 local: venv

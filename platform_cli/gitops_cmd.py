@@ -1,9 +1,110 @@
-"""Sub-commands of `platform` for this area (registered by platform_cli.main)."""
+"""`platform gitops`: render the catalog into gitops/<env>/, check it, promote an image tag."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+gitops = typer.Typer(help="Rendered GitOps manifests (gitops/<env>/) from the app catalog.")
+console = Console()
+err_console = Console(stderr=True)
+
+EnvOption = Annotated[
+    list[str] | None, typer.Option("--env", help="Only this environment (repeatable).")
+]
+ImagesOption = Annotated[
+    Path | None, typer.Option("--images-file", help="images.json to use (default: the catalog's).")
+]
+RootOption = Annotated[
+    Path | None, typer.Option("--gitops-dir", help="Output root (default: <repo>/gitops).")
+]
+
+
+def _envs(envs: list[str] | None) -> list[str]:
+    from infra.contracts import ENVIRONMENTS
+
+    chosen = envs or list(ENVIRONMENTS)
+    unknown = [env for env in chosen if env not in ENVIRONMENTS]
+    if unknown:
+        err_console.print(
+            f"[red]--env: unknown {unknown}; allowed: {', '.join(ENVIRONMENTS)}[/red]"
+        )
+        raise typer.Exit(2)
+    return chosen
+
+
+def _render(envs: list[str], images_file: Path | None) -> dict[str, str]:
+    from infra.config import ConfigError
+    from infra.gitops.catalog import IMAGES_FILE, CatalogError, load_catalog
+    from infra.gitops.renderer import render
+
+    try:
+        return render(load_catalog(images_file or IMAGES_FILE), envs)
+    except (CatalogError, ConfigError) as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+
+
+@gitops.command("render")
+def render_cmd(
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; fail listing stale/missing/extra files.")
+    ] = False,
+    env: EnvOption = None,
+    images_file: ImagesOption = None,
+    gitops_dir: RootOption = None,
+) -> None:
+    """Render gitops/<env>/ for every stack (or check that the committed tree is current)."""
+    from infra.gitops.renderer import GITOPS_ROOT, diff_tree, write_tree
+
+    envs = _envs(env)
+    root = gitops_dir or GITOPS_ROOT
+    files = _render(envs, images_file)
+    if check:
+        diff = diff_tree(root, files, envs)
+        if diff.clean:
+            console.print(f"gitops/ is up to date ({len(files)} files, envs: {', '.join(envs)})")
+            return
+        for line in diff.lines():
+            err_console.print(line)
+        err_console.print("[red]gitops/ is out of date: run `platform gitops render`[/red]")
+        raise typer.Exit(1)
+    changed = write_tree(root, files, envs)
+    console.print(
+        f"rendered {len(files)} files for {', '.join(envs)}: "
+        f"{len(changed.missing)} new, {len(changed.stale)} updated, {len(changed.extra)} removed"
+    )
+
+
+@gitops.command("set-image")
+def set_image_cmd(
+    env: Annotated[str, typer.Option("--env", help="Environment whose tag changes.")],
+    app: Annotated[str, typer.Option("--app", help="Bundled app name.")],
+    tag: Annotated[str, typer.Option("--tag", help="Immutable tag: git sha or semver.")],
+    images_file: ImagesOption = None,
+    gitops_dir: RootOption = None,
+) -> None:
+    """Set one app's image tag in one env (the promotion step), then re-render everything."""
+    from infra.gitops.catalog import IMAGES_FILE, CatalogError
+    from infra.gitops.promote import set_image
+    from infra.gitops.renderer import GITOPS_ROOT
+
+    try:
+        changed = set_image(
+            env, app, tag, images_file=images_file or IMAGES_FILE, root=gitops_dir or GITOPS_ROOT
+        )
+    except CatalogError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"{app} in {env} -> {tag}: {len(changed.stale)} files updated, "
+        f"{len(changed.missing)} new, {len(changed.extra)} removed"
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the `platform` app."""
+    """Add `platform gitops ...` to the `platform` app."""
+    app.add_typer(gitops, name="gitops")

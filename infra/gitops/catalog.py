@@ -1,0 +1,359 @@
+"""The typed catalog of the bundled apps: everything the renderer needs that is not a platform fact.
+
+Ports, topics, consumer groups and the facts an app reads come from `infra.contracts` (defined
+once, shared with the platform layer and the apps). This module adds what only the deployment
+needs: per-env sizing and autoscaling bounds, resources, probes, commands, log levels, ingress
+hosts, and the image registry and tag per env (in `images.json`, the one file `set-image` edits).
+
+`check_catalog()` returns every problem as "<field>: <what is wrong>; allowed: <values>" so a bad
+edit fails before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.contracts import APP_NAMES, ENVIRONMENTS, AppContract, app_contract, topic
+
+IMAGES_FILE = Path(__file__).with_name("images.json")
+
+# Immutable tag shapes: a git commit id (7 to 40 hex digits, as CI tags its builds) or a semantic
+# version. Branch-like names ("latest", "main", "stable") can move, so a promotion could silently
+# change what runs; they are refused.
+_GIT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+MUTABLE_TAGS = frozenset({"latest", "main", "master", "stable", "edge", "dev", "head", "nightly"})
+ALLOWED_TAG_SHAPES = "a git commit id (7-40 lowercase hex digits) or a semver (1.2.3, v1.2.3-rc.1)"
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Mi|Gi|Ki)?$")
+
+
+class CatalogError(ValueError):
+    """The catalog or images file is invalid; the message lists each field and what is allowed."""
+
+
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` is not an immutable image tag, or None when it is."""
+    if tag.lower() in MUTABLE_TAGS:
+        return f"{tag!r} is a mutable tag; allowed: {ALLOWED_TAG_SHAPES}"
+    if _GIT_SHA.match(tag) or _SEMVER.match(tag):
+        return None
+    return f"{tag!r} is not an immutable tag; allowed: {ALLOWED_TAG_SHAPES}"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container requests and limits (Kubernetes quantities). Limits are required."""
+
+    cpu_request: str
+    memory_request: str
+    cpu_limit: str | None
+    memory_limit: str | None
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Replica bounds in one env. `replicas` is the Deployment's starting count; the HPA (API) or
+    KEDA (consumers) moves it between `min_replicas` and `max_replicas`."""
+
+    replicas: int
+    min_replicas: int
+    max_replicas: int
+
+
+@dataclass(frozen=True)
+class Probes:
+    """HTTP probe paths on the app's port (consumers serve them from a small health server)."""
+
+    liveness_path: str = "/healthz"
+    readiness_path: str = "/readyz"
+    metrics_path: str = "/metrics"
+    startup_failure_threshold: int = 30
+    """With a 2 s period this gives a slow start (migrations, broker metadata) one minute."""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """How one bundled app is deployed; what it *is* (ports, topics, facts) is in its contract."""
+
+    name: str
+    command: tuple[str, ...]
+    """The container command (console scripts from pyproject: `events-api serve`, ...)."""
+    sizing: dict[str, Sizing]
+    resources: Resources
+    probes: Probes = Probes()
+    log_level: dict[str, str] = field(default_factory=dict)
+    """Per-env log level; envs not listed use INFO."""
+    lag_threshold: int = 100
+    """Consumers: target lag per replica for KEDA (records)."""
+    target_cpu_percent: int = 70
+    """The API: HPA CPU utilisation target."""
+    ingress_hosts: dict[str, str] = field(default_factory=dict)
+    """The API: public host name per env (an Ingress is rendered only for apps that set this)."""
+
+    @property
+    def contract(self) -> AppContract:
+        return app_contract(self.name)
+
+    def level(self, env: str) -> str:
+        return self.log_level.get(env, "INFO")
+
+
+@dataclass(frozen=True)
+class ImageCatalog:
+    """Contents of `images.json`: a registry per env, a tag per env and app, and the promotions
+    recorded by `set-image` (a prod tag equal to dev's is legitimate only when promoted)."""
+
+    registries: dict[str, str]
+    tags: dict[str, dict[str, str]]
+    promoted: dict[str, dict[str, str]]
+
+    def image(self, env: str, app: str) -> str:
+        return f"{self.registries[env]}/{app}:{self.tags[env][app]}"
+
+    def to_json(self) -> str:
+        data = {"promoted": self.promoted, "registries": self.registries, "tags": self.tags}
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    apps: tuple[AppSpec, ...]
+    images: ImageCatalog
+
+    def app(self, name: str) -> AppSpec:
+        for spec in self.apps:
+            if spec.name == name:
+                return spec
+        raise CatalogError(f"app: {name!r} is unknown; allowed: {', '.join(APP_NAMES)}")
+
+
+def _sizing(dev: tuple[int, int, int], other: tuple[int, int, int]) -> dict[str, Sizing]:
+    """dev and localstack are small; staging and prod share the production shape."""
+    small, large = Sizing(*dev), Sizing(*other)
+    return {"localstack": small, "dev": small, "staging": large, "prod": large}
+
+
+APP_SPECS: tuple[AppSpec, ...] = (
+    AppSpec(
+        name="events-api",
+        command=("events-api", "serve"),
+        # At least two replicas outside dev so a node drain or a rollout never drops the API.
+        sizing={
+            "localstack": Sizing(1, 1, 2),
+            "dev": Sizing(1, 1, 3),
+            "staging": Sizing(2, 2, 6),
+            "prod": Sizing(3, 3, 10),
+        },
+        resources=Resources("100m", "192Mi", "1", "384Mi"),
+        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+        ingress_hosts={
+            "localstack": "events.localstack.platform.internal",
+            "dev": "events.dev.platform.example.com",
+            "staging": "events.staging.platform.example.com",
+            "prod": "events.platform.example.com",
+        },
+    ),
+    AppSpec(
+        name="notifier",
+        command=("notifier", "run"),
+        sizing=_sizing((1, 1, 2), (2, 2, 6)),
+        resources=Resources("50m", "128Mi", "500m", "256Mi"),
+        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+    ),
+    AppSpec(
+        name="audit",
+        command=("audit", "run"),
+        sizing=_sizing((1, 1, 2), (2, 2, 6)),
+        resources=Resources("50m", "128Mi", "500m", "256Mi"),
+        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+    ),
+)
+
+
+# --- images.json --------------------------------------------------------------------------------
+
+
+def load_images(path: Path = IMAGES_FILE) -> ImageCatalog:
+    """Read `images.json`; shape errors name the field (values are checked by `check_catalog`)."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CatalogError(f"{path.name}: cannot read ({exc})") from None
+    problems = []
+    for key in ("registries", "tags", "promoted"):
+        if not isinstance(raw.get(key), dict):
+            problems.append(f"{path.name}: {key}: missing or not a mapping")
+    extra = sorted(set(raw) - {"registries", "tags", "promoted"})
+    if extra:
+        problems.append(f"{path.name}: unknown keys {extra}; allowed: registries, tags, promoted")
+    if problems:
+        raise CatalogError("\n".join(problems))
+    return ImageCatalog(
+        registries={str(k): str(v) for k, v in raw["registries"].items()},
+        tags={
+            str(env): {str(a): str(t) for a, t in apps.items()} for env, apps in raw["tags"].items()
+        },
+        promoted={
+            str(env): {str(a): str(t) for a, t in apps.items()}
+            for env, apps in raw["promoted"].items()
+        },
+    )
+
+
+def load_catalog(images_path: Path = IMAGES_FILE) -> Catalog:
+    """The catalog the renderer uses, validated (raises CatalogError listing every problem)."""
+    catalog = Catalog(apps=APP_SPECS, images=load_images(images_path))
+    ensure_valid(catalog)
+    return catalog
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _consumed_partitions(contract: AppContract) -> int:
+    """The fewest partitions among the topics a consumer reads: more replicas would sit idle."""
+    return min(topic(name).partitions for name in contract.consumes)
+
+
+def _check_resources(prefix: str, res: Resources) -> list[str]:
+    problems = []
+    for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+        value = getattr(res, name)
+        if value is None:
+            problems.append(
+                f"{prefix}.resources.{name}: missing; allowed: a Kubernetes quantity "
+                "(limits are required so one app cannot starve a node)"
+            )
+        elif not _QUANTITY.match(value):
+            problems.append(
+                f"{prefix}.resources.{name}: {value!r}; allowed: a quantity like 100m, 1, 256Mi"
+            )
+    return problems
+
+
+def _check_sizing(prefix: str, spec: AppSpec) -> list[str]:
+    problems = []
+    missing = [env for env in ENVIRONMENTS if env not in spec.sizing]
+    if missing:
+        problems.append(f"{prefix}.sizing: no entry for {missing}; allowed: {list(ENVIRONMENTS)}")
+    for env, sizing in sorted(spec.sizing.items()):
+        where = f"{prefix}.sizing.{env}"
+        if env not in ENVIRONMENTS:
+            problems.append(f"{where}: unknown env; allowed: {', '.join(ENVIRONMENTS)}")
+            continue
+        if sizing.replicas < 1 or sizing.min_replicas < 1:
+            problems.append(
+                f"{where}.replicas: {sizing.replicas} (min {sizing.min_replicas}); allowed: >= 1"
+            )
+        if sizing.min_replicas > sizing.max_replicas:
+            problems.append(
+                f"{where}.min_replicas: {sizing.min_replicas} > max_replicas "
+                f"{sizing.max_replicas}; allowed: min_replicas <= max_replicas"
+            )
+        if not sizing.min_replicas <= sizing.replicas <= sizing.max_replicas:
+            problems.append(
+                f"{where}.replicas: {sizing.replicas}; allowed: "
+                f"{sizing.min_replicas}..{sizing.max_replicas} (between the autoscaling bounds)"
+            )
+        if spec.contract.kind == "consumer" and spec.contract.consumes:
+            limit = _consumed_partitions(spec.contract)
+            if sizing.max_replicas > limit:
+                problems.append(
+                    f"{where}.max_replicas: {sizing.max_replicas} exceeds the partitions of "
+                    f"{', '.join(spec.contract.consumes)} ({limit}); allowed: 1..{limit}"
+                )
+        outside_dev = env not in ("dev", "localstack")
+        if spec.contract.kind == "producer" and outside_dev and sizing.min_replicas < 2:
+            problems.append(
+                f"{where}.min_replicas: {sizing.min_replicas}; allowed: >= 2 (the API, outside dev)"
+            )
+    return problems
+
+
+def _check_images(images: ImageCatalog) -> list[str]:
+    problems = []
+    for env in sorted(set(images.registries) | set(images.tags) | set(images.promoted)):
+        if env not in ENVIRONMENTS:
+            problems.append(
+                f"images.json: env {env!r} is unknown; allowed: {', '.join(ENVIRONMENTS)}"
+            )
+    for env in ENVIRONMENTS:
+        registry = images.registries.get(env)
+        if not registry or registry.endswith("/") or ":" in registry.split("/", 1)[-1]:
+            problems.append(
+                f"images.json: registries.{env}: {registry!r}; allowed: host[/path] without a tag"
+            )
+        tags = images.tags.get(env, {})
+        for app in sorted(set(tags) - set(APP_NAMES)):
+            problems.append(
+                f"images.json: tags.{env}.{app}: unknown app; allowed: {', '.join(APP_NAMES)}"
+            )
+        for app in APP_NAMES:
+            tag = tags.get(app)
+            if tag is None:
+                problems.append(
+                    f"images.json: tags.{env}.{app}: missing; allowed: {ALLOWED_TAG_SHAPES}"
+                )
+                continue
+            reason = tag_problem(tag)
+            if reason:
+                problems.append(f"images.json: tags.{env}.{app}: {reason}")
+    for env, apps in sorted(images.promoted.items()):
+        for app in sorted(set(apps) - set(APP_NAMES)):
+            problems.append(
+                f"images.json: promoted.{env}.{app}: unknown app; allowed: {', '.join(APP_NAMES)}"
+            )
+    return problems
+
+
+def check_catalog(catalog: Catalog) -> list[str]:
+    """Every problem in the catalog, each naming the field and the allowed values."""
+    problems: list[str] = []
+    names = [spec.name for spec in catalog.apps]
+    for name in names:
+        if name not in APP_NAMES:
+            problems.append(f"apps[{name}]: unknown app; allowed: {', '.join(APP_NAMES)}")
+    for name in APP_NAMES:
+        if name not in names:
+            problems.append(f"apps: {name!r} has a contract but no catalog entry")
+    if len(names) != len(set(names)):
+        problems.append(f"apps: duplicate entries in {names}")
+    for spec in catalog.apps:
+        if spec.name not in APP_NAMES:
+            continue
+        prefix = f"apps[{spec.name}]"
+        problems += _check_sizing(prefix, spec)
+        problems += _check_resources(prefix, spec.resources)
+        for env, level in sorted(spec.log_level.items()):
+            if env not in ENVIRONMENTS:
+                problems.append(
+                    f"{prefix}.log_level.{env}: unknown env; allowed: {', '.join(ENVIRONMENTS)}"
+                )
+            if level not in LOG_LEVELS:
+                problems.append(
+                    f"{prefix}.log_level.{env}: {level!r}; allowed: {', '.join(LOG_LEVELS)}"
+                )
+        if spec.lag_threshold < 1:
+            problems.append(f"{prefix}.lag_threshold: {spec.lag_threshold}; allowed: >= 1")
+        if not 10 <= spec.target_cpu_percent <= 95:
+            problems.append(
+                f"{prefix}.target_cpu_percent: {spec.target_cpu_percent}; allowed: 10..95"
+            )
+        if not spec.command:
+            problems.append(f"{prefix}.command: empty; allowed: the app's console script and verb")
+    problems += _check_images(catalog.images)
+    return problems
+
+
+def ensure_valid(catalog: Catalog) -> None:
+    problems = check_catalog(catalog)
+    if problems:
+        body = "\n".join(f"  - {p}" for p in problems)
+        raise CatalogError(f"invalid GitOps catalog ({len(problems)} problem(s)):\n{body}")

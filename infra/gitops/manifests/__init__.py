@@ -1,0 +1,1 @@
+"""Small manifest builders, one module per concern. Each returns plain dicts (one per object)."""

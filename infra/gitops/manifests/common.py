@@ -1,0 +1,120 @@
+"""Labels, metadata and per-env facts shared by every builder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from infra.config import PlatformConfig
+from infra.contracts import APP_NAMESPACE, ARGOCD_NAMESPACE, OTLP_HTTP_PORT
+
+Manifest = dict[str, Any]
+
+PART_OF = "event-platform"
+MANAGED_BY = "platform-gitops"
+# ArgoCD tracks its resources with the `app.kubernetes.io/instance` label by default, so the
+# renderer never sets that label itself.
+NAME_LABEL = "app.kubernetes.io/name"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+WORKLOAD_COMPONENT = "workload"
+MIGRATION_COMPONENT = "migration"
+TOPICS_JOB_NAME = "kafka-topics"
+"""Job, ServiceAccount and ArgoCD Application that create the Kafka topics."""
+
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
+MSK_IAM_PORT = 9098
+PLAINTEXT_KAFKA_PORT = 9092
+POSTGRES_PORT = 5432
+HTTPS_PORT = 443
+RUN_AS_ID = 10001
+"""Non-root UID/GID >= 10000 so it cannot collide with a host user."""
+PROMETHEUS_RELEASE_LABEL = {"release": "kube-prometheus-stack"}
+"""kube-prometheus-stack selects ServiceMonitors and PrometheusRules carrying its release label."""
+
+
+@dataclass(frozen=True)
+class EnvContext:
+    """What the builders need to know about one environment (all from the stack config)."""
+
+    cfg: PlatformConfig
+
+    @property
+    def env(self) -> str:
+        return self.cfg.stack
+
+    @property
+    def msk(self) -> bool:
+        return self.cfg.kafka.mode == "msk"
+
+    @property
+    def eks(self) -> bool:
+        return self.cfg.cluster.mode == "eks"
+
+    @property
+    def kafka_port(self) -> int:
+        """MSK with IAM auth listens on 9098; the in-cluster broker serves plaintext on 9092."""
+        return MSK_IAM_PORT if self.msk else PLAINTEXT_KAFKA_PORT
+
+    @property
+    def otlp_port(self) -> int:
+        return OTLP_HTTP_PORT
+
+    @property
+    def is_dev_like(self) -> bool:
+        """dev and localstack trade availability for cost and speed."""
+        return self.env in ("dev", "localstack")
+
+    @property
+    def ingress_class(self) -> str:
+        return "alb" if self.eks else "nginx"
+
+
+def labels(app: str, component: str = WORKLOAD_COMPONENT) -> dict[str, str]:
+    return {
+        NAME_LABEL: app,
+        COMPONENT_LABEL: component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector(app: str, component: str = WORKLOAD_COMPONENT) -> dict[str, str]:
+    """Pods of one app's Deployment (migration Job pods carry another component)."""
+    return {NAME_LABEL: app, COMPONENT_LABEL: component}
+
+
+def metadata(
+    name: str,
+    app: str,
+    *,
+    component: str = WORKLOAD_COMPONENT,
+    wave: int | None = None,
+    annotations: dict[str, str] | None = None,
+    extra_labels: dict[str, str] | None = None,
+    namespace: str = APP_NAMESPACE,
+) -> Manifest:
+    meta: Manifest = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels(app, component), **(extra_labels or {})},
+    }
+    notes = dict(annotations or {})
+    if wave is not None:
+        notes[SYNC_WAVE] = str(wave)
+    if notes:
+        meta["annotations"] = notes
+    return meta
+
+
+def argocd_metadata(name: str, wave: int) -> Manifest:
+    return {
+        "name": name,
+        "namespace": ARGOCD_NAMESPACE,
+        "labels": {
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+        },
+        "annotations": {SYNC_WAVE: str(wave)},
+        # Deleting the Application deletes what it deployed (no orphans after an app is removed).
+        "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+    }

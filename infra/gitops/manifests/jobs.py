@@ -1,0 +1,105 @@
+"""PreSync hook Jobs: Kafka topics as code, and each app's database migrations.
+
+ArgoCD runs PreSync hooks before it applies the rest of the Application, on every sync, so both
+Jobs must be idempotent (the topics job only creates or raises; migrations record their version).
+"""
+
+from __future__ import annotations
+
+import json
+
+from infra.contracts import FACTS_CONFIGMAP, TOPICS
+from infra.gitops.catalog import AppSpec, ImageCatalog, Resources
+from infra.gitops.manifests.common import (
+    MIGRATION_COMPONENT,
+    TOPICS_JOB_NAME,
+    WORKLOAD_COMPONENT,
+    EnvContext,
+    Manifest,
+    metadata,
+)
+from infra.gitops.manifests.pods import container, env_from, pod_spec
+
+PRESYNC = {
+    "argocd.argoproj.io/hook": "PreSync",
+    # Keep the finished Job for inspection until the next sync replaces it.
+    "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+}
+JOB_RESOURCES = Resources("50m", "128Mi", "500m", "256Mi")
+TOPICS_SPEC_ENV = "TOPICS_SPEC"
+TOPICS_SPEC_KEY = "topics.json"
+TOPICS_JOB_IMAGE_APP = "events-api"
+"""The topics job is `python -m apps.topics_job`, shipped in every app image; the API's is used."""
+
+
+def topics_spec(ctx: EnvContext) -> str:
+    """Every topic from the contracts (dead-letter topics included) with this env's replication."""
+    spec = {
+        "replicationFactor": ctx.cfg.kafka.replication_factor,
+        "minInsyncReplicas": ctx.cfg.kafka.min_insync_replicas,
+        "topics": [
+            {"name": t.name, "partitions": t.partitions, "retentionMs": t.retention_ms}
+            for t in sorted(TOPICS, key=lambda t: t.name)
+        ],
+    }
+    return json.dumps(spec, indent=2, sort_keys=True) + "\n"
+
+
+def topics_config_map(ctx: EnvContext, wave: int) -> Manifest:
+    """The spec as a regular resource: when it changes the Application goes OutOfSync, and the
+    sync that follows runs the PreSync Job (which carries the same spec inline, because hooks run
+    before regular resources are applied)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(TOPICS_JOB_NAME, TOPICS_JOB_NAME, wave=wave),
+        "data": {TOPICS_SPEC_KEY: topics_spec(ctx)},
+    }
+
+
+def _job(name: str, app: str, component: str, template: Manifest) -> Manifest:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata(name, app, component=component, annotations=PRESYNC),
+        "spec": {
+            "backoffLimit": 3,
+            "activeDeadlineSeconds": 900,
+            "template": template,
+        },
+    }
+
+
+def topics_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
+    main = container(
+        TOPICS_JOB_NAME,
+        images.image(ctx.env, TOPICS_JOB_IMAGE_APP),
+        ["python", "-m", "apps.topics_job"],
+        JOB_RESOURCES,
+        [{"configMapRef": {"name": FACTS_CONFIGMAP}}],
+        env=[{"name": TOPICS_SPEC_ENV, "value": topics_spec(ctx)}],
+    )
+    template = {
+        "metadata": {"labels": metadata(TOPICS_JOB_NAME, TOPICS_JOB_NAME)["labels"]},
+        "spec": pod_spec(TOPICS_JOB_NAME, [main], restartPolicy="Never"),
+    }
+    return _job(TOPICS_JOB_NAME, TOPICS_JOB_NAME, WORKLOAD_COMPONENT, template)
+
+
+def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manifest:
+    contract = spec.contract
+    name = f"{contract.name}-migrate"
+    main = container(
+        "migrate",
+        images.image(ctx.env, contract.name),
+        [contract.name, "migrate"],
+        JOB_RESOURCES,
+        env_from(contract.name, uses_database=True),
+    )
+    template = {
+        "metadata": {
+            "labels": metadata(name, contract.name, component=MIGRATION_COMPONENT)["labels"]
+        },
+        "spec": pod_spec(contract.service_account, [main], restartPolicy="Never"),
+    }
+    return _job(name, contract.name, MIGRATION_COMPONENT, template)
