@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.policies import ResourceView
@@ -24,7 +25,7 @@ def view(
     type_: str,
     name: str,
     inputs: dict[str, Any],
-    deps: dict[str, tuple[str, ...]] | None = None,
+    deps: Mapping[str, Sequence[str]] | None = None,
     provider: str | None = None,
 ) -> ResourceView:
     return ResourceView(
