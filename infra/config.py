@@ -168,6 +168,7 @@ class ClusterConfig(_Model):
     kubeconfig_context: str | None = Field(
         None, description="kubeconfig context for mode=kubeconfig (kind/k3d/minikube)."
     )
+    log_retention_days: int = Field(90, ge=1, le=3653, description="Control-plane log retention.")
 
     @field_validator("version")
     @classmethod
@@ -189,6 +190,8 @@ class ClusterConfig(_Model):
     def _eks_needs_nodes(self) -> ClusterConfig:
         if self.mode == "eks" and not self.node_groups:
             raise ValueError("mode 'eks' needs at least one entry in nodeGroups")
+        if self.mode == "kubeconfig" and not self.kubeconfig_context:
+            raise ValueError("mode 'kubeconfig' needs kubeconfigContext (e.g. kind-platform)")
         names = [group.name for group in self.node_groups]
         if len(names) != len(set(names)):
             raise ValueError(f"nodeGroups names must be unique, got {names}")

@@ -11,8 +11,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.cluster.eks import EksCluster, EksClusterArgs
+from infra.cluster.kubeconfig import KubeconfigCluster, KubeconfigClusterArgs
 from infra.config import PlatformConfig
+from infra.data.database import Database, DatabaseArgs
+from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
+from infra.registry.ecr import Registry, RegistryArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
 
@@ -110,6 +115,116 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "auditArchiveBucket": archive.bucket_name,
         "kmsKeyArns": keys.arns,
     }
+
+    protect = cfg.protection.protect_resources
+    if cfg.cluster.mode == "eks":
+        eks = EksCluster(
+            "cluster",
+            EksClusterArgs(
+                cluster_name=cluster_name,
+                version=cfg.cluster.version,
+                addon_versions=cfg.cluster.addon_versions,
+                node_groups=cfg.cluster.node_groups,
+                vpc_id=network.vpc_id,
+                private_subnet_ids=pulumi.Output.all(*network.private_subnet_ids),
+                secrets_kms_key_arn=keys.arns["eks"],
+                ebs_kms_key_arn=keys.arns["ebs"],
+                public_access_cidrs=cfg.cluster.public_access_cidrs,
+                admin_role_arns=cfg.cluster.admin_role_arns,
+                log_retention_days=cfg.cluster.log_retention_days,
+                logs_kms_key_arn=keys.arns["logs"],
+                tags=tags,
+                protect=protect,
+            ),
+            opts=with_aws,
+        )
+        node_sg = [eks.node_security_group_id]
+        outputs |= {
+            "clusterName": eks.cluster_name,
+            "clusterArn": eks.cluster_arn,
+            "clusterEndpoint": eks.endpoint,
+            "oidcIssuerUrl": eks.oidc_issuer_url,
+            "kubeconfig": eks.kubeconfig,
+        }
+    else:
+        local_cluster = KubeconfigCluster(
+            "cluster",
+            KubeconfigClusterArgs(
+                context=cfg.cluster.kubeconfig_context or "", cluster_name=cluster_name
+            ),
+        )
+        node_sg = []
+        outputs["clusterName"] = local_cluster.cluster_name
+
+    if cfg.kafka.mode == "msk":
+        kafka = KafkaCluster(
+            "kafka",
+            KafkaClusterArgs(
+                cluster_name=f"{prefix}-kafka",
+                kafka_version=cfg.kafka.version,
+                broker_count=cfg.kafka.broker_count,
+                instance_type=cfg.kafka.instance_type,
+                storage_gib=cfg.kafka.storage_gib,
+                max_storage_gib=cfg.kafka.max_storage_gib,
+                replication_factor=cfg.kafka.replication_factor,
+                min_insync_replicas=cfg.kafka.min_insync_replicas,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.private_subnet_ids,
+                client_security_group_ids=node_sg,
+                kms_key_arn=keys.arns["msk"],
+                log_retention_days=cfg.kafka.log_retention_days,
+                logs_kms_key_arn=keys.arns["logs"],
+                tags=tags,
+                protect=protect,
+            ),
+            opts=with_aws,
+        )
+        outputs |= {
+            "kafkaClusterArn": kafka.cluster_arn,
+            "kafkaBootstrapBrokersIam": kafka.bootstrap_brokers_iam,
+        }
+
+    if cfg.database.mode == "rds":
+        db = cfg.database
+        database = Database(
+            "database",
+            DatabaseArgs(
+                identifier=f"{prefix}-postgres",
+                engine_version=db.engine_version,
+                parameter_group_family=db.parameter_group_family,
+                instance_class=db.instance_class,
+                allocated_storage_gib=db.allocated_storage_gib,
+                max_allocated_storage_gib=db.max_allocated_storage_gib,
+                multi_az=db.multi_az,
+                backup_retention_days=db.backup_retention_days,
+                database_name=db.database_name,
+                performance_insights_retention_days=db.performance_insights_retention_days,
+                vpc_id=network.vpc_id,
+                subnet_ids=network.isolated_subnet_ids,
+                client_security_group_ids=node_sg,
+                kms_key_arn=keys.arns["rds"],
+                deletion_protection=cfg.protection.deletion_protection,
+                final_snapshot=cfg.protection.final_snapshot,
+                protect=protect,
+                tags=tags,
+            ),
+            opts=with_aws,
+        )
+        outputs |= {
+            "dbAddress": database.address,
+            "dbPort": database.port,
+            "dbName": database.db_name,
+            "dbSecretArn": database.master_secret_arn,
+        }
+
+    if not cfg.is_localstack:  # LocalStack's free edition refuses ECR
+        registry = Registry(
+            "registry",
+            RegistryArgs(kms_key_arn=keys.arns["ecr"], protect=protect, tags=tags),
+            opts=with_aws,
+        )
+        outputs["ecrRepositoryUrls"] = registry.repository_urls
+
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs

@@ -102,3 +102,85 @@ def test_load_from_pulumi_reads_the_same_config() -> None:
         lambda: seen.append(load_from_pulumi()), stack="staging", region="eu-west-1", config=config
     )
     assert seen == [load_stack_file("staging")]
+
+
+def _ingress_cidrs(result: Declared) -> list[str]:
+    cidrs: list[str] = []
+    for sg in result.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        for rule in sg.inputs.get("ingress", []):
+            cidrs += rule.get("cidrBlocks", []) + rule.get("ipv6CidrBlocks", [])
+    for rule in result.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"):
+        cidrs += [rule.inputs.get("cidrIpv4", ""), rule.inputs.get("cidrIpv6", "")]
+    for rule in result.of_type("aws:ec2/securityGroupRule:SecurityGroupRule"):
+        if rule.inputs.get("type") == "ingress":
+            cidrs += rule.inputs.get("cidrBlocks", []) + rule.inputs.get("ipv6CidrBlocks", [])
+    return [c for c in cidrs if c]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_no_security_group_ingress_from_the_internet(stack: str) -> None:
+    cidrs = _ingress_cidrs(declared(stack))
+    assert "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
+
+
+def test_prod_data_layer_is_protected_and_redundant() -> None:
+    prod = declared("prod")
+    rds = prod.one("aws:rds/instance:Instance")
+    assert rds.protect is True
+    assert rds.inputs["multiAz"] is True
+    assert rds.inputs["deletionProtection"] is True
+    assert rds.inputs["skipFinalSnapshot"] is False
+    assert rds.inputs["backupRetentionPeriod"] == 30
+    assert rds.inputs["publiclyAccessible"] is False
+    msk = prod.one("aws:msk/cluster:Cluster")
+    assert msk.protect is True
+    assert msk.inputs["numberOfBrokerNodes"] == 3
+    assert len(msk.inputs["brokerNodeGroupInfo"]["clientSubnets"]) == 3
+
+
+def test_dev_data_layer_can_be_torn_down() -> None:
+    dev = declared("dev")
+    rds = dev.one("aws:rds/instance:Instance")
+    assert rds.protect is False
+    assert rds.inputs["multiAz"] is False
+    assert rds.inputs["deletionProtection"] is False
+    assert rds.inputs["skipFinalSnapshot"] is True
+    assert dev.one("aws:msk/cluster:Cluster").inputs["numberOfBrokerNodes"] == 2
+
+
+def test_database_in_isolated_and_brokers_in_private_subnets() -> None:
+    prod = declared("prod")
+    subnets = {s.inputs["tags"]["tier"]: [] for s in prod.of_type("aws:ec2/subnet:Subnet")}
+    for subnet in prod.of_type("aws:ec2/subnet:Subnet"):
+        subnets[subnet.inputs["tags"]["tier"]].append(subnet.name)
+    group = prod.one("aws:rds/subnetGroup:SubnetGroup")
+    assert sorted(i.rsplit("-", 1)[0] for i in group.inputs["subnetIds"]) == sorted(
+        subnets["isolated"]
+    )
+    brokers = prod.one("aws:msk/cluster:Cluster").inputs["brokerNodeGroupInfo"]["clientSubnets"]
+    assert sorted(i.rsplit("-", 1)[0] for i in brokers) == sorted(subnets["private"])
+
+
+def test_prod_api_endpoint_private_only_dev_cidr_limited() -> None:
+    prod_vpc = declared("prod").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    dev_vpc = declared("dev").one("aws:eks/cluster:Cluster").inputs["vpcConfig"]
+    assert prod_vpc["endpointPrivateAccess"] is True
+    assert prod_vpc["endpointPublicAccess"] is False
+    assert dev_vpc["endpointPublicAccess"] is True
+    assert dev_vpc["publicAccessCidrs"] == ["203.0.113.0/24"]
+
+
+def test_localstack_has_no_eks_msk_rds_or_ecr() -> None:
+    types = {r.type for r in declared("localstack").resources}
+    for forbidden in (
+        "aws:eks/cluster:Cluster",
+        "aws:msk/cluster:Cluster",
+        "aws:rds/instance:Instance",
+        "aws:ecr/repository:Repository",
+    ):
+        assert forbidden not in types
+    assert "platform:cluster:KubeconfigCluster" in types
+
+
+def test_kubeconfig_export_is_secret() -> None:
+    assert declared("prod").outputs["kubeconfig"] == "[secret]"
