@@ -185,6 +185,7 @@ _EXTRA_OUTPUTS: dict[str, Callable[[str, str], dict[str, Any]]] = {
         "repositoryUrl": f"{FAKE_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{name}",
     },
     "aws:msk/configuration:Configuration": lambda name, region: {"latestRevision": 1},
+    "aws:ec2/launchTemplate:LaunchTemplate": lambda name, region: {"latestVersion": 1},
     "aws:s3/bucket:Bucket": lambda name, region: {"bucket": name},
     "aws:s3/bucketV2:BucketV2": lambda name, region: {"bucket": name},
 }

@@ -17,7 +17,7 @@ logs: CloudWatch log groups (flow logs, control plane, broker logs)."""
 
 
 def key_policy(account_id: str, region: str, purpose: str) -> str:
-    """Key policy: the account administers the key; the logs key also admits CloudWatch Logs.
+    """Key policy: the account administers the key; some services get a scoped grant.
 
     CloudWatch Logs encrypts with the key on the service's behalf, so it needs a grant in the
     key policy itself, limited to log groups of this account and region.
@@ -52,6 +52,39 @@ def key_policy(account_id: str, region: str, purpose: str) -> str:
                         )
                     }
                 },
+            }
+        )
+    if purpose == "ebs":
+        # Managed node groups launch instances through the Auto Scaling service-linked role;
+        # the account-root statement does not cover service-linked roles, so without this grant
+        # nodes with encrypted root volumes never start.
+        autoscaling = (
+            f"arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/"
+            "AWSServiceRoleForAutoScaling"
+        )
+        statements.append(
+            {
+                "Sid": "AutoScalingUsesKeyForNodeVolumes",
+                "Effect": "Allow",
+                "Principal": {"AWS": autoscaling},
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": "*",
+            }
+        )
+        statements.append(
+            {
+                "Sid": "AutoScalingCreatesGrants",
+                "Effect": "Allow",
+                "Principal": {"AWS": autoscaling},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})

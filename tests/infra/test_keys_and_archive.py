@@ -41,6 +41,15 @@ def test_logs_key_admits_cloudwatch_logs_only_for_this_account() -> None:
     assert [s["Sid"] for s in other["Statement"]] == ["AccountAdministers"]
 
 
+def test_ebs_key_admits_the_autoscaling_service_linked_role() -> None:
+    policy = json.loads(key_policy("111122223333", "eu-west-1", "ebs"))
+    principals = {s["Sid"]: s["Principal"]["AWS"] for s in policy["Statement"][1:]}
+    assert set(principals) == {"AutoScalingUsesKeyForNodeVolumes", "AutoScalingCreatesGrants"}
+    assert all(p.endswith("/AWSServiceRoleForAutoScaling") for p in principals.values())
+    grants = policy["Statement"][2]
+    assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
 def test_key_policy_rendered_with_account(keys: Declared) -> None:
     rds = keys.one("aws:kms/key:Key", "-rds")
     policy = json.loads(rds.inputs["policy"])
