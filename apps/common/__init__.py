@@ -1,0 +1,1 @@
+"""Shared library of the bundled apps: envelope, Kafka, database, logging, tracing, health."""

@@ -1,0 +1,177 @@
+"""PostgreSQL settings and a tiny versioned migration runner shared by the apps.
+
+Migrations are ordered files `apps/<app>/migrations/NNNN_name.sql`. Each runs in its own
+transaction together with its `schema_migrations` row, under a per-app advisory lock, so two
+replicas starting at once apply each file exactly once and a failed file leaves no trace.
+
+Why not Alembic: the apps use plain SQL through psycopg (no ORM), and the whole runner is
+~40 lines; Alembic would add an ORM-shaped dependency to three small images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+from psycopg_pool import ConnectionPool
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
+
+
+class DbSettings(BaseSettings):
+    """`DATABASE_URL` if set (local runs), otherwise the facts channel's DB_* parts."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL")
+    )
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("DB_HOST"))
+    port: int = Field(default=5432, validation_alias=AliasChoices("DB_PORT"))
+    name: str = Field(default="postgres", validation_alias=AliasChoices("DB_NAME"))
+    user: str = Field(default="postgres", validation_alias=AliasChoices("DB_USER"))
+    password: SecretStr = Field(default=SecretStr(""), validation_alias=AliasChoices("DB_PASSWORD"))
+    sslmode: str = Field(default="prefer", validation_alias=AliasChoices("DB_SSLMODE"))
+    connect_timeout_s: int = Field(default=5, validation_alias=AliasChoices("DB_CONNECT_TIMEOUT"))
+
+    def conninfo(self) -> str:
+        """A libpq URL; the password is percent-encoded, never logged (see `redacted`)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        secret = self.password.get_secret_value()
+        auth = quote(self.user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
+        return (
+            f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.name, safe='')}"
+            f"?sslmode={self.sslmode}&connect_timeout={self.connect_timeout_s}"
+        )
+
+    def redacted(self) -> str:
+        """Where we connect, for logs: host, port and database only."""
+        if self.database_url is not None:
+            info = psycopg.conninfo.conninfo_to_dict(self.database_url.get_secret_value())
+            return f"{info.get('host')}:{info.get('port', 5432)}/{info.get('dbname')}"
+        return f"{self.host}:{self.port}/{self.name}"
+
+
+def make_pool(
+    conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "app", **kwargs: Any
+) -> ConnectionPool:
+    """An open pool that does not block start-up on the database being reachable.
+
+    `check` revalidates a connection on checkout so a PostgreSQL restart costs one failed
+    request at most, not a pool full of dead connections.
+    """
+    return ConnectionPool(
+        conninfo,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=True,
+        timeout=5.0,
+        reconnect_timeout=3600,
+        check=ConnectionPool.check_connection,
+        **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    """Every `NNNN_name.sql` file in `directory`, by version; duplicate versions are an error."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = MIGRATION_FILE.match(path.name)
+        if match is None:
+            raise ValueError(f"migration file {path.name!r} is not named NNNN_lower_snake.sql")
+        version = int(match["version"])
+        if version in found:
+            raise ValueError(f"two migrations with version {version:04d} in {directory}")
+        found[version] = Migration(version, match["name"], path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    app        text        NOT NULL,
+    version    integer     NOT NULL,
+    name       text        NOT NULL,
+    checksum   text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (app, version)
+)
+"""
+
+
+def _lock_key(app: str) -> int:
+    # A stable signed 64-bit key per app for pg_advisory_lock.
+    return int.from_bytes(
+        hashlib.sha256(f"migrate:{app}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+def migrate(conninfo: str, app: str, directory: Path) -> list[int]:
+    """Apply pending migrations of `app`; return the versions applied (empty when up to date).
+
+    A migration already applied with different content is reported, not re-run: versions are
+    immutable once released.
+    """
+    migrations = load_migrations(directory)
+    applied_now: list[int] = []
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(app),))
+        try:
+            conn.execute(_BOOKKEEPING)
+            rows = conn.execute(
+                "SELECT version, checksum FROM schema_migrations WHERE app = %s", (app,)
+            ).fetchall()
+            done = {int(version): str(checksum) for version, checksum in rows}
+            for migration in migrations:
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        log.warning(
+                            "applied migration changed on disk; not re-running it",
+                            extra={"app": app, "version": migration.version},
+                        )
+                    continue
+                with conn.transaction():
+                    conn.execute(migration.sql.encode())
+                    conn.execute(
+                        "INSERT INTO schema_migrations (app, version, name, checksum)"
+                        " VALUES (%s, %s, %s, %s)",
+                        (app, migration.version, migration.name, migration.checksum),
+                    )
+                applied_now.append(migration.version)
+                log.info("applied migration", extra={"app": app, "version": migration.version})
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_lock_key(app),))
+    return applied_now
+
+
+def applied_versions(conninfo: str, app: str) -> list[int]:
+    with psycopg.connect(conninfo) as conn:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return []
+        rows = conn.execute(
+            "SELECT version FROM schema_migrations WHERE app = %s ORDER BY version", (app,)
+        ).fetchall()
+        return [int(r[0]) for r in rows]

@@ -1,0 +1,112 @@
+"""Envelope: round trip, and every malformed input maps to one stable EnvelopeError reason."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from apps.common.envelope import (
+    SUPPORTED_VERSIONS,
+    EnvelopeError,
+    EventEnvelope,
+    decode,
+    encode,
+    new_envelope,
+)
+
+
+def _valid() -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": "task.created",
+        "version": 1,
+        "source": "events-api",
+        "occurred_at": "2026-01-02T03:04:05+00:00",
+        "correlation_id": "c-1",
+        "subject": "task-1",
+        "data": {"title": "x"},
+    }
+
+
+def test_round_trip_preserves_every_field() -> None:
+    env = new_envelope(
+        "event.received", source="events-api", subject="s", correlation_id="c", data={"a": "b"}
+    )
+    assert decode(encode(env)) == env
+
+
+def test_occurred_at_is_normalised_to_utc() -> None:
+    plus_two = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    env = EventEnvelope.model_validate({**_valid(), "occurred_at": plus_two.isoformat()})
+    assert env.occurred_at.tzinfo == UTC
+    assert env.occurred_at.hour == 10
+
+
+def test_envelope_is_frozen() -> None:
+    env = decode(json.dumps(_valid()).encode())
+    with pytest.raises(ValueError):
+        env.subject = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (None, "invalid_json"),
+        (b"[1, 2]", "schema_violation"),
+        (json.dumps({**_valid(), "version": 2}).encode(), "unsupported_version"),
+        (json.dumps({**_valid(), "version": "1"}).encode(), "schema_violation"),
+        (json.dumps({**_valid(), "type": "task.exploded"}).encode(), "schema_violation"),
+        (json.dumps({**_valid(), "unexpected": 1}).encode(), "schema_violation"),
+        (
+            json.dumps({**_valid(), "occurred_at": "2026-01-02T03:04:05"}).encode(),
+            "schema_violation",
+        ),
+        (json.dumps({k: v for k, v in _valid().items() if k != "id"}).encode(), "schema_violation"),
+    ],
+)
+def test_malformed_input_has_a_stable_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode(raw)
+    assert info.value.reason == reason
+    assert info.value.detail
+
+
+def test_unsupported_version_detail_names_supported_versions() -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode(json.dumps({**_valid(), "version": 99}).encode())
+    assert "99" in info.value.detail
+    assert str(list(SUPPORTED_VERSIONS)) in info.value.detail
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_decode_raises_only_envelope_error(raw: bytes) -> None:
+    try:
+        decode(raw)
+    except EnvelopeError as exc:
+        assert exc.reason in {"invalid_json", "unsupported_version", "schema_violation"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(_valid())), json_values, max_size=8))
+def test_decode_of_mutated_envelopes_raises_only_envelope_error(
+    overrides: dict[str, object],
+) -> None:
+    try:
+        decode(json.dumps({**_valid(), **overrides}).encode())
+    except EnvelopeError as exc:
+        assert exc.reason in {"invalid_json", "unsupported_version", "schema_violation"}
