@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -32,13 +33,14 @@ class Emulator:
     kind: str  # "moto" or "localstack"
     endpoint: str
 
-    def client(self, service: str, region: str):  # type: ignore[no-untyped-def]
-        return boto3.client(
+    def client(self, service: str, region: str) -> Any:
+        make_client: Any = boto3.client  # boto3's stubs overload on literal service names
+        return make_client(
             service,
             endpoint_url=self.endpoint,
             region_name=region,
             aws_access_key_id="test",
-            aws_secret_access_key="test",  # noqa: S106 - emulator dummy credentials
+            aws_secret_access_key="test",
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 
@@ -74,7 +76,8 @@ def localstack_emulator() -> Iterator[Emulator]:
 )
 def emulator(request: pytest.FixtureRequest) -> Emulator:
     """Each test using this runs once per emulator."""
-    return request.getfixturevalue(f"{request.param}_emulator")  # type: ignore[no-any-return]
+    emulator: Emulator = request.getfixturevalue(f"{request.param}_emulator")
+    return emulator
 
 
 def _point_cli_at(monkeypatch: pytest.MonkeyPatch, emulator: Emulator) -> None:
@@ -108,7 +111,7 @@ def account_of(emulator: Emulator, region: str) -> str:
 
 
 def purge_state_backend(emulator: Emulator, names: ExpectedNames) -> None:
-    """Delete the state bucket (every version) and the secrets alias; schedule the key's deletion."""
+    """Delete the state bucket (all versions) and the secrets alias; schedule the key deletion."""
     s3 = emulator.client("s3", names.region)
     bucket = names.state_bucket(account_of(emulator, names.region))
     with contextlib.suppress(ClientError):

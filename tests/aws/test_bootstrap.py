@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from platform_cli.aws_names import names_for_env
 from platform_cli.main import app
@@ -20,7 +20,7 @@ runner = CliRunner()
 DEV = names_for_env("dev")
 
 
-def _run(*args: str):  # type: ignore[no-untyped-def]
+def _run(*args: str) -> Result:
     return runner.invoke(app, list(args), catch_exceptions=False, terminal_width=400)
 
 
