@@ -203,9 +203,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
-        from pulumi.runtime import rpc
 
-        inputs = _sync_await(_plain(rpc.deserialize_properties(request.object)))
+        inputs = struct_to_plain(request.object)
         self.declared.append(
             DeclaredResource(
                 urn=response.urn,
@@ -226,10 +225,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
     def RegisterResourceOutputs(self, request: Any) -> Any:
-        from pulumi.runtime import rpc
-
-        outputs = _sync_await(_plain(rpc.deserialize_properties(request.outputs)))
-        self.component_outputs[request.urn] = outputs
+        self.component_outputs[request.urn] = struct_to_plain(request.outputs)
         return super().RegisterResourceOutputs(request)
 
 
@@ -237,8 +233,40 @@ def _is_stack_urn(urn: str) -> bool:
     return not urn or "::pulumi:pulumi:Stack::" in urn
 
 
-async def _plain(value: Any) -> Any:
-    """Inputs as plain JSON-like data (secrets unwrapped into a marker, never their value)."""
+# Pulumi's wire format marks special values with this key; see pulumi/sdk `rpc.py`.
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SIG_SECRET = "1b47061264138c4ac30d75fd1eb44270"
+_SIG_RESOURCE = "5cf8f73096256a8f31e491e813e4eb8e"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def struct_to_plain(struct: Any) -> Any:
+    """A protobuf Struct of properties as plain data, without touching the Pulumi runtime.
+
+    `rpc.deserialize_properties` would rebuild resource references as live Resource objects on
+    the monitor's thread (and fail on a foreign event loop), and it would unwrap secrets. Here a
+    resource reference becomes its URN and a secret becomes SECRET_MARKER, so no secret value can
+    reach a test assertion, an inventory or a snapshot.
+    """
+    from google.protobuf.json_format import MessageToDict
+
+    return _plain_value(MessageToDict(struct))
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        signature = value.get(_SIG_KEY)
+        if signature == _SIG_SECRET:
+            return SECRET_MARKER
+        if signature == _SIG_RESOURCE:
+            return value.get("urn", "")
+        return {key: _plain_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_value(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # Struct stores every number as a double
+    if value == _UNKNOWN:
+        return "[unknown]"
     return value
 
 
