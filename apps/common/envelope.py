@@ -56,7 +56,10 @@ class EventEnvelope(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC datetime
+            raise ValueError("occurred_at is outside the representable UTC range") from None
 
 
 def new_envelope(
@@ -117,5 +120,5 @@ def decode(raw: bytes | bytearray | memoryview | str | None) -> EventEnvelope:
             for err in exc.errors()
         )
         raise EnvelopeError("schema_violation", detail[:1000]) from None
-    except (ValueError, TypeError, RecursionError) as exc:
+    except (ValueError, TypeError, ArithmeticError, RecursionError) as exc:
         raise EnvelopeError("schema_violation", str(exc)[:500]) from None

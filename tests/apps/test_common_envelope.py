@@ -68,6 +68,10 @@ def test_envelope_is_frozen() -> None:
             json.dumps({**_valid(), "occurred_at": "2026-01-02T03:04:05"}).encode(),
             "schema_violation",
         ),
+        (
+            json.dumps({**_valid(), "occurred_at": "0001-01-01T00:00:00+01:00"}).encode(),
+            "schema_violation",
+        ),
         (json.dumps({k: v for k, v in _valid().items() if k != "id"}).encode(), "schema_violation"),
     ],
 )
