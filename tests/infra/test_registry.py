@@ -89,7 +89,10 @@ def test_repository_names() -> None:
 
 def test_one_immutable_scanned_kms_encrypted_repository_per_app(prod: Declared) -> None:
     repositories = prod.of_type("aws:ecr/repository:Repository")
-    assert [r.inputs["name"] for r in repositories] == [f"plat-prod/{a}" for a in APP_NAMES]
+    # Registration is asynchronous, so compare as sets of names, not sequences.
+    assert sorted(r.inputs["name"] for r in repositories) == sorted(
+        f"plat-prod/{a}" for a in APP_NAMES
+    )
     for repository in repositories:
         assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
         assert repository.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
@@ -122,8 +125,8 @@ def test_protected_in_prod_force_deletable_in_dev(prod: Declared, dev: Declared)
 def test_outputs_map_every_app_to_its_repository(prod: Declared) -> None:
     outputs = prod.component_outputs[prod.one("platform:registry:Registry").urn]
     assert set(outputs) == {"repository_urls", "repository_arns"}
-    assert list(outputs["repository_urls"]) == list(APP_NAMES)
-    assert list(outputs["repository_arns"]) == list(APP_NAMES)
+    assert sorted(outputs["repository_urls"]) == sorted(APP_NAMES)
+    assert sorted(outputs["repository_arns"]) == sorted(APP_NAMES)
     for app, url in outputs["repository_urls"].items():
         assert ".dkr.ecr.eu-west-1.amazonaws.com/" in url
         assert url.endswith(app)
