@@ -1,0 +1,1 @@
+"""notifier: consumes `events` and `tasks` and delivers them to chat and webhook channels."""

@@ -1,0 +1,172 @@
+"""notifier settings, from the environment (the facts channel plus NOTIFIER_* variables).
+
+Credentials (`*_URL` of Slack/Discord, which embed their secret, the Telegram bot token, the
+WhatsApp access token, the webhook signing secret) are `SecretStr`: they print as `**********`
+and are revealed only where a request is built. In Kubernetes they come from a Secret, either as
+environment variables or as files in `NOTIFIER_SECRETS_DIR` (one file per setting, named like
+the variable, e.g. `NOTIFIER_TELEGRAM_BOT_TOKEN`: a Secret mounted as a volume).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.common.db import DbSettings
+from apps.common.kafka import KafkaSettings
+from apps.notifier.channels import (
+    Channel,
+    DiscordChannel,
+    SlackChannel,
+    TelegramChannel,
+    WebhookChannel,
+    WhatsAppChannel,
+)
+from apps.notifier.retry import BackoffPolicy
+from apps.notifier.routing import Route, parse_routes
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class ConsumerTuning(BaseSettings):
+    """Group-membership timings; tests and the benchmark lower them (Tansu joins take ~3 beats)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    heartbeat_interval_ms: int = Field(3000, validation_alias=_env("KAFKA_HEARTBEAT_INTERVAL_MS"))
+    session_timeout_ms: int = Field(45000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS"))
+    max_poll_records: int = Field(500, validation_alias=_env("KAFKA_MAX_POLL_RECORDS"))
+    max_poll_interval_ms: int = Field(300_000, validation_alias=_env("KAFKA_MAX_POLL_INTERVAL_MS"))
+
+    def overrides(self) -> dict[str, int]:
+        return {
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+            "session_timeout_ms": self.session_timeout_ms,
+            "max_poll_records": self.max_poll_records,
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+        }
+
+
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: str = Field("local", validation_alias=_env("PLATFORM_ENVIRONMENT"))
+    otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    events_topic: str = Field("events", validation_alias=_env("EVENTS_TOPIC"))
+    tasks_topic: str = Field("tasks", validation_alias=_env("TASKS_TOPIC"))
+    consumer_group: str = Field("notifier", validation_alias=_env("CONSUMER_GROUP"))
+    dead_letter_topic: str = Field("notifier.dlq", validation_alias=_env("DEAD_LETTER_TOPIC"))
+    port: int = Field(8001, validation_alias=_env("PORT", "NOTIFIER_PORT"))
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+
+    routes_json: str | None = Field(None, validation_alias=_env("NOTIFIER_ROUTES"))
+    max_attempts: int = Field(5, ge=1, validation_alias=_env("NOTIFIER_MAX_ATTEMPTS"))
+    backoff_base_s: float = Field(0.5, gt=0, validation_alias=_env("NOTIFIER_BACKOFF_BASE_S"))
+    backoff_max_s: float = Field(30.0, gt=0, validation_alias=_env("NOTIFIER_BACKOFF_MAX_S"))
+    http_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("NOTIFIER_HTTP_TIMEOUT_S"))
+    lease_s: float = Field(30.0, gt=0, validation_alias=_env("NOTIFIER_LEASE_S"))
+
+    webhook_url: str | None = Field(None, validation_alias=_env("NOTIFIER_WEBHOOK_URL"))
+    webhook_signing_secret: SecretStr | None = Field(
+        None, validation_alias=_env("NOTIFIER_WEBHOOK_SIGNING_SECRET")
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("NOTIFIER_SLACK_WEBHOOK_URL")
+    )
+    discord_webhook_url: SecretStr | None = Field(
+        None, validation_alias=_env("NOTIFIER_DISCORD_WEBHOOK_URL")
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=_env("NOTIFIER_TELEGRAM_BOT_TOKEN")
+    )
+    telegram_chat_id: str | None = Field(None, validation_alias=_env("NOTIFIER_TELEGRAM_CHAT_ID"))
+    telegram_api_base: str = Field(
+        "https://api.telegram.org", validation_alias=_env("NOTIFIER_TELEGRAM_API_BASE")
+    )
+    whatsapp_access_token: SecretStr | None = Field(
+        None, validation_alias=_env("NOTIFIER_WHATSAPP_ACCESS_TOKEN")
+    )
+    whatsapp_phone_number_id: str | None = Field(
+        None, validation_alias=_env("NOTIFIER_WHATSAPP_PHONE_NUMBER_ID")
+    )
+    whatsapp_recipient: str | None = Field(
+        None, validation_alias=_env("NOTIFIER_WHATSAPP_RECIPIENT")
+    )
+    whatsapp_api_base: str = Field(
+        "https://graph.facebook.com/v21.0", validation_alias=_env("NOTIFIER_WHATSAPP_API_BASE")
+    )
+
+    @model_validator(mode="after")
+    def _routes_name_configured_channels(self) -> NotifierSettings:
+        # Fail at start-up, not on the first matching event, when a route names a channel
+        # whose credentials are missing.
+        configured = set(self.channels())
+        for route in self.routes():
+            missing = [c for c in route.channels if c not in configured]
+            if missing:
+                raise ValueError(
+                    f"NOTIFIER_ROUTES names channel(s) {missing} that are not configured; "
+                    f"configured: {sorted(configured) or 'none'}"
+                )
+        return self
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        return (self.events_topic, self.tasks_topic)
+
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy(self.max_attempts, self.backoff_base_s, self.backoff_max_s)
+
+    def channels(self) -> dict[str, Channel]:
+        found: dict[str, Channel] = {}
+        if self.webhook_url:
+            found["webhook"] = WebhookChannel(
+                url=self.webhook_url, signing_secret=self.webhook_signing_secret
+            )
+        if self.slack_webhook_url:
+            found["slack"] = SlackChannel(webhook_url=self.slack_webhook_url)
+        if self.discord_webhook_url:
+            found["discord"] = DiscordChannel(webhook_url=self.discord_webhook_url)
+        if self.telegram_bot_token and self.telegram_chat_id:
+            found["telegram"] = TelegramChannel(
+                bot_token=self.telegram_bot_token,
+                chat_id=self.telegram_chat_id,
+                api_base=self.telegram_api_base,
+            )
+        if self.whatsapp_access_token and self.whatsapp_phone_number_id and self.whatsapp_recipient:
+            found["whatsapp"] = WhatsAppChannel(
+                access_token=self.whatsapp_access_token,
+                phone_number_id=self.whatsapp_phone_number_id,
+                recipient=self.whatsapp_recipient,
+                api_base=self.whatsapp_api_base,
+            )
+        return found
+
+    def routes(self) -> tuple[Route, ...]:
+        """Configured routes; without NOTIFIER_ROUTES every configured channel gets everything."""
+        if self.routes_json:
+            return parse_routes(self.routes_json)
+        names = tuple(self.channels())
+        return (Route(channels=names),) if names else ()
+
+
+@dataclass(frozen=True)
+class NotifierConfig:
+    """Everything the notifier reads from its environment, loaded once at start-up."""
+
+    app: NotifierSettings = field(default_factory=lambda: load_app_settings())
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    db: DbSettings = field(default_factory=DbSettings)
+    tuning: ConsumerTuning = field(default_factory=ConsumerTuning)
+
+
+def load_app_settings() -> NotifierSettings:
+    secrets_dir = os.environ.get("NOTIFIER_SECRETS_DIR")
+    if secrets_dir:
+        return NotifierSettings(_secrets_dir=secrets_dir)
+    return NotifierSettings()

@@ -1,0 +1,209 @@
+"""Helpers for the consumer tests: produce envelopes, read topics, run a consumer in a thread or as
+a real subprocess (for SIGKILL/SIGTERM scenarios), and wait for conditions with a deadline."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from apps.common.envelope import EventEnvelope, encode, new_envelope
+from platform_cli.embedded import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+FAST_CONSUMER_ENV = {
+    # Tansu + kafka-python: the first group join takes ~3 heartbeats; keep them short.
+    "KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+    "KAFKA_SESSION_TIMEOUT_MS": "6000",
+}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def envelopes(
+    n: int, *, type_: str = "event.received", subjects: int = 7, **data: Any
+) -> list[EventEnvelope]:
+    return [
+        new_envelope(
+            type_,  # type: ignore[arg-type]
+            source="test",
+            subject=f"entity-{i % subjects}",
+            correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
+            data={"category": "alert", "message": f"message {i}", "n": i, **data},
+        )
+        for i in range(n)
+    ]
+
+
+def produce(
+    bootstrap: str, topic: str, values: Iterable[bytes | EventEnvelope], key: bytes | None = None
+) -> int:
+    """Publish and flush; envelopes are keyed by subject, raw bytes by `key`."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    count = 0
+    try:
+        for value in values:
+            if isinstance(value, EventEnvelope):
+                producer.send(topic, key=value.subject.encode(), value=encode(value))
+            else:
+                producer.send(topic, key=key, value=value)
+            count += 1
+        producer.flush(30)
+    finally:
+        producer.close(5)
+    return count
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
+    """Every record of `topic` (from the beginning, no group) once `expect` have arrived."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        partitions = None
+        deadline = time.monotonic() + timeout
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                time.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        got: list[Any] = []
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=300).values():
+                got.extend(records)
+            if len(got) >= expect:
+                # Linger a moment: more than expected must show up as a failure, not be cut off.
+                for records in consumer.poll(timeout_ms=500).values():
+                    got.extend(records)
+                break
+        return got
+    finally:
+        consumer.close()
+
+
+class Runnable(Protocol):
+    def run(self) -> None: ...
+
+
+@contextmanager
+def running_in_thread(service: Runnable, stop: threading.Event) -> Iterator[threading.Thread]:
+    """Run `service.run()` in a thread; on exit request a stop and join it."""
+    errors: list[BaseException] = []
+
+    def _target() -> None:
+        try:
+            service.run()
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    thread = threading.Thread(target=_target, name="consumer-under-test", daemon=True)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(20)
+    assert not thread.is_alive(), "consumer thread did not stop within 20 s"
+    assert not errors, f"consumer thread failed: {errors!r}"
+
+
+@dataclass
+class ConsumerProcess:
+    """One app consumer (`python -m apps.<app>.cli run`) as a real OS process."""
+
+    app: str
+    env: dict[str, str]
+    log_path: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ConsumerProcess:
+        self.port = free_port()
+        env = {**os.environ, **FAST_CONSUMER_ENV, **self.env, "PORT": str(self.port)}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", f"apps.{self.app}.cli", "run"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or committed."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> float:
+        """SIGTERM and wait; returns seconds until the process exited."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+        return time.monotonic() - started
+
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+
+    def ready(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop_quietly(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def metric_value(metrics_text: str, name: str) -> float:
+    """Sum of all samples of `name` (any labels) in a Prometheus text exposition."""
+    total = 0.0
+    for line in metrics_text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            head, _, value = line.rpartition(" ")
+            if head == name or head.startswith(name + "{"):
+                total += float(value)
+    return total
