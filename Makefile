@@ -37,5 +37,9 @@ local: venv
 render: venv
 	$(BIN)/platform gitops render
 
+# Refresh tests/snapshots/<stack>.json (the declared inventories the snapshot test compares).
+snapshots: venv
+	for s in localstack dev staging prod; do $(BIN)/platform plan --quiet --stack $$s --json tests/snapshots/$$s.json || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .local-run

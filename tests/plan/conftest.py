@@ -1,0 +1,25 @@
+"""Each stack's program runs once per test session under the mock monitor (about a second each)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import load_stack_file
+from infra.offline import Declared, run_stack
+
+
+@pytest.fixture(scope="session")
+def declared_stacks() -> dict[str, Declared]:
+    return {}
+
+
+@pytest.fixture
+def declared(declared_stacks: dict[str, Declared]):
+    """`declared(stack)` -> what the committed stack config declares (cached per session)."""
+
+    def run(stack: str) -> Declared:
+        if stack not in declared_stacks:
+            declared_stacks[stack] = run_stack(load_stack_file(stack))
+        return declared_stacks[stack]
+
+    return run
