@@ -3,7 +3,7 @@
 `platform bootstrap` creates the state bucket and the secrets key under these names, and
 `platform verify` looks up the EKS cluster, MSK cluster, RDS instance and ECR repositories the
 Pulumi program declares. The program derives its physical names from `cfg.name_prefix`
-(`plat-<env>`); `tests/delivery/test_names_match_program.py` runs the program offline and fails
+(`plat-<env>`); `tests/aws/test_names_match_program.py` runs the program offline and fails
 when a name here drifts from what it declares.
 """
 
@@ -48,8 +48,9 @@ def expected_names(cfg: PlatformConfig) -> ExpectedNames:
         secrets_key_alias=f"alias/{prefix}-pulumi-secrets",
         eks_cluster=f"{prefix}-eks",
         msk_cluster=f"{prefix}-kafka",
-        rds_instance=f"{prefix}-db",
-        ecr_repositories=tuple(f"{prefix}/{app}" for app in APP_NAMES),
+        rds_instance=f"{prefix}-postgres",
+        # One repository per app, bare names (`infra.registry.RegistryArgs.repository_prefix`).
+        ecr_repositories=APP_NAMES,
         cluster_on_eks=cfg.cluster.mode == "eks",
         kafka_on_msk=cfg.kafka.mode == "msk",
         database_on_rds=cfg.database.mode == "rds",

@@ -102,7 +102,7 @@ def test_deployed_dev_passes_except_what_moto_cannot_model(moto_aws: Emulator) -
             ("plat-dev-kafka", Status.FAIL),
             ("plat-dev-kafka brokers", Status.NOT_EMULATED),
         ],
-        "rds": [("plat-dev-db", Status.PASS)],
+        "rds": [("plat-dev-postgres", Status.PASS)],
         "ecr": [(repo, Status.PASS) for repo in DEV.ecr_repositories],
         "state": [("plat-dev-pulumi-state-123456789012", Status.PASS)],
     }
@@ -114,7 +114,7 @@ def test_deployed_dev_passes_except_what_moto_cannot_model(moto_aws: Emulator) -
 
 
 def test_public_unencrypted_database_fails_with_both_reasons(moto_aws: Emulator) -> None:
-    names = ExpectedNames(**{**DEV.__dict__, "rds_instance": "plat-dev-db-public"})
+    names = ExpectedNames(**{**DEV.__dict__, "rds_instance": "plat-dev-postgres-public"})
     with deployed_dev(moto_aws, names, public_db=True):
         rds = next(c for c in run_checks(names) if c.area == "rds")
     assert rds.status is Status.FAIL

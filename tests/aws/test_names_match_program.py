@@ -1,0 +1,43 @@
+"""The names `bootstrap`/`verify` use are the names the Pulumi program declares (run offline)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.config import load_stack_file
+from infra.offline import run_stack
+from platform_cli.aws_names import expected_names
+
+
+def _inputs(declared, type_: str, key: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(str(r.inputs[key]) for r in declared.of_type(type_))
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_platform_names_match_what_the_program_declares(env: str) -> None:
+    cfg = load_stack_file(env)
+    names = expected_names(cfg)
+    declared = run_stack(cfg)
+
+    assert _inputs(declared, "aws:eks/cluster:Cluster", "name") == [names.eks_cluster]
+    assert _inputs(declared, "aws:msk/cluster:Cluster", "clusterName") == [names.msk_cluster]
+    assert _inputs(declared, "aws:rds/instance:Instance", "identifier") == [names.rds_instance]
+    assert _inputs(declared, "aws:ecr/repository:Repository", "name") == sorted(
+        names.ecr_repositories
+    )
+
+
+def test_localstack_stack_declares_none_of_the_services_verify_skips() -> None:
+    cfg = load_stack_file("localstack")
+    names = expected_names(cfg)
+    declared = run_stack(cfg)
+
+    assert not (names.cluster_on_eks or names.kafka_on_msk or names.database_on_rds)
+    assert not names.registry_on_ecr
+    for type_ in (
+        "aws:eks/cluster:Cluster",
+        "aws:msk/cluster:Cluster",
+        "aws:rds/instance:Instance",
+        "aws:ecr/repository:Repository",
+    ):
+        assert declared.of_type(type_) == [], type_
