@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from infra.config import load_stack_file
-from infra.offline import run_stack
+from infra.offline import Declared, run_stack
 from platform_cli.aws_names import expected_names
 
 
-def _inputs(declared, type_: str, key: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _inputs(declared: Declared, type_: str, key: str) -> list[str]:
     return sorted(str(r.inputs[key]) for r in declared.of_type(type_))
 
 
