@@ -82,6 +82,10 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> KafkaProducer:
         "request_timeout_ms": 10_000,
         "max_block_ms": 10_000,
         "retry_backoff_ms": 200,
+        "bootstrap_timeout_ms": 10_000,
+        # kafka-python backs off reconnects up to 30 s by default; after a broker restart we
+        # want to be back within a couple of seconds.
+        "reconnect_backoff_max_ms": 2_000,
     }
     return KafkaProducer(**(config | overrides))
 
@@ -94,6 +98,7 @@ def make_consumer(
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
+        "reconnect_backoff_max_ms": 2_000,
     }
     return KafkaConsumer(*topics, **(config | overrides))
 

@@ -1,0 +1,1 @@
+"""events-api: accepts events and tasks, publishes them through a transactional outbox."""

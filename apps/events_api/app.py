@@ -1,0 +1,76 @@
+"""The events-api ASGI application: `create_app(settings)` wires pool, relay, routes, errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from apps.common.db import make_pool
+from apps.common.tracing import setup_tracing
+from apps.events_api import errors
+from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
+from apps.events_api.outbox import OutboxRelay
+from apps.events_api.routes import events, ops, tasks
+from apps.events_api.settings import APP_NAME, ApiSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_relay(settings: ApiSettings) -> OutboxRelay:
+    return OutboxRelay(
+        settings.db.conninfo(),
+        settings.kafka,
+        batch_size=settings.relay_batch_size,
+        idle_s=settings.relay_idle_s,
+        max_backoff_s=settings.relay_max_backoff_s,
+        retention_s=settings.relay_retention_hours * 3600,
+    )
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or ApiSettings()
+    setup_tracing(APP_NAME, settings.otel_endpoint)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The pool opens without waiting for the database: the API starts (and reports
+        # not-ready) during a database outage instead of crash-looping.
+        app.state.pool = make_pool(
+            settings.db.conninfo(),
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            name=APP_NAME,
+        )
+        app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
+        log.info(
+            "events-api started",
+            extra={"database": settings.db.redacted(), "relay": settings.relay_enabled},
+        )
+        try:
+            yield
+        finally:
+            if app.state.relay is not None:
+                app.state.relay.stop()
+            app.state.pool.close()
+
+    app = FastAPI(
+        title="events-api",
+        version="1.0.0",
+        description="Accepts notification events and tasks; publishes them to Kafka through a "
+        "transactional outbox.",
+        lifespan=lifespan,
+        default_response_class=errors.SafeJSONResponse,
+    )
+    app.state.settings = settings
+    app.state.relay = None
+    errors.install(app)
+    app.include_router(events.router)
+    app.include_router(tasks.router)
+    app.include_router(ops.router)
+    # Added last = outermost: the request context wraps the body guard's early replies too.
+    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    return app

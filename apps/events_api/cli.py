@@ -1,0 +1,110 @@
+"""`events-api`: serve the API, run the outbox relay, apply migrations, manage API keys."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import psycopg
+import typer
+from rich.console import Console
+
+from apps.common.db import migrate as run_migrations
+from apps.common.logging import configure_logging
+from apps.events_api.keys import create_key as store_key
+from apps.events_api.keys import revoke_key as revoke_stored_key
+from apps.events_api.settings import APP_NAME, ApiSettings
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+app = typer.Typer(name=APP_NAME, help=__doc__, no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+
+def apply_migrations(settings: ApiSettings) -> list[int]:
+    return run_migrations(settings.db.conninfo(), APP_NAME, MIGRATIONS_DIR)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending schema migrations (idempotent; safe to run from several replicas)."""
+    settings = ApiSettings()
+    configure_logging(APP_NAME, settings.log_level)
+    applied = apply_migrations(settings)
+    console.print(f"applied {applied}" if applied else "schema is up to date")
+
+
+@app.command("create-key")
+def create_key(
+    name: Annotated[str, typer.Option(help="A unique name for the key's owner.")],
+    monthly_quota: Annotated[int, typer.Option(min=0, help="Events accepted per month.")],
+    rate_per_minute: Annotated[int, typer.Option(min=0, help="Requests per minute.")],
+) -> None:
+    """Create an API key and print it once; only its SHA-256 digest is stored."""
+    settings = ApiSettings()
+    try:
+        with psycopg.connect(settings.db.conninfo()) as conn:
+            key, plaintext = store_key(conn, name, monthly_quota, rate_per_minute)
+    except psycopg.errors.UniqueViolation:
+        console.print(f"[red]a key named {name!r} already exists[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"created key {key.name!r} ({key.id}); store it now, it is not shown again:")
+    typer.echo(plaintext)
+
+
+@app.command("revoke-key")
+def revoke_key(name: Annotated[str, typer.Option(help="The key's name.")]) -> None:
+    """Revoke an API key by name."""
+    settings = ApiSettings()
+    with psycopg.connect(settings.db.conninfo()) as conn:
+        revoked = revoke_stored_key(conn, name)
+    console.print("revoked" if revoked else f"[yellow]no active key named {name!r}[/yellow]")
+    raise typer.Exit(0 if revoked else 1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (EVENTS_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (EVENTS_API_PORT).")] = None,
+    migrate_first: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = False,
+) -> None:
+    """Serve the HTTP API (with the outbox relay unless OUTBOX_RELAY_ENABLED=false)."""
+    import uvicorn
+
+    from apps.events_api.app import create_app
+
+    settings = ApiSettings()
+    configure_logging(APP_NAME, settings.log_level)
+    if migrate_first:
+        apply_migrations(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,  # keep our JSON logging
+        access_log=False,  # the latency histogram and our own logs cover requests
+        timeout_graceful_shutdown=8,
+    )
+
+
+@app.command()
+def relay() -> None:
+    """Run only the outbox relay (e.g. when the API replicas run with the relay disabled)."""
+    from apps.events_api.app import make_relay
+
+    settings = ApiSettings()
+    configure_logging(APP_NAME, settings.log_level)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    outbox_relay = make_relay(settings)
+    try:
+        outbox_relay.run(stop)
+    finally:
+        outbox_relay.stop()
+
+
+if __name__ == "__main__":
+    app()

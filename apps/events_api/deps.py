@@ -1,0 +1,60 @@
+"""Request dependencies: the pool, the caller's API key (401/429), the correlation id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from psycopg_pool import ConnectionPool
+
+from apps.events_api.keys import ApiKey, find_key
+from apps.events_api.limits import admit_request
+from apps.events_api.settings import ApiSettings
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `events-api create-key`.")
+MAX_KEY_LENGTH = 200
+
+
+def get_pool(request: Request) -> ConnectionPool:
+    pool: ConnectionPool = request.app.state.pool
+    return pool
+
+
+def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+def correlation_id(request: Request) -> str:
+    return str(getattr(request.state, "correlation_id", None) or uuid.uuid4().hex)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def api_key(
+    pool: Annotated[ConnectionPool, Depends(get_pool)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    """The caller's active key, admitted by its per-minute rate limit."""
+    if credentials is None:
+        raise _unauthorized("missing bearer API key")
+    presented = credentials.credentials
+    if not presented or len(presented) > MAX_KEY_LENGTH:
+        raise _unauthorized("invalid API key")
+    # One short transaction: the rate counter's row lock is held only for this statement pair.
+    with pool.connection() as conn, conn.transaction():
+        key = find_key(conn, presented)
+        if key is None:
+            raise _unauthorized("invalid API key")
+        admit_request(conn, key)
+    return key
+
+
+Pool = Annotated[ConnectionPool, Depends(get_pool)]
+Settings = Annotated[ApiSettings, Depends(get_settings)]
+CallerKey = Annotated[ApiKey, Depends(api_key)]
+CorrelationId = Annotated[str, Depends(correlation_id)]

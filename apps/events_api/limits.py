@@ -1,0 +1,88 @@
+"""Per-key rate limit and monthly quota, counted in PostgreSQL so every replica shares them.
+
+Each check is one atomic upsert that increments only while under the limit; when the limit is
+reached the upsert affects no row and the caller gets the seconds until the window resets.
+Both run inside the request's transaction, so a request that fails later (or is refused by the
+other limit) gives its increment back on rollback.
+"""
+
+from __future__ import annotations
+
+import math
+
+import psycopg
+
+from apps.events_api.keys import ApiKey
+
+
+class LimitExceeded(Exception):
+    """The key is over its rate limit or quota; retry after `retry_after_s` seconds."""
+
+    def __init__(self, which: str, limit: int, retry_after_s: int) -> None:
+        super().__init__(f"{which} limit of {limit} reached; retry in {retry_after_s}s")
+        self.which = which
+        self.limit = limit
+        self.retry_after_s = max(1, retry_after_s)
+
+
+# A single row per key holds the current minute; a new minute resets it in the same statement.
+_ADMIT_RATE = """
+INSERT INTO api_key_rate AS r (api_key_id, window_start, admitted)
+VALUES (%(key)s, date_trunc('minute', clock_timestamp()), 1)
+ON CONFLICT (api_key_id) DO UPDATE
+    SET window_start = EXCLUDED.window_start,
+        admitted = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.admitted + 1 ELSE 1 END
+    WHERE r.window_start <> EXCLUDED.window_start OR r.admitted < %(limit)s
+RETURNING admitted
+"""
+
+_SECONDS_TO_NEXT_MINUTE = """
+SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()) + interval '1 minute'
+                         - clock_timestamp())
+"""
+
+_ADMIT_MONTHLY = """
+INSERT INTO api_key_monthly_usage AS u (api_key_id, month, accepted)
+VALUES (%(key)s, date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date, 1)
+ON CONFLICT (api_key_id, month) DO UPDATE
+    SET accepted = u.accepted + 1
+    WHERE u.accepted < %(limit)s
+RETURNING accepted
+"""
+
+_SECONDS_TO_NEXT_MONTH = """
+SELECT extract(epoch FROM (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')
+                           + interval '1 month') - clock_timestamp() AT TIME ZONE 'UTC')
+"""
+
+
+def _seconds(conn: psycopg.Connection, query: str) -> int:
+    row = conn.execute(query).fetchone()
+    return math.ceil(float(row[0])) if row else 60
+
+
+def admit_request(conn: psycopg.Connection, key: ApiKey) -> None:
+    """Count one request against the key's per-minute rate, or raise LimitExceeded."""
+    if key.rate_per_minute <= 0 or (
+        conn.execute(_ADMIT_RATE, {"key": key.id, "limit": key.rate_per_minute}).fetchone() is None
+    ):
+        raise LimitExceeded("rate", key.rate_per_minute, _seconds(conn, _SECONDS_TO_NEXT_MINUTE))
+
+
+def admit_event(conn: psycopg.Connection, key: ApiKey) -> None:
+    """Count one accepted event against the key's monthly quota, or raise LimitExceeded."""
+    if key.monthly_quota <= 0 or (
+        conn.execute(_ADMIT_MONTHLY, {"key": key.id, "limit": key.monthly_quota}).fetchone() is None
+    ):
+        raise LimitExceeded(
+            "monthly quota", key.monthly_quota, _seconds(conn, _SECONDS_TO_NEXT_MONTH)
+        )
+
+
+def monthly_usage(conn: psycopg.Connection, key: ApiKey) -> int:
+    row = conn.execute(
+        "SELECT accepted FROM api_key_monthly_usage WHERE api_key_id = %s"
+        " AND month = date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date",
+        (key.id,),
+    ).fetchone()
+    return int(row[0]) if row else 0

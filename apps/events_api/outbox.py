@@ -1,0 +1,304 @@
+"""The outbox relay: publishes committed outbox rows to Kafka, then marks them sent.
+
+Safe with several relays (one per API replica, or standalone `events-api relay`):
+- rows are claimed with `FOR UPDATE SKIP LOCKED` inside a transaction held until the broker has
+  acknowledged them, so two relays never publish the same row at once;
+- a row is published only if every earlier unsent row of its subject is in the same claim, so a
+  subject's records reach Kafka in outbox-id order even when another relay holds earlier rows;
+- `sent_at` is set only for records the broker acknowledged (acks=all). A crash between the ack
+  and the commit republishes those rows: delivery is at-least-once and consumers dedupe by
+  envelope id.
+While Kafka is down the relay backs off exponentially (capped) and the API keeps accepting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from kafka import KafkaProducer
+from psycopg_pool import ConnectionPool
+
+from apps.common.db import make_pool
+from apps.common.kafka import KafkaSettings, make_producer
+from apps.events_api import metrics
+
+log = logging.getLogger(__name__)
+
+_CLAIM = """
+SELECT id, topic, subject, payload, headers FROM outbox
+WHERE sent_at IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+"""
+_PENDING_OF_SUBJECTS = """
+SELECT id, subject FROM outbox WHERE sent_at IS NULL AND subject = ANY(%s) ORDER BY id
+"""
+_MARK_SENT = "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY(%s)"
+_MARK_FAILED = """
+UPDATE outbox SET attempts = attempts + 1, last_error = left(%s, 500) WHERE id = ANY(%s)
+"""
+_BACKLOG = """
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
+FROM outbox WHERE sent_at IS NULL
+"""
+_PURGE_SENT = "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => %s)"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    topic: str
+    subject: str
+    payload: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    claimed: int
+    sent: int
+    failed: int
+    error: str | None = None
+
+
+def publishable(
+    claimed: Sequence[OutboxRow], pending: Sequence[tuple[int, str]]
+) -> list[OutboxRow]:
+    """Claimed rows that may go now: per subject, the run of our rows before any row not ours.
+
+    `pending` is every unsent (id, subject) of the claimed subjects, in id order. A subject's
+    rows stop at the first pending row we did not claim (another relay holds it, or it is
+    newer than our claim); they are retried on a later cycle.
+    """
+    ours = {row.id for row in claimed}
+    blocked: set[str] = set()
+    allowed: set[int] = set()
+    for row_id, subject in pending:
+        if subject in blocked:
+            continue
+        if row_id in ours:
+            allowed.add(row_id)
+        else:
+            blocked.add(subject)
+    return [row for row in claimed if row.id in allowed]
+
+
+def acknowledged(rows: Sequence[OutboxRow], outcomes: Sequence[bool]) -> list[OutboxRow]:
+    """Rows to mark sent: acked, and with no earlier failed row of the same subject.
+
+    A later row that was acked after an earlier one of its subject failed is left unsent, so it
+    is republished after the failed one: the last copy a consumer sees is in order.
+    """
+    failed_subjects: set[str] = set()
+    done: list[OutboxRow] = []
+    for row, ok in zip(rows, outcomes, strict=True):
+        if not ok:
+            failed_subjects.add(row.subject)
+        elif row.subject not in failed_subjects:
+            done.append(row)
+    return done
+
+
+class OutboxRelay:
+    """Publishes outbox rows in a loop; `start()` runs it on a daemon thread."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        kafka: KafkaSettings,
+        *,
+        batch_size: int = 200,
+        idle_s: float = 0.05,
+        max_backoff_s: float = 5.0,
+        retention_s: float = 24 * 3600,
+        publish_timeout_s: float = 10.0,
+        producer_factory: Callable[[KafkaSettings], KafkaProducer] | None = None,
+    ) -> None:
+        self._pool: ConnectionPool = make_pool(conninfo, min_size=1, max_size=2, name="outbox")
+        self._kafka = kafka
+        self._batch_size = batch_size
+        self._idle_s = idle_s
+        self._max_backoff_s = max_backoff_s
+        self._retention_s = retention_s
+        self._publish_timeout_s = publish_timeout_s
+        self._producer_factory = producer_factory or _relay_producer
+        self._producer: KafkaProducer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_db_ok = 0.0
+        self._last_publish_ok = 0.0
+        self._last_housekeeping = 0.0
+
+    # --- one cycle -----------------------------------------------------------------------------
+
+    def run_once(self) -> CycleResult:
+        """Claim one batch, publish what may go, record the outcome; never raises."""
+        try:
+            result = self._cycle()
+        except (psycopg.Error, OSError) as exc:
+            metrics.OUTBOX_RELAY_ERRORS.inc()
+            return CycleResult(0, 0, 0, error=f"database: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # the loop must survive anything a client library throws
+            metrics.OUTBOX_RELAY_ERRORS.inc()
+            log.exception("outbox relay cycle failed")
+            return CycleResult(0, 0, 0, error=f"{type(exc).__name__}: {exc}")
+        self._last_db_ok = time.monotonic()  # the cycle reached the database, whatever Kafka did
+        return result
+
+    def _cycle(self) -> CycleResult:
+        with self._pool.connection() as conn, conn.transaction():
+            rows = [
+                OutboxRow(r[0], r[1], r[2], bytes(r[3]), [(k, v.encode()) for k, v in r[4]])
+                for r in conn.execute(_CLAIM, (self._batch_size,)).fetchall()
+            ]
+            if not rows:
+                self._housekeeping(conn)
+                return CycleResult(0, 0, 0)
+            pending = conn.execute(
+                _PENDING_OF_SUBJECTS, (sorted({r.subject for r in rows}),)
+            ).fetchall()
+            batch = publishable(rows, [(int(i), str(s)) for i, s in pending])
+            outcomes, error = self._publish(batch)
+            done = acknowledged(batch, outcomes)
+            failed = [row.id for row, ok in zip(batch, outcomes, strict=True) if not ok]
+            if done:
+                conn.execute(_MARK_SENT, ([row.id for row in done],))
+            if failed:
+                conn.execute(_MARK_FAILED, (error or "publish failed", failed))
+        for row in done:
+            metrics.OUTBOX_PUBLISHED.labels(row.topic).inc()
+        metrics.OUTBOX_PUBLISH_FAILURES.inc(len(failed))
+        return CycleResult(len(rows), len(done), len(failed), error)
+
+    def _publish(self, rows: Sequence[OutboxRow]) -> tuple[list[bool], str | None]:
+        """Send in id order, wait for acks; one outcome per row (False if not acked)."""
+        if not rows:
+            return [], None
+        try:
+            producer = self._ensure_producer()
+        except Exception as exc:
+            return [False] * len(rows), f"kafka unavailable: {type(exc).__name__}: {exc}"
+        futures: list[Any] = []
+        error: str | None = None
+        for row in rows:
+            try:
+                futures.append(
+                    producer.send(
+                        row.topic, key=row.subject.encode(), value=row.payload, headers=row.headers
+                    )
+                )
+            except Exception as exc:  # e.g. metadata timeout while the broker is away
+                error = f"send: {type(exc).__name__}: {exc}"
+                break
+        try:
+            producer.flush(timeout=self._publish_timeout_s)
+        except Exception as exc:
+            error = error or f"flush: {type(exc).__name__}: {exc}"
+        outcomes = [bool(f.is_done and f.succeeded()) for f in futures]
+        outcomes += [False] * (len(rows) - len(outcomes))
+        if not all(outcomes):
+            if error is None:
+                first = next((f.exception for f in futures if f.is_done and f.failed()), None)
+                error = f"not acknowledged: {first!r}"
+            self._drop_producer()  # start clean: metadata may be stale after a broker restart
+        else:
+            self._last_publish_ok = time.monotonic()
+        return outcomes, error
+
+    def _ensure_producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = self._producer_factory(self._kafka)
+        return self._producer
+
+    def _drop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.close(timeout=0)
+
+    def _housekeeping(self, conn: psycopg.Connection) -> None:
+        """When idle, at most every 10 s: refresh backlog gauges and purge old sent rows."""
+        now = time.monotonic()
+        if now - self._last_housekeeping < 10:
+            return
+        self._last_housekeeping = now
+        conn.execute(_PURGE_SENT, (self._retention_s,))
+        self.refresh_gauges(conn)
+
+    def refresh_gauges(self, conn: psycopg.Connection | None = None) -> tuple[int, float]:
+        """Update and return (pending rows, age of the oldest pending row in seconds)."""
+        if conn is None:
+            with self._pool.connection() as own:
+                return self.refresh_gauges(own)
+        row = conn.execute(_BACKLOG).fetchone()
+        pending, lag = (int(row[0]), float(row[1])) if row else (0, 0.0)
+        metrics.OUTBOX_PENDING.set(pending)
+        metrics.OUTBOX_LAG.set(lag)
+        return pending, lag
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Loop until `stop` is set: drain quickly, idle briefly, back off on failures."""
+        stop = stop or self._stop
+        backoff = 0.0
+        last_gauges = 0.0
+        while not stop.is_set():
+            result = self.run_once()
+            if time.monotonic() - last_gauges > 2:
+                with contextlib.suppress(Exception):
+                    self.refresh_gauges()
+                last_gauges = time.monotonic()
+            if result.error:
+                backoff = min(self._max_backoff_s, max(0.2, backoff * 2))
+                log.warning(
+                    "outbox relay cycle failed; retrying",
+                    extra={"error": result.error, "retry_in_s": backoff},
+                )
+                stop.wait(backoff)
+            else:
+                backoff = 0.0
+                if result.claimed < self._batch_size:
+                    stop.wait(self._idle_s)
+
+    def start(self) -> OutboxRelay:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop, flush and close the producer, close the pool."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                self._producer.flush(timeout=5)
+                self._producer.close(timeout=5)
+            self._producer = None
+        self._pool.close()
+
+    # --- health --------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def healthy(self, within_s: float = 30.0) -> bool:
+        """Running, and a cycle reached the database recently (Kafka may be down: we buffer)."""
+        return self.alive and time.monotonic() - self._last_db_ok < within_s
+
+    def kafka_ok(self, within_s: float = 30.0) -> bool:
+        return time.monotonic() - self._last_publish_ok < within_s
+
+
+def _relay_producer(settings: KafkaSettings) -> KafkaProducer:
+    # Short blocking limits: while the broker is away the relay should fail fast and back off,
+    # not sit in a 30 s bootstrap or metadata wait.
+    return make_producer(settings, bootstrap_timeout_ms=3_000, max_block_ms=3_000)

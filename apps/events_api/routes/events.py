@@ -1,0 +1,27 @@
+"""`POST /api/v1/events`: store a notification event and its outbox record, answer 202."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from apps.events_api import metrics
+from apps.events_api.deps import CallerKey, CorrelationId, Pool, Settings
+from apps.events_api.limits import admit_event
+from apps.events_api.routes import COMMON_RESPONSES
+from apps.events_api.schemas import EventAccepted, EventIn
+from apps.events_api.storage import record_event
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=COMMON_RESPONSES)
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventAccepted)
+def accept_event(
+    event: EventIn, key: CallerKey, pool: Pool, settings: Settings, correlation_id: CorrelationId
+) -> EventAccepted:
+    """Accept an event: 202 means the event and its outbox record are committed together."""
+    with pool.connection() as conn, conn.transaction():
+        event_id = record_event(conn, key, event, correlation_id, settings.events_topic)
+        # Counted last, so the quota row is locked only until the commit right after.
+        admit_event(conn, key)
+    metrics.EVENTS_ACCEPTED.inc()
+    return EventAccepted(id=event_id, correlation_id=correlation_id)

@@ -1,0 +1,53 @@
+"""events-api settings, from the environment (names are the facts channel's keys)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.common.db import DbSettings
+from apps.common.kafka import KafkaSettings
+
+APP_NAME = "events-api"
+DEFAULT_PORT = 8000
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class ApiSettings(BaseSettings):
+    """Everything events-api reads; Kafka and database parts come from the shared settings."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: str = Field(default="local", validation_alias=_env("PLATFORM_ENVIRONMENT"))
+    host: str = Field(default="0.0.0.0", validation_alias=_env("EVENTS_API_HOST"))  # noqa: S104
+    port: int = Field(default=DEFAULT_PORT, validation_alias=_env("EVENTS_API_PORT"))
+    log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
+    otel_endpoint: str | None = Field(
+        default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+    events_topic: str = Field(default="events", validation_alias=_env("EVENTS_TOPIC"))
+    tasks_topic: str = Field(default="tasks", validation_alias=_env("TASKS_TOPIC"))
+
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, validation_alias=_env("MAX_BODY_BYTES"))
+    db_pool_min: int = Field(default=2, validation_alias=_env("DB_POOL_MIN"))
+    db_pool_max: int = Field(default=10, validation_alias=_env("DB_POOL_MAX"))
+
+    relay_enabled: bool = Field(default=True, validation_alias=_env("OUTBOX_RELAY_ENABLED"))
+    relay_batch_size: int = Field(default=200, ge=1, validation_alias=_env("OUTBOX_BATCH_SIZE"))
+    relay_idle_s: float = Field(default=0.05, gt=0, validation_alias=_env("OUTBOX_IDLE_SECONDS"))
+    relay_max_backoff_s: float = Field(
+        default=5.0, gt=0, validation_alias=_env("OUTBOX_MAX_BACKOFF_SECONDS")
+    )
+    relay_retention_hours: float = Field(
+        default=24.0, gt=0, validation_alias=_env("OUTBOX_RETENTION_HOURS")
+    )
+
+    # Nested settings read their own variables (KAFKA_*, AWS_REGION, DATABASE_URL, DB_*);
+    # tests pass explicit instances instead.
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(client_id=APP_NAME))
+    db: DbSettings = Field(default_factory=DbSettings)

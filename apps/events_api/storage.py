@@ -1,0 +1,216 @@
+"""Domain writes and their outbox rows, always in the caller's transaction.
+
+Every function takes an open connection inside `conn.transaction()`: the domain row and its
+outbox row commit together or not at all, which is what makes the outbox "transactional".
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from apps.common.envelope import EventEnvelope, EventType, encode, new_envelope
+from apps.common.kafka import envelope_headers
+from apps.common.tracing import inject_headers
+from apps.events_api.keys import ApiKey
+from apps.events_api.schemas import EventIn, TaskIn, TaskOut
+from apps.events_api.settings import APP_NAME
+
+# Every task query returns the same columns, in TaskOut's order.
+_INSERT_TASK = """
+INSERT INTO tasks (id, api_key_id, title, description, status, priority, due_at, tags)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+RETURNING id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+"""
+_SELECT_TASK = """
+SELECT id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+FROM tasks WHERE id = %s AND api_key_id = %s
+"""
+_LIST_TASKS = """
+SELECT id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+FROM tasks WHERE api_key_id = %s ORDER BY created_at, id LIMIT %s OFFSET %s
+"""
+_UPDATE_TASK = """
+UPDATE tasks SET title = %s, description = %s, status = %s, priority = %s, due_at = %s,
+                 tags = %s, version = version + 1, updated_at = now()
+WHERE id = %s AND api_key_id = %s
+RETURNING id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+"""
+_DELETE_TASK = """
+DELETE FROM tasks WHERE id = %s AND api_key_id = %s
+RETURNING id, title, description, status, priority, due_at, tags, version, created_at, updated_at
+"""
+
+
+def enqueue(conn: psycopg.Connection, topic: str, envelope: EventEnvelope) -> None:
+    """Write the envelope to the outbox; the relay publishes it after this transaction commits.
+
+    Headers (ids, correlation id and the request's `traceparent`) are captured now, so the
+    consumer's span joins the trace of the request that caused the event.
+    """
+    headers = envelope_headers(
+        event_id=str(envelope.id),
+        event_type=envelope.type,
+        correlation_id=envelope.correlation_id,
+        trace=inject_headers(),
+    )
+    conn.execute(
+        "INSERT INTO outbox (event_id, topic, subject, payload, headers)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        (
+            envelope.id,
+            topic,
+            envelope.subject,
+            encode(envelope),
+            Jsonb([[k, v.decode()] for k, v in headers]),
+        ),
+    )
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+def record_event(
+    conn: psycopg.Connection, key: ApiKey, event: EventIn, correlation_id: str, topic: str
+) -> uuid.UUID:
+    """Store an accepted event and its `event.received` envelope; the event is its own subject."""
+    event_id = uuid.uuid4()
+    envelope = EventEnvelope(
+        id=event_id,
+        type="event.received",
+        source=APP_NAME,
+        occurred_at=datetime.now(UTC),
+        correlation_id=correlation_id,
+        subject=str(event_id),
+        data={**event.model_dump(), "api_key": key.name},
+    )
+    conn.execute(
+        "INSERT INTO events (id, api_key_id, category, message, description, fields,"
+        " correlation_id, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            event_id,
+            key.id,
+            event.category,
+            event.message,
+            event.description,
+            Jsonb(event.fields),
+            correlation_id,
+            envelope.occurred_at,
+        ),
+    )
+    enqueue(conn, topic, envelope)
+    return event_id
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+def _task_event(
+    conn: psycopg.Connection, kind: EventType, task: TaskOut, correlation_id: str, topic: str
+) -> None:
+    data: dict[str, Any] = (
+        {"id": str(task.id), "version": task.version}
+        if kind == "task.deleted"
+        else task.model_dump(mode="json")
+    )
+    envelope = new_envelope(
+        kind, source=APP_NAME, subject=str(task.id), correlation_id=correlation_id, data=data
+    )
+    enqueue(conn, topic, envelope)
+
+
+def create_task(
+    conn: psycopg.Connection, key: ApiKey, task: TaskIn, correlation_id: str, topic: str
+) -> TaskOut:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            _INSERT_TASK,
+            (
+                uuid.uuid4(),
+                key.id,
+                task.title,
+                task.description,
+                task.status.value,
+                task.priority.value,
+                task.due_at,
+                list(task.tags),
+            ),
+        ).fetchone()
+    created = TaskOut.model_validate(row)
+    _task_event(conn, "task.created", created, correlation_id, topic)
+    return created
+
+
+def get_task(conn: psycopg.Connection, key: ApiKey, task_id: uuid.UUID) -> TaskOut | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            _SELECT_TASK,
+            (task_id, key.id),
+        ).fetchone()
+    return TaskOut.model_validate(row) if row else None
+
+
+def list_tasks(
+    conn: psycopg.Connection, key: ApiKey, limit: int, offset: int
+) -> tuple[Sequence[TaskOut], int]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            _LIST_TASKS,
+            (key.id, limit, offset),
+        ).fetchall()
+        total_row = cur.execute(
+            "SELECT count(*) AS n FROM tasks WHERE api_key_id = %s", (key.id,)
+        ).fetchone()
+    total = int(total_row["n"]) if total_row else 0
+    return [TaskOut.model_validate(r) for r in rows], total
+
+
+def replace_task(
+    conn: psycopg.Connection,
+    key: ApiKey,
+    task_id: uuid.UUID,
+    task: TaskIn,
+    correlation_id: str,
+    topic: str,
+) -> TaskOut | None:
+    # The UPDATE takes the task's row lock before the outbox row gets its id, so two concurrent
+    # changes of one task get outbox ids in commit order: per-subject order holds.
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            _UPDATE_TASK,
+            (
+                task.title,
+                task.description,
+                task.status.value,
+                task.priority.value,
+                task.due_at,
+                list(task.tags),
+                task_id,
+                key.id,
+            ),
+        ).fetchone()
+    if row is None:
+        return None
+    updated = TaskOut.model_validate(row)
+    _task_event(conn, "task.updated", updated, correlation_id, topic)
+    return updated
+
+
+def delete_task(
+    conn: psycopg.Connection, key: ApiKey, task_id: uuid.UUID, correlation_id: str, topic: str
+) -> bool:
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            _DELETE_TASK,
+            (task_id, key.id),
+        ).fetchone()
+    if row is None:
+        return False
+    _task_event(conn, "task.deleted", TaskOut.model_validate(row), correlation_id, topic)
+    return True
