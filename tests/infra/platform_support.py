@@ -1,0 +1,86 @@
+"""Shared builders for the platform-layer tests: the layer's Args from a committed stack file,
+wired the way `infra/program.py` wires them (stand-in values for the AWS layer's outputs)."""
+
+from __future__ import annotations
+
+import functools
+
+import pulumi_kubernetes as k8s
+
+from infra.config import PlatformConfig, load_stack_file
+from infra.offline import FAKE_ACCOUNT, Declared, run_program
+from infra.platform.layer import PlatformLayer, PlatformLayerArgs
+
+KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
+MSK_UUID = "1a2b3c4d-5e6f-7a8b-9c0d-ef1234567890-3"
+
+
+def msk_cluster_name(cfg: PlatformConfig) -> str:
+    return f"{cfg.name_prefix}-kafka"
+
+
+def msk_cluster_arn(cfg: PlatformConfig) -> str:
+    return f"arn:aws:kafka:{cfg.region}:{FAKE_ACCOUNT}:cluster/{msk_cluster_name(cfg)}/{MSK_UUID}"
+
+
+def db_secret_arn(cfg: PlatformConfig) -> str:
+    return f"arn:aws:secretsmanager:{cfg.region}:{FAKE_ACCOUNT}:secret:rds!db-{cfg.stack}-AbCdEf"
+
+
+def audit_bucket_arn(cfg: PlatformConfig) -> str:
+    return f"arn:aws:s3:::{cfg.name_prefix}-audit-archive"
+
+
+def layer_args(
+    cfg: PlatformConfig, provider: k8s.Provider, **overrides: object
+) -> PlatformLayerArgs:
+    managed = cfg.cluster.mode == "eks"
+    values: dict[str, object] = {
+        "environment": cfg.stack,
+        "region": cfg.region,
+        "name_prefix": cfg.name_prefix,
+        "k8s_provider": provider,
+        "cluster_name": f"{cfg.name_prefix}-eks",
+        "cluster_mode": cfg.cluster.mode,
+        "kafka_mode": cfg.kafka.mode,
+        "database_mode": cfg.database.mode,
+        "audit_bucket_name": f"{cfg.name_prefix}-audit-archive",
+        "audit_bucket_arn": audit_bucket_arn(cfg),
+        "gitops_repo_url": cfg.gitops.repo_url,
+        "gitops_revision": cfg.gitops.target_revision,
+        "high_availability": cfg.is_prod,
+        "kafka_replication_factor": cfg.kafka.replication_factor,
+        "database_name": cfg.database.database_name,
+        "postgres_version": cfg.database.engine_version,
+        "local_kafka_replicas": cfg.kafka.broker_count,
+        "tags": {**cfg.base_tags, **cfg.tags},
+    }
+    if managed:
+        values.update(
+            kafka_bootstrap_servers=f"b-1.{msk_cluster_name(cfg)}.kafka.{cfg.region}.amazonaws.com:9098",
+            msk_cluster_arn=msk_cluster_arn(cfg),
+            msk_cluster_name=msk_cluster_name(cfg),
+            msk_cluster_uuid=MSK_UUID,
+            db_host=f"{cfg.name_prefix}-db.abc.{cfg.region}.rds.amazonaws.com",
+            db_port=5432,
+            db_name=cfg.database.database_name,
+            db_secret_arn=db_secret_arn(cfg),
+        )
+    values.update(overrides)
+    return PlatformLayerArgs(**values)  # type: ignore[arg-type]
+
+
+def declare(env: str, **overrides: object) -> Declared:
+    cfg = load_stack_file(env)
+
+    def program() -> None:
+        provider = k8s.Provider("k8s", kubeconfig=KUBECONFIG)
+        PlatformLayer("platform", layer_args(cfg, provider, **overrides))
+
+    return run_program(program, stack=env, region=cfg.region)
+
+
+@functools.cache
+def declared(env: str) -> Declared:
+    """The layer as declared for a committed stack (cached: each run takes about a second)."""
+    return declare(env)

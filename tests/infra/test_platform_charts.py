@@ -1,0 +1,132 @@
+"""Chart pins and values builders of the platform layer (pure), and what the layer declares."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.contracts import APP_NAMESPACE, ENVIRONMENTS
+from infra.platform import charts
+from tests.infra.platform_support import declared
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@pytest.mark.parametrize("spec", charts.ALL_CHARTS, ids=lambda s: s.chart)
+def test_every_chart_is_pinned_to_an_exact_version(spec: charts.ChartSpec) -> None:
+    assert charts.EXACT_SEMVER.match(spec.version), spec
+    assert spec.repository.startswith("https://")
+
+
+@pytest.mark.parametrize("version", ["latest", "1.x", "~1.2.3", "^8.0.0", ">=0.22.0", "1.2", ""])
+def test_a_range_or_latest_is_refused(version: str) -> None:
+    with pytest.raises(ValueError, match="not pinned"):
+        charts.ChartSpec("r", "c", "https://example.org", version, "ns")
+
+
+def test_chart_names_and_releases_are_unique() -> None:
+    assert len({s.chart for s in charts.ALL_CHARTS}) == len(charts.ALL_CHARTS)
+    assert len({s.release for s in charts.ALL_CHARTS}) == len(charts.ALL_CHARTS)
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_declared_releases_use_the_pinned_specs(env: str) -> None:
+    by_chart = {s.chart: s for s in charts.ALL_CHARTS}
+    releases = declared(env).of_type(RELEASE)
+    assert releases
+    for release in releases:
+        spec = by_chart[release.inputs["chart"]]
+        assert release.inputs["version"] == spec.version
+        assert release.inputs["repositoryOpts"] == {"repo": spec.repository}
+        assert release.inputs["namespace"] == spec.namespace
+        assert release.inputs["createNamespace"] is False
+
+
+def test_argocd_is_ha_only_when_asked() -> None:
+    ha = charts.argocd_values(high_availability=True)
+    single = charts.argocd_values(high_availability=False)
+    assert ha["redis-ha"]["enabled"] is True and single["redis-ha"]["enabled"] is False
+    for part in ("server", "repoServer", "applicationSet"):
+        assert ha[part]["replicas"] == 2 and single[part]["replicas"] == 1
+    for values in (ha, single):
+        for part in ("controller", "server", "repoServer", "applicationSet"):
+            assert values[part]["metrics"]["enabled"] is True
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_declared_ha_follows_the_stack(env: str) -> None:
+    argocd = declared(env).one(RELEASE, "argocd-release").inputs["values"]
+    prometheus = declared(env).one(RELEASE, "kube-prometheus-stack").inputs["values"]
+    is_prod = env == "prod"
+    assert argocd["redis-ha"]["enabled"] is is_prod
+    assert argocd["server"]["replicas"] == (2 if is_prod else 1)
+    assert prometheus["prometheus"]["prometheusSpec"]["replicas"] == (2 if is_prod else 1)
+
+
+def test_prometheus_picks_up_app_monitors_regardless_of_helm_labels() -> None:
+    values = charts.kube_prometheus_stack_values(
+        high_availability=False, retention="7d", storage_gib=20
+    )
+    spec = values["prometheus"]["prometheusSpec"]
+    for kind in ("serviceMonitor", "podMonitor", "rule", "probe"):
+        assert spec[f"{kind}SelectorNilUsesHelmValues"] is False
+        assert spec[f"{kind}Selector"] == {}
+        selector = spec[f"{kind}NamespaceSelector"]["matchExpressions"][0]
+        assert selector["key"] == "kubernetes.io/metadata.name"
+        assert APP_NAMESPACE in selector["values"]
+    assert values["crds"]["enabled"] is True
+    assert values["alertmanager"]["enabled"] is True
+    dashboards = values["grafana"]["sidecar"]["dashboards"]
+    assert (dashboards["label"], dashboards["labelValue"]) == ("grafana_dashboard", "1")
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_retention_and_storage_come_from_the_stack(env: str) -> None:
+    sizing = charts.prometheus_sizing(env)
+    spec = (
+        declared(env)
+        .one(RELEASE, "kube-prometheus-stack")
+        .inputs["values"]["prometheus"]["prometheusSpec"]
+    )
+    assert spec["retention"] == sizing.retention
+    storage = spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]
+    assert storage["storage"] == f"{sizing.storage_gib}Gi"
+
+
+def test_prod_keeps_metrics_longest() -> None:
+    days = {env: int(charts.prometheus_sizing(env).retention[:-1]) for env in ENVIRONMENTS}
+    assert days["prod"] == max(days.values())
+
+
+@pytest.mark.parametrize(
+    ("retention", "storage", "fragment"),
+    [("15 days", 10, "retention '15 days'"), ("15d", 0, "storage_gib 0")],
+)
+def test_bad_sizing_is_refused(retention: str, storage: int, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        charts.kube_prometheus_stack_values(
+            high_availability=False, retention=retention, storage_gib=storage
+        )
+
+
+def test_pod_identity_service_accounts_are_pinned_in_values() -> None:
+    eso = charts.external_secrets_values(high_availability=False)
+    keda = charts.keda_values(high_availability=False)
+    assert eso["serviceAccount"]["name"] == charts.EXTERNAL_SECRETS_SERVICE_ACCOUNT
+    assert keda["serviceAccount"]["operator"]["name"] == charts.KEDA_OPERATOR_SERVICE_ACCOUNT
+
+
+def test_collector_forwards_otlp_to_jaeger() -> None:
+    values = charts.otel_collector_values(high_availability=False)
+    pipeline = values["config"]["service"]["pipelines"]["traces"]
+    assert pipeline["receivers"] == ["otlp"]
+    exporter = values["config"]["exporters"][pipeline["exporters"][0]]
+    assert exporter["endpoint"].startswith(f"{charts.JAEGER_NAME}-collector.")
+    assert charts.OTLP_ENDPOINT.startswith(f"http://{values['fullnameOverride']}.")
+    assert charts.OTLP_ENDPOINT.endswith(":4318")
+
+
+def test_only_the_local_cluster_skips_kubelet_tls() -> None:
+    local = charts.metrics_server_values(high_availability=False, local_cluster=True)
+    eks = charts.metrics_server_values(high_availability=False, local_cluster=False)
+    assert "--kubelet-insecure-tls" in local["args"]
+    assert "args" not in eks

@@ -1,0 +1,198 @@
+"""Least privilege of the workload roles: pure documents, then what the layer declares."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra.config import load_stack_file
+from infra.contracts import APPS, app_contract
+from infra.platform import iam_policies
+from infra.platform.iam_policies import MskArns
+from tests.infra.platform_support import (
+    MSK_UUID,
+    audit_bucket_arn,
+    db_secret_arn,
+    declared,
+    msk_cluster_arn,
+    msk_cluster_name,
+)
+
+REGION = "eu-west-1"
+CLUSTER_ARN = f"arn:aws:kafka:{REGION}:123456789012:cluster/plat-dev-kafka/{MSK_UUID}"
+SECRET = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:rds!db-1-AbCdEf"
+BUCKET = "arn:aws:s3:::plat-dev-audit-archive"
+MSK = MskArns.from_cluster(CLUSTER_ARN, "plat-dev-kafka", MSK_UUID)
+
+
+def allowed_resources(app_name: str, msk: MskArns, secret: str, bucket: str) -> set[str]:
+    """Every ARN an app may be granted, straight from its contract."""
+    app = app_contract(app_name)
+    allowed = {msk.cluster, *(msk.topic(t) for t in app.all_topics)}
+    if app.consumer_group:
+        allowed.add(msk.group(app.consumer_group))
+    if app.uses_database:
+        allowed.add(secret)
+    if app.uses_archive_bucket:
+        allowed.update({bucket, f"{bucket}/*"})
+    return allowed
+
+
+def policy_for(app_name: str) -> dict:
+    return iam_policies.app_policy(
+        app_contract(app_name),
+        msk=MSK,
+        region=REGION,
+        db_secret_arn=SECRET,
+        archive_bucket_arn=BUCKET,
+    )
+
+
+def test_msk_arns_have_the_documented_shape() -> None:
+    prefix = f"arn:aws:kafka:{REGION}:123456789012"
+    assert MSK.cluster == f"{prefix}:cluster/plat-dev-kafka/{MSK_UUID}"
+    assert MSK.topic("events") == f"{prefix}:topic/plat-dev-kafka/{MSK_UUID}/events"
+    assert MSK.group("audit") == f"{prefix}:group/plat-dev-kafka/{MSK_UUID}/audit"
+
+
+@pytest.mark.parametrize("app", [a.name for a in APPS])
+def test_app_policy_has_no_wildcard_and_stays_in_scope(app: str) -> None:
+    policy = policy_for(app)
+    assert not iam_policies.has_wildcard_action(policy)
+    assert all("*" not in a for a in iam_policies.actions_of(policy))
+    resources = set(iam_policies.resources_of(policy))
+    assert resources <= allowed_resources(app, MSK, SECRET, BUCKET)
+    assert MSK.cluster in resources
+
+
+def test_producer_writes_only_and_consumers_read_their_topics_and_group() -> None:
+    producer = policy_for("events-api")
+    statements = {s["Sid"]: s for s in producer["Statement"]}
+    assert "KafkaReadOwnTopics" not in statements and "KafkaOwnGroup" not in statements
+    assert set(statements["KafkaWriteOwnTopics"]["Resource"]) == {
+        MSK.topic("events"),
+        MSK.topic("tasks"),
+    }
+    notifier = {s["Sid"]: s for s in policy_for("notifier")["Statement"]}
+    assert notifier["KafkaOwnGroup"]["Resource"] == [MSK.group("notifier")]
+    assert notifier["KafkaWriteOwnTopics"]["Resource"] == [MSK.topic("notifier.dlq")]
+    assert "kafka-cluster:ReadData" in notifier["KafkaReadOwnTopics"]["Action"]
+
+
+def test_only_the_audit_app_touches_s3() -> None:
+    for app in APPS:
+        s3 = [a for a in iam_policies.actions_of(policy_for(app.name)) if a.startswith("s3:")]
+        assert bool(s3) is app.uses_archive_bucket, app.name
+
+
+def test_archive_use_without_a_bucket_is_a_wiring_error() -> None:
+    with pytest.raises(ValueError, match="archive bucket"):
+        iam_policies.app_policy(app_contract("audit"), msk=MSK, region=REGION)
+
+
+def test_kms_is_only_usable_through_the_named_service() -> None:
+    key = f"arn:aws:kms:{REGION}:123456789012:key/abcd"
+    policy = iam_policies.external_secrets_policy(
+        db_secret_arn=SECRET, region=REGION, db_secret_kms_key_arn=key
+    )
+    kms = next(s for s in policy["Statement"] if s["Resource"] == [key])
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == (
+        f"secretsmanager.{REGION}.amazonaws.com"
+    )
+    assert set(iam_policies.resources_of(policy)) == {SECRET, key}
+
+
+def test_keda_only_describes_consumer_topics_and_groups() -> None:
+    policy = iam_policies.keda_lag_reader_policy(APPS, msk=MSK)
+    actions = set(iam_policies.actions_of(policy))
+    assert actions == {
+        "kafka-cluster:Connect",
+        "kafka-cluster:DescribeCluster",
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:DescribeGroup",
+    }
+    groups = {r for r in iam_policies.resources_of(policy) if ":group/" in r}
+    assert groups == {MSK.group("notifier"), MSK.group("audit")}
+
+
+def test_trust_policy_is_pod_identity_only() -> None:
+    (statement,) = iam_policies.pod_identity_trust_policy()["Statement"]
+    assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+
+
+@given(name=st.from_regex(r"[a-z][a-z0-9._-]{0,30}\*[a-z0-9._-]{0,5}", fullmatch=True))
+def test_a_wildcard_topic_name_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="literal name"):
+        MSK.topic(name)
+
+
+@given(name=st.from_regex(r"[a-z][a-z0-9._-]{0,40}", fullmatch=True))
+def test_any_literal_topic_stays_under_this_cluster(name: str) -> None:
+    assert MSK.topic(name) == f"{MSK.cluster.replace(':cluster/', ':topic/')}/{name}"
+
+
+@pytest.mark.parametrize("arn", ["", "kafka-cluster", "arn:aws:kafka:eu-west-1:abc:cluster/x/y"])
+def test_a_malformed_cluster_arn_is_refused(arn: str) -> None:
+    with pytest.raises(ValueError, match="not an ARN"):
+        MskArns.from_cluster(arn, "x", "y")
+
+
+# --- On what the layer declares -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_declared_app_policies_are_scoped_to_this_stack(env: str) -> None:
+    cfg = load_stack_file(env)
+    msk = MskArns.from_cluster(msk_cluster_arn(cfg), msk_cluster_name(cfg), MSK_UUID)
+    d = declared(env)
+    for app in APPS:
+        policy = json.loads(
+            d.one("aws:iam/rolePolicy:RolePolicy", f"-{app.name}-policy").inputs["policy"]
+        )
+        assert not iam_policies.has_wildcard_action(policy)
+        resources = set(iam_policies.resources_of(policy))
+        assert resources <= allowed_resources(
+            app.name, msk, db_secret_arn(cfg), audit_bucket_arn(cfg)
+        )
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_declared_policy_is_free_of_wildcards(env: str) -> None:
+    policies = declared(env).of_type("aws:iam/rolePolicy:RolePolicy")
+    assert len(policies) == len(APPS) + 2  # the apps, External Secrets, KEDA
+    for resource in policies:
+        policy = json.loads(resource.inputs["policy"])
+        assert policy["Statement"], resource.name
+        assert not iam_policies.has_wildcard_action(policy), resource.name
+        assert "*" not in iam_policies.resources_of(policy), resource.name
+
+
+def test_external_secrets_role_reads_only_the_db_secret() -> None:
+    cfg = load_stack_file("dev")
+    policy = json.loads(
+        declared("dev")
+        .one("aws:iam/rolePolicy:RolePolicy", "external-secrets-policy")
+        .inputs["policy"]
+    )
+    assert set(iam_policies.resources_of(policy)) == {db_secret_arn(cfg)}
+    assert set(iam_policies.actions_of(policy)) == set(iam_policies.SECRET_READ_ACTIONS)
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
+    d = declared(env)
+    bindings = {
+        (r.inputs["namespace"], r.inputs["serviceAccount"])
+        for r in d.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    }
+    expected = {("apps", app.service_account) for app in APPS}
+    expected |= {("external-secrets", "external-secrets"), ("keda", "keda-operator")}
+    assert bindings == expected
+    for role in d.of_type("aws:iam/role:Role"):
+        assert (
+            json.loads(role.inputs["assumeRolePolicy"]) == iam_policies.pod_identity_trust_policy()
+        )
