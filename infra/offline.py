@@ -133,6 +133,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
         resource_id = f"{args.name}-{digest}"
         state.setdefault("arn", _fake_arn(args.typ, args.name, self.region))
         state.setdefault("id", resource_id)
+        # Auto-named resources get their physical name from the provider; echo the logical name
+        # so references such as `parameter_group.name` resolve (and keep their dependency).
+        state.setdefault("name", args.name)
         extra = _EXTRA_OUTPUTS.get(args.typ)
         if extra:
             for key, value in extra(args.name, self.region).items():
