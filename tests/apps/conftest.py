@@ -8,9 +8,11 @@ end; each test gets a fresh database (`database_url`) and may ask for unique top
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -97,3 +99,76 @@ def make_topics(kafka: KafkaBroker) -> Callable[..., list[str]]:
         return names
 
     return _make
+
+
+# --- events-api --------------------------------------------------------------------------------
+
+
+@dataclass
+class EventsApiEnv:
+    """A migrated database, per-test topics and a way to mint API keys for events-api."""
+
+    settings: Any
+    database_url: str
+    topics: TopicNames
+    bootstrap: str
+
+    def create_key(
+        self, name: str = "", monthly_quota: int = 1_000_000, rate: int = 100_000
+    ) -> str:
+        import psycopg
+
+        from apps.events_api.keys import create_key
+
+        with psycopg.connect(self.database_url) as conn:
+            _, plaintext = create_key(conn, name or uuid.uuid4().hex[:8], monthly_quota, rate)
+        return plaintext
+
+    def app(self, **overrides: Any) -> Any:
+        """A new app object (its own pool and relay) on the same database: another replica."""
+        from apps.events_api.app import create_app
+
+        return create_app(self.settings.model_copy(update=overrides))
+
+
+@pytest.fixture
+def events_api_env(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> EventsApiEnv:
+    from apps.common.db import DbSettings
+    from apps.common.kafka import KafkaSettings
+    from apps.events_api.cli import apply_migrations
+    from apps.events_api.settings import ApiSettings
+
+    settings = ApiSettings(
+        kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id="events-api-test"),
+        db=DbSettings(database_url=database_url),
+        events_topic=unique_topics.events,
+        tasks_topic=unique_topics.tasks,
+        relay_idle_s=0.02,
+        relay_max_backoff_s=1.0,
+        db_pool_min=1,
+        db_pool_max=4,
+    )
+    apply_migrations(settings)
+    return EventsApiEnv(settings, database_url, unique_topics, kafka.bootstrap)
+
+
+def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of a single-partition topic from the start, once `expected` have arrived
+    (or the timeout passed); no consumer group, so no group-join delay."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
