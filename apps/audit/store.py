@@ -1,0 +1,187 @@
+"""SQL of the audit log: batch insert, query, and the reads/writes the archiver needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from apps.common.envelope import EventEnvelope
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One envelope plus where Kafka had it, ready to insert."""
+
+    envelope: EventEnvelope
+    topic: str
+    partition: int
+    offset: int
+
+
+# One statement per batch: the column arrays are unnested server-side, which is several times
+# faster than executemany for the batch sizes audit uses and keeps the batch one transaction.
+_INSERT_BATCH = """
+INSERT INTO audit_log (event_id, event_type, version, source, subject, correlation_id,
+                       occurred_at, kafka_topic, kafka_partition, kafka_offset, envelope)
+SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[],
+                     %s::timestamptz[], %s::text[], %s::int[], %s::bigint[], %s::jsonb[])
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def insert_batch(conn: psycopg.Connection[Any], records: Sequence[AuditRecord]) -> int:
+    """Insert the batch in the caller's transaction; returns how many rows were new."""
+    if not records:
+        return 0
+    envelopes = [r.envelope for r in records]
+    cursor = conn.execute(
+        _INSERT_BATCH,
+        (
+            [e.id for e in envelopes],
+            [e.type for e in envelopes],
+            [e.version for e in envelopes],
+            [e.source for e in envelopes],
+            [e.subject for e in envelopes],
+            [e.correlation_id for e in envelopes],
+            [e.occurred_at for e in envelopes],
+            [r.topic for r in records],
+            [r.partition for r in records],
+            [r.offset for r in records],
+            [e.model_dump_json() for e in envelopes],
+        ),
+    )
+    return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    entity: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+# Unset filters are NULL and drop out; one static statement, no SQL built from input.
+_QUERY = """
+SELECT event_id, event_type, subject, occurred_at, recorded_at, correlation_id, envelope
+  FROM audit_log
+ WHERE (%(entity)s::text IS NULL OR subject = %(entity)s::text)
+   AND (%(type)s::text IS NULL OR event_type = %(type)s::text)
+   AND (%(since)s::timestamptz IS NULL OR occurred_at >= %(since)s::timestamptz)
+   AND (%(until)s::timestamptz IS NULL OR occurred_at < %(until)s::timestamptz)
+ ORDER BY occurred_at, event_id
+ LIMIT %(limit)s
+"""
+
+
+def query(conn: psycopg.Connection[Any], q: AuditQuery) -> list[dict[str, Any]]:
+    """Entries matching every given filter, oldest first; `since` inclusive, `until` exclusive."""
+    rows = conn.execute(
+        _QUERY,
+        {
+            "entity": q.entity,
+            "type": q.event_type,
+            "since": q.since,
+            "until": q.until,
+            "limit": q.limit,
+        },
+    ).fetchall()
+    return [
+        {
+            "event_id": str(r[0]),
+            "type": r[1],
+            "entity": r[2],
+            "occurred_at": r[3].isoformat(),
+            "recorded_at": r[4].isoformat(),
+            "correlation_id": r[5],
+            "envelope": r[6],
+        }
+        for r in rows
+    ]
+
+
+def count_rows(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- archive support ---------------------------------------------------------------------------
+
+
+ARCHIVE_ORIGIN = "2000-01-01 00:00:00+00"
+"""Windows are aligned to this instant (midnight UTC), so hourly windows start on the hour."""
+
+
+def pending_windows(
+    conn: psycopg.Connection[Any], window_s: int, closed_before: datetime
+) -> list[datetime]:
+    """Starts of windows that hold rows, ended before `closed_before`, and are not archived yet."""
+    rows = conn.execute(
+        """
+        SELECT DISTINCT date_bin(make_interval(secs => %(w)s), l.recorded_at,
+                                 %(origin)s::timestamptz) AS window_start
+          FROM audit_log l
+         WHERE l.recorded_at < %(closed)s
+           AND NOT EXISTS (SELECT 1 FROM audit_archive a
+                            WHERE l.recorded_at >= a.window_start
+                              AND l.recorded_at < a.window_end)
+         ORDER BY window_start
+        """,
+        {"w": window_s, "origin": ARCHIVE_ORIGIN, "closed": closed_before},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def window_rows(
+    conn: psycopg.Connection[Any], start: datetime, end: datetime
+) -> Iterator[dict[str, Any]]:
+    """Rows recorded in [start, end) in a stable order, so the exported file is reproducible."""
+    with conn.cursor(name="audit_window") as cursor:
+        cursor.execute(
+            """
+            SELECT envelope, recorded_at, kafka_topic, kafka_partition, kafka_offset
+              FROM audit_log WHERE recorded_at >= %s AND recorded_at < %s
+             ORDER BY recorded_at, event_id
+            """,
+            (start, end),
+        )
+        for envelope, recorded_at, topic, partition, offset in cursor:
+            yield {
+                "envelope": envelope,
+                "recorded_at": recorded_at.isoformat(),
+                "kafka": {"topic": topic, "partition": partition, "offset": offset},
+            }
+
+
+def record_archived(
+    conn: psycopg.Connection[Any],
+    start: datetime,
+    end: datetime,
+    object_key: str,
+    row_count: int,
+    sha256: str,
+) -> None:
+    conn.execute(
+        """
+        INSERT INTO audit_archive (window_start, window_end, object_key, row_count, sha256)
+        VALUES (%s, %s, %s, %s, %s) ON CONFLICT (window_start) DO NOTHING
+        """,
+        (start, end, object_key, row_count, sha256),
+    )
+
+
+def encode_jsonl_line(row: dict[str, Any]) -> bytes:
+    return (
+        json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    )
+
+
+def event_ids(conn: psycopg.Connection[Any]) -> list[UUID]:
+    return [r[0] for r in conn.execute("SELECT event_id FROM audit_log").fetchall()]

@@ -1,0 +1,116 @@
+"""audit's Kafka loop on the real broker and database (in-process; the subprocess scenarios are
+in test_reliability_*)."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg
+from prometheus_client import generate_latest
+
+from apps.audit.cli import MIGRATIONS
+from apps.audit.consumer import AuditService
+from apps.audit.settings import AuditConfig, AuditSettings, ConsumerTuning
+from apps.common.db import DbSettings, migrate
+from apps.common.envelope import encode
+from apps.common.kafka import KafkaSettings, header_dict
+from platform_cli.embedded import KafkaBroker
+from tests.apps.conftest import TopicNames
+from tests.apps.consumer_harness import (
+    envelopes,
+    metric_value,
+    produce,
+    read_topic,
+    running_in_thread,
+    wait_until,
+)
+
+
+def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditConfig:
+    return AuditConfig(
+        app=AuditSettings.model_validate(
+            {
+                "events_topic": topics.events,
+                "tasks_topic": topics.tasks,
+                "dead_letter_topic": topics.audit_dlq,
+                "batch_size": 50,
+            }
+        ),
+        kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
+        db=DbSettings(database_url=database_url),
+        tuning=ConsumerTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
+    )
+
+
+def _rows(database_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(database_url) as conn:
+        return [
+            (str(r[0]), r[1])
+            for r in conn.execute("SELECT event_id, kafka_topic FROM audit_log").fetchall()
+        ]
+
+
+def test_every_envelope_is_written_once_and_redelivery_changes_nothing(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> None:
+    migrate(database_url, "audit", MIGRATIONS)
+    events = envelopes(120)
+    tasks = envelopes(30, type_="task.updated")
+    produce(kafka.bootstrap, unique_topics.events, events)
+    produce(kafka.bootstrap, unique_topics.tasks, tasks)
+    produce(kafka.bootstrap, unique_topics.events, events[:20])  # duplicates, as after a crash
+    stop = threading.Event()
+    service = AuditService(_config(kafka, database_url, unique_topics), stop)
+    with running_in_thread(service, stop):
+        assert wait_until(
+            lambda: (
+                metric_value(
+                    generate_latest(service.metrics.registry).decode(),
+                    "audit_messages_processed_total",
+                )
+                == 170
+            ),
+            timeout=40,
+        )
+    rows = _rows(database_url)
+    assert sorted(r[0] for r in rows) == sorted(str(e.id) for e in events + tasks)
+    assert sum(1 for r in rows if r[1] == unique_topics.tasks) == 30
+    metrics = generate_latest(service.metrics.registry).decode()
+    assert metric_value(metrics, "audit_rows_inserted_total") == 150
+    assert metric_value(metrics, "audit_duplicates_total") == 20
+    assert metric_value(metrics, "audit_messages_consumed_total") == 170
+
+
+def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_kept(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> None:
+    migrate(database_url, "audit", MIGRATIONS)
+    good = envelopes(6)
+    v2 = json.loads(encode(good[0]))
+    v2.update(id="00000000-0000-4000-8000-0000000000ff", version=2)
+    missing_type = json.loads(encode(good[0]))
+    missing_type.pop("type")
+    missing_type["id"] = "00000000-0000-4000-8000-0000000000fe"
+    poison = [b"\xff\xfe not utf-8", json.dumps(v2).encode(), json.dumps(missing_type).encode()]
+    produce(
+        kafka.bootstrap,
+        unique_topics.events,
+        [good[0], poison[0], good[1], good[2], poison[1], good[3], poison[2], good[4], good[5]],
+    )
+    stop = threading.Event()
+    service = AuditService(_config(kafka, database_url, unique_topics), stop)
+    with running_in_thread(service, stop):
+        dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq, expect=3)
+        assert wait_until(lambda: len(_rows(database_url)) == 6, timeout=20)
+    assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
+    by_offset = {int(header_dict(r.headers)["dlq.original.offset"]): r for r in dead}
+    assert sorted(by_offset) == [1, 4, 6]
+    assert [header_dict(by_offset[o].headers)["dlq.reason"] for o in (1, 4, 6)] == [
+        "invalid_json",
+        "unsupported_version",
+        "schema_violation",
+    ]
+    assert by_offset[1].value == poison[0]  # the original bytes, untouched
+    assert "type" in header_dict(by_offset[6].headers)["dlq.detail"]
+    assert all(header_dict(r.headers)["dlq.consumer.group"] == "audit" for r in dead)
