@@ -326,3 +326,40 @@ def test_every_child_is_under_the_layer_and_uses_the_cluster_provider(env: str) 
 @pytest.mark.parametrize("env", MANAGED_ENVS)
 def test_aws_resources_carry_the_base_tags(env: str) -> None:
     assert_tagged(declared(env))
+
+
+def test_facts_data_refuses_a_missing_key() -> None:
+    from infra.platform.facts import facts_data
+
+    complete = {fact: "x" for fact in Fact}
+    assert set(facts_data(complete)) == {fact.value for fact in Fact}
+    partial: dict[Fact, str] = {f: v for f, v in complete.items() if f != Fact.DB_SECRET_REF}
+    with pytest.raises(ValueError, match="missing DB_SECRET_REF"):
+        facts_data(partial)
+
+
+def test_local_kafka_replication_cannot_exceed_its_nodes() -> None:
+    import pulumi_kubernetes as k8s
+
+    from infra.offline import run_program
+    from infra.platform.local_data import LocalData, LocalDataArgs
+
+    errors: list[str] = []
+
+    def program() -> None:
+        provider = k8s.Provider("k8s", kubeconfig="x")
+        args = LocalDataArgs(
+            k8s_provider=provider,
+            postgres_version="16.6",
+            database_name="platform",
+            kafka_replicas=1,
+            kafka_replication_factor=3,
+        )
+        try:
+            LocalData("local", args)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    d = run_program(program, stack="localstack", region="us-east-1")
+    assert errors and "kafka_replication_factor: 3" in errors[0]
+    assert [r.type for r in d.resources] == ["pulumi:providers:kubernetes"]
