@@ -96,6 +96,10 @@ class AppSpec:
     """The API: HPA CPU utilisation target."""
     ingress_hosts: dict[str, str] = field(default_factory=dict)
     """The API: public host name per env (an Ingress is rendered only for apps that set this)."""
+    port_setting: str = "PORT"
+    """The settings variable the app reads its listen port from."""
+    metrics_prefix: str = ""
+    """Prefix of the app's Prometheus metric names (`apps/<app>/metrics.py`)."""
 
     @property
     def contract(self) -> AppContract:
@@ -159,10 +163,13 @@ APP_SPECS: tuple[AppSpec, ...] = (
             "staging": "events.staging.platform.example.com",
             "prod": "events.platform.example.com",
         },
+        port_setting="EVENTS_API_PORT",
+        metrics_prefix="events_api",
     ),
     AppSpec(
         name="notifier",
         command=("notifier", "run"),
+        metrics_prefix="notifier",
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},
@@ -170,6 +177,7 @@ APP_SPECS: tuple[AppSpec, ...] = (
     AppSpec(
         name="audit",
         command=("audit", "run"),
+        metrics_prefix="audit",
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},

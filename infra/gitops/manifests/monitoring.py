@@ -1,8 +1,7 @@
 """ServiceMonitor, PrometheusRule (with runbook links) and a Grafana dashboard per app.
 
-Metric names are the ones the apps export (`apps/common`): HTTP metrics for the API, consumer
-outcome/latency metrics and a dead-letter counter for consumers. Consumer lag comes from KEDA's
-own metrics (`keda_scaler_metrics_value`), which KEDA already computes to scale the consumer.
+The expressions use the metric names the apps export (`apps/<app>/metrics.py`, prefixed with the
+catalog's `metrics_prefix`); the `job` label is the Service name, as the ServiceMonitor sets it.
 """
 
 from __future__ import annotations
@@ -22,12 +21,13 @@ from infra.gitops.manifests.common import (
 from infra.gitops.manifests.workload import HTTP_PORT_NAME
 
 RUNBOOKS_DOC = "docs/runbooks.md"
-HTTP_REQUESTS = "http_requests_total"
-HTTP_DURATION = "http_request_duration_seconds"
-CONSUMER_MESSAGES = "consumer_messages_total"
-CONSUMER_DURATION = "consumer_processing_seconds"
-DEAD_LETTERS = "dead_letters_total"
-KEDA_LAG = "keda_scaler_metrics_value"
+RUNBOOK_ANCHORS = (
+    "high-error-rate",
+    "high-latency-p99",
+    "consumer-lag",
+    "dead-letter-growth",
+    "outbox-lag",
+)
 
 
 @dataclass(frozen=True)
@@ -48,79 +48,65 @@ def runbook_url(ctx: EnvContext, anchor: str) -> str:
     return f"{repo}/blob/{ctx.cfg.gitops.target_revision}/{RUNBOOKS_DOC}#{anchor}"
 
 
+def _p99(histogram: str, job: str) -> str:
+    return f"histogram_quantile(0.99, sum by (le) (rate({histogram}_bucket{{{job}}}[5m])))"
+
+
+def _api_alerts(spec: AppSpec, job: str) -> list[Alert]:
+    app, m = spec.name, spec.metrics_prefix
+    requests = f"{m}_request_duration_seconds"
+    errors = (
+        f'sum(rate({requests}_count{{{job},status=~"5.."}}[5m])) '
+        f"/ sum(rate({requests}_count{{{job}}}[5m]))"
+    )
+    p99 = _p99(requests, job)
+    outbox = f"max({m}_outbox_lag_seconds{{{job}}})"
+    return [
+        Alert("HighErrorRate", f"{errors} > 0.05", "10m", "critical",
+              f"{app}: more than 5% of requests fail", "high-error-rate", errors),
+        Alert("HighLatencyP99", f"{p99} > 0.5", "10m", "warning",
+              f"{app}: p99 latency above 500 ms", "high-latency-p99", p99),
+        Alert("OutboxLag", f"{outbox} > 120", "10m", "warning",
+              f"{app}: accepted events wait over 2 min for Kafka", "outbox-lag", outbox),
+    ]  # fmt: skip
+
+
+def _consumer_errors(spec: AppSpec, job: str) -> str:
+    m = spec.metrics_prefix
+    if spec.name == "notifier":
+        # Deliveries that ended dead (retries exhausted) among all finished deliveries.
+        return (
+            f'sum(rate({m}_deliveries_total{{{job},status="dead"}}[5m])) '
+            f"/ sum(rate({m}_deliveries_total{{{job}}}[5m]))"
+        )
+    # Failed (retried) batch attempts per completed batch.
+    return (
+        f"sum(rate({m}_batch_failures_total{{{job}}}[5m])) "
+        f"/ sum(rate({m}_batch_seconds_count{{{job}}}[5m]))"
+    )
+
+
 def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
-    app = spec.name
+    app, m = spec.name, spec.metrics_prefix
     job = f'job="{app}",namespace="{APP_NAMESPACE}"'
     if spec.contract.kind == "producer":
-        rate_all = f"sum(rate({HTTP_REQUESTS}{{{job}}}[5m]))"
-        rate_err = f'sum(rate({HTTP_REQUESTS}{{{job},status=~"5.."}}[5m]))'
-        p99 = f"histogram_quantile(0.99, sum by (le) (rate({HTTP_DURATION}_bucket{{{job}}}[5m])))"
-        return [
-            Alert(
-                "HighErrorRate",
-                f"{rate_err} / {rate_all} > 0.05",
-                "10m",
-                "critical",
-                f"{app}: more than 5% of requests fail",
-                "high-error-rate",
-                f"{rate_err} / {rate_all}",
-            ),
-            Alert(
-                "HighLatencyP99",
-                f"{p99} > 0.5",
-                "10m",
-                "warning",
-                f"{app}: p99 latency above 500 ms",
-                "high-latency-p99",
-                p99,
-            ),
-        ]
-    sizing = spec.sizing[ctx.env]
-    rate_all = f"sum(rate({CONSUMER_MESSAGES}{{{job}}}[5m]))"
-    rate_err = f'sum(rate({CONSUMER_MESSAGES}{{{job},outcome!="ok"}}[5m]))'
-    p99 = f"histogram_quantile(0.99, sum by (le) (rate({CONSUMER_DURATION}_bucket{{{job}}}[5m])))"
-    lag = f'sum({KEDA_LAG}{{namespace="{APP_NAMESPACE}",scaledObject="{app}"}})'
-    dlq = f"sum(increase({DEAD_LETTERS}{{{job}}}[15m]))"
+        return _api_alerts(spec, job)
+    errors = _consumer_errors(spec, job)
+    p99 = _p99(f"{m}_batch_seconds", job)
+    lag = f"sum({m}_consumer_lag{{{job}}})"
+    dlq = f"sum(increase({m}_dead_lettered_total{{{job}}}[15m]))"
     # Sustained lag above what the maximum replica count is meant to absorb.
-    lag_limit = spec.lag_threshold * sizing.max_replicas
+    lag_limit = spec.lag_threshold * spec.sizing[ctx.env].max_replicas
     return [
-        Alert(
-            "HighErrorRate",
-            f"{rate_err} / {rate_all} > 0.05",
-            "10m",
-            "critical",
-            f"{app}: more than 5% of records fail",
-            "high-error-rate",
-            f"{rate_err} / {rate_all}",
-        ),
-        Alert(
-            "HighLatencyP99",
-            f"{p99} > 2",
-            "15m",
-            "warning",
-            f"{app}: p99 processing time above 2 s",
-            "high-latency-p99",
-            p99,
-        ),
-        Alert(
-            "ConsumerLagHigh",
-            f"{lag} > {lag_limit}",
-            "15m",
-            "warning",
-            f"{app}: consumer-group lag above {lag_limit} records",
-            "consumer-lag",
-            lag,
-        ),
-        Alert(
-            "DeadLetterGrowth",
-            f"{dlq} > 0",
-            "5m",
-            "warning",
-            f"{app}: records are being dead-lettered",
-            "dead-letter-growth",
-            dlq,
-        ),
-    ]
+        Alert("HighErrorRate", f"{errors} > 0.05", "10m", "critical",
+              f"{app}: more than 5% of records fail", "high-error-rate", errors),
+        Alert("HighLatencyP99", f"{p99} > 10", "15m", "warning",
+              f"{app}: p99 batch time above 10 s", "high-latency-p99", p99),
+        Alert("ConsumerLagHigh", f"{lag} > {lag_limit}", "15m", "warning",
+              f"{app}: consumer-group lag above {lag_limit} records", "consumer-lag", lag),
+        Alert("DeadLetterGrowth", f"{dlq} > 0", "5m", "warning",
+              f"{app}: records are being dead-lettered", "dead-letter-growth", dlq),
+    ]  # fmt: skip
 
 
 def service_monitor(spec: AppSpec, wave: int) -> Manifest:

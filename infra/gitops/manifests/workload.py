@@ -31,7 +31,7 @@ def settings(spec: AppSpec, env: str) -> dict[str, str]:
     values = {
         "EVENTS_TOPIC": EVENTS_TOPIC.name,
         "TASKS_TOPIC": TASKS_TOPIC.name,
-        "PORT": str(contract.port),
+        spec.port_setting: str(contract.port),
         "LOG_LEVEL": spec.level(env),
         "OTEL_SERVICE_NAME": contract.name,
     }
