@@ -191,3 +191,8 @@ def gitops_path(env: str) -> str:
 
 OTLP_HTTP_PORT = 4318
 """Port of the in-cluster OTLP/HTTP endpoint the apps export traces to."""
+
+TOPICS_JOB_SERVICE_ACCOUNT = "kafka-topics"
+"""ServiceAccount (in APP_NAMESPACE) of the PreSync Job that creates and updates the topics; on MSK
+it needs a Pod Identity association allowing connect plus create/describe/alter topic and their
+dynamic configuration on this cluster's topics."""

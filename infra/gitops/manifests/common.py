@@ -6,7 +6,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.config import PlatformConfig
-from infra.contracts import APP_NAMESPACE, ARGOCD_NAMESPACE, OTLP_HTTP_PORT
+from infra.contracts import (
+    APP_NAMESPACE,
+    ARGOCD_NAMESPACE,
+    OTLP_HTTP_PORT,
+    TOPICS_JOB_SERVICE_ACCOUNT,
+)
 
 Manifest = dict[str, Any]
 
@@ -18,7 +23,7 @@ NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 WORKLOAD_COMPONENT = "workload"
 MIGRATION_COMPONENT = "migration"
-TOPICS_JOB_NAME = "kafka-topics"
+TOPICS_JOB_NAME = TOPICS_JOB_SERVICE_ACCOUNT
 """Job, ServiceAccount and ArgoCD Application that create the Kafka topics."""
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
