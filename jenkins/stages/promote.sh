@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Stage "GitOps <env>" (main only): point <env>'s apps at the image built from this commit
+# (`platform gitops set-image`, which re-renders gitops/<env>), commit and push; ArgoCD syncs it.
+# When <env> pulls from another registry than dev, the image is copied there first.
+source "$(dirname "$0")/lib.sh"
+env="${1:?usage: promote.sh ENV}"
+sha="${GIT_COMMIT:?GIT_COMMIT (the commit being built) is required}"
+branch="${BRANCH_NAME:-main}"
+source_registry="$(registry_for dev)"
+target_registry="$(registry_for "$env")"
+
+if [[ "$target_registry" != "$source_registry" ]]; then
+  host="${target_registry%%/*}"
+  run_shell "aws ecr get-login-password --region $(ecr_region "$host") | docker login --username AWS --password-stdin $host"
+  for app in $(apps); do
+    run docker pull "$source_registry/$app:$sha"
+    run docker tag "$source_registry/$app:$sha" "$target_registry/$app:$sha"
+    run docker push "$target_registry/$app:$sha"
+  done
+fi
+for app in $(apps); do
+  run "$PLATFORM" gitops set-image --env "$env" --app "$app" --tag "$sha"
+done
+run git add "gitops/$env" infra/gitops/images.json
+run git commit -m "gitops($env): bundled apps -> $sha"
+run git pull --rebase origin "$branch"  # another build may have promoted meanwhile
+run git push origin "HEAD:$branch"

@@ -1,0 +1,261 @@
+"""Every Jenkins stage script, in dry-run, prints exactly the commands a build would run.
+
+A pull-request build and a main build are replayed stage by stage, in the Jenkinsfile's order, and
+the printed commands are compared line for line. Fake credentials are passed in, and the output
+must never contain them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = REPO / "jenkins" / "stages"
+JENKINSFILE = REPO / "jenkins" / "Jenkinsfile"
+
+SHA = "3f2c1e0d9b8a7f6e5d4c3b2a1908f7e6d5c4b3a2"
+REGISTRY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/event-platform"
+SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIAFAKEFAKEFAKE0001",
+    "AWS_SECRET_ACCESS_KEY": "fake/secret/access/key/never/printed",
+    "GITHUB_TOKEN": "ghp_faketokenfaketokenfaketoken0001",
+}
+BACKEND = "s3://plat-dev-pulumi-state-123456789012?region=eu-west-1"
+
+
+def run_stage(command: str, **env: str) -> list[str]:
+    """Run one stage script (as the Jenkinsfile writes it) with DRY_RUN=1; its printed lines."""
+    script, *args = command.split()
+    clean_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "DRY_RUN": "1",
+        **env,
+    }
+    result = subprocess.run(
+        ["bash", str(REPO / script), *args],
+        cwd=REPO,
+        env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.stderr == "", result.stderr
+    return result.stdout.splitlines()
+
+
+COMMON_STAGES = {
+    "jenkins/stages/setup.sh": ["make venv", "make tools", "make localstack-venv"],
+    "jenkins/stages/lint.sh": [
+        ".venv/bin/ruff check .",
+        ".venv/bin/ruff format --check .",
+        ".venv/bin/mypy infra platform_cli apps",
+    ],
+    "jenkins/stages/test.sh platform": [
+        ".venv/bin/python -m pytest tests --ignore=tests/apps --junitxml=reports/junit-platform.xml"
+    ],
+    "jenkins/stages/test.sh apps": [
+        ".venv/bin/python -m pytest tests/apps --junitxml=reports/junit-apps.xml"
+    ],
+    "jenkins/stages/gitops.sh": [
+        ".venv/bin/platform gitops render --check",
+        ".venv-tools/bin/checkov --config-file .checkov.yaml --directory gitops "
+        "--output cli --output junitxml --output-file-path console,reports",
+    ],
+}
+
+PR_CHANGED_FILES = "\n".join(
+    ["stacks/Pulumi.dev.yaml", "stacks/Pulumi.prod.yaml", "apps/notifier/service.py", "README.md"]
+)
+
+PR_PREVIEW = [
+    "# affected stacks: dev prod",
+    "mkdir -p reports",
+    ".venv/bin/platform plan --stack dev --quiet --json reports/plan-dev.json "
+    "> reports/plan-dev.txt",
+    ".venv/bin/platform plan --stack prod --quiet --json reports/plan-prod.json "
+    "> reports/plan-prod.txt",
+    f"pulumi login '{BACKEND}'",
+    "pulumi preview --stack dev --diff --non-interactive --policy-pack infra/policies/pack "
+    "> reports/preview-dev.txt",
+    "pulumi preview --stack prod --diff --non-interactive --policy-pack infra/policies/pack "
+    "> reports/preview-prod.txt",
+    "python3 jenkins/stages/pr_comment.py reports/pr-comment.json reports/plan-dev.txt "
+    "reports/plan-prod.txt reports/preview-dev.txt reports/preview-prod.txt",
+    'curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $GITHUB_TOKEN" '
+    '-H "Accept: application/vnd.github+json" --data-binary @reports/pr-comment.json '
+    '"https://api.github.com/repos/$GITHUB_REPOSITORY/issues/$CHANGE_ID/comments"',
+]
+
+
+def _images() -> list[str]:
+    lines = [
+        "aws ecr get-login-password --region eu-west-1 | docker login --username AWS "
+        "--password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    ]
+    for app, package in (
+        ("events-api", "events_api"),
+        ("notifier", "notifier"),
+        ("audit", "audit"),
+    ):
+        image = f"{REGISTRY}/{app}:{SHA}"
+        lines += [
+            f"docker build --file apps/{package}/Dockerfile --tag {image} "
+            f"--label org.opencontainers.image.revision={SHA} .",
+            f"docker push {image}",
+        ]
+    return lines
+
+
+def _promote(env: str) -> list[str]:
+    return [
+        *(
+            f".venv/bin/platform gitops set-image --env {env} --app {app} --tag {SHA}"
+            for app in ("events-api", "notifier", "audit")
+        ),
+        f"git add gitops/{env} infra/gitops/images.json",
+        f"git commit -m 'gitops({env}): bundled apps -> {SHA}'",
+        "git pull --rebase origin main",
+        "git push origin HEAD:main",
+    ]
+
+
+def _deploy(env: str) -> list[str]:
+    return [
+        f"pulumi login '{BACKEND}'",
+        f"pulumi up --stack {env} --yes --diff --non-interactive "
+        f"--policy-pack infra/policies/pack > reports/up-{env}.txt",
+        f".venv/bin/platform verify --env {env}",
+    ]
+
+
+MAIN_STAGES = {
+    "jenkins/stages/build_push.sh": _images(),
+    "jenkins/stages/promote.sh dev": _promote("dev"),
+    "jenkins/stages/deploy.sh dev": _deploy("dev"),
+    "jenkins/stages/promote.sh staging": _promote("staging"),
+    "jenkins/stages/deploy.sh staging": _deploy("staging"),
+    "jenkins/stages/promote.sh prod": _promote("prod"),
+    "jenkins/stages/deploy.sh prod": _deploy("prod"),
+}
+
+
+def _jenkinsfile_commands() -> list[str]:
+    return re.findall(r"sh '(jenkins/stages/[^']+)'", JENKINSFILE.read_text())
+
+
+def _stage_blocks() -> dict[str, str]:
+    """Top-level text of each `stage('<name>')` block (up to the next stage)."""
+    parts = re.split(r"stage\('([^']+)'\)", JENKINSFILE.read_text())
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
+def test_the_jenkinsfile_calls_exactly_the_tested_stage_scripts_in_order() -> None:
+    expected = [*COMMON_STAGES, "jenkins/stages/pr_preview.sh", *MAIN_STAGES]
+    assert _jenkinsfile_commands() == expected
+    for command in expected:
+        assert (REPO / command.split()[0]).exists(), command
+
+
+def test_pr_preview_runs_only_on_pull_requests_and_deploys_only_on_main() -> None:
+    blocks = _stage_blocks()
+    assert "when { changeRequest() }" in blocks["PR preview"]
+    for stage in ("Images", "Deploy dev", "Promote to staging", "Promote to prod"):
+        assert "when { branch 'main' }" in blocks[stage], stage
+    for stage in ("Promote to staging", "Promote to prod"):
+        assert re.search(r"\binput \{", blocks[stage]), f"{stage} has no input gate"
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_each_stack_is_deployed_inside_its_own_lock(env: str) -> None:
+    text = JENKINSFILE.read_text()
+    lock = text.index(f"lock(resource: 'pulumi-{env}')")
+    deploy = text.index(f"sh 'jenkins/stages/deploy.sh {env}'")
+    next_lock = text.find("lock(resource:", lock + 1)
+    assert lock < deploy and (next_lock == -1 or deploy < next_lock)
+
+
+def test_pr_build_commands() -> None:
+    env = {
+        "CHANGE_ID": "42",
+        "CHANGE_TARGET": "main",
+        "BRANCH_NAME": "PR-42",
+        "CHANGED_FILES": PR_CHANGED_FILES,
+        "PULUMI_BACKEND_URL": BACKEND,
+        "GITHUB_REPOSITORY": "example-org/event-platform",
+        **SECRETS,
+    }
+    printed = {command: run_stage(command, **env) for command in COMMON_STAGES}
+    printed["jenkins/stages/pr_preview.sh"] = run_stage("jenkins/stages/pr_preview.sh", **env)
+
+    assert printed == {**COMMON_STAGES, "jenkins/stages/pr_preview.sh": PR_PREVIEW}
+    everything = "\n".join(line for lines in printed.values() for line in lines)
+    for secret in SECRETS.values():
+        assert secret not in everything
+
+
+def test_pr_build_without_credentials_runs_the_offline_plan_only() -> None:
+    printed = run_stage(
+        "jenkins/stages/pr_preview.sh", CHANGED_FILES="infra/network/vpc.py", CHANGE_TARGET="main"
+    )
+    stacks = ("localstack", "dev", "staging", "prod")
+    assert printed == [
+        "# affected stacks: localstack dev staging prod",
+        "mkdir -p reports",
+        *(
+            f".venv/bin/platform plan --stack {s} --quiet --json reports/plan-{s}.json "
+            f"> reports/plan-{s}.txt"
+            for s in stacks
+        ),
+        "# no cloud credentials: pulumi preview skipped, the offline plan stands in",
+        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json "
+        + " ".join(f"reports/plan-{s}.txt" for s in stacks),
+        "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
+    ]
+
+
+def test_pr_touching_no_stack_previews_nothing() -> None:
+    printed = run_stage("jenkins/stages/pr_preview.sh", CHANGED_FILES="apps/audit/archive.py")
+    assert printed == [
+        "# affected stacks: none",
+        "mkdir -p reports",
+        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json",
+        "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
+    ]
+
+
+def test_main_build_commands() -> None:
+    env = {"BRANCH_NAME": "main", "GIT_COMMIT": SHA, "PULUMI_BACKEND_URL": BACKEND, **SECRETS}
+    printed = {command: run_stage(command, **env) for command in [*COMMON_STAGES, *MAIN_STAGES]}
+
+    assert printed == {**COMMON_STAGES, **MAIN_STAGES}
+    everything = "\n".join(line for lines in printed.values() for line in lines)
+    for secret in SECRETS.values():
+        assert secret not in everything
+
+
+def test_stage_scripts_never_enable_shell_tracing() -> None:
+    for script in STAGES.glob("*.sh"):
+        text = script.read_text()
+        assert not re.search(r"^\s*set -[a-z]*x", text, re.MULTILINE), script.name
+        assert "source " in text or script.name == "lib.sh", f"{script.name} must source lib.sh"
+
+
+def test_deploy_refuses_to_run_without_a_backend() -> None:
+    result = subprocess.run(
+        ["bash", str(STAGES / "deploy.sh"), "dev"],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], "DRY_RUN": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "PULUMI_BACKEND_URL" in result.stderr
