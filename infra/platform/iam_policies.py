@@ -101,6 +101,23 @@ class MskArns:
         return self._arn("group", name)
 
 
+_CLUSTER_PATH = re.compile(r":cluster/(?P<name>[^/]+)/(?P<uuid>[^/]+)$")
+
+
+def cluster_uuid_from_arn(cluster_arn: str) -> str:
+    """The UUID at the end of a real MSK cluster ARN (`...:cluster/<name>/<uuid>`).
+
+    Raises instead of guessing: a wrong UUID would silently grant nothing (or the wrong cluster).
+    """
+    match = _CLUSTER_PATH.search(cluster_arn)
+    if not match:
+        raise ValueError(
+            f"msk_cluster_uuid: None and the cluster ARN {cluster_arn!r} has no "
+            "cluster/<name>/<uuid> path; allowed: pass the MSK cluster's `cluster_uuid` output"
+        )
+    return match["uuid"]
+
+
 def _check_kafka_name(name: str, what: str) -> None:
     # A wildcard in a topic/group name would widen the grant beyond the contract.
     if not name or "*" in name or "?" in name or "/" in name:

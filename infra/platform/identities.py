@@ -70,7 +70,7 @@ def _msk_arns(values: dict[str, Any]) -> iam_policies.MskArns | None:
     arn = values.get("msk_arn")
     if not arn:
         return None
-    uuid = values.get("msk_uuid") or arn.rstrip("/").rsplit("/", 1)[-1]
+    uuid = values.get("msk_uuid") or iam_policies.cluster_uuid_from_arn(arn)
     return iam_policies.MskArns.from_cluster(arn, values["msk_name"], uuid)
 
 

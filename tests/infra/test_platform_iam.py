@@ -196,3 +196,18 @@ def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
         assert (
             json.loads(role.inputs["assumeRolePolicy"]) == iam_policies.pod_identity_trust_policy()
         )
+
+
+def test_cluster_uuid_comes_from_a_real_arn_or_is_required() -> None:
+    assert iam_policies.cluster_uuid_from_arn(CLUSTER_ARN) == MSK_UUID
+    with pytest.raises(ValueError, match="pass the MSK cluster's `cluster_uuid`"):
+        iam_policies.cluster_uuid_from_arn("arn:aws:msk:eu-west-1:123456789012:kafka-cluster")
+
+
+def test_the_layer_derives_the_uuid_from_the_cluster_arn_when_not_given() -> None:
+    from tests.infra.platform_support import declare
+
+    cfg = load_stack_file("dev")
+    d = declare("dev", msk_cluster_uuid=None)
+    policy = json.loads(d.one("aws:iam/rolePolicy:RolePolicy", "-audit-policy").inputs["policy"])
+    assert msk_cluster_arn(cfg) in iam_policies.resources_of(policy)
