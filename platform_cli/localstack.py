@@ -88,14 +88,16 @@ def _stamp(venv: Path) -> Path:
     return venv / f".installed-{LOCALSTACK_VERSION}-{digest}"
 
 
-def venv_python(venv: Path = DEFAULT_VENV) -> Path | None:
+def venv_python(venv: Path | None = None) -> Path | None:
     """The venv's interpreter when the venv is completely installed, else None."""
+    venv = venv or DEFAULT_VENV
     python = venv / "bin" / "python"
     return python if _stamp(venv).exists() and python.exists() else None
 
 
-def ensure_venv(venv: Path = DEFAULT_VENV) -> Path:
+def ensure_venv(venv: Path | None = None) -> Path:
     """Build the LocalStack venv once (stamp-cached); raise LocalStackUnavailable if impossible."""
+    venv = venv or DEFAULT_VENV
     ready = venv_python(venv)
     if ready is not None:
         return ready
@@ -213,8 +215,9 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
         process.wait(5)
 
 
-def start(venv: Path = DEFAULT_VENV, timeout: float = READY_TIMEOUT_S) -> LocalStack:
+def start(venv: Path | None = None, timeout: float = READY_TIMEOUT_S) -> LocalStack:
     """Start LocalStack from the venv and wait until it is healthy. The caller must `stop()`."""
+    venv = venv or DEFAULT_VENV
     python = venv_python(venv)
     if python is None:
         raise LocalStackUnavailable(f"no LocalStack venv at {venv}: run `make localstack-venv`")
@@ -258,7 +261,7 @@ def stop(server: LocalStack) -> None:
 
 
 @contextlib.contextmanager
-def localstack_server(venv: Path = DEFAULT_VENV) -> Iterator[LocalStack]:
+def localstack_server(venv: Path | None = None) -> Iterator[LocalStack]:
     """`LOCALSTACK_ENDPOINT` when set and healthy; else start one from the venv, stop it on exit.
 
     Raises LocalStackUnavailable (with the reason) when neither is possible.
