@@ -197,9 +197,8 @@ def argocd_values(*, high_availability: bool) -> dict[str, Any]:
     return {
         "global": {"logging": {"format": "json"}},
         "configs": {
-            "params": {
-                # Reconcile a little less often than the 3-minute default: the root app uses
-                # automated sync, and webhooks are not configured, so this is the pull cadence.
+            "cm": {
+                # How often Argo CD polls Git (no webhooks are configured); the default is 180s.
                 "timeout.reconciliation": "120s",
             },
         },

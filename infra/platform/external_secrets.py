@@ -57,9 +57,14 @@ class ExternalSecretsArgs:
 
 def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
     """The ClusterSecretStore spec (pure, tested directly)."""
+    # Only ExternalSecrets in the apps namespace may use the store.
+    only_apps = [{"namespaces": [APP_NAMESPACE]}]
     if args.store == "aws-secrets-manager":
         # No `auth`: the controller's Pod Identity credentials are used.
-        return {"provider": {"aws": {"service": "SecretsManager", "region": args.region}}}
+        return {
+            "provider": {"aws": {"service": "SecretsManager", "region": args.region}},
+            "conditions": only_apps,
+        }
     return {
         "provider": {
             "kubernetes": {
@@ -81,8 +86,7 @@ def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
                 },
             }
         },
-        # Only ExternalSecrets in the apps namespace may use this store.
-        "conditions": [{"namespaces": [APP_NAMESPACE]}],
+        "conditions": only_apps,
     }
 
 

@@ -134,6 +134,7 @@ def test_secret_store_uses_pod_identity_not_static_keys(env: str) -> None:
     (store,) = custom(declared(env), "ClusterSecretStore")
     aws = store.inputs["spec"]["provider"]["aws"]
     assert aws == {"service": "SecretsManager", "region": load_stack_file(env).region}
+    assert store.inputs["spec"]["conditions"] == [{"namespaces": [APP_NAMESPACE]}]
 
 
 # --- Ordering -----------------------------------------------------------------------------------
