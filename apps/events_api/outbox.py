@@ -133,6 +133,8 @@ class OutboxRelay:
         self._last_db_ok = 0.0
         self._last_publish_ok = 0.0
         self._last_housekeeping = 0.0
+        self.published = 0
+        """Rows this relay has published and marked sent (for metrics-free introspection)."""
 
     # --- one cycle -----------------------------------------------------------------------------
 
@@ -148,6 +150,7 @@ class OutboxRelay:
             log.exception("outbox relay cycle failed")
             return CycleResult(0, 0, 0, error=f"{type(exc).__name__}: {exc}")
         self._last_db_ok = time.monotonic()  # the cycle reached the database, whatever Kafka did
+        self.published += result.sent
         return result
 
     def _cycle(self) -> CycleResult:
