@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 
 gitops = typer.Typer(help="Rendered GitOps manifests (gitops/<env>/) from the app catalog.")
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: file paths and problem lines stay on one line each, whatever the terminal width.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 EnvOption = Annotated[
     list[str] | None, typer.Option("--env", help="Only this environment (repeatable).")

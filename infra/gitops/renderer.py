@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -201,8 +200,3 @@ def write_tree(root: Path, files: dict[str, str], envs: Iterable[str]) -> TreeDi
                 if not any(folder.iterdir()):
                     folder.rmdir()
     return diff
-
-
-def manifests_in(files: dict[str, str]) -> list[dict[str, Any]]:
-    """Parsed objects of a rendered file set (for validation and counting)."""
-    return [yaml.safe_load(text) for text in files.values()]
