@@ -17,6 +17,7 @@ from infra.config import PlatformConfig
 from infra.data.database import Database, DatabaseArgs
 from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
+from infra.platform.layer import PlatformLayer, PlatformLayerArgs
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
@@ -139,6 +140,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             opts=with_aws,
         )
         node_sg = [eks.node_security_group_id]
+        k8s_provider, k8s_cluster_name = eks.provider, eks.cluster_name
         outputs |= {
             "clusterName": eks.cluster_name,
             "clusterArn": eks.cluster_arn,
@@ -154,8 +156,10 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             ),
         )
         node_sg = []
+        k8s_provider, k8s_cluster_name = local_cluster.provider, local_cluster.cluster_name
         outputs["clusterName"] = local_cluster.cluster_name
 
+    kafka: KafkaCluster | None = None
     if cfg.kafka.mode == "msk":
         kafka = KafkaCluster(
             "kafka",
@@ -184,8 +188,9 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             "kafkaBootstrapBrokersIam": kafka.bootstrap_brokers_iam,
         }
 
-    if cfg.database.mode == "rds":
-        db = cfg.database
+    database: Database | None = None
+    db = cfg.database
+    if db.mode == "rds":
         database = Database(
             "database",
             DatabaseArgs(
@@ -224,6 +229,45 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             opts=with_aws,
         )
         outputs["ecrRepositoryUrls"] = registry.repository_urls
+
+    # The cluster platform layer: ArgoCD (+ root app on gitops/<env>), observability, External
+    # Secrets, KEDA, per-app identities and the facts channel. AWS children (IAM, Pod Identity)
+    # use the AWS provider; Kubernetes children use the cluster's provider.
+    platform = PlatformLayer(
+        "platform",
+        PlatformLayerArgs(
+            environment=cfg.stack,
+            region=cfg.region,
+            name_prefix=prefix,
+            k8s_provider=k8s_provider,
+            cluster_name=k8s_cluster_name,
+            cluster_mode=cfg.cluster.mode,
+            kafka_mode=cfg.kafka.mode,
+            database_mode=db.mode,
+            audit_bucket_name=archive.bucket_name,
+            audit_bucket_arn=archive.bucket_arn,
+            audit_bucket_kms_key_arn=keys.arns["s3"],
+            gitops_repo_url=cfg.gitops.repo_url,
+            gitops_revision=cfg.gitops.target_revision,
+            high_availability=cfg.is_prod,
+            kafka_replication_factor=cfg.kafka.replication_factor,
+            local_kafka_replicas=cfg.kafka.broker_count,
+            database_name=db.database_name,
+            postgres_version=db.engine_version,
+            kafka_bootstrap_servers=kafka.bootstrap_brokers_iam if kafka else None,
+            msk_cluster_arn=kafka.cluster_arn if kafka else None,
+            msk_cluster_name=kafka.cluster_name if kafka else None,
+            msk_cluster_uuid=kafka.cluster_uuid if kafka else None,
+            db_host=database.address if database else None,
+            db_port=database.port if database else None,
+            db_name=database.db_name if database else None,
+            db_secret_arn=database.master_secret_arn if database else None,
+            db_secret_kms_key_arn=keys.arns["rds"] if database else None,
+            tags=tags,
+        ),
+        opts=with_aws,
+    )
+    outputs["rootApplication"] = platform.root_app_name
 
     for key, value in outputs.items():
         pulumi.export(key, value)

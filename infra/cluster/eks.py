@@ -228,8 +228,8 @@ class EksCluster(pulumi.ComponentResource):
             for group in args.node_groups
         ]
         ebs_association = self._ebs_csi_identity(cluster)
-        self._addon(cluster, "coredns", depends_on=node_groups)
-        self._addon(
+        coredns = self._addon(cluster, "coredns", depends_on=node_groups)
+        ebs_csi = self._addon(
             cluster,
             "aws-ebs-csi-driver",
             depends_on=[*node_groups, ebs_association, *early_addons],
@@ -252,9 +252,11 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            # Whoever uses this provider needs admin access granted and nodes to schedule on.
+            # Whoever uses this provider needs admin access granted, nodes to schedule on, DNS,
+            # Pod Identity (early add-ons) and the EBS driver (Prometheus/Kafka volumes).
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[*admin_associations, *node_groups]
+                parent=self,
+                depends_on=[*admin_associations, *node_groups, *early_addons, coredns, ebs_csi],
             ),
         )
         self.register_outputs(

@@ -112,6 +112,7 @@ class KafkaCluster(pulumi.ComponentResource):
     cluster_arn: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
     bootstrap_brokers_iam: pulumi.Output[str]
+    cluster_uuid: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
     def __init__(
@@ -244,12 +245,15 @@ class KafkaCluster(pulumi.ComponentResource):
         self.cluster_arn = cluster.arn
         self.cluster_name = cluster.cluster_name
         self.bootstrap_brokers_iam = cluster.bootstrap_brokers_sasl_iam
+        # Topic and group ARNs (least-privilege IAM for the apps) embed the cluster UUID.
+        self.cluster_uuid = cluster.cluster_uuid
         self.security_group_id = security_group.id
         self.register_outputs(
             {
                 "cluster_arn": self.cluster_arn,
                 "cluster_name": self.cluster_name,
                 "bootstrap_brokers_iam": self.bootstrap_brokers_iam,
+                "cluster_uuid": self.cluster_uuid,
                 "security_group_id": self.security_group_id,
             }
         )

@@ -307,6 +307,7 @@ def test_registered_outputs_are_what_apps_need(prod: Declared) -> None:
         "cluster_arn",
         "cluster_name",
         "bootstrap_brokers_iam",
+        "cluster_uuid",
         "security_group_id",
     }
     assert outputs["cluster_name"] == "plat-prod"

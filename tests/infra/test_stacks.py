@@ -184,3 +184,43 @@ def test_localstack_has_no_eks_msk_rds_or_ecr() -> None:
 
 def test_kubeconfig_export_is_secret() -> None:
     assert declared("prod").outputs["kubeconfig"] == "[secret]"
+
+
+def _custom_resources(result: Declared, kind: str) -> list[dict]:
+    return [r.inputs for r in result.of_type(f"kubernetes:{_API_VERSIONS[kind]}:{kind}")]
+
+
+_API_VERSIONS = {
+    "Application": "argoproj.io/v1alpha1",
+    "Kafka": "kafka.strimzi.io/v1beta2",
+    "Cluster": "postgresql.cnpg.io/v1",
+}
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_whole_program_points_argocd_at_the_stack_folder(stack: str) -> None:
+    result = declared(stack)
+    apps = _custom_resources(result, "Application")
+    assert [a["spec"]["source"]["path"] for a in apps] == [f"gitops/{stack}"]
+    assert result.outputs["rootApplication"]
+
+
+@pytest.mark.parametrize("stack", ENVIRONMENTS)
+def test_whole_program_writes_every_fact(stack: str) -> None:
+    from infra.contracts import FACTS_CONFIGMAP, Fact
+
+    maps = [
+        r.inputs
+        for r in declared(stack).of_type("kubernetes:core/v1:ConfigMap")
+        if r.inputs["metadata"]["name"] == FACTS_CONFIGMAP
+    ]
+    assert len(maps) == 1
+    assert set(maps[0]["data"]) >= {fact.value for fact in Fact}
+
+
+def test_local_flavour_runs_strimzi_and_cnpg_in_the_cluster() -> None:
+    result = declared("localstack")
+    assert len(_custom_resources(result, "Kafka")) == 1
+    assert len(_custom_resources(result, "Cluster")) == 1
+    cloud = declared("prod")
+    assert not _custom_resources(cloud, "Kafka") and not _custom_resources(cloud, "Cluster")
