@@ -150,7 +150,7 @@ def test_dev_data_layer_can_be_torn_down() -> None:
 
 def test_database_in_isolated_and_brokers_in_private_subnets() -> None:
     prod = declared("prod")
-    subnets = {s.inputs["tags"]["tier"]: [] for s in prod.of_type("aws:ec2/subnet:Subnet")}
+    subnets: dict[str, list[str]] = {"public": [], "private": [], "isolated": []}
     for subnet in prod.of_type("aws:ec2/subnet:Subnet"):
         subnets[subnet.inputs["tags"]["tier"]].append(subnet.name)
     group = prod.one("aws:rds/subnetGroup:SubnetGroup")
