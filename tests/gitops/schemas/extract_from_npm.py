@@ -37,6 +37,11 @@ SOURCES = {
         ),
     },
 }
+# The generator of these packages strips every key named "description" (doc strings), which also
+# removes AppProject's real `spec.description` field; it is put back as the CRD declares it.
+RESTORED_FIELDS = {
+    "argoproj.io_v1alpha1_appproject.json": ("spec", "description", {"type": "string"}),
+}
 _LITERAL = re.compile(r"const schema = (\{.*?\n\});", re.S)
 _META_REF = '{"$ref": "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta#"}'
 
@@ -66,6 +71,10 @@ def main() -> None:
                     handle = tar.extractfile(member)
                     assert handle is not None
                     schema = extract(handle.read().decode())
+                    if output in RESTORED_FIELDS:
+                        parent, field, definition = RESTORED_FIELDS[output]
+                        properties = schema["properties"][parent]["properties"]  # type: ignore[index]
+                        properties[field] = definition
                     (HERE / output).write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
 
 
