@@ -44,7 +44,7 @@ DEFAULT_PORT = 4566
 READY_TIMEOUT_S = 120.0
 """Cold start is ~3 s alone, but several test runs may share two cores."""
 
-SERVICES = "s3,kms,sts,iam,secretsmanager,ec2,logs,sqs,sns"
+SERVICES = "s3,kms,sts,iam,secretsmanager,ec2,logs,cloudwatch,sqs,sns"
 """What we use from the free edition; loading fewer services starts faster."""
 
 

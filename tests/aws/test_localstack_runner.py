@@ -79,3 +79,11 @@ def test_start_answers_health_and_stop_leaves_no_process() -> None:
         os.killpg(pid, 0)  # the whole process group is gone
     assert state_dir is not None and not state_dir.exists()
     assert localstack.health(server.endpoint, timeout=0.5) is None
+
+
+def test_the_runner_loads_every_service_the_localstack_stack_sends_to_it() -> None:
+    from infra.program import LOCALSTACK_SERVICES
+
+    aliases = {"cloudwatchlogs": "logs"}  # the provider's endpoint key vs LocalStack's name
+    loaded = set(localstack.SERVICES.split(","))
+    assert {aliases.get(s, s) for s in LOCALSTACK_SERVICES} <= loaded
