@@ -190,6 +190,19 @@ def _replicas(high_availability: bool, ha_count: int = 2) -> int:
 # --- Values builders ------------------------------------------------------------------------------
 
 
+ARGOCD_APP_HEALTH_LUA = """hs = {}
+hs.status = "Progressing"
+hs.message = ""
+if obj.status ~= nil and obj.status.health ~= nil then
+  hs.status = obj.status.health.status
+  if obj.status.health.message ~= nil then
+    hs.message = obj.status.health.message
+  end
+end
+return hs
+"""
+
+
 def argocd_values(*, high_availability: bool) -> dict[str, Any]:
     """Argo CD: metrics on everywhere, HA (replicas + redis-ha) only where configured."""
     metrics = {"enabled": True, "serviceMonitor": {"enabled": True}}
@@ -200,6 +213,10 @@ def argocd_values(*, high_availability: bool) -> dict[str, Any]:
             "cm": {
                 # How often Argo CD polls Git (no webhooks are configured); the default is 180s.
                 "timeout.reconciliation": "120s",
+                # Since Argo CD 1.8 an Application has no health of its own, so sync waves of
+                # child Applications (config -> topics -> apps) would not wait for each other.
+                # This restores the app-of-apps health check the root app's waves rely on.
+                "resource.customizations.health.argoproj.io_Application": ARGOCD_APP_HEALTH_LUA,
             },
         },
         # One application controller even in HA: it shards by cluster, and we manage exactly

@@ -42,6 +42,14 @@ KAFKA_TOPIC_READ_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadDa
 KAFKA_TOPIC_WRITE_ACTIONS = ("kafka-cluster:DescribeTopic", "kafka-cluster:WriteData")
 KAFKA_GROUP_ACTIONS = ("kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup")
 KAFKA_LAG_READER_TOPIC_ACTIONS = ("kafka-cluster:DescribeTopic",)
+# The PreSync topics Job creates topics, raises partitions and aligns retention.
+KAFKA_TOPIC_ADMIN_ACTIONS = (
+    "kafka-cluster:CreateTopic",
+    "kafka-cluster:DescribeTopic",
+    "kafka-cluster:AlterTopic",
+    "kafka-cluster:DescribeTopicDynamicConfiguration",
+    "kafka-cluster:AlterTopicDynamicConfiguration",
+)
 KAFKA_LAG_READER_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup",)
 SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
 KMS_DECRYPT_ACTIONS = ("kms:Decrypt",)
@@ -276,6 +284,23 @@ def keda_lag_reader_policy(apps: tuple[AppContract, ...], *, msk: MskArns) -> di
             )
         )
     return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def topics_admin_policy(topics: tuple[str, ...], *, msk: MskArns) -> dict[str, Any]:
+    """The topics Job's role: manage exactly the contract's topics, nothing else."""
+    if not topics:
+        raise ValueError("topics is empty; the topics Job needs the contract's topic names")
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            _statement("KafkaCluster", KAFKA_CLUSTER_ACTIONS, [msk.cluster]),
+            _statement(
+                "ManageContractTopics",
+                KAFKA_TOPIC_ADMIN_ACTIONS,
+                [msk.topic(t) for t in sorted(topics)],
+            ),
+        ],
+    }
 
 
 def actions_of(policy: dict[str, Any]) -> list[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.contracts import APP_NAMESPACE, APPS, AppContract
+from infra.contracts import APP_NAMESPACE, APPS, TOPICS, TOPICS_JOB_SERVICE_ACCOUNT, AppContract
 from infra.naming import merge_tags, physical_name
 from infra.platform import iam_policies
 from infra.platform.charts import (
@@ -81,6 +81,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
     associations: list[aws.eks.PodIdentityAssociation]
     external_secrets_association: aws.eks.PodIdentityAssociation | None
     keda_association: aws.eks.PodIdentityAssociation | None
+    topics_job_association: aws.eks.PodIdentityAssociation | None
 
     def __init__(
         self,
@@ -156,6 +157,23 @@ class WorkloadIdentities(pulumi.ComponentResource):
             )
             self.associations.append(self.keda_association)
 
+        self.topics_job_association = None
+        if args.msk_cluster_arn is not None:
+
+            def topics_document(values: dict[str, Any]) -> dict[str, Any]:
+                msk = _msk_arns(values)
+                assert msk is not None  # guarded by msk_cluster_arn above
+                return iam_policies.topics_admin_policy(tuple(t.name for t in TOPICS), msk=msk)
+
+            role = self._role_with_policy(
+                "kafka-topics", self._inputs.apply(topics_document), has_statements=True
+            )
+            # The PreSync topics Job (rendered into gitops/) runs as this service account.
+            self.topics_job_association = self._associate(
+                "kafka-topics", role, APP_NAMESPACE, TOPICS_JOB_SERVICE_ACCOUNT
+            )
+            self.associations.append(self.topics_job_association)
+
         self.register_outputs(
             {
                 "app_role_arns": self.app_role_arns,
@@ -167,6 +185,11 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
                 "keda_association": (
                     self.keda_association.association_arn if self.keda_association else None
+                ),
+                "topics_job_association": (
+                    self.topics_job_association.association_arn
+                    if self.topics_job_association
+                    else None
                 ),
             }
         )

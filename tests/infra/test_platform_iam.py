@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.config import load_stack_file
-from infra.contracts import APPS, app_contract
+from infra.contracts import APPS, TOPICS, TOPICS_JOB_SERVICE_ACCOUNT, app_contract
 from infra.platform import iam_policies
 from infra.platform.iam_policies import MskArns
 from tests.infra.platform_support import (
@@ -163,7 +163,7 @@ def test_declared_app_policies_are_scoped_to_this_stack(env: str) -> None:
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_every_declared_policy_is_free_of_wildcards(env: str) -> None:
     policies = declared(env).of_type("aws:iam/rolePolicy:RolePolicy")
-    assert len(policies) == len(APPS) + 2  # the apps, External Secrets, KEDA
+    assert len(policies) == len(APPS) + 3  # the apps, External Secrets, KEDA, the topics Job
     for resource in policies:
         policy = json.loads(resource.inputs["policy"])
         assert policy["Statement"], resource.name
@@ -191,6 +191,7 @@ def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
     }
     expected = {("apps", app.service_account) for app in APPS}
     expected |= {("external-secrets", "external-secrets"), ("keda", "keda-operator")}
+    expected |= {("apps", TOPICS_JOB_SERVICE_ACCOUNT)}
     assert bindings == expected
     for role in d.of_type("aws:iam/role:Role"):
         assert (
@@ -211,3 +212,23 @@ def test_the_layer_derives_the_uuid_from_the_cluster_arn_when_not_given() -> Non
     d = declare("dev", msk_cluster_uuid=None)
     policy = json.loads(d.one("aws:iam/rolePolicy:RolePolicy", "-audit-policy").inputs["policy"])
     assert msk_cluster_arn(cfg) in iam_policies.resources_of(policy)
+
+
+def test_topics_job_manages_exactly_the_contract_topics() -> None:
+    msk = iam_policies.MskArns.from_cluster(CLUSTER_ARN, "plat-dev-kafka", MSK_UUID)
+    policy = iam_policies.topics_admin_policy(tuple(t.name for t in TOPICS), msk=msk)
+    assert not iam_policies.has_wildcard_action(policy)
+    topic_resources = policy["Statement"][1]["Resource"]
+    assert topic_resources == sorted(msk.topic(t.name) for t in TOPICS)
+    assert "kafka-cluster:CreateTopic" in policy["Statement"][1]["Action"]
+    assert "kafka-cluster:ReadData" not in iam_policies.actions_of(policy)
+    with pytest.raises(ValueError, match="topics is empty"):
+        iam_policies.topics_admin_policy((), msk=msk)
+
+
+def test_argocd_restores_application_health_for_sync_waves() -> None:
+    from infra.platform.charts import argocd_values
+
+    cm = argocd_values(high_availability=False)["configs"]["cm"]
+    lua = cm["resource.customizations.health.argoproj.io_Application"]
+    assert "obj.status.health.status" in lua and lua.strip().endswith("return hs")
