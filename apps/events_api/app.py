@@ -55,6 +55,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if app.state.relay is not None:
                 app.state.relay.stop()
             app.state.pool.close()
+            log.info("events-api stopped")
 
     app = FastAPI(
         title="events-api",
