@@ -207,3 +207,45 @@ def metric_value(metrics_text: str, name: str) -> float:
             if head == name or head.startswith(name + "{"):
                 total += float(value)
     return total
+
+
+class PacedProducer:
+    """Publishes `total` envelopes at about `rate` per second from a background thread."""
+
+    def __init__(self, bootstrap: str, topic: str, total: int, rate: float, **data: Any) -> None:
+        self.envelopes = envelopes(total, **data)
+        self._bootstrap = bootstrap
+        self._topic = topic
+        self._rate = rate
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, name="paced-producer", daemon=True)
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        producer = KafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
+        started = time.monotonic()
+        try:
+            for i, envelope in enumerate(self.envelopes):
+                ahead = started + i / self._rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                producer.send(self._topic, key=envelope.subject.encode(), value=encode(envelope))
+                self.sent = i + 1
+            producer.flush(30)
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            producer.close(5)
+
+    def start(self) -> PacedProducer:
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float = 60) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "producer did not finish"
+        assert self._error is None, f"producer failed: {self._error!r}"
+
+    @property
+    def ids(self) -> set[str]:
+        return {str(e.id) for e in self.envelopes}

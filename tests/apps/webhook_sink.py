@@ -35,7 +35,9 @@ class _Plan:
     fail_first: int = 0
     fail_status: int = 500
     delay_s: float = 0.0
+    fail_each_first: int = 0
     seen: int = 0
+    seen_per_key: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,10 +62,13 @@ class WebhookSink:
         fail_status: int = 500,
         always: int | None = None,
         delay_s: float = 0.0,
+        fail_each_first: int = 0,
     ) -> None:
         """Answer `fail_status` to the first `fail_first` requests on `path`, then 200.
 
-        `always=<status>` answers that status forever; `delay_s` sleeps before answering.
+        `fail_each_first=k` fails the first k requests of EVERY idempotency key (each message
+        sees k failures, then success); `always=<status>` answers that status forever;
+        `delay_s` sleeps before answering.
         """
         with self._lock:
             self._plans[path] = _Plan(
@@ -71,6 +76,7 @@ class WebhookSink:
                 fail_first=fail_first,
                 fail_status=fail_status,
                 delay_s=delay_s,
+                fail_each_first=fail_each_first,
             )
 
     def received(self, path: str | None = None, status: int | None = None) -> list[RecordedRequest]:
@@ -92,12 +98,13 @@ class WebhookSink:
             time.sleep(0.05)
         return self.received(path, status)
 
-    def _respond(self, path: str) -> tuple[int, float]:
+    def _respond(self, path: str, key: str | None) -> tuple[int, float]:
         with self._lock:
             plan = self._plans.setdefault(path, _Plan())
             plan.seen += 1
-            status = plan.fail_status if plan.seen <= plan.fail_first else plan.status
-            return status, plan.delay_s
+            per_key = plan.seen_per_key[key or ""] = plan.seen_per_key.get(key or "", 0) + 1
+            failing = plan.seen <= plan.fail_first or per_key <= plan.fail_each_first
+            return (plan.fail_status if failing else plan.status), plan.delay_s
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -112,7 +119,7 @@ class WebhookSink:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                status, delay = sink._respond(self.path)
+                status, delay = sink._respond(self.path, self.headers.get("Idempotency-Key"))
                 if delay:
                     time.sleep(delay)
                 sink._record(
