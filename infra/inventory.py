@@ -40,19 +40,30 @@ _SECRET_PAYLOADS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Keys that look like credentials but, on these types, hold a name: an ExternalSecret's
+# `secretKey` is the key inside the Kubernetes Secret it writes (e.g. DB_USER), not a value.
+_NAME_NOT_SECRET: dict[str, frozenset[str]] = {
+    "kubernetes:external-secrets.io/v1:ExternalSecret": frozenset({"secretKey"}),
+    "kubernetes:external-secrets.io/v1beta1:ExternalSecret": frozenset({"secretKey"}),
+}
+
+
 def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key.lower().replace("_", "").replace("-", "")))
 
 
-def scrub(value: Any, key: str = "") -> Any:
-    """A JSON-ready copy of `value` with every secret replaced by the marker."""
+def scrub(value: Any, key: str = "", keep: frozenset[str] = frozenset()) -> Any:
+    """A JSON-ready copy of `value` with every secret replaced by the marker.
+
+    `keep` names secret-looking keys that hold names on this resource type (never wrapped secrets).
+    """
     if is_wrapped_secret(value):
         return SECRET_MARKER
     if isinstance(value, Mapping):
-        return {str(k): scrub(v, str(k)) for k, v in value.items()}
+        return {str(k): scrub(v, str(k), keep) for k, v in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return [scrub(item, key) for item in value]
-    if key and isinstance(value, str) and value and is_secret_key(key):
+        return [scrub(item, key, keep) for item in value]
+    if key and key not in keep and isinstance(value, str) and value and is_secret_key(key):
         return SECRET_MARKER
     if isinstance(value, float) and value.is_integer():
         return int(value)  # the wire has one number type; 443.0 reads better as 443
@@ -72,7 +83,7 @@ def build_inventory(declared: Declared, stack: str) -> dict[str, Any]:
     """The inventory document for one stack."""
     resources = []
     for resource in declared.resources:
-        inputs = scrub(resource.inputs)
+        inputs = scrub(resource.inputs, keep=_NAME_NOT_SECRET.get(resource.type, frozenset()))
         for payload_key in _SECRET_PAYLOADS.get(resource.type, ()):
             if payload_key in inputs:
                 inputs[payload_key] = SECRET_MARKER
@@ -135,11 +146,26 @@ class InventoryDiff:
         out += [f"- {urn}" for urn in self.removed]
         for urn, changes in sorted(self.changed.items()):
             out.append(f"~ {urn}")
-            out += [f"    {c.path}: {_short(c.before)} -> {_short(c.after)}" for c in changes]
+            out += [f"    {_describe(c)}" for c in changes]
         if self.outputs:
             out.append("~ stack outputs")
-            out += [f"    {c.path}: {_short(c.before)} -> {_short(c.after)}" for c in self.outputs]
+            out += [f"    {_describe(c)}" for c in self.outputs]
         return out
+
+
+def _describe(change: FieldChange) -> str:
+    """`path: before -> after`; for lists of names (dependencies) only what was added/removed."""
+    before, after = change.before, change.after
+    if _is_name_list(before) and _is_name_list(after):
+        added = sorted(set(after) - set(before))
+        removed = sorted(set(before) - set(after))
+        parts = [f"+{name}" for name in added] + [f"-{name}" for name in removed]
+        return f"{change.path}: {', '.join(parts) or 'reordered'}"
+    return f"{change.path}: {_short(before)} -> {_short(after)}"
+
+
+def _is_name_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 _ABSENT = "<absent>"

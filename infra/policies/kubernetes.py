@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from infra.policies.catalog import rule
-from infra.policies.model import RuleContext
+from infra.policies.model import RuleContext, Severity
 from infra.policies.values import as_list, dotted, get, walk
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -41,34 +41,40 @@ def image_problem(image: str) -> str | None:
     return None
 
 
-def _images_in_values(values: Any) -> Iterator[tuple[str, str]]:
-    """(path, problem) for every image in Helm values, in either common shape.
-
-    Charts take `image: "repo:tag"` or `image: {repository, tag, digest}`; an image object that
-    names a repository must also name a tag or digest (the chart's appVersion default would make
-    the running image depend on the chart, not on this review).
-    """
+def _image_values(values: Any) -> Iterator[tuple[str, Any]]:
+    """(path, node) for every `image` entry in Helm values."""
     for path, node in walk(values):
-        if not path or path[-1] != "image":
-            continue
-        where = dotted(path)
+        if path and path[-1] == "image":
+            yield dotted(path), node
+
+
+def unpinned_images(values: Any) -> Iterator[tuple[str, str]]:
+    """(path, problem) for images that float: a string without tag or `latest`, or tag `latest`."""
+    for where, node in _image_values(values):
         if isinstance(node, str):
             problem = image_problem(node)
             if problem:
                 yield where, f"{node!r} {problem}"
-        elif isinstance(node, Mapping) and "repository" in node:
-            tag = str(get(node, "tag") or "")
-            if get(node, "digest"):
-                continue
-            if not tag:
-                yield where, f"repository {get(node, 'repository')!r} has no tag"
-            elif tag == "latest":
-                yield where, "tag is 'latest'"
+        elif isinstance(node, Mapping) and str(get(node, "tag") or "") == "latest":
+            yield where, "tag is 'latest'"
+
+
+def implicit_tags(values: Any) -> Iterator[tuple[str, str]]:
+    """(path, problem) for `image: {repository}` objects with neither tag nor digest.
+
+    The chart then runs its own appVersion: pinned, but only through the chart version, so a
+    chart bump silently changes the image. Advisory: stating the tag makes the image reviewable.
+    """
+    for where, node in _image_values(values):
+        if not isinstance(node, Mapping) or "repository" not in node:
+            continue
+        if not get(node, "tag") and not get(node, "digest"):
+            yield where, f"repository {get(node, 'repository')!r} has no tag (chart appVersion)"
 
 
 @rule(
     "helm-release-pinned",
-    "Helm releases name an exact chart version and pin every image in their values.",
+    "Helm releases name an exact chart version and no image in their values floats.",
     types=HELM_TYPES,
 )
 def helm_release_pinned(
@@ -78,7 +84,20 @@ def helm_release_pinned(
     version = inputs.get("version")
     if not isinstance(version, str) or not EXACT_VERSION.match(version):
         yield f"chart {chart} version is {version or 'not set'}; allowed: an exact version (1.2.3)"
-    for where, problem in _images_in_values(inputs.get("values")):
+    for where, problem in unpinned_images(inputs.get("values")):
+        yield f"values.{where}: {problem}"
+
+
+@rule(
+    "helm-image-tag-explicit",
+    "Image objects in Helm values state their tag (or digest) instead of the chart's appVersion.",
+    severity=Severity.ADVISORY,
+    types=HELM_TYPES,
+)
+def helm_image_tag_explicit(
+    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
+) -> Iterator[str]:
+    for where, problem in implicit_tags(inputs.get("values")):
         yield f"values.{where}: {problem}"
 
 

@@ -86,6 +86,19 @@ def test_scrub_keeps_non_secret_lookalikes() -> None:
     }
 
 
+def test_external_secret_key_names_are_kept_but_values_are_not() -> None:
+    external = {"data": [{"secretKey": "DB_USER", "remoteRef": {"key": "arn", "property": "u"}}]}
+    assert scrub(external, keep=frozenset({"secretKey"})) == external
+    assert scrub(external)["data"][0]["secretKey"] == SECRET_MARKER
+    wrapped = {
+        "secretKey": {
+            "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+            "value": "v",
+        }
+    }
+    assert scrub(wrapped, keep=frozenset({"secretKey"})) == {"secretKey": SECRET_MARKER}
+
+
 def test_committed_stacks_contain_no_secret_values(declared) -> None:
     for stack in ("localstack", "prod"):
         text = dumps(build_inventory(declared(stack), stack))

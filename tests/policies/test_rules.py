@@ -244,13 +244,13 @@ SINGLE_RESOURCE_CASES: list[tuple[str, str, Callable[[], dict[str, Any]], str, A
         "values.grafana.image: tag is 'latest'",
     ),
     (
-        "helm-release-pinned",
+        "helm-image-tag-explicit",
         HELM,
         cases.good_helm_release,
         "values.grafana.image.tag",
         ...,
         "dev",
-        "has no tag",
+        "repository 'grafana/grafana' has no tag (chart appVersion)",
     ),
     (
         "helm-release-pinned",
