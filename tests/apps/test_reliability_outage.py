@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow
 OUTAGE_S = 10.0
 EVENTS_DURING_OUTAGE = 1000
 WARM_UP_EVENTS = 5
+SERVE_ARGS = ("--host", "127.0.0.1", "--port")
 
 
 @pytest.fixture
@@ -43,8 +44,7 @@ def api_base(events_api_env: EventsApiEnv, tmp_path: Path) -> Iterator[str]:
     }
     with (tmp_path / "events-api.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "apps.events_api.cli", "serve", "--host", "127.0.0.1"]
-            + ["--port", str(port)],
+            [*(sys.executable, "-m", "apps.events_api.cli", "serve"), *SERVE_ARGS, str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
