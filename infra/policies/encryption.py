@@ -15,6 +15,7 @@ RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 EBS_VOLUME = "aws:ebs/volume:Volume"
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 KMS_KEY = "aws:kms/key:Key"
 S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 S3_SSE_CONFIGS = (
@@ -80,12 +81,23 @@ def _ebs_problem(ebs: Any) -> str | None:
 
 @rule(
     "ebs-encrypted",
-    "EBS volumes (launch-template block devices, standalone volumes) use a customer KMS key.",
-    types=[LAUNCH_TEMPLATE, EBS_VOLUME],
+    "EBS volumes (launch-template block devices, standalone volumes, node groups' disks) use a "
+    "customer KMS key.",
+    types=[LAUNCH_TEMPLATE, EBS_VOLUME, EKS_NODE_GROUP],
 )
 def ebs_encrypted(
     resource_type: str, inputs: Mapping[str, Any], context: RuleContext
 ) -> Iterator[str]:
+    if resource_type == EKS_NODE_GROUP:
+        # Without a launch template EKS builds the nodes' disks itself: no customer key, and
+        # none of the launch template's other settings (IMDSv2) apply either.
+        template = inputs.get("launchTemplate")
+        if not (get(template, "id") or get(template, "name")):
+            yield (
+                "node group has no launchTemplate, so EKS creates its disks without the customer "
+                "key (and without the template's IMDSv2 setting): launch it from the template"
+            )
+        return
     if resource_type == EBS_VOLUME:
         problem = _ebs_problem(inputs)
         if problem:

@@ -13,6 +13,7 @@ from infra.policies.model import ResourceView, RuleContext
 from infra.policies.values import OPEN_CIDRS, as_list, get, is_false, is_true, port_range
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+DEFAULT_SECURITY_GROUP = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
 SECURITY_GROUP_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SECURITY_GROUP_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 LOAD_BALANCERS = ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer")
@@ -72,13 +73,18 @@ def _target_group(context: RuleContext) -> ResourceView | None:
 @rule(
     "no-open-ingress",
     "No security-group ingress from 0.0.0.0/0 or ::/0, except 80/443 on a public load balancer.",
-    types=[SECURITY_GROUP, SECURITY_GROUP_INGRESS_RULE, SECURITY_GROUP_RULE],
+    types=[
+        SECURITY_GROUP,
+        DEFAULT_SECURITY_GROUP,
+        SECURITY_GROUP_INGRESS_RULE,
+        SECURITY_GROUP_RULE,
+    ],
     needs_stack=True,
 )
 def no_open_ingress(
     resource_type: str, inputs: Mapping[str, Any], context: RuleContext
 ) -> Iterator[str]:
-    if resource_type == SECURITY_GROUP:
+    if resource_type in (SECURITY_GROUP, DEFAULT_SECURITY_GROUP):
         for index, entry in enumerate(as_list(inputs.get("ingress"))):
             cidrs = [*as_list(get(entry, "cidrBlocks")), *as_list(get(entry, "ipv6CidrBlocks"))]
             message = _open_ingress_message(

@@ -184,6 +184,24 @@ def test_inline_ingress_open_to_world_on_ssh_fails() -> None:
     assert found.message.startswith("ingress[0]: ingress from 0.0.0.0/0 on port 22")
 
 
+def test_default_security_group_may_not_open_ingress_either() -> None:
+    default_type = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+    locked = view(default_type, "default-sg", {"vpcId": "vpc-1", "ingress": [], "egress": []})
+    assert run("no-open-ingress", locked) == []
+    opened = view(
+        default_type,
+        "default-sg",
+        {
+            "vpcId": "vpc-1",
+            "ingress": [
+                {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+            ],
+        },
+    )
+    [found] = run("no-open-ingress", opened)
+    assert "from 0.0.0.0/0 on all ports" in found.message
+
+
 def test_inline_ingress_open_ipv6_all_protocols_fails() -> None:
     group = _sg([{"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "ipv6CidrBlocks": ["::/0"]}])
     [found] = run("no-open-ingress", group)

@@ -321,6 +321,14 @@ def test_rds_deletion_protection_is_only_required_in_prod() -> None:
     assert len(run("rds-deletion-protection-prod", view(RDS, "db", relaxed), "prod")) == 2
 
 
+def test_node_group_must_launch_from_the_template() -> None:
+    group_type = "aws:eks/nodeGroup:NodeGroup"
+    group = {"clusterName": "c", "launchTemplate": {"id": "lt-1", "version": "1"}}
+    assert run("ebs-encrypted", view(group_type, "ng", group)) == []
+    [found] = run("ebs-encrypted", view(group_type, "ng", {"clusterName": "c", "diskSize": 50.0}))
+    assert found.message.startswith("node group has no launchTemplate")
+
+
 def test_ebs_volume_needs_customer_key() -> None:
     volume = {"availabilityZone": "eu-west-1a", "size": 10.0, "encrypted": True}
     [found] = run("ebs-encrypted", view(EBS, "v", volume))
