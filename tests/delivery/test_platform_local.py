@@ -1,0 +1,116 @@
+"""`platform local` end to end, as a user runs it: real processes, real numbers, nothing left.
+
+Run 1: the non-interactive demo with the offline plan; the report must match what was sent.
+Run 2 (running twice works): `--keep-running`, then Ctrl-C (SIGINT); it stops every process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PLATFORM = [sys.executable, "-m", "platform_cli.main", "local"]
+
+pytestmark = pytest.mark.slow
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user (PostgreSQL under root runs as its own user)
+    # A zombie has exited; it only waits for its parent (gone) to reap it.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LOCALSTACK_"))}
+    env.pop("DATABASE_URL", None)
+    return {**env, "COLUMNS": "160"}
+
+
+def test_demo_report_matches_what_was_sent_and_nothing_survives(tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    result = subprocess.run(
+        [*PLATFORM, "--events", "12", "--tasks", "5", "--report-json", str(report_file)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    report = json.loads(report_file.read_text())
+
+    assert report["complete"] is True
+    assert report["events_accepted"] == 12
+    assert report["tasks_created"] == 5
+    assert report["audit_rows"] == 17
+    assert report["notifications_delivered"] == 17
+    assert report["dead_letters"] == 2
+    assert report["archived_rows"] == 17
+    assert report["archive_objects"] >= 1
+    assert report["archive_objects"] == report["expected"]["archive_objects"]
+    assert [p["stack"] for p in report["plan"]] == ["localstack", "dev", "staging", "prod"]
+    assert all(p["resources"] and p["resources"] > 10 for p in report["plan"])
+    assert "/docs" in report["urls"]["API docs"]
+    for label in ("events-api metrics", "notifier metrics", "audit metrics"):
+        assert report["urls"][label].endswith("/metrics")
+
+    assert "demo complete" in result.stdout
+    assert "nothing left running" in result.stdout
+    assert len(report["pids"]) >= 10  # 3 apps, sink, migrations, archive, plans, broker, db
+    assert [pid for pid in report["pids"] if _alive(pid)] == []
+
+
+def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    report_file = tmp_path / "report.json"
+    process = subprocess.Popen(
+        [
+            *PLATFORM,
+            "--keep-running",
+            "--no-plan",
+            "--events",
+            "4",
+            "--tasks",
+            "2",
+            "--report-json",
+            str(report_file),
+        ],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not report_file.exists() and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[0][-4000:]
+            time.sleep(0.5)
+        report = json.loads(report_file.read_text())
+        assert report["complete"] is True
+        time.sleep(1)
+        assert process.poll() is None  # still serving
+        assert all(_alive(pid) for pid in report["pids"][-2:])  # broker and database are up
+
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output[-4000:]
+    assert "nothing left running" in output
+    assert [pid for pid in report["pids"] if _alive(pid)] == []
