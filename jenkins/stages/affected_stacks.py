@@ -2,7 +2,8 @@
 
 `affected_stacks()` is a pure function (tested in tests/delivery/test_affected_stacks.py); run as a
 script it reads changed paths from stdin (one per line, as `git diff --name-only` prints them) and
-prints the stacks, one per line, in the order of `infra.contracts.ENVIRONMENTS`.
+prints the stacks, one per line, in the order of `infra.contracts.ENVIRONMENTS`; with `--all` it
+prints every stack.
 
 The rules, most specific first:
 - `stacks/Pulumi.<env>.yaml`: that stack only.
@@ -46,11 +47,12 @@ def affected_stacks(changed: Iterable[str]) -> list[str]:
     return [env for env in ENVIRONMENTS if env in hit]
 
 
-def main() -> int:
-    for stack in affected_stacks(sys.stdin.read().splitlines()):
+def main(argv: list[str]) -> int:
+    stacks = ENVIRONMENTS if argv == ["--all"] else affected_stacks(sys.stdin.read().splitlines())
+    for stack in stacks:
         sys.stdout.write(f"{stack}\n")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

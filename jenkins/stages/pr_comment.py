@@ -1,7 +1,8 @@
 """Build the pull-request comment from the offline plans and (when run) the Pulumi previews.
 
-Usage: pr_comment.py OUT_JSON REPORT...  Writes `{"body": "..."}` for GitHub's issue-comment API,
-and the same markdown next to it (`.md`) for the archived artifacts. ANSI colours are stripped and
+Usage: pr_comment.py OUT_JSON [--affected "dev prod"] REPORT...
+Writes `{"body": "..."}` for GitHub's issue-comment API, and the same markdown next to it (`.md`)
+for the archived artifacts. ANSI colours are stripped and
 each report is cut to a size GitHub accepts (a comment holds at most 65536 characters).
 """
 
@@ -18,12 +19,16 @@ MARKER = "<!-- platform-pr-preview -->"
 """Lets a bot find and update its earlier comment instead of piling up new ones."""
 
 
-def render(reports: list[tuple[str, str]], max_chars: int = MAX_COMMENT_CHARS) -> str:
-    """Markdown with one collapsible section per report `(title, text)`."""
-    if not reports:
-        return f"{MARKER}\n### Infrastructure preview\n\nNo stack is affected by this change.\n"
-    budget = max(1000, (max_chars - 500) // len(reports))
+def render(
+    reports: list[tuple[str, str]], affected: str = "", max_chars: int = MAX_COMMENT_CHARS
+) -> str:
+    """Markdown: which stacks `pulumi preview` covers, then one collapsible section per report."""
     parts = [MARKER, "### Infrastructure preview", ""]
+    if affected:
+        parts += [f"Stacks this change can affect: **{affected}**", ""]
+    if not reports:
+        return "\n".join([*parts, "No report was produced.", ""])
+    budget = max(1000, (max_chars - 500) // len(reports))
     for title, text in reports:
         clean = _ANSI.sub("", text).strip()
         if len(clean) > budget:
@@ -39,8 +44,11 @@ def _title(path: Path) -> str:
 
 def main(argv: list[str]) -> int:
     out, *files = argv
+    affected = ""
+    if files[:1] == ["--affected"]:
+        affected, files = files[1], files[2:]
     reports = [(_title(Path(f)), Path(f).read_text(errors="replace")) for f in files]
-    body = render(reports)
+    body = render(reports, affected)
     out_path = Path(out)
     out_path.write_text(json.dumps({"body": body}))
     out_path.with_suffix(".md").write_text(body)

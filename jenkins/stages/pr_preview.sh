@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Stage "PR preview": for every stack the change can affect, the offline plan (no credentials)
-# and, when cloud credentials exist, `pulumi preview --diff` with the policy pack. Everything is
-# written to reports/ (archived) and posted as one PR comment.
+# Stage "PR preview": the offline plan + policy check of every stack (no credentials needed), and,
+# when cloud credentials exist, `pulumi preview --diff` with the policy pack for every stack the
+# change can affect. Everything is written to reports/ (archived) and posted as one PR comment.
 #
 # Inputs: CHANGE_TARGET (Jenkins), or CHANGED_FILES (newline-separated) to skip the git diff;
 # PULUMI_BACKEND_URL + AWS credentials for the previews; GITHUB_TOKEN, GITHUB_REPOSITORY and
@@ -19,7 +19,8 @@ say "affected stacks: ${stacks[*]:-none}"
 
 run mkdir -p "$REPORTS"
 reports=()
-for stack in "${stacks[@]}"; do
+mapfile -t all_stacks < <(python3 "$(dirname "$0")/affected_stacks.py" --all)
+for stack in "${all_stacks[@]}"; do
   run_to "$REPORTS/plan-$stack.txt" "$PLATFORM" plan --stack "$stack" --quiet \
     --json "$REPORTS/plan-$stack.json"
   reports+=("$REPORTS/plan-$stack.txt")
@@ -34,10 +35,11 @@ if ((${#stacks[@]})) && have_cloud_credentials; then
     reports+=("$REPORTS/preview-$stack.txt")
   done
 elif ((${#stacks[@]})); then
-  say "no cloud credentials: pulumi preview skipped, the offline plan stands in"
+  say "no cloud credentials: pulumi preview skipped, the offline plans stand in"
 fi
 
-run python3 jenkins/stages/pr_comment.py "$REPORTS/pr-comment.json" "${reports[@]}"
+run python3 jenkins/stages/pr_comment.py "$REPORTS/pr-comment.json" \
+  --affected "${stacks[*]:-none}" "${reports[@]}"
 
 if [[ -n "${GITHUB_TOKEN:-}" && -n "${CHANGE_ID:-}" ]]; then
   run_shell 'curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $GITHUB_TOKEN" -H "Accept: application/vnd.github+json" --data-binary @'"$REPORTS"'/pr-comment.json "https://api.github.com/repos/$GITHUB_REPOSITORY/issues/$CHANGE_ID/comments"'

@@ -97,6 +97,16 @@ def test_result_is_ordered_unique_and_monotonic(changed: list[str]) -> None:
     assert set(result) <= set(affected.affected_stacks([*changed, "stacks/Pulumi.dev.yaml"]))
 
 
+def test_command_line_lists_every_stack_with_all() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "jenkins/stages/affected_stacks.py"), "--all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == list(ENVIRONMENTS)
+
+
 def test_command_line_reads_stdin() -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "jenkins/stages/affected_stacks.py")],
@@ -115,10 +125,11 @@ def test_pr_comment_has_one_section_per_report_without_colours(tmp_path: Path) -
     preview.write_text("x" * 100_000)
     out = tmp_path / "pr-comment.json"
 
-    assert pr_comment.main([str(out), str(plan), str(preview)]) == 0
+    assert pr_comment.main([str(out), "--affected", "dev", str(plan), str(preview)]) == 0
 
     body = json.loads(out.read_text())["body"]
     assert body.startswith(pr_comment.MARKER)
+    assert "Stacks this change can affect: **dev**" in body
     assert "<summary>dev: offline plan</summary>" in body
     assert "<summary>dev: pulumi preview --diff</summary>" in body
     assert "Resources: 42 declared" in body and "\x1b" not in body
@@ -127,7 +138,9 @@ def test_pr_comment_has_one_section_per_report_without_colours(tmp_path: Path) -
     assert out.with_suffix(".md").read_text() == body
 
 
-def test_pr_comment_says_when_no_stack_is_affected(tmp_path: Path) -> None:
+def test_pr_comment_without_reports_says_so(tmp_path: Path) -> None:
     out = tmp_path / "c.json"
-    pr_comment.main([str(out)])
-    assert "No stack is affected" in json.loads(out.read_text())["body"]
+    pr_comment.main([str(out), "--affected", "none"])
+    body = json.loads(out.read_text())["body"]
+    assert "Stacks this change can affect: **none**" in body
+    assert "No report was produced." in body

@@ -75,20 +75,30 @@ PR_CHANGED_FILES = "\n".join(
     ["stacks/Pulumi.dev.yaml", "stacks/Pulumi.prod.yaml", "apps/notifier/service.py", "README.md"]
 )
 
+STACKS = ("localstack", "dev", "staging", "prod")
+
+
+def _plans() -> list[str]:
+    return [
+        f".venv/bin/platform plan --stack {s} --quiet --json reports/plan-{s}.json "
+        f"> reports/plan-{s}.txt"
+        for s in STACKS
+    ]
+
+
+PLAN_REPORTS = " ".join(f"reports/plan-{s}.txt" for s in STACKS)
+
 PR_PREVIEW = [
     "# affected stacks: dev prod",
     "mkdir -p reports",
-    ".venv/bin/platform plan --stack dev --quiet --json reports/plan-dev.json "
-    "> reports/plan-dev.txt",
-    ".venv/bin/platform plan --stack prod --quiet --json reports/plan-prod.json "
-    "> reports/plan-prod.txt",
+    *_plans(),
     f"pulumi login '{BACKEND}'",
     "pulumi preview --stack dev --diff --non-interactive --policy-pack infra/policies/pack "
     "> reports/preview-dev.txt",
     "pulumi preview --stack prod --diff --non-interactive --policy-pack infra/policies/pack "
     "> reports/preview-prod.txt",
-    "python3 jenkins/stages/pr_comment.py reports/pr-comment.json reports/plan-dev.txt "
-    "reports/plan-prod.txt reports/preview-dev.txt reports/preview-prod.txt",
+    "python3 jenkins/stages/pr_comment.py reports/pr-comment.json --affected 'dev prod' "
+    f"{PLAN_REPORTS} reports/preview-dev.txt reports/preview-prod.txt",
     'curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $GITHUB_TOKEN" '
     '-H "Accept: application/vnd.github+json" --data-binary @reports/pr-comment.json '
     '"https://api.github.com/repos/$GITHUB_REPOSITORY/issues/$CHANGE_ID/comments"',
@@ -201,32 +211,34 @@ def test_pr_build_commands() -> None:
         assert secret not in everything
 
 
-def test_pr_build_without_credentials_runs_the_offline_plan_only() -> None:
+def test_pr_build_without_credentials_runs_the_offline_plans_only() -> None:
     printed = run_stage(
         "jenkins/stages/pr_preview.sh", CHANGED_FILES="infra/network/vpc.py", CHANGE_TARGET="main"
     )
-    stacks = ("localstack", "dev", "staging", "prod")
     assert printed == [
         "# affected stacks: localstack dev staging prod",
         "mkdir -p reports",
-        *(
-            f".venv/bin/platform plan --stack {s} --quiet --json reports/plan-{s}.json "
-            f"> reports/plan-{s}.txt"
-            for s in stacks
-        ),
-        "# no cloud credentials: pulumi preview skipped, the offline plan stands in",
+        *_plans(),
+        "# no cloud credentials: pulumi preview skipped, the offline plans stand in",
         "python3 jenkins/stages/pr_comment.py reports/pr-comment.json "
-        + " ".join(f"reports/plan-{s}.txt" for s in stacks),
+        f"--affected 'localstack dev staging prod' {PLAN_REPORTS}",
         "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
     ]
 
 
-def test_pr_touching_no_stack_previews_nothing() -> None:
-    printed = run_stage("jenkins/stages/pr_preview.sh", CHANGED_FILES="apps/audit/archive.py")
+def test_pr_touching_no_stack_still_plans_every_stack_but_previews_none() -> None:
+    printed = run_stage(
+        "jenkins/stages/pr_preview.sh",
+        CHANGED_FILES="apps/audit/archive.py",
+        PULUMI_BACKEND_URL=BACKEND,
+        **SECRETS,
+    )
     assert printed == [
         "# affected stacks: none",
         "mkdir -p reports",
-        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json",
+        *_plans(),
+        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json "
+        f"--affected none {PLAN_REPORTS}",
         "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
     ]
 
