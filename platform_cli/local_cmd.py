@@ -65,7 +65,10 @@ def local_command(
             yield
         console.print(f"[green]ok[/green] {label} [dim]({time.monotonic() - begun:.1f} s)[/dim]")
 
+    # Both signals end in the `finally` below, which stops everything. SIGINT is set explicitly:
+    # a shell starts background jobs with it ignored, and Python keeps that.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     run = LocalRun(LocalOptions(events=events, tasks=tasks, plan=plan), step)
     exit_code = 0
     try:
@@ -90,6 +93,7 @@ def local_command(
         with console.status("stopping every process started ..."):
             run.close()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         left = list(run.alive())
         if left:
             console.print(f"[red]still running: {', '.join(c.name for c in left)}[/red]")

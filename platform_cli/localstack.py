@@ -279,6 +279,10 @@ def localstack_server(venv: Path | None = None) -> Iterator[LocalStack]:
         stop(server)
 
 
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = argv[0] if argv else "ensure-venv"
@@ -295,6 +299,10 @@ def _main(argv: list[str]) -> int:
             log.info("localstack: skipped, %s; the LocalStack test leg will be skipped", exc)
         return 0
     if command == "run":
+        # Ctrl-C and SIGTERM both end in the `with` below, which stops LocalStack. SIGINT is set
+        # explicitly: a shell starts background jobs with it ignored, and Python keeps that.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
         with localstack_server() as server:
             log.info("LocalStack at %s; Ctrl-C stops it", server.endpoint)
             with contextlib.suppress(KeyboardInterrupt):
