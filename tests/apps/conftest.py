@@ -44,9 +44,15 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
-    """Endpoint URL of moto's server (or LocalStack when `LOCALSTACK_ENDPOINT` is reachable)."""
+@pytest.fixture(
+    scope="session", params=["moto", pytest.param("localstack", marks=pytest.mark.localstack)]
+)
+def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Endpoint URL of moto's server, then of real LocalStack (tests/conftest.py; skipped with
+    the reason where it cannot run): every boto3 test runs against both emulators."""
+    if request.param == "localstack":
+        yield request.getfixturevalue("localstack_endpoint")
+        return
     emulator: AwsEmulator
     with aws_emulator() as emulator:
         yield emulator.endpoint

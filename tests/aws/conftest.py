@@ -3,7 +3,8 @@
 - moto: `ThreadedMotoServer` on a free loopback port, always.
 - LocalStack: `LOCALSTACK_ENDPOINT` when set and healthy, else host-mode LocalStack started
   from `.localstack-venv` (built by `make localstack-venv`, which `make test` runs when Python 3.13
-  exists). When neither is possible the LocalStack leg is skipped with the reason.
+  exists), shared with tests/apps (tests/conftest.py). When neither is possible the LocalStack leg
+  is skipped with the reason.
 
 Both servers are session-scoped and stopped at the end. moto's state is process-global (the app
 tests' moto server shares it), so tests never reset it: they delete what they created instead.
@@ -25,7 +26,6 @@ from botocore.exceptions import ClientError
 
 from platform_cli.aws_names import ExpectedNames, names_for_env
 from platform_cli.embedded import free_port, wait_for_port
-from platform_cli.localstack import LocalStackUnavailable, localstack_server
 
 
 @dataclass(frozen=True)
@@ -61,13 +61,9 @@ def moto_emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture(scope="session")
-def localstack_emulator() -> Iterator[Emulator]:
-    with contextlib.ExitStack() as stack:
-        try:
-            server = stack.enter_context(localstack_server())
-        except LocalStackUnavailable as exc:
-            pytest.skip(f"LocalStack leg skipped: {exc}")
-        yield Emulator("localstack", server.endpoint)
+def localstack_emulator(localstack_endpoint: str) -> Emulator:
+    """Real LocalStack (tests/conftest.py starts it once per session, or skips with the reason)."""
+    return Emulator("localstack", localstack_endpoint)
 
 
 @pytest.fixture(
