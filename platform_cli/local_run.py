@@ -134,6 +134,7 @@ class LocalRun:
         self.children: list[Child] = []
         self._stack = contextlib.ExitStack()
         self._closed = False
+        self._lock = threading.Lock()  # `_spawn` vs `close`: no process may start after close
         self._plan_thread: threading.Thread | None = None
         self.logs = options.run_dir / "logs"
         self.sink_file = options.run_dir / "webhook-deliveries.jsonl"
@@ -147,11 +148,14 @@ class LocalRun:
 
     def close(self) -> None:
         """Stop the apps, the sink and the plan runs, then the broker, database and emulator."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         for child in reversed(self.children):
             _terminate(child.process)
+        if self._plan_thread is not None:
+            self._plan_thread.join(timeout=30)
         self._stack.close()
 
     def start(self) -> None:
@@ -394,36 +398,38 @@ class LocalRun:
     # --- the offline plan ----------------------------------------------------------------------
 
     def _plan_all(self) -> None:
-        for stack in ENVIRONMENTS:
-            if self._closed:
-                return
-            out = self.options.run_dir / f"plan-{stack}.json"
-            log = self.logs / f"plan-{stack}.log"
-            child = self._spawn(
-                f"plan-{stack}",
-                [
-                    sys.executable,
-                    "-m",
-                    "platform_cli.main",
-                    "plan",
-                    "--stack",
-                    stack,
-                    "--quiet",
-                    "--json",
-                    str(out),
-                ],
-                {**os.environ, "COLUMNS": "200"},
-                log=log,
-            )
-            child.process.wait()
-            policy = next(
-                (ln.strip() for ln in _tail(log, 5000).splitlines() if ln.startswith("policy:")),
-                f"plan exited {child.process.returncode}",
-            )
-            resources = None
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                resources = int(json.loads(out.read_text())["resourceCount"])
-            self.report.plan.append(PlanSummary(stack, resources, policy))
+        with contextlib.suppress(LocalRunError):  # raised by `_spawn` once the run is closing
+            for stack in ENVIRONMENTS:
+                self._plan_one(stack)
+
+    def _plan_one(self, stack: str) -> None:
+        out = self.options.run_dir / f"plan-{stack}.json"
+        log = self.logs / f"plan-{stack}.log"
+        child = self._spawn(
+            f"plan-{stack}",
+            [
+                sys.executable,
+                "-m",
+                "platform_cli.main",
+                "plan",
+                "--stack",
+                stack,
+                "--quiet",
+                "--json",
+                str(out),
+            ],
+            {**os.environ, "COLUMNS": "200"},
+            log=log,
+        )
+        child.process.wait()
+        policy = next(
+            (ln.strip() for ln in _tail(log, 5000).splitlines() if ln.startswith("policy:")),
+            f"plan exited {child.process.returncode}",
+        )
+        resources = None
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            resources = int(json.loads(out.read_text())["resourceCount"])
+        self.report.plan.append(PlanSummary(stack, resources, policy))
 
     # --- processes -----------------------------------------------------------------------------
 
@@ -475,7 +481,9 @@ class LocalRun:
         self, name: str, command: list[str], env: dict[str, str], log: Path | None = None
     ) -> Child:
         log = log or self.logs / f"{name}.log"
-        with log.open("ab") as handle:
+        with self._lock, log.open("ab") as handle:
+            if self._closed:
+                raise LocalRunError(f"not starting {name}: the run is stopping")
             process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
@@ -485,8 +493,8 @@ class LocalRun:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        child = Child(name, process, log)
-        self.children.append(child)
+            child = Child(name, process, log)
+            self.children.append(child)
         return child
 
     def _run_all(self, commands: list[tuple[str, list[str]]]) -> None:

@@ -2,6 +2,8 @@
 
 Run 1: the non-interactive demo with the offline plan; the report must match what was sent.
 Run 2 (running twice works): `--keep-running`, then Ctrl-C (SIGINT); it stops every process.
+Run 3: Ctrl-C while it is still starting. "Nothing left" is checked by pid and by scanning /proc
+for any process that inherited the run's marker variable.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -34,18 +37,38 @@ def _alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split(") ", 1)[-1].startswith("Z"))
 
 
-def _env() -> dict[str, str]:
+MARK = "PLATFORM_LOCAL_TEST_RUN"
+"""Every process `platform local` starts inherits this variable, so survivors can be found."""
+
+
+def _env(mark: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LOCALSTACK_"))}
     env.pop("DATABASE_URL", None)
-    return {**env, "COLUMNS": "160"}
+    return {**env, "COLUMNS": "160", MARK: mark}
+
+
+def _survivors(mark: str) -> list[str]:
+    """Command lines of live processes whose environment carries this run's mark."""
+    needle = f"{MARK}={mark}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0") and _alive(int(proc.name)):
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
 
 
 def test_demo_report_matches_what_was_sent_and_nothing_survives(tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
+    mark = uuid.uuid4().hex
     result = subprocess.run(
         [*PLATFORM, "--events", "12", "--tasks", "5", "--report-json", str(report_file)],
         cwd=REPO,
-        env=_env(),
+        env=_env(mark),
         capture_output=True,
         text=True,
         timeout=400,
@@ -73,10 +96,12 @@ def test_demo_report_matches_what_was_sent_and_nothing_survives(tmp_path: Path) 
     assert "nothing left running" in result.stdout
     assert len(report["pids"]) >= 10  # 3 apps, sink, migrations, archive, plans, broker, db
     assert [pid for pid in report["pids"] if _alive(pid)] == []
+    assert _survivors(mark) == []
 
 
 def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     report_file = tmp_path / "report.json"
+    mark = uuid.uuid4().hex
     process = subprocess.Popen(
         [
             *PLATFORM,
@@ -90,7 +115,7 @@ def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
             str(report_file),
         ],
         cwd=REPO,
-        env=_env(),
+        env=_env(mark),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -114,3 +139,30 @@ def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert process.returncode == 130, output[-4000:]
     assert "nothing left running" in output
     assert [pid for pid in report["pids"] if _alive(pid)] == []
+    assert _survivors(mark) == []
+
+
+def test_ctrl_c_while_starting_stops_what_had_started() -> None:
+    mark = uuid.uuid4().hex
+    process = subprocess.Popen(
+        [*PLATFORM, "--no-plan"],
+        cwd=REPO,
+        env=_env(mark),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # interrupt once the database is up, before the apps
+            if "PostgreSQL" in line:
+                break
+        assert _survivors(mark), "the broker and PostgreSQL should be running by now"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output[-4000:]
+    assert "nothing left running" in output
+    assert _survivors(mark) == []
