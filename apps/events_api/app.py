@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from apps.common.db import make_pool
 from apps.common.tracing import setup_tracing
 from apps.events_api import errors
+from apps.events_api.keys import KeyCache
 from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from apps.events_api.outbox import OutboxRelay
 from apps.events_api.routes import events, ops, tasks
@@ -38,11 +39,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The pool opens without waiting for the database: the API starts (and reports
         # not-ready) during a database outage instead of crash-looping.
+        # Autocommit: single statements (key lookup, rate admission) need no BEGIN/COMMIT;
+        # multi-statement work opens an explicit transaction. No checkout probe: a connection
+        # broken by a database restart fails one request (503) and is discarded.
         app.state.pool = make_pool(
             settings.db.conninfo(),
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             name=APP_NAME,
+            check=None,
+            kwargs={"autocommit": True},
         )
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
         log.info(
@@ -66,6 +72,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         default_response_class=errors.SafeJSONResponse,
     )
     app.state.settings = settings
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
     app.state.relay = None
     errors.install(app)
     app.include_router(events.router)

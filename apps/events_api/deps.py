@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from psycopg_pool import ConnectionPool
 
-from apps.events_api.keys import ApiKey, find_key
+from apps.events_api.keys import ApiKey, KeyCache, find_key_by_digest, hash_key
 from apps.events_api.limits import admit_request
 from apps.events_api.settings import ApiSettings
 
@@ -35,8 +35,14 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
+def get_key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.key_cache
+    return cache
+
+
 def api_key(
     pool: Annotated[ConnectionPool, Depends(get_pool)],
+    cache: Annotated[KeyCache, Depends(get_key_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     """The caller's active key, admitted by its per-minute rate limit."""
@@ -45,11 +51,16 @@ def api_key(
     presented = credentials.credentials
     if not presented or len(presented) > MAX_KEY_LENGTH:
         raise _unauthorized("invalid API key")
-    # One short transaction: the rate counter's row lock is held only for this statement pair.
-    with pool.connection() as conn, conn.transaction():
-        key = find_key(conn, presented)
+    digest = hash_key(presented)
+    key = cache.get(digest)
+    # The pool is in autocommit mode: the rate upsert is atomic on its own, and its row lock
+    # lasts one statement, not a transaction.
+    with pool.connection() as conn:
         if key is None:
-            raise _unauthorized("invalid API key")
+            key = find_key_by_digest(conn, digest)
+            if key is None:
+                raise _unauthorized("invalid API key")
+            cache.put(digest, key)
         admit_request(conn, key)
     return key
 

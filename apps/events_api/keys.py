@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -49,13 +51,51 @@ def create_key(
 
 
 def find_key(conn: psycopg.Connection, plaintext: str) -> ApiKey | None:
-    """The active key whose digest matches, or None (unknown and revoked look the same)."""
+    """The active key matching a presented key, or None (unknown and revoked look the same)."""
+    return find_key_by_digest(conn, hash_key(plaintext))
+
+
+def find_key_by_digest(conn: psycopg.Connection, digest: str) -> ApiKey | None:
     row = conn.execute(
         "SELECT id, name, monthly_quota, rate_per_minute FROM api_keys"
         " WHERE key_hash = %s AND revoked_at IS NULL",
-        (hash_key(plaintext),),
+        (digest,),
     ).fetchone()
     return ApiKey(*row) if row else None
+
+
+class KeyCache:
+    """Active keys by digest for a few seconds, saving a query per request.
+
+    Only found keys are cached (an unknown key always asks the database), so the cost is that
+    a revocation or a changed limit takes up to `ttl_s` to reach every replica.
+    """
+
+    def __init__(self, ttl_s: float, max_entries: int = 10_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._entries: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> ApiKey | None:
+        if self._ttl_s <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None:
+                return None
+            if entry[1] < time.monotonic():
+                del self._entries[digest]
+                return None
+            return entry[0]
+
+    def put(self, digest: str, key: ApiKey) -> None:
+        if self._ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()  # crude but bounded; refilled from the database
+            self._entries[digest] = (key, time.monotonic() + self._ttl_s)
 
 
 def revoke_key(conn: psycopg.Connection, name: str) -> bool:

@@ -2,8 +2,12 @@
 
 Each check is one atomic upsert that increments only while under the limit; when the limit is
 reached the upsert affects no row and the caller gets the seconds until the window resets.
-Both run inside the request's transaction, so a request that fails later (or is refused by the
-other limit) gives its increment back on rollback.
+
+Both run as single autocommit statements, outside the event's transaction, on purpose: a key's
+counter row is the hottest row in the database, and a row lock held across client round trips
+(with Python threads queueing for the GIL in between) turns every request of that key into a
+convoy. A single statement holds the lock only inside PostgreSQL. The price: a quota unit taken
+for an event whose insert then fails is given back by `refund_event`, best-effort.
 """
 
 from __future__ import annotations
@@ -77,6 +81,16 @@ def admit_event(conn: psycopg.Connection, key: ApiKey) -> None:
         raise LimitExceeded(
             "monthly quota", key.monthly_quota, _seconds(conn, _SECONDS_TO_NEXT_MONTH)
         )
+
+
+def refund_event(conn: psycopg.Connection, key: ApiKey) -> None:
+    """Give back the quota unit of an event that was not stored."""
+    conn.execute(
+        "UPDATE api_key_monthly_usage SET accepted = accepted - 1 WHERE api_key_id = %s"
+        " AND month = date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date"
+        " AND accepted > 0",
+        (key.id,),
+    )
 
 
 def monthly_usage(conn: psycopg.Connection, key: ApiKey) -> int:

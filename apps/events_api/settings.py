@@ -34,6 +34,9 @@ class ApiSettings(BaseSettings):
     tasks_topic: str = Field(default="tasks", validation_alias=_env("TASKS_TOPIC"))
 
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, validation_alias=_env("MAX_BODY_BYTES"))
+    key_cache_seconds: float = Field(
+        default=10.0, ge=0, validation_alias=_env("API_KEY_CACHE_SECONDS")
+    )
     db_pool_min: int = Field(default=2, validation_alias=_env("DB_POOL_MIN"))
     db_pool_max: int = Field(default=10, validation_alias=_env("DB_POOL_MAX"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import psycopg
 import pytest
@@ -95,13 +96,20 @@ def test_missing_or_invalid_key_is_401(client: TestClient, authorization: str | 
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-def test_revoked_key_is_401(client: TestClient, events_api_env: EventsApiEnv) -> None:
+def test_revoked_key_is_401(events_api_env: EventsApiEnv) -> None:
     key = events_api_env.create_key(name="leaving")
     headers = {"Authorization": f"Bearer {key}"}
-    assert client.post("/api/v1/events", json=EVENT, headers=headers).status_code == 202
-    with psycopg.connect(events_api_env.database_url) as conn:
-        assert revoke_key(conn, "leaving")
-    assert client.post("/api/v1/events", json=EVENT, headers=headers).status_code == 401
+    with ExitStack() as stack:
+        uncached = stack.enter_context(TestClient(events_api_env.app(key_cache_seconds=0)))
+        cached = stack.enter_context(TestClient(events_api_env.app(key_cache_seconds=600)))
+        for client in (uncached, cached):
+            assert client.post("/api/v1/events", json=EVENT, headers=headers).status_code == 202
+        with psycopg.connect(events_api_env.database_url) as conn:
+            assert revoke_key(conn, "leaving")
+        assert uncached.post("/api/v1/events", json=EVENT, headers=headers).status_code == 401
+        # A replica that cached the key honours the revocation only when its entry expires
+        # (API_KEY_CACHE_SECONDS, 10 s by default); this one caches for 10 minutes.
+        assert cached.post("/api/v1/events", json=EVENT, headers=headers).status_code == 202
 
 
 @pytest.mark.parametrize(
