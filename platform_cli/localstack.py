@@ -220,6 +220,11 @@ def start(venv: Path | None = None, timeout: float = READY_TIMEOUT_S) -> LocalSt
     venv = venv or DEFAULT_VENV
     python = venv_python(venv)
     if python is None:
+        if find_python313() is None:
+            raise LocalStackUnavailable(
+                "Python 3.13 not found (LocalStack 2026.3.0 needs it), so there is no LocalStack "
+                "venv: install Python 3.13 (e.g. `pyenv install 3.13`), then `make localstack-venv`"
+            )
         raise LocalStackUnavailable(f"no LocalStack venv at {venv}: run `make localstack-venv`")
     port = pick_port()
     endpoint = f"http://127.0.0.1:{port}"

@@ -22,7 +22,7 @@ def test_without_python313_the_reason_is_given(
     assert localstack.find_python313() is None
     with pytest.raises(localstack.LocalStackUnavailable, match=r"Python 3\.13 not found"):
         localstack.ensure_venv(tmp_path / "venv")
-    with pytest.raises(localstack.LocalStackUnavailable, match="make localstack-venv"):
+    with pytest.raises(localstack.LocalStackUnavailable, match=r"Python 3\.13 not found"):
         localstack.start(tmp_path / "venv")
 
 
