@@ -59,7 +59,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             if app.state.relay is not None:
-                app.state.relay.stop()
+                app.state.relay.stop(timeout_s=5.0)
             app.state.pool.close()
             log.info("events-api stopped")
 

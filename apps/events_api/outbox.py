@@ -116,7 +116,7 @@ class OutboxRelay:
         idle_s: float = 0.05,
         max_backoff_s: float = 5.0,
         retention_s: float = 24 * 3600,
-        publish_timeout_s: float = 10.0,
+        publish_timeout_s: float = 5.0,
         producer_factory: Callable[[KafkaSettings], KafkaProducer] | None = None,
     ) -> None:
         self._pool: ConnectionPool = make_pool(conninfo, min_size=1, max_size=2, name="outbox")
