@@ -42,6 +42,7 @@ def test_port_4566_is_used_only_when_free() -> None:
     with contextlib.ExitStack() as stack:
         if localstack._port_free(localstack.DEFAULT_PORT):
             holder = stack.enter_context(socket.socket())
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # 4566 may be TIME_WAIT
             holder.bind(("127.0.0.1", localstack.DEFAULT_PORT))
             holder.listen()
         assert localstack.pick_port() != localstack.DEFAULT_PORT
