@@ -12,9 +12,10 @@ from contextlib import contextmanager
 
 import httpx
 import psycopg
+import pytest
 from fastapi.testclient import TestClient
 
-from platform_cli.embedded import free_port
+from platform_cli.embedded import KafkaBroker, create_topics, free_port
 from tests.apps.conftest import EventsApiEnv, read_topic
 
 SHUTDOWN_LIMIT_S = 10.0
@@ -57,23 +58,26 @@ def _terminate_and_time(process: subprocess.Popen[bytes]) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+        time.sleep(0.2)
+    raise AssertionError("events-api serve never became ready")
+
+
 def test_serve_accepts_publishes_and_exits_on_sigterm(events_api_env: EventsApiEnv) -> None:
     port = free_port()
     key = events_api_env.create_key()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
     with _process(args, _env(events_api_env, LOG_LEVEL="INFO")) as p:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert p.poll() is None, p.stderr.read().decode() if p.stderr else ""
-            time.sleep(0.2)
-        else:
-            raise AssertionError("events-api serve never became ready")
+        _wait_ready(base, p)
         response = httpx.post(
             f"{base}/api/v1/events",
             json={"category": "c", "message": "over the wire"},
@@ -108,3 +112,36 @@ def test_standalone_relay_delivers_what_api_replicas_accepted(events_api_env: Ev
     assert took < SHUTDOWN_LIMIT_S
     with psycopg.connect(events_api_env.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (0,)
+
+
+def test_sigterm_with_kafka_away_still_exits_in_time(
+    events_api_env: EventsApiEnv, kafka: KafkaBroker
+) -> None:
+    if kafka.external:
+        pytest.skip(
+            "external broker (KAFKA_BOOTSTRAP_SERVERS): we never stop what we did not start"
+        )
+    port = free_port()
+    key = events_api_env.create_key()
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    with _process(args, _env(events_api_env)) as p:
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base, p)
+        kafka.stop()
+        try:
+            response = httpx.post(
+                f"{base}/api/v1/events",
+                json={"category": "c", "message": "while kafka is away"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            assert response.status_code == 202
+            time.sleep(2)  # the relay is now failing and backing off
+            code, took = _terminate_and_time(p)
+        finally:
+            kafka.start()
+            create_topics(kafka.bootstrap, events_api_env.topics.all())
+    assert code in (0, -signal.SIGTERM)
+    assert took < SHUTDOWN_LIMIT_S
+    with psycopg.connect(events_api_env.database_url) as conn:
+        # Not lost: still in the outbox for the next relay to publish.
+        assert conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone() == (1,)
