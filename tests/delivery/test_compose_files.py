@@ -5,6 +5,7 @@ complete: every service the apps need exists, has a health check, and is waited 
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import re
 from pathlib import Path
@@ -130,3 +131,22 @@ def test_every_published_port_is_bound_to_loopback() -> None:
         for name, service in _load(path)["services"].items():
             for port in service.get("ports", []):
                 assert str(port).startswith("127.0.0.1:"), f"{path.name}: {name} publishes {port}"
+
+
+@pytest.mark.parametrize("app", APPS, ids=lambda a: a.name)
+def test_app_commands_are_valid_invocations_of_the_app_cli(app: Any) -> None:
+    """The compose `command` (appended to the image's `python -m apps.<app>.cli` entrypoint)
+    names a real sub-command with real options."""
+    from typer.main import get_command
+
+    package = app.name.replace("-", "_")
+    dockerfile = (REPO / f"apps/{package}/Dockerfile").read_text()
+    assert f'ENTRYPOINT ["python", "-m", "apps.{package}.cli"]' in dockerfile
+    cli: Any = get_command(importlib.import_module(f"apps.{package}.cli").app)
+    sub, *args = _load(FULL)["services"][app.name]["command"]
+    parent = cli.make_context(app.name, [sub, *args])
+    command = cli.get_command(parent, sub)
+    assert command is not None, f"{app.name}: no sub-command {sub!r}"
+    command.make_context(sub, list(args), parent=parent)  # raises on an unknown option
+    with pytest.raises(Exception, match="No such option"):
+        command.make_context(sub, [*args, "--no-such-option"], parent=parent)
