@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Which Pulumi stacks a change can affect, from the list of changed files.
 
 `affected_stacks()` is a pure function (tested in tests/delivery/test_affected_stacks.py); run as a

@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Build the pull-request comment from the offline plans and (when run) the Pulumi previews.
 
 Usage: pr_comment.py OUT_JSON [--affected "dev prod"] REPORT...
