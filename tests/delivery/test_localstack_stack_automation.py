@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ import boto3
 import pytest
 import yaml
 from botocore.config import Config
-
-from platform_cli.localstack import LocalStackUnavailable, localstack_server
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = "localstack"
@@ -72,15 +69,13 @@ def _missing_prerequisite() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def localstack_endpoint() -> Iterator[str]:
+def automation_endpoint(request: pytest.FixtureRequest) -> str:
+    """The session's LocalStack (tests/conftest.py), once the Pulumi prerequisites are known."""
     reason = _missing_prerequisite()
     if reason:
         pytest.skip(reason)
-    try:
-        with localstack_server() as server:
-            yield server.endpoint
-    except LocalStackUnavailable as exc:
-        pytest.skip(f"LocalStack unavailable: {exc}")
+    endpoint: str = request.getfixturevalue("localstack_endpoint")
+    return endpoint
 
 
 def _project_copy(tmp: Path, endpoint: str) -> Path:
@@ -97,8 +92,9 @@ def _project_copy(tmp: Path, endpoint: str) -> Path:
 
 
 def test_up_creates_what_boto3_sees_and_destroy_removes_it(
-    localstack_endpoint: str, tmp_path: Path
+    automation_endpoint: str, tmp_path: Path
 ) -> None:
+    localstack_endpoint = automation_endpoint
     from pulumi import automation as auto
 
     work_dir = _project_copy(tmp_path / "project", localstack_endpoint)
