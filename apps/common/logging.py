@@ -72,9 +72,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time, not the object seen at setup.
+
+    Test runners and CLI harnesses swap and close `sys.stderr`; a handler bound to the old
+    object would then fail on every record ("I/O operation on closed file").
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(service: str, level: str | int = "INFO") -> None:
     """Send every logger's records to stderr as JSON (idempotent: replaces root handlers)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]

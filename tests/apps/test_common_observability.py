@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import httpx
+import pytest
 from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter
 
 from apps.common.health import HealthServer
-from apps.common.logging import JsonFormatter, correlation_scope
+from apps.common.logging import JsonFormatter, configure_logging, correlation_scope
 from apps.common.tracing import extract_context, inject_headers, setup_tracing
 
 
@@ -78,3 +80,21 @@ def test_readiness_check_that_raises_means_not_ready() -> None:
         response = httpx.get(f"http://127.0.0.1:{server.port}/readyz")
     assert response.status_code == 503
     assert response.json()["error"] == "RuntimeError"
+
+
+def test_configured_logging_follows_a_swapped_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CLI harnesses swap sys.stderr and close the old one; logging must not keep the old object.
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    try:
+        configure_logging("svc")
+        first, second = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        logging.getLogger("swap").warning("one")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("swap").warning("two")
+        assert json.loads(second.getvalue())["msg"] == "two"
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
