@@ -7,6 +7,15 @@ replayed after a crash (committed rows, uncommitted offsets) changes nothing.
 Poison records (undecodable envelopes) go to the dead-letter topic (flushed) before the batch's
 offsets are committed; if the process dies in between, the redelivery dead-letters them again,
 so the dead-letter topic is at-least-once while the audit log stays exactly-once.
+
+Pipelining: while one batch's INSERT runs on the writer thread, the main thread polls and
+decodes the next one (PostgreSQL works in its own process, so the two overlap). At most one
+batch is in flight, and a batch's offsets are committed only after ITS insert returned, in
+poll order, so the commit rule above is unchanged.
+
+A record that decodes but that PostgreSQL refuses to store (e.g. a NUL character, which `text`
+and `jsonb` cannot hold) would fail its whole batch forever; the writer then inserts the batch
+row by row and hands the refused records back to be dead-lettered ("storage_rejected").
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -45,6 +56,25 @@ MAX_SPAN_LINKS = 32
 
 class Stopping(Exception):
     """Stop requested while the batch was not yet durable: leave its offsets uncommitted."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    rejected: list[tuple[store.AuditRecord, str]]
+    """Records PostgreSQL refused to store, with the database's reason."""
+
+
+@dataclass
+class InFlight:
+    """A batch whose insert runs on the writer thread; committed once `future` is done."""
+
+    future: Future[WriteResult]
+    offsets: dict[TopicPartition, int]
+    records: int
+    good: int
+    sources: dict[int, Any]  # id(AuditRecord) -> the ConsumerRecord, for dead-lettering
+    started: float
 
 
 class AuditService:
@@ -80,6 +110,8 @@ class AuditService:
             max_poll_records=cfg.app.batch_size,
             **cfg.tuning.overrides(),
         )
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        in_flight: InFlight | None = None
         self.running = True
         log.info("audit started", extra={"topics": list(cfg.app.topics)})
         try:
@@ -88,10 +120,30 @@ class AuditService:
                 batch = consumer.poll(
                     timeout_ms=cfg.app.poll_timeout_ms, max_records=cfg.app.batch_size
                 )
-                if batch:
-                    self._process_batch(consumer, producer, batch)
+                if not batch:
+                    if in_flight is not None and in_flight.future.done():
+                        self._finish(consumer, producer, in_flight)
+                        in_flight = None
+                    continue
+                prepared = self._prepare(consumer, producer, batch, writer)
+                if in_flight is not None:
+                    # Cleared first: if finishing raises Stopping, nothing is finished twice.
+                    previous, in_flight = in_flight, None
+                    self._finish(consumer, producer, previous)
+                in_flight = prepared
+        except Stopping:
+            log.info("stopping: the batch in flight is handed back uncommitted")
+            in_flight = None
         finally:
             self.running = False
+            if in_flight is not None:
+                try:
+                    self._finish(consumer, producer, in_flight)
+                except Stopping:
+                    log.info("stopping: the batch in flight is handed back uncommitted")
+                except Exception:
+                    log.exception("could not finish the batch in flight; it will be redelivered")
+            writer.shutdown(wait=True)
             for closer in (
                 lambda: consumer.close(autocommit=False),  # sends LeaveGroup
                 lambda: producer.close(timeout=5),
@@ -103,12 +155,14 @@ class AuditService:
                     log.exception("error while closing")
             log.info("audit stopped")
 
-    def _process_batch(
+    def _prepare(
         self,
         consumer: KafkaConsumer,
         producer: KafkaProducer,
         batch: Mapping[TopicPartition, list[Any]],
-    ) -> None:
+        writer: ThreadPoolExecutor,
+    ) -> InFlight | None:
+        """Decode, dead-letter poison, and start the insert; None if the batch must be re-read."""
         started = time.perf_counter()
         records = [r for rs in batch.values() for r in rs]
         for tp, rs in batch.items():
@@ -125,30 +179,56 @@ class AuditService:
         ) as span:
             span.set_attribute("messaging.batch.message_count", len(records))
             try:
-                good = self._dead_letter_poison(producer, records)
-                inserted = self._insert_durably(good)
-            except Stopping:
-                log.info("stopping: batch handed back uncommitted", extra={"records": len(records)})
-                return
+                good, sources = self._dead_letter_poison(producer, records)
             except KafkaError:
                 log.exception("dead-letter publish failed; batch will be retried")
                 self.metrics.failed.labels("dead_letter").inc()
                 for tp, rs in batch.items():
                     consumer.seek(tp, rs[0].offset)
                 self.stop.wait(RECOVERY_BACKOFF_S)
-                return
-        self.metrics.inserted.inc(inserted)
-        self.metrics.duplicates.inc(len(good) - inserted)
-        self.metrics.processed.inc(len(records))
-        self._commit(consumer, {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs})
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self._update_lag(consumer, batch)
+                return None
+        return InFlight(
+            future=writer.submit(self._write_durably, good),
+            offsets={tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs},
+            records=len(records),
+            good=len(good),
+            sources=sources,
+            started=started,
+        )
+
+    def _finish(self, consumer: KafkaConsumer, producer: KafkaProducer, batch: InFlight) -> None:
+        """Wait for the batch's insert, dead-letter refused rows, then commit its offsets."""
+        result = batch.future.result()  # raises Stopping: leave the offsets uncommitted
+        app = self.config.app
+        for record, reason in result.rejected:
+            dead_letter(
+                producer,
+                app.dead_letter_topic,
+                batch.sources[id(record)],
+                "storage_rejected",
+                reason,
+                1,
+                app.consumer_group,
+            )
+            self.metrics.dead_lettered.labels("storage_rejected").inc()
+            log.warning(
+                "record refused by the database, dead-lettered",
+                extra={"topic": record.topic, "offset": record.offset, "error": reason[:200]},
+            )
+        stored = batch.good - len(result.rejected)
+        self.metrics.inserted.inc(result.inserted)
+        self.metrics.duplicates.inc(stored - result.inserted)
+        self.metrics.processed.inc(batch.records)
+        self._commit(consumer, batch.offsets)
+        self.metrics.batch_seconds.observe(time.perf_counter() - batch.started)
+        self._update_lag(consumer, batch.offsets)
 
     def _dead_letter_poison(
         self, producer: KafkaProducer, records: list[Any]
-    ) -> list[store.AuditRecord]:
+    ) -> tuple[list[store.AuditRecord], dict[int, Any]]:
         app = self.config.app
         good: list[store.AuditRecord] = []
+        sources: dict[int, Any] = {}
         for record in records:
             try:
                 envelope = decode(record.value)
@@ -173,23 +253,33 @@ class AuditService:
                     },
                 )
                 continue
-            good.append(store.AuditRecord(envelope, record.topic, record.partition, record.offset))
-        return good
+            audit_record = store.AuditRecord(
+                envelope, record.topic, record.partition, record.offset
+            )
+            good.append(audit_record)
+            sources[id(audit_record)] = record
+        return good, sources
 
-    def _insert_durably(self, good: list[store.AuditRecord]) -> int:
-        """Insert the batch, retrying through database outages until it commits or we stop."""
+    def _write_durably(self, good: list[store.AuditRecord]) -> WriteResult:
+        """Insert the batch, retrying through database outages until it commits or we stop.
+
+        Runs on the writer thread.
+        """
         assert self._pool is not None
         if not good:
-            return 0
+            return WriteResult(0, [])
         delay = DB_RETRY_S
         while True:
             try:
-                with self._pool.connection() as conn:
-                    inserted = store.insert_batch(conn, good)
-                # Log one line per batch, with the first record's correlation id for context.
+                try:
+                    with self._pool.connection() as conn:
+                        inserted = store.insert_batch(conn, good)
+                    result = WriteResult(inserted, [])
+                except (psycopg.DataError, psycopg.IntegrityError):
+                    result = self._write_one_by_one(good)
                 with correlation_scope(good[0].envelope.correlation_id):
-                    log.debug("batch written", extra={"records": len(good), "inserted": inserted})
-                return inserted
+                    log.debug("batch written", extra={"records": len(good), "new": result.inserted})
+                return result
             except psycopg.OperationalError as exc:
                 self.metrics.failed.labels("database").inc()
                 if self.stop.is_set():
@@ -201,6 +291,19 @@ class AuditService:
                 self.stop.wait(delay)
                 delay = min(DB_RETRY_MAX_S, delay * 2)
 
+    def _write_one_by_one(self, good: list[store.AuditRecord]) -> WriteResult:
+        """Find the rows the database refuses; each row in its own transaction."""
+        assert self._pool is not None
+        inserted, rejected = 0, []
+        with self._pool.connection() as conn:
+            for record in good:
+                try:
+                    with conn.transaction():
+                        inserted += store.insert_batch(conn, [record])
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    rejected.append((record, f"{type(exc).__name__}: {exc}"))
+        return WriteResult(inserted, rejected)
+
     def _commit(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
         try:
             consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
@@ -210,12 +313,12 @@ class AuditService:
                 "offset commit failed; batch may be redelivered", extra={"error": repr(exc)}
             )
 
-    def _update_lag(
-        self, consumer: KafkaConsumer, batch: Mapping[TopicPartition, list[Any]]
-    ) -> None:
+    def _update_lag(self, consumer: KafkaConsumer, offsets: Mapping[TopicPartition, int]) -> None:
         lag = 0
-        for tp, rs in batch.items():
-            high = consumer.highwater(tp)
-            if high is not None and rs:
-                lag += max(0, high - (rs[-1].offset + 1))
+        assigned = consumer.assignment()
+        for tp, next_offset in offsets.items():
+            # A rebalance during the last poll may have moved the partition elsewhere.
+            high = consumer.highwater(tp) if tp in assigned else None
+            if high is not None:
+                lag += max(0, high - next_offset)
         self.metrics.lag.set(lag)

@@ -29,8 +29,8 @@ class AuditRecord:
 _INSERT_BATCH = """
 INSERT INTO audit_log (event_id, event_type, version, source, subject, correlation_id,
                        occurred_at, kafka_topic, kafka_partition, kafka_offset, envelope)
-SELECT * FROM unnest(%s::uuid[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[],
-                     %s::timestamptz[], %s::text[], %s::int[], %s::bigint[], %s::jsonb[])
+SELECT * FROM unnest(%b::uuid[], %b::text[], %b::int[], %b::text[], %b::text[], %b::text[],
+                     %b::timestamptz[], %b::text[], %b::int[], %b::bigint[], %b::text[]::jsonb[])
 ON CONFLICT (event_id) DO NOTHING
 """
 

@@ -222,8 +222,10 @@ class NotifierService:
         done: Mapping[TopicPartition, int],
     ) -> None:
         lag = 0
+        assigned = consumer.assignment()
         for tp in batch:
-            high = consumer.highwater(tp)
+            # A rebalance during the last poll may have moved the partition elsewhere.
+            high = consumer.highwater(tp) if tp in assigned else None
             if high is not None and tp in done:
                 lag += max(0, high - done[tp])
         self.metrics.lag.set(lag)

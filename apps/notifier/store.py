@@ -92,7 +92,9 @@ class DeliveryStore:
                     "event_id": event_id,
                     "channel": channel,
                     "event_type": event_type,
-                    "correlation_id": correlation_id,
+                    # Informational only, and PostgreSQL text cannot hold NUL: drop it rather
+                    # than refuse a delivery over a log field.
+                    "correlation_id": correlation_id.replace("\x00", ""),
                     "owner": self._owner,
                     "lease_s": self._lease_s,
                 },

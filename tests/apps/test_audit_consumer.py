@@ -114,3 +114,24 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_kept(
     assert by_offset[1].value == poison[0]  # the original bytes, untouched
     assert "type" in header_dict(by_offset[6].headers)["dlq.detail"]
     assert all(header_dict(r.headers)["dlq.consumer.group"] == "audit" for r in dead)
+
+
+def test_a_record_the_database_refuses_is_dead_lettered_not_retried_forever(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> None:
+    migrate(database_url, "audit", MIGRATIONS)
+    good = envelopes(8)
+    # A valid envelope PostgreSQL cannot store: text and jsonb cannot hold a NUL character.
+    (refused,) = envelopes(1, note="nul \x00 inside")
+    produce(kafka.bootstrap, unique_topics.events, [*good[:4], refused, *good[4:]])
+    stop = threading.Event()
+    service = AuditService(_config(kafka, database_url, unique_topics), stop)
+    with running_in_thread(service, stop):
+        dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq, expect=1)
+        assert wait_until(lambda: len(_rows(database_url)) == 8, timeout=20)
+    assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
+    assert len(dead) == 1
+    headers = header_dict(dead[0].headers)
+    assert headers["dlq.reason"] == "storage_rejected"
+    assert headers["dlq.original.offset"] == "4"
+    assert json.loads(dead[0].value)["id"] == str(refused.id)

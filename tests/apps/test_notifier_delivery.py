@@ -227,3 +227,14 @@ def _closed_port() -> int:
     from platform_cli.embedded import free_port
 
     return free_port()
+
+
+def test_text_postgresql_cannot_store_does_not_block_a_delivery(
+    sink: WebhookSink, pool: object
+) -> None:
+    deliverer, store, client = _deliverer(pool, {"webhook": WebhookChannel(url=f"{sink.url}/hook")})
+    event = _event().model_copy(update={"correlation_id": "corr\x00nul"})
+    results = deliverer.deliver(event, ["webhook"], DeadLetters())
+    client.close()
+    assert results[0].status == "sent"
+    assert store.status(event.id, "webhook") == ("sent", 1)
