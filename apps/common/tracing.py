@@ -53,10 +53,3 @@ def extract_context(headers: Iterable[tuple[str, bytes | None]] | None) -> Conte
         key: (value or b"").decode("utf-8", errors="replace") for key, value in (headers or ())
     }
     return propagate.extract(carrier)
-
-
-def current_traceparent() -> str | None:
-    """The current span's `traceparent` value, if a span is recording."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get(TRACEPARENT_HEADER)

@@ -91,12 +91,3 @@ def refund_event(conn: psycopg.Connection, key: ApiKey) -> None:
         " AND accepted > 0",
         (key.id,),
     )
-
-
-def monthly_usage(conn: psycopg.Connection, key: ApiKey) -> int:
-    row = conn.execute(
-        "SELECT accepted FROM api_key_monthly_usage WHERE api_key_id = %s"
-        " AND month = date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date",
-        (key.id,),
-    ).fetchone()
-    return int(row[0]) if row else 0
