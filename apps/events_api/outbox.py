@@ -266,7 +266,9 @@ class OutboxRelay:
                 stop.wait(backoff)
             else:
                 backoff = 0.0
-                if result.claimed < self._batch_size:
+                # Drain full batches back to back; idle when the outbox is (nearly) empty or
+                # every claimed row waits behind rows another relay holds.
+                if result.claimed < self._batch_size or result.sent == 0:
                     stop.wait(self._idle_s)
 
     def start(self) -> OutboxRelay:
