@@ -288,6 +288,22 @@ class ProtectionConfig(_Model):
     final_snapshot: bool = True
 
 
+class RegistryConfig(_Model):
+    """The ECR repositories the pipeline pushes to and every environment pulls from.
+
+    Images are built once and promoted by tag (`platform gitops set-image`), so one registry
+    serves all environments of an account: exactly one stack owns it (`create: true`).
+    """
+
+    create: bool = Field(True, description="This stack declares (owns) the repositories.")
+    repository_prefix: str = Field(
+        "event-platform", pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$", description="`<prefix>/<app>`"
+    )
+    protect: bool = Field(
+        True, description="Pulumi `protect`: the repositories hold every environment's images."
+    )
+
+
 class GitOpsConfig(_Model):
     """Where ArgoCD in this environment pulls `gitops/<env>` from."""
 
@@ -312,6 +328,7 @@ class PlatformConfig(_Model):
     database: DatabaseConfig
     protection: ProtectionConfig = ProtectionConfig()
     gitops: GitOpsConfig
+    registry: RegistryConfig = RegistryConfig()
     tags: dict[str, str] = Field(default_factory=dict)
     localstack: LocalStackConfig | None = None
 
@@ -367,6 +384,10 @@ def _stack_rules(cfg: PlatformConfig) -> list[str]:
             )
         if cfg.kafka.mode != "msk" or cfg.database.mode != "rds" or cfg.cluster.mode != "eks":
             problems.append("prod must use cluster.mode=eks, kafka.mode=msk, database.mode=rds")
+    if cfg.is_localstack and cfg.registry.create:
+        problems.append(
+            "platform:registry.create: true; LocalStack's free edition has no ECR, allowed: false"
+        )
     if cfg.is_localstack:
         if cfg.localstack is None:
             problems.append("platform:localstack: missing; the localstack stack needs endpoint")

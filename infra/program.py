@@ -222,10 +222,15 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             "dbSecretArn": database.master_secret_arn,
         }
 
-    if not cfg.is_localstack:  # LocalStack's free edition refuses ECR
+    if cfg.registry.create:
         registry = Registry(
             "registry",
-            RegistryArgs(kms_key_arn=keys.arns["ecr"], protect=protect, tags=tags),
+            RegistryArgs(
+                kms_key_arn=keys.arns["ecr"],
+                repository_prefix=cfg.registry.repository_prefix,
+                protect=cfg.registry.protect,
+                tags=tags,
+            ),
             opts=with_aws,
         )
         outputs["ecrRepositoryUrls"] = registry.repository_urls

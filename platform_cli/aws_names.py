@@ -49,8 +49,9 @@ def expected_names(cfg: PlatformConfig) -> ExpectedNames:
         eks_cluster=f"{prefix}-eks",
         msk_cluster=f"{prefix}-kafka",
         rds_instance=f"{prefix}-postgres",
-        # One repository per app, bare names (`infra.registry.RegistryArgs.repository_prefix`).
-        ecr_repositories=APP_NAMES,
+        # One repository per app under the shared prefix; the owning stack declares them
+        # (`platform:registry.create`), every cloud stack pulls from (and verifies) them.
+        ecr_repositories=tuple(f"{cfg.registry.repository_prefix}/{app}" for app in APP_NAMES),
         cluster_on_eks=cfg.cluster.mode == "eks",
         kafka_on_msk=cfg.kafka.mode == "msk",
         database_on_rds=cfg.database.mode == "rds",

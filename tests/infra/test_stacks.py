@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from infra.config import load_stack_file, read_stack_file
+from infra.config import REPO_ROOT, load_stack_file, read_stack_file
 from infra.contracts import ENVIRONMENTS, REQUIRED_TAG_KEYS
 from infra.offline import Declared, run_program, run_stack
 from infra.program import LOCALSTACK_SERVICES
@@ -224,3 +224,20 @@ def test_local_flavour_runs_strimzi_and_cnpg_in_the_cluster() -> None:
     assert len(_custom_resources(result, "Cluster")) == 1
     cloud = declared("prod")
     assert not _custom_resources(cloud, "Kafka") and not _custom_resources(cloud, "Cluster")
+
+
+def test_one_stack_owns_the_shared_registry() -> None:
+    owners = [s for s in ENVIRONMENTS if declared(s).of_type("aws:ecr/repository:Repository")]
+    assert owners == ["dev"]
+    names = sorted(
+        r.inputs["name"] for r in declared("dev").of_type("aws:ecr/repository:Repository")
+    )
+    assert names == ["event-platform/audit", "event-platform/events-api", "event-platform/notifier"]
+    assert all(r.protect for r in declared("dev").of_type("aws:ecr/repository:Repository"))
+
+
+def test_registry_matches_where_gitops_pulls_from() -> None:
+    registries = json.loads((REPO_ROOT / "infra/gitops/images.json").read_text())["registries"]
+    prefix = load_stack_file("dev").registry.repository_prefix
+    for env in ("dev", "staging", "prod"):
+        assert registries[env].endswith(f".amazonaws.com/{prefix}"), env

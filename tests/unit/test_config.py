@@ -183,3 +183,9 @@ def test_config_is_frozen() -> None:
     cfg = load_stack_file("dev")
     with pytest.raises(Exception, match="frozen"):
         cfg.network.az_count = 3  # type: ignore[misc]
+
+
+def test_localstack_cannot_own_an_ecr_registry() -> None:
+    raw = copy.deepcopy(read_stack_file("localstack"))
+    raw["platform:registry"]["create"] = True
+    _fails("localstack", raw, "platform:registry.create: true", "allowed: false")
