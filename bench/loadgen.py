@@ -38,6 +38,18 @@ class Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        reused = self.writer is not None
+        try:
+            return await self._post(path, body, headers)
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            # uvicorn closes keep-alive connections idle for 5 s; a request written into such
+            # a connection gets no answer at all (it was never read), so resend it once fresh.
+            nothing_read = not isinstance(exc, asyncio.IncompleteReadError) or not exc.partial
+            if reused and nothing_read:
+                return await self._post(path, body, headers)
+            raise
+
+    async def _post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -66,7 +78,8 @@ class Connection:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        self.reader = self.writer = None
+        self.reader = None
+        self.writer = None
 
 
 def _body(i: int) -> bytes:
