@@ -96,7 +96,8 @@ class Deliverer:
             if claim.attempt > self._policy.max_attempts:
                 # Attempts were used up before a crash/restart; finish the dead-lettering.
                 return self._dead(envelope, name, last, claim.attempt - 1, dead_letter)
-            last = self._send(channel.build(envelope, key))
+            request = channel.build(envelope, key)
+            last = self._send(request)
             if last.verdict is not Verdict.DELIVERED and self._on_failed_attempt is not None:
                 self._on_failed_attempt(name, last)
             if last.verdict is Verdict.DELIVERED:
@@ -122,6 +123,7 @@ class Deliverer:
                     "attempt": claim.attempt,
                     "reason": last.reason,
                     "retry_in_s": round(wait, 3),
+                    "target": request.safe_url,  # secrets masked; never request.url
                 },
             )
             self._stop.wait(wait)
