@@ -165,6 +165,9 @@ class ClusterConfig(_Model):
     admin_role_arns: tuple[str, ...] = Field(
         (), description="IAM roles granted cluster-admin through EKS access entries."
     )
+    grant_deployer_admin: bool = Field(
+        True, description="Grant cluster-admin to the IAM role that runs `pulumi up`."
+    )
     kubeconfig_context: str | None = Field(
         None, description="kubeconfig context for mode=kubeconfig (kind/k3d/minikube)."
     )

@@ -149,6 +149,9 @@ class PlatformMocks(pulumi_mocks.Mocks):
             return {"names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 3)]}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": FAKE_ACCOUNT, "arn": f"arn:aws:iam::{FAKE_ACCOUNT}:user/ci"}
+        if args.token == "aws:iam/getSessionContext:getSessionContext":
+            issuer = f"arn:aws:iam::{FAKE_ACCOUNT}:role/platform-deployer"
+            return {"arn": args.args.get("arn", ""), "issuerArn": issuer, "issuerName": "ci"}
         if args.token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com"}
         if args.token == "aws:index/getRegion:getRegion":

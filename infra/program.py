@@ -132,6 +132,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
                 ebs_kms_key_arn=keys.arns["ebs"],
                 public_access_cidrs=cfg.cluster.public_access_cidrs,
                 admin_role_arns=cfg.cluster.admin_role_arns,
+                grant_deployer_admin=cfg.cluster.grant_deployer_admin,
                 log_retention_days=cfg.cluster.log_retention_days,
                 logs_kms_key_arn=keys.arns["logs"],
                 tags=tags,

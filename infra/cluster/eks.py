@@ -72,8 +72,11 @@ class EksClusterArgs:
         addon_versions: add-on name -> exact `vX.Y.Z-eksbuild.N`; must cover `REQUIRED_ADDONS`.
         node_groups: managed node groups (name, instance types, sizes, disk, capacity type).
         public_access_cidrs: CIDRs allowed on the public API endpoint; empty disables it.
-        admin_role_arns: IAM roles granted cluster-admin through access entries. Include the
-            role that runs `pulumi up`, or the Kubernetes provider below cannot reach the API.
+        admin_role_arns: IAM roles granted cluster-admin through access entries (people, break-
+            glass roles). Do not repeat the deployer's role here when `grant_deployer_admin` is on.
+        grant_deployer_admin: also grant cluster-admin to the IAM role running `pulumi up`
+            (resolved from the caller's session), so the Kubernetes provider below can reach the
+            API on the first deployment without hand-written ARNs.
         vpc_id: VPC for the cluster and node security groups.
         private_subnet_ids: subnets for the control-plane ENIs and the nodes (no public IPs).
         secrets_kms_key_arn: customer KMS key for envelope encryption of Kubernetes secrets.
@@ -94,6 +97,7 @@ class EksClusterArgs:
     ebs_kms_key_arn: pulumi.Input[str]
     public_access_cidrs: Sequence[str] = ()
     admin_role_arns: Sequence[str] = ()
+    grant_deployer_admin: bool = False
     log_retention_days: int = 90
     logs_kms_key_arn: pulumi.Input[str] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
@@ -193,7 +197,7 @@ class EksCluster(pulumi.ComponentResource):
         self._name = name
         self._args = args
 
-        if not args.admin_role_arns:
+        if not args.admin_role_arns and not args.grant_deployer_admin:
             pulumi.log.warn(
                 f"{args.cluster_name}: no admin_role_arns; nobody (not even the deployer) can "
                 "reach the Kubernetes API until an access entry is added",
@@ -417,29 +421,38 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _admin_access(self, cluster: aws.eks.Cluster) -> list[aws.eks.AccessPolicyAssociation]:
-        associations = []
-        for arn in self._args.admin_role_arns:
-            role_name = iam.role_name_from_arn(arn)
-            entry = aws.eks.AccessEntry(
-                f"{self._name}-admin-{role_name}",
-                cluster_name=cluster.name,
-                principal_arn=arn,
-                type="STANDARD",
-                tags=self._tags(f"admin-{role_name}"),
-                opts=self._child(),
-            )
-            associations.append(
-                aws.eks.AccessPolicyAssociation(
-                    f"{self._name}-admin-{role_name}-policy",
-                    cluster_name=cluster.name,
-                    # Read from the entry so the association waits for it.
-                    principal_arn=entry.principal_arn,
-                    policy_arn=iam.eks_access_policy_arn(iam.CLUSTER_ADMIN_ACCESS_POLICY),
-                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                    opts=self._child(),
-                )
-            )
-        return associations
+        principals: list[tuple[str, pulumi.Input[str]]] = [
+            (iam.role_name_from_arn(arn), arn) for arn in self._args.admin_role_arns
+        ]
+        if self._args.grant_deployer_admin:
+            # An assumed-role session ARN is not a valid access-entry principal; the session
+            # context's issuer is the IAM role behind it.
+            invoke = pulumi.InvokeOutputOptions(parent=self)
+            caller = aws.get_caller_identity_output(opts=invoke)
+            session = aws.iam.get_session_context_output(arn=caller.arn, opts=invoke)
+            principals.append(("deployer", session.issuer_arn))
+        return [self._admin_entry(cluster, label, arn) for label, arn in principals]
+
+    def _admin_entry(
+        self, cluster: aws.eks.Cluster, label: str, principal_arn: pulumi.Input[str]
+    ) -> aws.eks.AccessPolicyAssociation:
+        entry = aws.eks.AccessEntry(
+            f"{self._name}-admin-{label}",
+            cluster_name=cluster.name,
+            principal_arn=principal_arn,
+            type="STANDARD",
+            tags=self._tags(f"admin-{label}"),
+            opts=self._child(),
+        )
+        return aws.eks.AccessPolicyAssociation(
+            f"{self._name}-admin-{label}-policy",
+            cluster_name=cluster.name,
+            # Read from the entry so the association waits for it.
+            principal_arn=entry.principal_arn,
+            policy_arn=iam.eks_access_policy_arn(iam.CLUSTER_ADMIN_ACCESS_POLICY),
+            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+            opts=self._child(),
+        )
 
     def _launch_template(
         self, group: NodeGroupConfig, node_sg: aws.ec2.SecurityGroup

@@ -241,3 +241,19 @@ def test_registry_matches_where_gitops_pulls_from() -> None:
     prefix = load_stack_file("dev").registry.repository_prefix
     for env in ("dev", "staging", "prod"):
         assert registries[env].endswith(f".amazonaws.com/{prefix}"), env
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_the_deployer_role_is_cluster_admin_so_the_k8s_provider_can_connect(stack: str) -> None:
+    result = declared(stack)
+    entry = result.one("aws:eks/accessEntry:AccessEntry", "admin-deployer")
+    # The session context's issuer (an IAM role), never the assumed-role session ARN.
+    assert entry.inputs["principalArn"] == "arn:aws:iam::123456789012:role/platform-deployer"
+    association = result.one(
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "deployer-policy"
+    )
+    assert association.inputs["policyArn"].endswith(
+        ":cluster-access-policy/AmazonEKSClusterAdminPolicy"
+    )
+    provider = result.one("pulumi:providers:kubernetes")
+    assert result.depends_on(provider, association)
