@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from apps.common.db import make_pool
 from apps.common.tracing import setup_tracing
@@ -50,6 +52,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             check=None,
             kwargs={"autocommit": True},
         )
+        # `POST /api/v1/events` is async end to end (see routes/events.py) and uses its own
+        # pool of asyncio connections, with the same settings, so it never waits for a thread.
+        app.state.async_pool = AsyncConnectionPool(
+            settings.db.conninfo(),
+            connection_class=AsyncConnection,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            name=f"{APP_NAME}-async",
+            open=False,
+            timeout=5.0,
+            reconnect_timeout=3600,
+            kwargs={"autocommit": True},
+        )
+        await app.state.async_pool.open(wait=False)
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
         log.info(
             "events-api started",
@@ -60,6 +76,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         finally:
             if app.state.relay is not None:
                 app.state.relay.stop(timeout_s=5.0)
+            await app.state.async_pool.close()
             app.state.pool.close()
             log.info("events-api stopped")
 

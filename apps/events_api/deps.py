@@ -1,4 +1,8 @@
-"""Request dependencies: the pool, the caller's API key (401/429), the correlation id."""
+"""Request dependencies: the pools, the caller's API key (401/429), the correlation id.
+
+The small ones are `async def` on purpose: FastAPI runs a plain `def` dependency in the
+threadpool, and a threadpool hop (thread handoff, GIL churn) costs more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,15 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from apps.events_api.keys import ApiKey, KeyCache, find_key_by_digest, hash_key
+from apps.events_api.keys import (
+    ApiKey,
+    KeyCache,
+    find_key_by_digest,
+    find_key_by_digest_async,
+    hash_key,
+)
 from apps.events_api.limits import admit_request
 from apps.events_api.settings import ApiSettings
 
@@ -17,17 +27,22 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from `events-api 
 MAX_KEY_LENGTH = 200
 
 
-def get_pool(request: Request) -> ConnectionPool:
+async def get_pool(request: Request) -> ConnectionPool:
     pool: ConnectionPool = request.app.state.pool
     return pool
 
 
-def get_settings(request: Request) -> ApiSettings:
+async def get_async_pool(request: Request) -> AsyncConnectionPool:
+    pool: AsyncConnectionPool = request.app.state.async_pool
+    return pool
+
+
+async def get_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 
 
-def correlation_id(request: Request) -> str:
+async def correlation_id(request: Request) -> str:
     return str(getattr(request.state, "correlation_id", None) or uuid.uuid4().hex)
 
 
@@ -35,9 +50,18 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_key_cache(request: Request) -> KeyCache:
+async def get_key_cache(request: Request) -> KeyCache:
     cache: KeyCache = request.app.state.key_cache
     return cache
+
+
+def _presented_digest(credentials: HTTPAuthorizationCredentials | None) -> str:
+    if credentials is None:
+        raise _unauthorized("missing bearer API key")
+    presented = credentials.credentials
+    if not presented or len(presented) > MAX_KEY_LENGTH:
+        raise _unauthorized("invalid API key")
+    return hash_key(presented)
 
 
 def api_key(
@@ -46,12 +70,7 @@ def api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     """The caller's active key, admitted by its per-minute rate limit."""
-    if credentials is None:
-        raise _unauthorized("missing bearer API key")
-    presented = credentials.credentials
-    if not presented or len(presented) > MAX_KEY_LENGTH:
-        raise _unauthorized("invalid API key")
-    digest = hash_key(presented)
+    digest = _presented_digest(credentials)
     key = cache.get(digest)
     # The pool is in autocommit mode: the rate upsert is atomic on its own, and its row lock
     # lasts one statement, not a transaction.
@@ -65,7 +84,27 @@ def api_key(
     return key
 
 
+async def event_key(
+    pool: Annotated[AsyncConnectionPool, Depends(get_async_pool)],
+    cache: Annotated[KeyCache, Depends(get_key_cache)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKey:
+    """The caller's active key, NOT yet counted: `accept_event` counts rate and quota itself,
+    in the statement that stores the event. A cached key costs no database round trip."""
+    digest = _presented_digest(credentials)
+    key = cache.get(digest)
+    if key is None:
+        async with pool.connection() as conn:
+            key = await find_key_by_digest_async(conn, digest)
+        if key is None:
+            raise _unauthorized("invalid API key")
+        cache.put(digest, key)
+    return key
+
+
 Pool = Annotated[ConnectionPool, Depends(get_pool)]
+AsyncPool = Annotated[AsyncConnectionPool, Depends(get_async_pool)]
 Settings = Annotated[ApiSettings, Depends(get_settings)]
 CallerKey = Annotated[ApiKey, Depends(api_key)]
+EventCallerKey = Annotated[ApiKey, Depends(event_key)]
 CorrelationId = Annotated[str, Depends(correlation_id)]

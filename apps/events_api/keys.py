@@ -55,12 +55,20 @@ def find_key(conn: psycopg.Connection, plaintext: str) -> ApiKey | None:
     return find_key_by_digest(conn, hash_key(plaintext))
 
 
+_FIND_ACTIVE_KEY = (
+    "SELECT id, name, monthly_quota, rate_per_minute FROM api_keys"
+    " WHERE key_hash = %s AND revoked_at IS NULL"
+)
+
+
 def find_key_by_digest(conn: psycopg.Connection, digest: str) -> ApiKey | None:
-    row = conn.execute(
-        "SELECT id, name, monthly_quota, rate_per_minute FROM api_keys"
-        " WHERE key_hash = %s AND revoked_at IS NULL",
-        (digest,),
-    ).fetchone()
+    row = conn.execute(_FIND_ACTIVE_KEY, (digest,)).fetchone()
+    return ApiKey(*row) if row else None
+
+
+async def find_key_by_digest_async(conn: psycopg.AsyncConnection, digest: str) -> ApiKey | None:
+    cur = await conn.execute(_FIND_ACTIVE_KEY, (digest,))
+    row = await cur.fetchone()
     return ApiKey(*row) if row else None
 
 

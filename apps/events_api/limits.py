@@ -3,11 +3,11 @@
 Each check is one atomic upsert that increments only while under the limit; when the limit is
 reached the upsert affects no row and the caller gets the seconds until the window resets.
 
-Both run as single autocommit statements, outside the event's transaction, on purpose: a key's
-counter row is the hottest row in the database, and a row lock held across client round trips
-(with Python threads queueing for the GIL in between) turns every request of that key into a
-convoy. A single statement holds the lock only inside PostgreSQL. The price: a quota unit taken
-for an event whose insert then fails is given back by `refund_event`, best-effort.
+`POST /api/v1/events` counts both inside the `accept_event` SQL function, in the same statement
+that stores the event (`apps/events_api/admission.py`). Every other API route counts the rate
+here, as a single autocommit statement: a key's counter row is the hottest row in the database,
+and a row lock held across client round trips would queue every request of that key behind the
+slowest one; a single statement holds it only inside PostgreSQL.
 """
 
 from __future__ import annotations
@@ -45,20 +45,6 @@ SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()) + interval '1 
                          - clock_timestamp())
 """
 
-_ADMIT_MONTHLY = """
-INSERT INTO api_key_monthly_usage AS u (api_key_id, month, accepted)
-VALUES (%(key)s, date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date, 1)
-ON CONFLICT (api_key_id, month) DO UPDATE
-    SET accepted = u.accepted + 1
-    WHERE u.accepted < %(limit)s
-RETURNING accepted
-"""
-
-_SECONDS_TO_NEXT_MONTH = """
-SELECT extract(epoch FROM (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')
-                           + interval '1 month') - clock_timestamp() AT TIME ZONE 'UTC')
-"""
-
 
 def _seconds(conn: psycopg.Connection, query: str) -> int:
     row = conn.execute(query).fetchone()
@@ -71,23 +57,3 @@ def admit_request(conn: psycopg.Connection, key: ApiKey) -> None:
         conn.execute(_ADMIT_RATE, {"key": key.id, "limit": key.rate_per_minute}).fetchone() is None
     ):
         raise LimitExceeded("rate", key.rate_per_minute, _seconds(conn, _SECONDS_TO_NEXT_MINUTE))
-
-
-def admit_event(conn: psycopg.Connection, key: ApiKey) -> None:
-    """Count one accepted event against the key's monthly quota, or raise LimitExceeded."""
-    if key.monthly_quota <= 0 or (
-        conn.execute(_ADMIT_MONTHLY, {"key": key.id, "limit": key.monthly_quota}).fetchone() is None
-    ):
-        raise LimitExceeded(
-            "monthly quota", key.monthly_quota, _seconds(conn, _SECONDS_TO_NEXT_MONTH)
-        )
-
-
-def refund_event(conn: psycopg.Connection, key: ApiKey) -> None:
-    """Give back the quota unit of an event that was not stored."""
-    conn.execute(
-        "UPDATE api_key_monthly_usage SET accepted = accepted - 1 WHERE api_key_id = %s"
-        " AND month = date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC')::date"
-        " AND accepted > 0",
-        (key.id,),
-    )

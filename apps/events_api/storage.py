@@ -2,6 +2,8 @@
 
 Every function takes an open connection inside `conn.transaction()`: the domain row and its
 outbox row commit together or not at all, which is what makes the outbox "transactional".
+Events are the exception: `apps/events_api/admission.py` stores them (with their limits) in one
+SQL function call; this module only builds their envelope.
 """
 
 from __future__ import annotations
@@ -48,11 +50,9 @@ RETURNING id, title, description, status, priority, due_at, tags, version, creat
 """
 
 
-def enqueue(conn: psycopg.Connection, topic: str, envelope: EventEnvelope) -> None:
-    """Write the envelope to the outbox; the relay publishes it after this transaction commits.
-
-    Headers (ids, correlation id and the request's `traceparent`) are captured now, so the
-    consumer's span joins the trace of the request that caused the event.
+def outbox_headers(envelope: EventEnvelope) -> Jsonb:
+    """The Kafka headers of an outbox row, captured now (ids, correlation id and the request's
+    `traceparent`), so the consumer's span joins the trace of the request that caused the event.
     """
     headers = envelope_headers(
         event_id=str(envelope.id),
@@ -60,28 +60,25 @@ def enqueue(conn: psycopg.Connection, topic: str, envelope: EventEnvelope) -> No
         correlation_id=envelope.correlation_id,
         trace=inject_headers(),
     )
+    return Jsonb([[k, v.decode()] for k, v in headers])
+
+
+def enqueue(conn: psycopg.Connection, topic: str, envelope: EventEnvelope) -> None:
+    """Write the envelope to the outbox; the relay publishes it after this transaction commits."""
     conn.execute(
         "INSERT INTO outbox (event_id, topic, subject, payload, headers)"
         " VALUES (%s, %s, %s, %s, %s)",
-        (
-            envelope.id,
-            topic,
-            envelope.subject,
-            encode(envelope),
-            Jsonb([[k, v.decode()] for k, v in headers]),
-        ),
+        (envelope.id, topic, envelope.subject, encode(envelope), outbox_headers(envelope)),
     )
 
 
 # --- events ------------------------------------------------------------------------------------
 
 
-def record_event(
-    conn: psycopg.Connection, key: ApiKey, event: EventIn, correlation_id: str, topic: str
-) -> uuid.UUID:
-    """Store an accepted event and its `event.received` envelope; the event is its own subject."""
+def event_envelope(key: ApiKey, event: EventIn, correlation_id: str) -> EventEnvelope:
+    """The `event.received` envelope of a new event; the event is its own subject."""
     event_id = uuid.uuid4()
-    envelope = EventEnvelope(
+    return EventEnvelope(
         id=event_id,
         type="event.received",
         source=APP_NAME,
@@ -90,22 +87,6 @@ def record_event(
         subject=str(event_id),
         data={**event.model_dump(), "api_key": key.name},
     )
-    conn.execute(
-        "INSERT INTO events (id, api_key_id, category, message, description, fields,"
-        " correlation_id, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            event_id,
-            key.id,
-            event.category,
-            event.message,
-            event.description,
-            Jsonb(event.fields),
-            correlation_id,
-            envelope.occurred_at,
-        ),
-    )
-    enqueue(conn, topic, envelope)
-    return event_id
 
 
 # --- tasks -------------------------------------------------------------------------------------
