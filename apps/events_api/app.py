@@ -11,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from apps.common.db import make_pool
+from apps.common.logging import configure_logging
 from apps.common.tracing import setup_tracing
 from apps.events_api import errors
 from apps.events_api.keys import KeyCache
@@ -31,6 +32,15 @@ def make_relay(settings: ApiSettings) -> OutboxRelay:
         max_backoff_s=settings.relay_max_backoff_s,
         retention_s=settings.relay_retention_hours * 3600,
     )
+
+
+def create_app_from_env() -> FastAPI:
+    """The factory each `uvicorn --workers` process imports: settings and logging from the
+    environment (worker processes are spawned, so nothing configured in the parent reaches them).
+    """
+    settings = ApiSettings()
+    configure_logging(APP_NAME, settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

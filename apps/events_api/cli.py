@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -79,14 +79,24 @@ def serve(
     configure_logging(APP_NAME, settings.log_level)
     if migrate_first:
         apply_migrations(settings)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,  # keep our JSON logging
-        access_log=False,  # the latency histogram and our own logs cover requests
-        timeout_graceful_shutdown=8,
-    )
+    options: dict[str, Any] = {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_config": None,  # keep our JSON logging
+        "access_log": False,  # the latency histogram and our own logs cover requests
+        "timeout_graceful_shutdown": 8,
+    }
+    if settings.workers > 1:
+        # Several processes on one socket (one core each); each runs its own pools and relay.
+        # In Kubernetes prefer replicas: each worker has its own /metrics registry.
+        uvicorn.run(
+            "apps.events_api.app:create_app_from_env",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
+    else:
+        uvicorn.run(create_app(settings), **options)
 
 
 @app.command()

@@ -25,6 +25,7 @@ class ApiSettings(BaseSettings):
     environment: str = Field(default="local", validation_alias=_env("PLATFORM_ENVIRONMENT"))
     host: str = Field(default="0.0.0.0", validation_alias=_env("EVENTS_API_HOST"))  # noqa: S104
     port: int = Field(default=DEFAULT_PORT, validation_alias=_env("EVENTS_API_PORT"))
+    workers: int = Field(default=1, ge=1, validation_alias=_env("EVENTS_API_WORKERS"))
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
     otel_endpoint: str | None = Field(
         default=None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT")
