@@ -92,6 +92,8 @@ def app_objects(name: str, ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
     ]
     if contract.uses_database:
         objects.append(jobs.migration_job(spec, ctx, catalog.images))
+    if contract.uses_archive_bucket:
+        objects.append(jobs.archive_cron_job(spec, ctx, catalog.images, WAVE_WORKLOAD))
     if contract.kind == "consumer":
         if ctx.msk:
             objects.append(scaling.trigger_authentication(spec, WAVE_WORKLOAD))

@@ -23,6 +23,7 @@ NAME_LABEL = "app.kubernetes.io/name"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 WORKLOAD_COMPONENT = "workload"
 MIGRATION_COMPONENT = "migration"
+ARCHIVE_COMPONENT = "archive"
 TOPICS_JOB_NAME = TOPICS_JOB_SERVICE_ACCOUNT
 """Job, ServiceAccount and ArgoCD Application that create the Kafka topics."""
 

@@ -11,6 +11,7 @@ import json
 from infra.contracts import FACTS_CONFIGMAP, TOPICS
 from infra.gitops.catalog import AppSpec, ImageCatalog, Resources
 from infra.gitops.manifests.common import (
+    ARCHIVE_COMPONENT,
     MIGRATION_COMPONENT,
     TOPICS_JOB_NAME,
     WORKLOAD_COMPONENT,
@@ -103,3 +104,50 @@ def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manif
         "spec": pod_spec(contract.service_account, [main], restartPolicy="Never"),
     }
     return _job(name, contract.name, MIGRATION_COMPONENT, template)
+
+
+ARCHIVE_SCHEDULE = "17 * * * *"
+"""Hourly, a quarter past: the previous hour's window is closed by then (windows are 3600 s)."""
+
+
+def archive_cron_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave: int) -> Manifest:
+    """The audit app's S3 archive of closed windows, on a schedule.
+
+    `audit archive` is idempotent (finished windows are recorded; object keys are fixed per
+    window), so a missed or repeated run only catches up; `Forbid` keeps two runs from racing.
+    """
+    contract = spec.contract
+    name = f"{contract.name}-archive"
+    main = container(
+        "archive",
+        images.image(ctx.env, contract.name),
+        [contract.name, "archive"],
+        JOB_RESOURCES,
+        env_from(contract.name, uses_database=True),
+    )
+    labels = metadata(name, contract.name, component=ARCHIVE_COMPONENT)["labels"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, contract.name, component=ARCHIVE_COMPONENT, wave=wave),
+        "spec": {
+            "schedule": ARCHIVE_SCHEDULE,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                # Copies, so the YAML dump writes plain mappings instead of anchors/aliases.
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": 1800,
+                    "template": {
+                        "metadata": {"labels": dict(labels)},
+                        "spec": pod_spec(contract.service_account, [main], restartPolicy="Never"),
+                    },
+                },
+            },
+        },
+    }

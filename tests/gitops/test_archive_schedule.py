@@ -1,0 +1,34 @@
+"""The audit archive runs on a schedule in every environment, as the audit app's identity."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from infra.contracts import ENVIRONMENTS, app_contract
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_audit_archive_cron_job(env: str, rendered: dict[str, str]) -> None:
+    path = f"{env}/audit/cron-job-audit-archive.yaml"
+    assert path in rendered, sorted(p for p in rendered if p.startswith(f"{env}/audit/"))
+    cron = yaml.safe_load(rendered[path])
+    spec = cron["spec"]
+    assert spec["concurrencyPolicy"] == "Forbid"  # two runs must not race on one window
+    assert spec["schedule"] == "17 * * * *"
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    # The audit ServiceAccount is the one whose Pod Identity role may write the bucket.
+    assert pod["serviceAccountName"] == app_contract("audit").service_account
+    (container,) = pod["containers"]
+    assert container["command"] == ["audit", "archive"]
+    refs = {
+        ref.get("configMapRef", ref.get("secretRef", {})).get("name")
+        for ref in container["envFrom"]
+    }
+    assert {"platform-facts", "platform-db"} <= refs
+    assert "&id" not in rendered[path] and "*id" not in rendered[path]
+
+
+def test_only_the_audit_app_archives(rendered: dict[str, str]) -> None:
+    crons = sorted(p for p in rendered if "/cron-job-" in p)
+    assert crons == [f"{env}/audit/cron-job-audit-archive.yaml" for env in sorted(ENVIRONMENTS)]
