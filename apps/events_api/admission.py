@@ -1,7 +1,8 @@
 """`POST /api/v1/events` in one database round trip: rate, quota, event row and outbox row.
 
-The `accept_event` SQL function (migration 0002) increments the key's per-minute rate and monthly
-quota counters and inserts the event and its outbox row in one statement. The connection is in
+The `events_api_accept_event` SQL function (migration 0002; prefixed because the apps may share
+one database) increments the key's per-minute rate and monthly quota counters and inserts the
+event and its outbox row in one statement. The connection is in
 autocommit mode, so the statement is its own transaction: when `execute` returns, the rows and the
 counters are committed (or nothing is), which is what a 202 promises. No quota unit is ever taken
 for an event that was not stored.
@@ -23,7 +24,7 @@ from apps.events_api.schemas import EventIn
 from apps.events_api.storage import event_envelope, outbox_headers
 
 _ACCEPT = """
-SELECT outcome, retry_after_s FROM accept_event(
+SELECT outcome, retry_after_s FROM events_api_accept_event(
     %(key)s, %(rate)s, %(quota)s, %(id)s, %(category)s, %(message)s, %(description)s,
     %(fields)s, %(correlation_id)s, %(received_at)s, %(topic)s, %(subject)s, %(payload)s,
     %(headers)s)
@@ -56,7 +57,7 @@ async def accept_event(
     )
     row = await cur.fetchone()
     if row is None:  # a function with OUT parameters always returns one row
-        raise RuntimeError("accept_event returned no row")
+        raise RuntimeError("events_api_accept_event returned no row")
     outcome, retry_after_s = row
     if outcome == "rate":
         raise LimitExceeded("rate", key.rate_per_minute, retry_after_s)

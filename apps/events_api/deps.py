@@ -80,8 +80,8 @@ def api_key(
 
 
 async def event_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
-    """The caller's active key, NOT yet counted: `accept_event` counts rate and quota itself,
-    in the statement that stores the event. A cached key costs no database round trip.
+    """The caller's active key, NOT yet counted: `events_api_accept_event` counts rate and
+    quota itself, in the statement that stores the event. A cached key costs no round trip.
 
     A plain helper rather than a dependency tree: FastAPI resolves each dependency per request
     at a cost comparable to the whole database round trip of this route.

@@ -3,11 +3,11 @@
 Each check is one atomic upsert that increments only while under the limit; when the limit is
 reached the upsert affects no row and the caller gets the seconds until the window resets.
 
-`POST /api/v1/events` counts both inside the `accept_event` SQL function, in the same statement
-that stores the event (`apps/events_api/admission.py`). Every other API route counts the rate
-here, as a single autocommit statement: a key's counter row is the hottest row in the database,
-and a row lock held across client round trips would queue every request of that key behind the
-slowest one; a single statement holds it only inside PostgreSQL.
+`POST /api/v1/events` counts both inside the `events_api_accept_event` SQL function, in the
+statement that stores the event (`apps/events_api/admission.py`). Every other API route counts
+the rate here, as a single autocommit statement: a key's counter row is the hottest row in the
+database, and a row lock held across client round trips would queue every request of that key
+behind the slowest one; a single statement holds it only inside PostgreSQL.
 """
 
 from __future__ import annotations

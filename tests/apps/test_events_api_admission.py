@@ -1,4 +1,4 @@
-"""The `accept_event` SQL function under concurrency: limits are exact across replicas.
+"""The `events_api_accept_event` SQL function under concurrency: limits are exact across replicas.
 
 Two app objects (each with its own pools, like two pods) on one database, several threads each,
 hammering one key: exactly the quota (or the rate) is accepted, every other request is a 429,

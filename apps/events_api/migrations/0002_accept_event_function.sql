@@ -1,5 +1,5 @@
--- accept_event: admit one event against its key's per-minute rate and monthly quota AND store
--- the event with its outbox row, in ONE statement (one round trip, one transaction).
+-- events_api_accept_event: admit one event against its key's per-minute rate and monthly
+-- quota AND store the event with its outbox row, in ONE statement (one round trip, one transaction).
 --
 -- Why a function: the previous path took four round trips per event (rate upsert, quota upsert,
 -- then BEGIN/INSERT/INSERT/COMMIT) and had to give a quota unit back, best-effort, when the
@@ -11,7 +11,7 @@
 -- UTC month). A refusal for quota still counts against the rate (the request was made), as the
 -- previous path did; a refusal stores nothing else.
 
-CREATE FUNCTION accept_event(
+CREATE FUNCTION events_api_accept_event(
     p_key_id          uuid,
     p_rate_per_minute integer,
     p_monthly_quota   integer,

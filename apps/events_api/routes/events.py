@@ -21,9 +21,9 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=COMMON_RE
 async def accept_event(event: EventIn, request: Request, key: EventCallerKey) -> EventAccepted:
     """Accept an event: 202 means the event and its outbox record are committed together.
 
-    The hot path of the service, kept lean: one database round trip (the `accept_event` SQL
-    function: rate, quota, both rows) on the event loop, no threadpool hop, and only the
-    authenticating bearer scheme as a FastAPI dependency (`deps.EventCallerKey`).
+    The hot path of the service, kept lean: one database round trip (the SQL function
+    `events_api_accept_event`: rate, quota, both rows) on the event loop, no threadpool hop,
+    and only the authenticating bearer scheme as a FastAPI dependency (`deps.EventCallerKey`).
     """
     settings: ApiSettings = request.app.state.settings
     correlation_id = str(getattr(request.state, "correlation_id", None) or uuid.uuid4().hex)
