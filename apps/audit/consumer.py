@@ -39,6 +39,7 @@ from psycopg_pool import ConnectionPool
 from apps.audit import store
 from apps.audit.metrics import AuditMetrics
 from apps.audit.settings import AuditConfig
+from apps.common.consumer import readiness
 from apps.common.db import make_pool
 from apps.common.envelope import EnvelopeError, decode
 from apps.common.kafka import dead_letter, make_consumer, make_producer
@@ -89,15 +90,7 @@ class AuditService:
         self._pool: ConnectionPool | None = None
 
     def ready(self) -> dict[str, bool]:
-        polled_recently = self.running and time.monotonic() - self.last_poll < 30
-        db_ok = False
-        if self._pool is not None:
-            try:
-                with self._pool.connection(timeout=2) as conn:
-                    db_ok = conn.execute("SELECT 1").fetchone() is not None
-            except Exception:  # any failure means "not ready"
-                db_ok = False
-        return {"consumer": polled_recently, "database": db_ok}
+        return readiness(self.running, self.last_poll, self._pool)
 
     def run(self) -> None:
         cfg = self.config

@@ -23,6 +23,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from psycopg_pool import ConnectionPool
 
+from apps.common.consumer import readiness
 from apps.common.db import make_pool
 from apps.common.envelope import EnvelopeError, EventEnvelope, decode
 from apps.common.kafka import dead_letter, make_consumer, make_producer
@@ -56,15 +57,7 @@ class NotifierService:
     # --- probes (called from the health server thread) -----------------------------------------
 
     def ready(self) -> dict[str, bool]:
-        polled_recently = self.running and time.monotonic() - self.last_poll < 30
-        db_ok = False
-        if self._pool is not None:
-            try:
-                with self._pool.connection(timeout=2) as conn:
-                    db_ok = conn.execute("SELECT 1").fetchone() is not None
-            except Exception:  # any failure means "not ready"
-                db_ok = False
-        return {"consumer": polled_recently, "database": db_ok}
+        return readiness(self.running, self.last_poll, self._pool)
 
     # --- the loop ------------------------------------------------------------------------------
 

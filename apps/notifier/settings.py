@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
 
+from apps.common.consumer import ConsumerSettings, ConsumerTuning, env
 from apps.common.db import DbSettings
 from apps.common.kafka import KafkaSettings
 from apps.notifier.channels import (
@@ -29,76 +29,54 @@ from apps.notifier.retry import BackoffPolicy
 from apps.notifier.routing import Route, parse_routes
 
 
-def _env(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
+class NotifierTuning(ConsumerTuning):
+    """Group timings plus the poll batch (each record may wait on HTTP retries)."""
 
-
-class ConsumerTuning(BaseSettings):
-    """Group-membership timings; tests and the benchmark lower them (Tansu joins take ~3 beats)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    heartbeat_interval_ms: int = Field(3000, validation_alias=_env("KAFKA_HEARTBEAT_INTERVAL_MS"))
-    session_timeout_ms: int = Field(45000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS"))
-    max_poll_records: int = Field(500, validation_alias=_env("KAFKA_MAX_POLL_RECORDS"))
-    max_poll_interval_ms: int = Field(300_000, validation_alias=_env("KAFKA_MAX_POLL_INTERVAL_MS"))
+    max_poll_records: int = Field(500, validation_alias=env("KAFKA_MAX_POLL_RECORDS"))
 
     def overrides(self) -> dict[str, int]:
-        return {
-            "heartbeat_interval_ms": self.heartbeat_interval_ms,
-            "session_timeout_ms": self.session_timeout_ms,
-            "max_poll_records": self.max_poll_records,
-            "max_poll_interval_ms": self.max_poll_interval_ms,
-        }
+        return {**super().overrides(), "max_poll_records": self.max_poll_records}
 
 
-class NotifierSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+class NotifierSettings(ConsumerSettings):
+    consumer_group: str = Field("notifier", validation_alias=env("CONSUMER_GROUP"))
+    dead_letter_topic: str = Field("notifier.dlq", validation_alias=env("DEAD_LETTER_TOPIC"))
+    port: int = Field(8001, validation_alias=env("PORT", "NOTIFIER_PORT"))
+    routes_json: str | None = Field(None, validation_alias=env("NOTIFIER_ROUTES"))
+    max_attempts: int = Field(5, ge=1, validation_alias=env("NOTIFIER_MAX_ATTEMPTS"))
+    backoff_base_s: float = Field(0.5, gt=0, validation_alias=env("NOTIFIER_BACKOFF_BASE_S"))
+    backoff_max_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFIER_BACKOFF_MAX_S"))
+    http_timeout_s: float = Field(10.0, gt=0, validation_alias=env("NOTIFIER_HTTP_TIMEOUT_S"))
+    lease_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFIER_LEASE_S"))
 
-    environment: str = Field("local", validation_alias=_env("PLATFORM_ENVIRONMENT"))
-    otlp_endpoint: str | None = Field(None, validation_alias=_env("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    events_topic: str = Field("events", validation_alias=_env("EVENTS_TOPIC"))
-    tasks_topic: str = Field("tasks", validation_alias=_env("TASKS_TOPIC"))
-    consumer_group: str = Field("notifier", validation_alias=_env("CONSUMER_GROUP"))
-    dead_letter_topic: str = Field("notifier.dlq", validation_alias=_env("DEAD_LETTER_TOPIC"))
-    port: int = Field(8001, validation_alias=_env("PORT", "NOTIFIER_PORT"))
-    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
-
-    routes_json: str | None = Field(None, validation_alias=_env("NOTIFIER_ROUTES"))
-    max_attempts: int = Field(5, ge=1, validation_alias=_env("NOTIFIER_MAX_ATTEMPTS"))
-    backoff_base_s: float = Field(0.5, gt=0, validation_alias=_env("NOTIFIER_BACKOFF_BASE_S"))
-    backoff_max_s: float = Field(30.0, gt=0, validation_alias=_env("NOTIFIER_BACKOFF_MAX_S"))
-    http_timeout_s: float = Field(10.0, gt=0, validation_alias=_env("NOTIFIER_HTTP_TIMEOUT_S"))
-    lease_s: float = Field(30.0, gt=0, validation_alias=_env("NOTIFIER_LEASE_S"))
-
-    webhook_url: str | None = Field(None, validation_alias=_env("NOTIFIER_WEBHOOK_URL"))
+    webhook_url: str | None = Field(None, validation_alias=env("NOTIFIER_WEBHOOK_URL"))
     webhook_signing_secret: SecretStr | None = Field(
-        None, validation_alias=_env("NOTIFIER_WEBHOOK_SIGNING_SECRET")
+        None, validation_alias=env("NOTIFIER_WEBHOOK_SIGNING_SECRET")
     )
     slack_webhook_url: SecretStr | None = Field(
-        None, validation_alias=_env("NOTIFIER_SLACK_WEBHOOK_URL")
+        None, validation_alias=env("NOTIFIER_SLACK_WEBHOOK_URL")
     )
     discord_webhook_url: SecretStr | None = Field(
-        None, validation_alias=_env("NOTIFIER_DISCORD_WEBHOOK_URL")
+        None, validation_alias=env("NOTIFIER_DISCORD_WEBHOOK_URL")
     )
     telegram_bot_token: SecretStr | None = Field(
-        None, validation_alias=_env("NOTIFIER_TELEGRAM_BOT_TOKEN")
+        None, validation_alias=env("NOTIFIER_TELEGRAM_BOT_TOKEN")
     )
-    telegram_chat_id: str | None = Field(None, validation_alias=_env("NOTIFIER_TELEGRAM_CHAT_ID"))
+    telegram_chat_id: str | None = Field(None, validation_alias=env("NOTIFIER_TELEGRAM_CHAT_ID"))
     telegram_api_base: str = Field(
-        "https://api.telegram.org", validation_alias=_env("NOTIFIER_TELEGRAM_API_BASE")
+        "https://api.telegram.org", validation_alias=env("NOTIFIER_TELEGRAM_API_BASE")
     )
     whatsapp_access_token: SecretStr | None = Field(
-        None, validation_alias=_env("NOTIFIER_WHATSAPP_ACCESS_TOKEN")
+        None, validation_alias=env("NOTIFIER_WHATSAPP_ACCESS_TOKEN")
     )
     whatsapp_phone_number_id: str | None = Field(
-        None, validation_alias=_env("NOTIFIER_WHATSAPP_PHONE_NUMBER_ID")
+        None, validation_alias=env("NOTIFIER_WHATSAPP_PHONE_NUMBER_ID")
     )
     whatsapp_recipient: str | None = Field(
-        None, validation_alias=_env("NOTIFIER_WHATSAPP_RECIPIENT")
+        None, validation_alias=env("NOTIFIER_WHATSAPP_RECIPIENT")
     )
     whatsapp_api_base: str = Field(
-        "https://graph.facebook.com/v21.0", validation_alias=_env("NOTIFIER_WHATSAPP_API_BASE")
+        "https://graph.facebook.com/v21.0", validation_alias=env("NOTIFIER_WHATSAPP_API_BASE")
     )
 
     @model_validator(mode="after")
@@ -114,10 +92,6 @@ class NotifierSettings(BaseSettings):
                     f"configured: {sorted(configured) or 'none'}"
                 )
         return self
-
-    @property
-    def topics(self) -> tuple[str, str]:
-        return (self.events_topic, self.tasks_topic)
 
     def backoff(self) -> BackoffPolicy:
         return BackoffPolicy(self.max_attempts, self.backoff_base_s, self.backoff_max_s)
@@ -162,7 +136,7 @@ class NotifierConfig:
     app: NotifierSettings = field(default_factory=lambda: load_app_settings())
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     db: DbSettings = field(default_factory=DbSettings)
-    tuning: ConsumerTuning = field(default_factory=ConsumerTuning)
+    tuning: NotifierTuning = field(default_factory=NotifierTuning)
 
 
 def load_app_settings() -> NotifierSettings:

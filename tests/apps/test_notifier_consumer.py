@@ -15,7 +15,7 @@ from apps.common.health import HealthServer
 from apps.common.kafka import KafkaSettings, header_dict
 from apps.notifier.cli import MIGRATIONS
 from apps.notifier.consumer import NotifierService
-from apps.notifier.settings import ConsumerTuning, NotifierConfig, NotifierSettings
+from apps.notifier.settings import NotifierConfig, NotifierSettings, NotifierTuning
 from platform_cli.embedded import KafkaBroker
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
@@ -54,7 +54,7 @@ def _config(
         app=NotifierSettings.model_validate(settings),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
         db=DbSettings(database_url=database_url),
-        tuning=ConsumerTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
+        tuning=NotifierTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
 
 

@@ -1,0 +1,69 @@
+"""What every bundled consumer shares: its settings, group timings and readiness probe.
+
+notifier and audit differ in what they do with a record, not in how they join the group, which
+topics they read, where they report, or what "ready" means; those live here once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def env(*names: str) -> AliasChoices:
+    """The environment variable(s) a setting is read from (first match wins)."""
+    return AliasChoices(*names)
+
+
+class ConsumerTuning(BaseSettings):
+    """Group-membership timings; tests and the benchmark lower them (Tansu joins take ~3 beats)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    heartbeat_interval_ms: int = Field(3000, validation_alias=env("KAFKA_HEARTBEAT_INTERVAL_MS"))
+    session_timeout_ms: int = Field(45000, validation_alias=env("KAFKA_SESSION_TIMEOUT_MS"))
+    max_poll_interval_ms: int = Field(300_000, validation_alias=env("KAFKA_MAX_POLL_INTERVAL_MS"))
+
+    def overrides(self) -> dict[str, int]:
+        """kafka-python consumer arguments."""
+        return {
+            "heartbeat_interval_ms": self.heartbeat_interval_ms,
+            "session_timeout_ms": self.session_timeout_ms,
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+        }
+
+
+class ConsumerSettings(BaseSettings):
+    """Settings every consumer reads; subclasses set their group, dead-letter topic and port."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    environment: str = Field("local", validation_alias=env("PLATFORM_ENVIRONMENT"))
+    otlp_endpoint: str | None = Field(None, validation_alias=env("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    events_topic: str = Field("events", validation_alias=env("EVENTS_TOPIC"))
+    tasks_topic: str = Field("tasks", validation_alias=env("TASKS_TOPIC"))
+    log_level: str = Field("INFO", validation_alias=env("LOG_LEVEL"))
+
+    @property
+    def topics(self) -> tuple[str, str]:
+        return (self.events_topic, self.tasks_topic)
+
+
+POLL_STALE_AFTER_S = 30.0
+"""A consumer that has not polled for this long is not ready (stuck handler or lost group)."""
+
+
+def readiness(running: bool, last_poll: float, pool: Any) -> dict[str, bool]:
+    """`/readyz` checks of a consumer: polling recently, and its database answering."""
+    polled_recently = running and time.monotonic() - last_poll < POLL_STALE_AFTER_S
+    db_ok = False
+    if pool is not None:
+        try:
+            with pool.connection(timeout=2) as conn:
+                db_ok = conn.execute("SELECT 1").fetchone() is not None
+        except Exception:  # any failure means "not ready"
+            db_ok = False
+    return {"consumer": polled_recently, "database": db_ok}
