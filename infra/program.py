@@ -69,8 +69,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "keys",
         KeysArgs(
             name_prefix=prefix,
-            # LocalStack's stack has no EKS/MSK/RDS/ECR, so it needs only the S3 and logs keys.
-            purposes=("s3", "logs") if cfg.is_localstack else KEY_PURPOSES,
+            purposes=key_purposes(cfg),
             deletion_window_days=30 if cfg.is_prod else 7,
             protect=cfg.protection.protect_resources,
             tags=tags,
@@ -278,6 +277,20 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
+
+
+def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:
+    """Only the customer keys something in this stack encrypts with (an unused key still costs)."""
+    used = {
+        "s3": True,
+        "logs": True,
+        "eks": cfg.cluster.mode == "eks",
+        "ebs": cfg.cluster.mode == "eks",
+        "msk": cfg.kafka.mode == "msk",
+        "rds": cfg.database.mode == "rds",
+        "ecr": cfg.registry.create,
+    }
+    return tuple(purpose for purpose in KEY_PURPOSES if used[purpose])
 
 
 def _static_azs(cfg: PlatformConfig) -> list[str]:

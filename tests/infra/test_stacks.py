@@ -257,3 +257,12 @@ def test_the_deployer_role_is_cluster_admin_so_the_k8s_provider_can_connect(stac
     )
     provider = result.one("pulumi:providers:kubernetes")
     assert result.depends_on(provider, association)
+
+
+def test_only_keys_that_encrypt_something_are_declared() -> None:
+    def purposes(stack: str) -> set[str]:
+        return {k.inputs["tags"]["purpose"] for k in declared(stack).of_type("aws:kms/key:Key")}
+
+    assert purposes("dev") == {"eks", "ebs", "msk", "rds", "s3", "ecr", "logs"}
+    assert purposes("prod") == {"eks", "ebs", "msk", "rds", "s3", "logs"}  # no registry here
+    assert purposes("localstack") == {"s3", "logs"}
