@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,13 +35,30 @@ def make_relay(settings: ApiSettings) -> OutboxRelay:
     )
 
 
+def freeze_startup_heap() -> None:
+    """Move every object alive now (modules, routes, pydantic schemas: ~90,000) out of the
+    cyclic garbage collector's view, once the app is built and before it serves.
+
+    Why: a full collection otherwise walks all of them and took ~45 ms on the 2-core machine,
+    stalling every in-flight request that long, a few times a minute under load: it was the
+    p99 of `POST /api/v1/events`. After the freeze it walks only what requests allocate.
+    Reference counting still frees these objects; only cycles among them are never collected,
+    which is fine for objects that live as long as the process. Called by `serve` only (tests
+    build many apps in one process).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app_from_env() -> FastAPI:
     """The factory each `uvicorn --workers` process imports: settings and logging from the
     environment (worker processes are spawned, so nothing configured in the parent reaches them).
     """
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:

@@ -73,7 +73,7 @@ def serve(
     """Serve the HTTP API (with the outbox relay unless OUTBOX_RELAY_ENABLED=false)."""
     import uvicorn
 
-    from apps.events_api.app import create_app
+    from apps.events_api.app import create_app, freeze_startup_heap
 
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
@@ -96,7 +96,9 @@ def serve(
             **options,
         )
     else:
-        uvicorn.run(create_app(settings), **options)
+        api = create_app(settings)
+        freeze_startup_heap()
+        uvicorn.run(api, **options)
 
 
 @app.command()
