@@ -10,13 +10,6 @@ def merge_tags(name: str, base: Mapping[str, str], extra: Mapping[str, str]) -> 
     return {"Name": name, **base, **extra}
 
 
-def child_name(parent: str, role: str) -> str:
-    """Logical name of a component's child: `<parent>-<role>`."""
-    if not role:
-        raise ValueError("role must not be empty")
-    return f"{parent}-{role}"
-
-
 def physical_name(prefix: str, role: str, max_length: int = 63) -> str:
     """A physical AWS name (lowercase, dash-separated) cut to the service's limit.
 
