@@ -8,10 +8,12 @@ Poison records (undecodable envelopes) go to the dead-letter topic (flushed) bef
 offsets are committed; if the process dies in between, the redelivery dead-letters them again,
 so the dead-letter topic is at-least-once while the audit log stays exactly-once.
 
-Pipelining: while one batch's INSERT runs on the writer thread, the main thread polls and
-decodes the next one (PostgreSQL works in its own process, so the two overlap). At most one
-batch is in flight, and a batch's offsets are committed only after ITS insert returned, in
-poll order, so the commit rule above is unchanged.
+Pipelining: while batches' INSERTs run on the writer threads (`AUDIT_WRITERS`, one connection
+each), the main thread polls and validates the next one; PostgreSQL works in its own
+processes, so they overlap. At most `writers` batches are in flight, and offsets are committed
+only after a batch's insert returned AND every older batch's did, in poll order, so the commit
+rule above is unchanged. Records are checked with `canonical_json`, which hands the validated
+bytes on as they arrived; the database extracts the columns (see `store.insert_batch`).
 
 A record that decodes but that PostgreSQL refuses to store (e.g. a NUL character, which `text`
 and `jsonb` cannot hold) would fail its whole batch forever; the writer then inserts the batch
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,9 +44,8 @@ from apps.audit.metrics import AuditMetrics
 from apps.audit.settings import AuditConfig
 from apps.common.consumer import readiness
 from apps.common.db import make_pool
-from apps.common.envelope import EnvelopeError, decode
+from apps.common.envelope import EnvelopeError, canonical_json
 from apps.common.kafka import dead_letter, make_consumer, make_producer
-from apps.common.logging import correlation_scope
 from apps.common.tracing import extract_context
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,10 @@ class AuditService:
 
     def run(self) -> None:
         cfg = self.config
-        self._pool = make_pool(cfg.db.conninfo(), min_size=1, max_size=2, name="audit")
+        # One connection per writer, plus one for the readiness probe.
+        self._pool = make_pool(
+            cfg.db.conninfo(), min_size=1, max_size=cfg.app.writers + 1, name="audit"
+        )
         producer = make_producer(cfg.kafka)
         consumer = make_consumer(
             cfg.kafka,
@@ -103,39 +108,38 @@ class AuditService:
             max_poll_records=cfg.app.batch_size,
             **cfg.tuning.overrides(),
         )
-        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
-        in_flight: InFlight | None = None
+        writers = cfg.app.writers
+        writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="audit-writer")
+        # Oldest first: batches are finished (and their offsets committed) in poll order.
+        in_flight: deque[InFlight] = deque()
         self.running = True
-        log.info("audit started", extra={"topics": list(cfg.app.topics)})
+        log.info("audit started", extra={"topics": list(cfg.app.topics), "writers": writers})
         try:
             while not self.stop.is_set():
                 self.last_poll = time.monotonic()
                 batch = consumer.poll(
                     timeout_ms=cfg.app.poll_timeout_ms, max_records=cfg.app.batch_size
                 )
-                if not batch:
-                    if in_flight is not None and in_flight.future.done():
-                        self._finish(consumer, producer, in_flight)
-                        in_flight = None
-                    continue
-                prepared = self._prepare(consumer, producer, batch, writer)
-                if in_flight is not None:
-                    # Cleared first: if finishing raises Stopping, nothing is finished twice.
-                    previous, in_flight = in_flight, None
-                    self._finish(consumer, producer, previous)
-                in_flight = prepared
+                if batch:
+                    prepared = self._prepare(consumer, producer, batch, writer)
+                    if prepared is not None:
+                        in_flight.append(prepared)
+                # Popped before finishing: if finishing raises Stopping, nothing is finished twice.
+                while in_flight and (len(in_flight) > writers or in_flight[0].future.done()):
+                    self._finish(consumer, producer, in_flight.popleft())
         except Stopping:
-            log.info("stopping: the batch in flight is handed back uncommitted")
-            in_flight = None
+            # Later batches stay uncommitted too: their offsets would cover the one handed back.
+            log.info("stopping: the batches in flight are handed back uncommitted")
+            in_flight.clear()
         finally:
             self.running = False
-            if in_flight is not None:
-                try:
-                    self._finish(consumer, producer, in_flight)
-                except Stopping:
-                    log.info("stopping: the batch in flight is handed back uncommitted")
-                except Exception:
-                    log.exception("could not finish the batch in flight; it will be redelivered")
+            try:
+                while in_flight:
+                    self._finish(consumer, producer, in_flight.popleft())
+            except Stopping:
+                log.info("stopping: the batches in flight are handed back uncommitted")
+            except Exception:
+                log.exception("could not finish the batches in flight; they will be redelivered")
             writer.shutdown(wait=True)
             for closer in (
                 lambda: consumer.close(autocommit=False),  # sends LeaveGroup
@@ -224,7 +228,7 @@ class AuditService:
         sources: dict[int, Any] = {}
         for record in records:
             try:
-                envelope = decode(record.value)
+                envelope_json = canonical_json(record.value)
             except EnvelopeError as exc:
                 dead_letter(
                     producer,
@@ -247,7 +251,7 @@ class AuditService:
                 )
                 continue
             audit_record = store.AuditRecord(
-                envelope, record.topic, record.partition, record.offset
+                envelope_json, record.topic, record.partition, record.offset
             )
             good.append(audit_record)
             sources[id(audit_record)] = record
@@ -270,8 +274,7 @@ class AuditService:
                     result = WriteResult(inserted, [])
                 except (psycopg.DataError, psycopg.IntegrityError):
                     result = self._write_one_by_one(good)
-                with correlation_scope(good[0].envelope.correlation_id):
-                    log.debug("batch written", extra={"records": len(good), "new": result.inserted})
+                log.debug("batch written", extra={"records": len(good), "new": result.inserted})
                 return result
             except psycopg.OperationalError as exc:
                 self.metrics.failed.labels("database").inc()

@@ -16,6 +16,9 @@ class AuditSettings(ConsumerSettings):
     dead_letter_topic: str = Field("audit.dlq", validation_alias=env("DEAD_LETTER_TOPIC"))
     port: int = Field(8002, validation_alias=env("PORT", "AUDIT_PORT"))
     batch_size: int = Field(500, ge=1, le=10_000, validation_alias=env("AUDIT_BATCH_SIZE"))
+    writers: int = Field(2, ge=1, le=8, validation_alias=env("AUDIT_WRITERS"))
+    """Batch inserts running at once, each on its own connection: one PostgreSQL backend is
+    the sink's ceiling (bench/README figures), two keep the database's cores busy."""
     poll_timeout_ms: int = Field(200, ge=1, validation_alias=env("AUDIT_POLL_TIMEOUT_MS"))
 
     archive_bucket: str | None = Field(None, validation_alias=env("AUDIT_ARCHIVE_BUCKET"))

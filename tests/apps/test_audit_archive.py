@@ -58,7 +58,9 @@ def _seed(conn: psycopg.Connection[Any], recorded_at: datetime, n: int) -> list[
         new_envelope("task.created", source="t", subject=f"task-{i}", correlation_id="c", data={})
         for i in range(n)
     ]
-    store.insert_batch(conn, [store.AuditRecord(e, "tasks", 0, i) for i, e in enumerate(envelopes)])
+    store.insert_batch(
+        conn, [store.AuditRecord.of(e, "tasks", 0, i) for i, e in enumerate(envelopes)]
+    )
     for i, e in enumerate(envelopes):
         conn.execute(
             "UPDATE audit_log SET recorded_at = %s WHERE event_id = %s",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +15,14 @@ from typer.testing import CliRunner
 from apps.audit import store
 from apps.audit.cli import MIGRATIONS, app
 from apps.common.db import migrate
-from apps.common.envelope import EventEnvelope, new_envelope
+from apps.common.envelope import (
+    EnvelopeError,
+    EventEnvelope,
+    canonical_json,
+    decode,
+    encode,
+    new_envelope,
+)
 from infra.contracts import app_contract
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -28,7 +36,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
 
 
 def _records(envelopes: list[EventEnvelope], topic: str = "events") -> list[store.AuditRecord]:
-    return [store.AuditRecord(e, topic, 0, i) for i, e in enumerate(envelopes)]
+    return [store.AuditRecord.of(e, topic, 0, i) for i, e in enumerate(envelopes)]
 
 
 def _make(type_: str, subject: str, minutes: int) -> EventEnvelope:
@@ -43,17 +51,68 @@ def _make(type_: str, subject: str, minutes: int) -> EventEnvelope:
 
 
 def test_batch_insert_is_idempotent_per_event_id(conn: psycopg.Connection[Any]) -> None:
-    batch = _records([_make("task.created", "task-1", i) for i in range(50)])
+    envelopes = [_make("task.created", "task-1", i) for i in range(50)]
+    batch = _records(envelopes)
     assert store.insert_batch(conn, batch) == 50
     assert store.insert_batch(conn, batch) == 0  # a full redelivery
     assert store.insert_batch(conn, batch[:10] + batch[:10]) == 0  # duplicates inside a batch
     assert store.count_rows(conn) == 50
     stored = conn.execute(
-        "SELECT envelope, kafka_offset FROM audit_log WHERE event_id = %s", (batch[7].envelope.id,)
+        "SELECT envelope, kafka_offset FROM audit_log WHERE event_id = %s", (envelopes[7].id,)
     ).fetchone()
     assert stored is not None
-    assert EventEnvelope.model_validate(stored[0]) == batch[7].envelope
+    assert EventEnvelope.model_validate(stored[0]) == envelopes[7]
     assert stored[1] == 7
+
+
+def test_database_reads_the_same_columns_as_decode(conn: psycopg.Connection[Any]) -> None:
+    """The columns are extracted by PostgreSQL from the stored JSON; for every spelling a
+    producer may send (fast path or normalised), they must equal what `decode` reads."""
+    from tests.apps.test_common_envelope import VARIANTS, _raw
+
+    accepted: dict[uuid.UUID, tuple[EventEnvelope, store.AuditRecord]] = {}
+    for i, overrides in enumerate(VARIANTS):
+        raw = _raw({"id": str(uuid.uuid4()), **overrides})
+        try:
+            envelope = decode(raw)
+        except EnvelopeError:
+            continue
+        # The id spellings name one UUID: keep the first, as the database will.
+        record = store.AuditRecord(canonical_json(raw), "tasks", 1, i)
+        accepted.setdefault(envelope.id, (envelope, record))
+    assert len(accepted) >= 10
+    store.insert_batch(conn, [record for _, record in accepted.values()])
+    for envelope, record in accepted.values():
+        row = conn.execute(
+            "SELECT event_type, version, source, subject, correlation_id, occurred_at,"
+            " kafka_topic, kafka_partition, kafka_offset, envelope"
+            " FROM audit_log WHERE event_id = %s",
+            (envelope.id,),
+        ).fetchone()
+        assert row is not None, f"offset {record.offset} was not stored"
+        assert row[:6] == (
+            envelope.type,
+            envelope.version,
+            envelope.source,
+            envelope.subject,
+            envelope.correlation_id,
+            envelope.occurred_at,
+        )
+        assert row[6:9] == ("tasks", 1, record.offset)
+        # Parsed, not bytes: jsonb orders object keys its own way.
+        assert json.loads(encode(EventEnvelope.model_validate(row[9]))) == json.loads(
+            encode(envelope)
+        )
+
+
+def test_a_row_the_database_refuses_fails_the_batch_with_a_data_error(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """jsonb cannot hold NUL: the consumer relies on this error to dead-letter such a row."""
+    bad = _make("task.created", "nul\u0000", 0)
+    with pytest.raises(psycopg.DataError), conn.transaction():
+        store.insert_batch(conn, _records([_make("task.created", "ok", 0), bad]))
+    assert store.count_rows(conn) == 0
 
 
 def test_query_filters_by_entity_type_and_time_range(conn: psycopg.Connection[Any]) -> None:

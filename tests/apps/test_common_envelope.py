@@ -14,6 +14,7 @@ from apps.common.envelope import (
     SUPPORTED_VERSIONS,
     EnvelopeError,
     EventEnvelope,
+    canonical_json,
     decode,
     encode,
     new_envelope,
@@ -114,3 +115,95 @@ def test_decode_of_mutated_envelopes_raises_only_envelope_error(
         decode(json.dumps({**_valid(), **overrides}).encode())
     except EnvelopeError as exc:
         assert exc.reason in {"invalid_json", "unsupported_version", "schema_violation"}
+
+
+# --- canonical_json: the consumers' fast path must agree with decode -----------------------------
+
+# Spellings a producer could send that `decode` reads; only some are already canonical.
+VARIANTS: list[dict[str, object]] = [
+    {},
+    {"occurred_at": "2026-01-02T03:04:05Z"},
+    {"occurred_at": "2026-01-02T03:04:05.123456Z"},
+    {"occurred_at": "2026-01-02T03:04:05.1234567Z"},
+    {"occurred_at": "2026-01-02 03:04:05Z"},
+    {"occurred_at": "2026-01-02t03:04:05z"},
+    {"occurred_at": "2026-01-02T05:04:05+02:00"},
+    {"occurred_at": "2026-01-02T03:04:05-00:00"},
+    {"occurred_at": 1767323045},
+    {"occurred_at": "2026-13-02T03:04:05Z"},
+    {"occurred_at": "0000-01-02T03:04:05Z"},
+    {"occurred_at": "2026-01-02T24:00:00Z"},
+    {"occurred_at": "\u0662\u0660\u0662\u0666-01-02T03:04:05Z"},
+    {"occurred_at": "2026-01-02T03:04:05.999999+00:00"},
+    {"id": "6F9619FF-8B86-D011-B42D-00C04FC964FF"},
+    {"id": "6f9619ff8b86d011b42d00c04fc964ff"},
+    {"id": "{6f9619ff-8b86-d011-b42d-00c04fc964ff}"},
+    {"version": True},
+    {"version": 1.0},
+    {"data": {"n": float("nan")}},
+    {"data": {"big": 10**30, "neg": -0.0, "u": "caf\u00e9 \u2603", "nested": [{"a": None}]}},
+    {"source": "x" * 200},
+    {"source": "x" * 201},
+    {"subject": ""},
+]
+
+
+def _raw(overrides: dict[str, object], drop: str | None = None) -> bytes:
+    payload = {k: v for k, v in {**_valid(), **overrides}.items() if k != drop}
+    return json.dumps(payload).encode()
+
+
+def _agrees_with_decode(raw: bytes) -> None:
+    """canonical_json raises what decode raises, or returns JSON of the same envelope.
+
+    Compared through `encode`: that is what the old path stored, and it maps NaN (which json
+    reads and jsonb refuses) to null, so NaN != NaN does not hide a difference."""
+    try:
+        expected = decode(raw)
+    except EnvelopeError as exc:
+        with pytest.raises(EnvelopeError) as info:
+            canonical_json(raw)
+        assert info.value.reason == exc.reason
+        return
+    assert encode(decode(canonical_json(raw))) == encode(expected)
+
+
+def test_canonical_json_hands_on_encode_output_unchanged() -> None:
+    raw = encode(
+        new_envelope("task.created", source="s", subject="t", correlation_id="c", data={"a": 1})
+    )
+    assert canonical_json(raw) is raw or canonical_json(raw) == raw
+    assert canonical_json(bytearray(raw)) == raw
+
+
+@pytest.mark.parametrize("overrides", VARIANTS, ids=lambda o: ",".join(f"{k}" for k in o))
+def test_canonical_json_agrees_with_decode_on_every_spelling(overrides: dict[str, object]) -> None:
+    _agrees_with_decode(_raw(overrides))
+
+
+@pytest.mark.parametrize("field", ["data", "version", "id"])
+def test_canonical_json_agrees_with_decode_on_missing_fields(field: str) -> None:
+    _agrees_with_decode(_raw({}, drop=field))
+
+
+def test_canonical_json_normalises_what_is_not_canonical() -> None:
+    raw = _raw(
+        {"occurred_at": "2026-01-02T05:04:05+02:00", "id": "6F9619FF-8B86-D011-B42D-00C04FC964FF"}
+    )
+    normalised = json.loads(canonical_json(raw))
+    assert normalised["occurred_at"] == "2026-01-02T03:04:05Z"
+    assert normalised["id"] == "6f9619ff-8b86-d011-b42d-00c04fc964ff"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_canonical_json_agrees_with_decode_on_arbitrary_bytes(raw: bytes) -> None:
+    _agrees_with_decode(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(list(_valid())), json_values, max_size=8))
+def test_canonical_json_agrees_with_decode_on_mutated_envelopes(
+    overrides: dict[str, object],
+) -> None:
+    _agrees_with_decode(_raw(overrides))
