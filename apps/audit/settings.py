@@ -15,7 +15,7 @@ class AuditSettings(ConsumerSettings):
     consumer_group: str = Field("audit", validation_alias=env("CONSUMER_GROUP"))
     dead_letter_topic: str = Field("audit.dlq", validation_alias=env("DEAD_LETTER_TOPIC"))
     port: int = Field(8002, validation_alias=env("PORT", "AUDIT_PORT"))
-    batch_size: int = Field(500, ge=1, le=10_000, validation_alias=env("AUDIT_BATCH_SIZE"))
+    batch_size: int = Field(2000, ge=1, le=10_000, validation_alias=env("AUDIT_BATCH_SIZE"))
     writers: int = Field(2, ge=1, le=8, validation_alias=env("AUDIT_WRITERS"))
     """Batch inserts running at once, each on its own connection: one PostgreSQL backend is
     the sink's ceiling (bench/README figures), two keep the database's cores busy."""
