@@ -1,6 +1,8 @@
 """Turn a published CRD YAML file into the JSON schema the gitops tests validate against.
 
-    python tests/gitops/schemas/extract_crd_schema.py CRD.yaml OUT.json [--kind K] [--drop FIELD]...
+    python extract_crd_schema.py CRD.yaml OUT.json [--kind K] [--drop FIELD]...
+
+(the script lives in tests/gitops/schemas/newer/, the folder of the schemas it produces).
 
 Steps, all deterministic: drop Helm template lines (`{{- if ... }}`) and blank out inline
 `{{ ... }}` values (chart-packaged CRDs are templates); take the `CustomResourceDefinition`
@@ -8,7 +10,7 @@ Steps, all deterministic: drop Helm template lines (`{{- if ... }}`) and blank o
 every `description` keyword (doc text; a *property* named `description`, as in AppProject, is
 kept); remove the top-level properties named by `--drop` (for Application: `operation` and
 `status`, written by the controller, never by us); write it sorted with one-space indent.
-`sources.json` beside this file records, for each output, where the input came from and the
+`../sources.json` records, for each output (bracket `newer`), where the input came from and the
 `--drop` used.
 """
 
