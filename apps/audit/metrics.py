@@ -40,7 +40,7 @@ class AuditMetrics:
             "audit_batch_records",
             "Records per polled batch",
             registry=r,
-            buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
         )
         self.lag = Gauge(
             "audit_consumer_lag",

@@ -135,3 +135,43 @@ def test_a_record_the_database_refuses_is_dead_lettered_not_retried_forever(
     assert headers["dlq.reason"] == "storage_rejected"
     assert headers["dlq.original.offset"] == "4"
     assert json.loads(dead[0].value)["id"] == str(refused.id)
+
+
+def test_a_clean_stop_leaves_every_offset_committed(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> None:
+    """Commits are asynchronous while running; leaving the group must still hand back nothing."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    migrate(database_url, "audit", MIGRATIONS)
+    produce(kafka.bootstrap, unique_topics.events, envelopes(300))
+    stop = threading.Event()
+    config = _config(kafka, database_url, unique_topics)
+    service = AuditService(config, stop)
+    with running_in_thread(service, stop):
+        assert wait_until(
+            lambda: (
+                metric_value(
+                    generate_latest(service.metrics.registry).decode(),
+                    "audit_rows_inserted_total",
+                )
+                == 300
+            ),
+            timeout=40,
+        )
+    probe = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap,
+        group_id=config.app.consumer_group,
+        enable_auto_commit=False,
+    )
+    try:
+        partitions = [
+            TopicPartition(unique_topics.events, p)
+            for p in sorted(probe.partitions_for_topic(unique_topics.events) or ())
+        ]
+        committed = {tp: probe.committed(tp) for tp in partitions}
+    finally:
+        probe.close()
+    # One partition holding offsets 0..299: the next offset to read is 300. (Compared with the
+    # count, not end_offsets(): Tansu's ListOffsets answers the last batch's base offset.)
+    assert list(committed.values()) == [300]
