@@ -1,5 +1,5 @@
 """The rendered tree fits what the platform layer's GitOps bridge allows, and the bridge's own
-ArgoCD objects validate against the same CRD schemas (both brackets, see test_schemas.py)."""
+ArgoCD objects are admitted by the same exact-pin CRD schemas (see test_schemas.py)."""
 
 from __future__ import annotations
 

@@ -1,145 +1,199 @@
-"""The CRD schemas in ./schemas/{older,newer} are the ones recorded in schemas/sources.json, filed
-against the chart versions infra/platform/charts.py pins, and placed where sources.json says
-relative to each pin: a chart bump without a schema refresh, a schema file swapped for another,
-or a version claim that does not hold fails here."""
+"""The CRD schemas in ./schemas are the ones sources.json records, taken at the release tags of the
+charts infra/platform/charts.py pins now: a chart bump without a schema refresh, or a schema file
+that differs from the recorded one, fails here. Also tests the extraction script's parsing."""
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import json
 import re
 from typing import Any
 
 import pytest
 
 from infra.platform.charts import ALL_CHARTS
-from tests.gitops.test_schemas import BRACKETS, CRD_SCHEMAS, SCHEMAS, SOURCES
+from tests.gitops.schemas import extract
+from tests.gitops.test_schemas import SCHEMAS, SOURCES
 
 PINNED = {spec.chart: spec.version for spec in ALL_CHARTS}
-ENTRIES = [(bracket, name) for bracket in BRACKETS for name in sorted(SOURCES[bracket])]
-GENERATORS = {"older": "extract_from_npm.py", "newer": "extract_crd_schema.py"}
-
-# Charts whose two brackets are both older than the pin (no newer schema could be verified
-# offline): there the check brackets nothing, and README.md must say so.
-BOTH_BELOW_PIN = {"keda"}
-
-# One field per schema that the newer bracket has and the older lacks: a content check of which
-# file is which, independent of the hashes.
-NEWER_FIELDS = {
-    "argoproj.io_v1alpha1_application.json": ("spec", "sourceHydrator"),
-    "argoproj.io_v1alpha1_appproject.json": ("spec", "destinationServiceAccounts"),
-    "keda.sh_v1alpha1_scaledobject.json": ("spec", "initialCooldownPeriod"),
-    "keda.sh_v1alpha1_triggerauthentication.json": ("spec", "awsSecretManager"),
-    "monitoring.coreos.com_v1_servicemonitor.json": ("spec", "scrapeProtocols"),
-    "monitoring.coreos.com_v1_prometheusrule.json": ("status",),
-}
+TABLE = {source.file_name: source for source in extract.SOURCES}
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def _version(text: str) -> tuple[int, ...]:
-    """`v0.84.x` -> (0, 84); `2.16.1` -> (2, 16, 1)."""
-    return tuple(int(part) for part in re.findall(r"\d+", text))
+def pin_problems(entry: dict[str, Any], pinned: dict[str, str]) -> list[str]:
+    """Why a recorded schema no longer matches the pins (empty when it does)."""
+    chart = entry["chart"]
+    if chart not in pinned:
+        return [f"chart {chart!r} is not installed by infra/platform/charts.py"]
+    problems = []
+    if entry["chart_version"] != pinned[chart]:
+        problems.append(
+            f"charts.py pins {chart} {pinned[chart]}, the schema was taken for "
+            f"{entry['chart_version']}"
+        )
+    if entry["tag"] != entry["tag_format"].format(version=pinned[chart]):
+        problems.append(
+            f"recorded tag {entry['tag']!r} is not the release tag of {chart} {pinned[chart]} "
+            f"({entry['tag_format'].format(version=pinned[chart])!r})"
+        )
+    return problems
 
 
-def _has(schema: dict[str, Any], path: tuple[str, ...]) -> bool:
-    for field in path:
-        if field not in schema.get("properties", {}):
-            return False
-        schema = schema["properties"][field]
-    return True
+def hash_problems(name: str, data: bytes, entry: dict[str, Any]) -> list[str]:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == entry["sha256"]:
+        return []
+    return [f"{name}: sha256 {digest} differs from the recorded {entry['sha256']}"]
 
 
-def test_every_schema_has_a_recorded_source() -> None:
-    assert set(SOURCES) == set(BRACKETS)
-    for bracket in BRACKETS:
-        assert set(SOURCES[bracket]) == set(CRD_SCHEMAS.values()) == set(NEWER_FIELDS), bracket
-        on_disk = {p.name for p in (SCHEMAS / bracket).glob("*.json")}
-        assert on_disk == set(SOURCES[bracket]), f"{bracket}/: unrecorded or missing schema files"
-        for (api_version, kind), name in CRD_SCHEMAS.items():
-            entry = SOURCES[bracket][name]
-            assert (entry["apiVersion"], entry["kind"]) == (api_version, kind), (bracket, name)
+REFRESH = (
+    "; refresh with `PYTHONPATH=. python tests/gitops/schemas/extract.py` "
+    "(tests/gitops/schemas/README.md)"
+)
 
 
-@pytest.mark.parametrize(("bracket", "name"), ENTRIES)
-def test_schema_files_are_the_recorded_ones(bracket: str, name: str) -> None:
-    digest = hashlib.sha256((SCHEMAS / bracket / name).read_bytes()).hexdigest()
-    assert digest == SOURCES[bracket][name]["sha256"], (
-        f"{bracket}/{name} is not the file recorded in schemas/sources.json; regenerate it with "
-        f"{bracket}/{GENERATORS[bracket]} from the recorded source and update sources.json"
+def test_every_schema_file_is_recorded_and_every_record_has_a_file() -> None:
+    on_disk = {p.name for p in SCHEMAS.glob("*.json")} - {"sources.json"}
+    assert on_disk == set(SOURCES) == set(TABLE)
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_schema_file_is_the_recorded_one(name: str) -> None:
+    problems = hash_problems(name, (SCHEMAS / name).read_bytes(), SOURCES[name])
+    assert not problems, problems[0] + REFRESH
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_schema_is_from_the_pinned_release(name: str) -> None:
+    problems = pin_problems(SOURCES[name], PINNED)
+    assert not problems, f"{name}: " + "; ".join(problems) + REFRESH
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_record_matches_the_extraction_table(name: str) -> None:
+    entry, source = SOURCES[name], TABLE[name]
+    assert (entry["apiVersion"], entry["kind"]) == (source.api_version, source.kind)
+    assert (entry["repository"], entry["path"], entry["tag_format"], entry["why"]) == (
+        source.repository,
+        source.path,
+        source.tag_format,
+        source.why,
     )
+    assert entry["chart"] == source.chart.chart and entry["tag"] == source.tag
+    assert HEX40.match(entry["commit"]), entry["commit"]
+    assert HEX64.match(entry["upstream_sha256"]) and HEX64.match(entry["sha256"])
+    assert entry["served"] is True and entry["scope"] in ("Namespaced", "Cluster")
+    assert entry["edits"] == [], "the schemas are taken unedited"
 
 
-@pytest.mark.parametrize(("bracket", "name"), ENTRIES)
-def test_schemas_were_filed_for_the_pinned_chart(bracket: str, name: str) -> None:
-    entry = SOURCES[bracket][name]
-    chart, recorded = entry["chart"], entry["pinned_chart_version"]
-    assert chart in PINNED, f"{bracket}/{name}: chart {chart!r} is not installed by charts.py"
-    assert recorded == PINNED[chart], (
-        f"infra/platform/charts.py pins {chart} {PINNED[chart]}, but {bracket}/{name} was filed "
-        f"for {recorded}: refresh the CRD schemas for the new chart (tests/gitops/schemas/"
-        "README.md) and update sources.json"
+def test_a_chart_bump_is_caught() -> None:
+    entry = SOURCES["keda.sh_v1alpha1_scaledobject.json"]
+    assert pin_problems(entry, PINNED) == []
+    assert pin_problems(entry, {**PINNED, "keda": "2.18.0"}) == [
+        "charts.py pins keda 2.18.0, the schema was taken for 2.17.2",
+        "recorded tag 'v2.17.2' is not the release tag of keda 2.18.0 ('v2.18.0')",
+    ]
+
+
+def test_an_edited_schema_file_is_caught() -> None:
+    name = "keda.sh_v1alpha1_scaledobject.json"
+    data = (SCHEMAS / name).read_bytes()
+    assert hash_problems(name, data, SOURCES[name]) == []
+    (problem,) = hash_problems(name, data.replace(b'"integer"', b'"string"', 1), SOURCES[name])
+    assert problem.startswith(f"{name}: sha256 ")
+
+
+# --- the extraction script's parsing (on a small CRD file shaped like the charts' templates) ---
+
+CHART_TEMPLATE = """\
+{{- if .Values.crds.install }}
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+  labels:
+    app.kubernetes.io/name: {{ .Values.operator.name }}
+    {{- include "example.labels" . | indent 4 }}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+  versions:
+  - name: v1alpha1
+    served: false
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, properties: {old: {type: string}}}
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            description: the widget
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Cluster
+  names: {kind: Gadget, plural: gadgets}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}
+{{- end }}
+"""
+
+
+def test_extraction_takes_the_requested_served_version_unedited() -> None:
+    schema, entry, scope = extract.crd_schema(CHART_TEMPLATE, "example.com/v1", "Widget")
+    assert entry["storage"] is True and scope == "Namespaced"
+    assert schema == {
+        "type": "object",
+        "properties": {
+            "spec": {
+                "description": "the widget",
+                "type": "object",
+                "required": ["size"],
+                "properties": {"size": {"type": "integer", "minimum": 1}},
+            }
+        },
+    }
+    assert extract.crd_schema(CHART_TEMPLATE, "example.com/v1", "Gadget")[2] == "Cluster"
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "message"),
+    [
+        ("example.com/v1alpha1", "Widget", "version 'v1alpha1' is not served"),
+        ("example.com/v2", "Widget", "no version 'v2'; the CRD has ['v1alpha1', 'v1']"),
+        ("other.com/v1", "Widget", "expected one CRD in the file, found 0"),
+    ],
+)
+def test_extraction_refuses_what_the_chart_does_not_serve(
+    api_version: str, kind: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        extract.crd_schema(CHART_TEMPLATE, api_version, kind)
+
+
+def test_extraction_refuses_template_text_inside_the_schema() -> None:
+    templated = CHART_TEMPLATE.replace("minimum: 1", "minimum: {{ .Values.min }}")
+    with pytest.raises(ValueError, match="Helm template text inside the schema"):
+        extract.crd_schema(templated, "example.com/v1", "Widget")
+
+
+def test_extraction_refuses_a_helm_directive_inside_the_spec() -> None:
+    templated = CHART_TEMPLATE.replace(
+        "              size: {type: integer, minimum: 1}",
+        "              {{- if .Values.size }}\n              size: {type: integer}\n"
+        "              {{- end }}",
     )
-    assert entry["exact"] == (entry["source"]["chart_version"] == recorded), (bracket, name)
-    # The same pin is described the same way in both brackets.
-    other = SOURCES[BRACKETS[1 - BRACKETS.index(bracket)]][name]
-    assert entry["pinned_app_version"] == other["pinned_app_version"], name
-
-
-@pytest.mark.parametrize(("bracket", "name"), ENTRIES)
-def test_position_against_the_pin_holds(bracket: str, name: str) -> None:
-    entry = SOURCES[bracket][name]
-    assert entry["vs_pin"] in {"older", "newer"}, (bracket, name)
-    version = entry["source"]["app_version"]
-    if version is None:  # the one unversioned file: its note must say why it is filed as older
-        assert entry["vs_pin"] == "older" and "unknown" in entry["source"]["note"], name
-        return
-    ours, pin = _version(version), _version(entry["pinned_app_version"])
-    n = min(len(ours), len(pin))
-    expected = "older" if ours[:n] < pin[:n] else "newer" if ours[:n] > pin[:n] else "same"
-    assert entry["vs_pin"] == expected, (bracket, name, version, entry["pinned_app_version"])
-
-
-@pytest.mark.parametrize("name", sorted(CRD_SCHEMAS.values()))
-def test_brackets_straddle_the_pin_except_where_documented(name: str) -> None:
-    older, newer = (SOURCES[bracket][name] for bracket in BRACKETS)
-    expected = ("older", "older") if older["chart"] in BOTH_BELOW_PIN else ("older", "newer")
-    assert (older["vs_pin"], newer["vs_pin"]) == expected, name
-    if older["source"]["app_version"] and newer["source"]["app_version"]:
-        assert _version(older["source"]["app_version"]) < _version(newer["source"]["app_version"])
-
-
-@pytest.mark.parametrize("name", sorted(NEWER_FIELDS))
-def test_newer_bracket_has_fields_the_older_lacks(name: str) -> None:
-    older, newer = (json.loads((SCHEMAS / b / name).read_text()) for b in BRACKETS)
-    assert _has(newer, NEWER_FIELDS[name]) and not _has(older, NEWER_FIELDS[name]), name
-
-
-def test_npm_generator_matches_the_recorded_packages() -> None:
-    path = SCHEMAS / "older" / GENERATORS["older"]
-    spec = importlib.util.spec_from_file_location("extract_from_npm", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    recorded: dict[str, dict[str, str]] = {}
-    for name, entry in SOURCES["older"].items():
-        source = entry["source"]
-        package = f"{source['npm_package']}@{source['npm_version']}"
-        recorded.setdefault(package, {})[name] = source["member"]
-    assert recorded == module.SOURCES, "extract_from_npm.py and sources.json disagree"
-
-
-def test_readme_lists_every_source() -> None:
-    readme = (SCHEMAS / "README.md").read_text()
-    for name, entry in SOURCES["newer"].items():
-        assert name in readme and entry["source"]["commit"] in readme, name
-    for name, entry in SOURCES["older"].items():
-        source = entry["source"]
-        package = f"{source['npm_package']}@{source['npm_version']}"
-        assert package in readme and source["integrity"] in readme, name
-    charts = {e["chart"] for bracket in BRACKETS for e in SOURCES[bracket].values()}
-    for chart, version in PINNED.items():
-        if chart in charts:
-            assert f"{chart} {version}" in readme, chart
-    # The exception is written down where a reader looks for the rationale.
-    for chart in BOTH_BELOW_PIN:
-        assert f"{chart}: both older than the pin" in readme.lower(), chart
+    with pytest.raises(ValueError, match="Helm directive inside a CRD spec"):
+        extract.crd_schema(templated, "example.com/v1", "Widget")
