@@ -59,6 +59,35 @@ class DbSecretKey(StrEnum):
 KAFKA_AUTH_MODES: tuple[str, ...] = ("iam", "plaintext")
 
 
+# --- The notifier's channel credentials ------------------------------------------------------
+# Routes (which events go to which channel) are plain settings in the notifier's config map;
+# the credentials they need come from this Secret, synced by External Secrets from Secrets
+# Manager (AWS flavour) or from a Secret of the same name in the secret store's namespace
+# (local flavour). Each key is also the notifier's environment variable.
+
+NOTIFIER_CHANNELS_SECRET = "notifier-channels"
+"""Secret (in APP_NAMESPACE) holding the channel credentials the routes of the env name."""
+
+NOTIFIER_CHANNEL_KEYS: dict[str, tuple[str, ...]] = {
+    # The webhook's signing secret is required in deployed envs: receivers verify the sender.
+    "webhook": ("NOTIFIER_WEBHOOK_URL", "NOTIFIER_WEBHOOK_SIGNING_SECRET"),
+    "slack": ("NOTIFIER_SLACK_WEBHOOK_URL",),
+    "discord": ("NOTIFIER_DISCORD_WEBHOOK_URL",),
+    "telegram": ("NOTIFIER_TELEGRAM_BOT_TOKEN", "NOTIFIER_TELEGRAM_CHAT_ID"),
+    "whatsapp": (
+        "NOTIFIER_WHATSAPP_ACCESS_TOKEN",
+        "NOTIFIER_WHATSAPP_PHONE_NUMBER_ID",
+        "NOTIFIER_WHATSAPP_RECIPIENT",
+    ),
+}
+"""The notifier settings each channel needs (apps/notifier/settings.py reads these names)."""
+
+
+def notifier_channels_secret_id(name_prefix: str) -> str:
+    """The Secrets Manager secret (JSON, one property per key above) of one environment."""
+    return f"{name_prefix}/{NOTIFIER_CHANNELS_SECRET}"
+
+
 # --- Kafka topics ------------------------------------------------------------------------------
 
 
@@ -100,6 +129,11 @@ class AppContract:
     uses_database: bool = True
     uses_archive_bucket: bool = False
     facts: tuple[Fact, ...] = ()
+
+    @property
+    def package(self) -> str:
+        """The app's Python package under `apps/` (also the image's `APP` build argument)."""
+        return self.name.replace("-", "_")
 
     @property
     def service_account(self) -> str:

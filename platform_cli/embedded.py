@@ -85,6 +85,7 @@ class KafkaBroker:
     bootstrap: str
     external: bool = False
     _port: int = 0
+    _host: str = "127.0.0.1"
     _process: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
 
@@ -98,10 +99,10 @@ class KafkaBroker:
         if self.running:
             return
         binary = _tansu_binary()
-        url = f"tcp://127.0.0.1:{self._port}"
+        url = f"tcp://{self._host}:{self._port}"
         # A stopped broker's port can linger briefly in the kernel; wait until it is bindable.
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _port_is_free("127.0.0.1", self._port) and time.monotonic() < deadline:
+        while not _port_is_free(self._host, self._port) and time.monotonic() < deadline:
             time.sleep(0.1)
         self._process = subprocess.Popen(
             [
@@ -120,7 +121,7 @@ class KafkaBroker:
             start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not the broker
         )
         try:
-            wait_for_port("127.0.0.1", self._port)
+            wait_for_port(self._host, self._port)
         except EmbeddedError:
             self.stop()
             raise
@@ -148,15 +149,18 @@ def _tansu_binary() -> str:
 
 
 @contextlib.contextmanager
-def kafka_broker(log_path: Path | None = None) -> Iterator[KafkaBroker]:
-    """Start Tansu on a free loopback port (or use `KAFKA_BOOTSTRAP_SERVERS` if set)."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+def kafka_broker(
+    log_path: Path | None = None, host: str = "127.0.0.1", allow_external: bool = True
+) -> Iterator[KafkaBroker]:
+    """Start Tansu on a free port of `host` (or use `KAFKA_BOOTSTRAP_SERVERS` if set and
+    `allow_external`). The broker advertises `host`, so clients must be able to reach it there."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if allow_external else None
     if external:
         yield KafkaBroker(bootstrap=external, external=True)
         return
-    port = free_port()
+    port = free_port(host)
     log = log_path.open("ab") if log_path else None
-    broker = KafkaBroker(bootstrap=f"127.0.0.1:{port}", _port=port, _log=log)
+    broker = KafkaBroker(bootstrap=f"{host}:{port}", _port=port, _host=host, _log=log)
     try:
         broker.start()
         yield broker
@@ -221,6 +225,7 @@ class PostgresServer:
     external: bool = False
     port: int = 0
     data_dir: Path | None = None
+    listen: tuple[str, ...] = ("127.0.0.1",)
     _run_as: str | None = None
     _bin: Path = field(default_factory=Path)
 
@@ -239,10 +244,10 @@ class PostgresServer:
             "-l",
             str(self.data_dir / "server.log"),
             "-o",
-            f"-h 127.0.0.1 -p {self.port} -k {self.data_dir}",
+            f"-h {','.join(self.listen)} -p {self.port} -k {self.data_dir}",
             "start",
         )
-        wait_for_port("127.0.0.1", self.port)
+        wait_for_port(self.listen[0], self.port)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; `mode` is pg_ctl's: smart, fast (default) or immediate (a crash)."""
@@ -331,12 +336,19 @@ def _prepare_postgres(data_dir: Path) -> tuple[Path, str | None]:
 
 
 @contextlib.contextmanager
-def postgres_server(data_dir: Path | None = None) -> Iterator[PostgresServer]:
-    """Start PostgreSQL on a free loopback port (or use `DATABASE_URL` if set).
+def postgres_server(
+    data_dir: Path | None = None,
+    listen: tuple[str, ...] = ("127.0.0.1",),
+    hba: tuple[str, ...] = (),
+    allow_external: bool = True,
+) -> Iterator[PostgresServer]:
+    """Start PostgreSQL on a free port of the `listen` addresses (or use `DATABASE_URL` if set
+    and `allow_external`). The `postgres` superuser is trusted on loopback; `hba` adds
+    pg_hba.conf lines for other clients (e.g. password logins from a container network).
 
     With no `data_dir` a temporary one is created and deleted on exit.
     """
-    external = os.environ.get("DATABASE_URL")
+    external = os.environ.get("DATABASE_URL") if allow_external else None
     if external:
         yield PostgresServer(dsn=external, external=True)
         return
@@ -344,11 +356,12 @@ def postgres_server(data_dir: Path | None = None) -> Iterator[PostgresServer]:
     root = Path(tempfile.mkdtemp(prefix="pg-")) if data_dir is None else data_dir
     root.mkdir(parents=True, exist_ok=True)
     bin_dir, run_as = _prepare_postgres(root)
-    port = free_port()
+    port = free_port(listen[0])
     server = PostgresServer(
-        dsn=f"postgresql://postgres@127.0.0.1:{port}/postgres",
+        dsn=f"postgresql://postgres@{listen[0]}:{port}/postgres",
         port=port,
         data_dir=root,
+        listen=listen,
         _run_as=run_as,
         _bin=bin_dir,
     )
@@ -373,6 +386,11 @@ def postgres_server(data_dir: Path | None = None) -> Iterator[PostgresServer]:
             with (root / "postgresql.conf").open("a") as conf:
                 # Room for a few app replicas + pools per test; modest memory for a shared box.
                 conf.write("\nmax_connections = 200\nshared_buffers = 32MB\n")
+            if hba:
+                # pg_hba.conf is read top-down and initdb's lines trust every local client;
+                # ours go first so they decide for the addresses they name.
+                hba_file = root / "pg_hba.conf"
+                hba_file.write_text("\n".join(hba) + "\n" + hba_file.read_text())
         server.start()
         yield server
     finally:
@@ -402,9 +420,10 @@ def _reachable(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def aws_emulator() -> Iterator[AwsEmulator]:
-    """Use `LOCALSTACK_ENDPOINT` when set and reachable, else start moto's server on a free port."""
-    external = os.environ.get("LOCALSTACK_ENDPOINT")
+def aws_emulator(host: str = "127.0.0.1", allow_external: bool = True) -> Iterator[AwsEmulator]:
+    """Use `LOCALSTACK_ENDPOINT` when set, reachable and `allow_external`, else start moto's
+    server on a free port of `host`."""
+    external = os.environ.get("LOCALSTACK_ENDPOINT") if allow_external else None
     if external and _reachable(external):
         yield AwsEmulator(endpoint=external, external=True)
         return
@@ -414,11 +433,11 @@ def aws_emulator() -> Iterator[AwsEmulator]:
         raise EmbeddedError(
             "install the `local` extra (moto[server]) for the AWS emulator"
         ) from exc
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    port = free_port(host)
+    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     try:
-        wait_for_port("127.0.0.1", port)
-        yield AwsEmulator(endpoint=f"http://127.0.0.1:{port}")
+        wait_for_port(host, port)
+        yield AwsEmulator(endpoint=f"http://{host}:{port}")
     finally:
         server.stop()

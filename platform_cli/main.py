@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from platform_cli import aws_cmd, destroy_cmd, gitops_cmd, local_cmd, plan_cmd
+from platform_cli import aws_cmd, destroy_cmd, gitops_cmd, local_cmd, plan_cmd, rehearse_cmd
 
 app = typer.Typer(
     name="platform",
@@ -25,7 +25,7 @@ def main() -> None:
     """Event platform: offline plan, GitOps rendering, state bootstrap, local runs."""
 
 
-for module in (gitops_cmd, plan_cmd, aws_cmd, local_cmd, destroy_cmd):
+for module in (gitops_cmd, plan_cmd, aws_cmd, local_cmd, destroy_cmd, rehearse_cmd):
     module.register(app)
 
 

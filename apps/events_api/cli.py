@@ -67,7 +67,7 @@ def revoke_key(name: Annotated[str, typer.Option(help="The key's name.")]) -> No
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (EVENTS_API_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (EVENTS_API_PORT).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (EVENTS_API_PORT or PORT).")] = None,
     migrate_first: Annotated[bool, typer.Option(help="Apply migrations before serving.")] = False,
 ) -> None:
     """Serve the HTTP API (with the outbox relay unless OUTBOX_RELAY_ENABLED=false)."""

@@ -24,7 +24,8 @@ class ApiSettings(BaseSettings):
 
     environment: str = Field(default="local", validation_alias=_env("PLATFORM_ENVIRONMENT"))
     host: str = Field(default="0.0.0.0", validation_alias=_env("EVENTS_API_HOST"))  # noqa: S104
-    port: int = Field(default=DEFAULT_PORT, validation_alias=_env("EVENTS_API_PORT"))
+    # PORT is what the rendered config map and the image set; EVENTS_API_PORT still wins locally.
+    port: int = Field(default=DEFAULT_PORT, validation_alias=_env("EVENTS_API_PORT", "PORT"))
     workers: int = Field(default=1, ge=1, validation_alias=_env("EVENTS_API_WORKERS"))
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
     otel_endpoint: str | None = Field(

@@ -57,12 +57,17 @@ class NotifierService:
     # --- probes (called from the health server thread) -----------------------------------------
 
     def ready(self) -> dict[str, bool]:
-        return readiness(self.running, self.last_poll, self._pool)
+        # Not ready without a channel: every record would be consumed and delivered nowhere.
+        channels = bool(self.config.app.routes())
+        return {**readiness(self.running, self.last_poll, self._pool), "channels": channels}
 
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
         cfg = self.config
+        if not cfg.app.routes():
+            self._wait_unconfigured()
+            return
         self._pool = make_pool(cfg.db.conninfo(), min_size=1, max_size=2, name="notifier")
         producer = make_producer(cfg.kafka)
         consumer = make_consumer(
@@ -110,6 +115,17 @@ class NotifierService:
                 except Exception:
                     log.exception("error while closing")
             log.info("notifier stopped")
+
+    def _wait_unconfigured(self) -> None:
+        """With no channel there is nowhere to deliver: stay out of the consumer group (the
+        records wait in Kafka) and say so, at start-up and on `/readyz`, until stopped."""
+        log.error(
+            "no notification channels configured: not consuming; set NOTIFIER_WEBHOOK_URL "
+            "(or another channel's NOTIFIER_* credentials) and NOTIFIER_ROUTES",
+            extra={"topics": list(self.config.app.topics)},
+        )
+        self.stop.wait()
+        log.info("notifier stopped")
 
     def _process_batch(
         self,

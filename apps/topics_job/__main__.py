@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -18,7 +19,12 @@ SPEC_ENV = "TOPICS_SPEC"
 log = logging.getLogger("apps.topics_job")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="python -m apps.topics_job",
+        description=f"Create or update the platform's Kafka topics from ${SPEC_ENV} (JSON), "
+        "with the same Kafka settings as the apps (KAFKA_*). Exits non-zero on failure.",
+    ).parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"), format="%(message)s")
     raw = os.environ.get(SPEC_ENV)
     if not raw:

@@ -16,7 +16,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.contracts import APP_NAMES, ENVIRONMENTS, AppContract, app_contract, topic
+from infra.contracts import (
+    APP_NAMES,
+    ENVIRONMENTS,
+    NOTIFIER_CHANNEL_KEYS,
+    AppContract,
+    app_contract,
+    topic,
+)
 
 IMAGES_FILE = Path(__file__).with_name("images.json")
 
@@ -45,6 +52,17 @@ def tag_problem(tag: str) -> str | None:
     if _GIT_SHA.match(tag) or _SEMVER.match(tag):
         return None
     return f"{tag!r} is not an immutable tag; allowed: {ALLOWED_TAG_SHAPES}"
+
+
+def app_command(contract: AppContract, verb: str) -> tuple[str, ...]:
+    """A module the image ships (`apps/Dockerfile` copies `apps/<package>/`), never a console
+    script: the images install the app's requirements, not this project, so no `events-api`
+    executable exists in them. The deploy rehearsal runs every rendered command in its image."""
+    return ("python", "-m", f"apps.{contract.package}", verb)
+
+
+TOPICS_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.topics_job")
+"""The PreSync topics Job's command; `apps/topics_job` is shipped in every app image."""
 
 
 @dataclass(frozen=True)
@@ -79,12 +97,30 @@ class Probes:
 
 
 @dataclass(frozen=True)
+class ChannelRoute:
+    """One notifier route (apps/notifier/routing.py): events whose type matches `types` and
+    whose category is in `categories` (empty: any) go to `channels`."""
+
+    channels: tuple[str, ...]
+    types: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def to_setting(self) -> dict[str, list[str]]:
+        setting = {"channels": list(self.channels)}
+        if self.types:
+            setting["types"] = list(self.types)
+        if self.categories:
+            setting["categories"] = list(self.categories)
+        return setting
+
+
+@dataclass(frozen=True)
 class AppSpec:
     """How one bundled app is deployed; what it *is* (ports, topics, facts) is in its contract."""
 
     name: str
-    command: tuple[str, ...]
-    """The container command (console scripts from pyproject: `events-api serve`, ...)."""
+    main_verb: str
+    """The verb the app's workload runs (`serve` for the API, `run` for the consumers)."""
     sizing: dict[str, Sizing]
     resources: Resources
     probes: Probes = Probes()
@@ -96,14 +132,24 @@ class AppSpec:
     """The API: HPA CPU utilisation target."""
     ingress_hosts: dict[str, str] = field(default_factory=dict)
     """The API: public host name per env (an Ingress is rendered only for apps that set this)."""
-    port_setting: str = "PORT"
-    """The settings variable the app reads its listen port from."""
     metrics_prefix: str = ""
     """Prefix of the app's Prometheus metric names (`apps/<app>/metrics.py`)."""
+    routes: dict[str, tuple[ChannelRoute, ...]] = field(default_factory=dict)
+    """The notifier: its routes per env; their channels' credentials come from the
+    `notifier-channels` Secret (see `infra.contracts.NOTIFIER_CHANNEL_KEYS`)."""
+
+    def channels(self, env: str) -> tuple[str, ...]:
+        """Every channel the env's routes name, in first-use order."""
+        names = [c for route in self.routes.get(env, ()) for c in route.channels]
+        return tuple(dict.fromkeys(names))
 
     @property
     def contract(self) -> AppContract:
         return app_contract(self.name)
+
+    def command(self, verb: str | None = None) -> tuple[str, ...]:
+        """The container command for one of the app's verbs (default: its main workload)."""
+        return app_command(self.contract, verb or self.main_verb)
 
     def level(self, env: str) -> str:
         return self.log_level.get(env, "INFO")
@@ -147,7 +193,7 @@ def _sizing(dev: tuple[int, int, int], other: tuple[int, int, int]) -> dict[str,
 APP_SPECS: tuple[AppSpec, ...] = (
     AppSpec(
         name="events-api",
-        command=("events-api", "serve"),
+        main_verb="serve",
         # At least two replicas outside dev so a node drain or a rollout never drops the API.
         sizing={
             "localstack": Sizing(1, 1, 2),
@@ -163,20 +209,27 @@ APP_SPECS: tuple[AppSpec, ...] = (
             "staging": "events.staging.platform.example.com",
             "prod": "events.platform.example.com",
         },
-        port_setting="EVENTS_API_PORT",
         metrics_prefix="events_api",
     ),
     AppSpec(
         name="notifier",
-        command=("notifier", "run"),
+        main_verb="run",
         metrics_prefix="notifier",
+        # Every event and task change to the team's webhook; prod also pages Slack on alerts.
+        routes={
+            **{env: (ChannelRoute(channels=("webhook",)),) for env in ENVIRONMENTS},
+            "prod": (
+                ChannelRoute(channels=("webhook",)),
+                ChannelRoute(channels=("slack",), types=("event.received",), categories=("alert",)),
+            ),
+        },
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},
     ),
     AppSpec(
         name="audit",
-        command=("audit", "run"),
+        main_verb="run",
         metrics_prefix="audit",
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
@@ -354,8 +407,26 @@ def check_catalog(catalog: Catalog) -> list[str]:
             problems.append(
                 f"{prefix}.target_cpu_percent: {spec.target_cpu_percent}; allowed: 10..95"
             )
-        if not spec.command:
-            problems.append(f"{prefix}.command: empty; allowed: the app's console script and verb")
+        for env, routes in sorted(spec.routes.items()):
+            if env not in ENVIRONMENTS:
+                problems.append(
+                    f"{prefix}.routes.{env}: unknown env; allowed: {', '.join(ENVIRONMENTS)}"
+                )
+            for channel in spec.channels(env):
+                if channel not in NOTIFIER_CHANNEL_KEYS:
+                    problems.append(
+                        f"{prefix}.routes.{env}: channel {channel!r} is unknown; allowed: "
+                        f"{', '.join(NOTIFIER_CHANNEL_KEYS)}"
+                    )
+            if not routes:
+                problems.append(f"{prefix}.routes.{env}: empty; allowed: at least one route")
+        if spec.routes and any(env not in spec.routes for env in ENVIRONMENTS):
+            missing = [env for env in ENVIRONMENTS if env not in spec.routes]
+            problems.append(f"{prefix}.routes: no routes for {missing}; every env needs one")
+        if not spec.main_verb.isidentifier():
+            problems.append(
+                f"{prefix}.main_verb: {spec.main_verb!r}; allowed: a verb of the app's CLI"
+            )
     problems += _check_images(catalog.images)
     return problems
 

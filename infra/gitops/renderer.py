@@ -23,7 +23,7 @@ import yaml
 from infra.config import REPO_ROOT, PlatformConfig, load_stack_file
 from infra.contracts import APPS, ENVIRONMENTS, GITOPS_DIR
 from infra.gitops.catalog import Catalog, ensure_valid
-from infra.gitops.manifests import argocd, jobs, monitoring, network, scaling, workload
+from infra.gitops.manifests import argocd, jobs, monitoring, network, scaling, secrets, workload
 from infra.gitops.manifests.common import TOPICS_JOB_NAME, EnvContext, Manifest
 
 GITOPS_ROOT = REPO_ROOT / GITOPS_DIR
@@ -71,6 +71,8 @@ def platform_config(ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
             workload.settings_config_map(spec, ctx.env, WAVE_WORKLOAD),
             network.app_policy(spec, ctx, WAVE_WORKLOAD),
         ]
+        if spec.routes:
+            objects.append(secrets.notifier_channels(spec, ctx, WAVE_WORKLOAD))
     objects += [
         workload.service_account(TOPICS_JOB_NAME, TOPICS_JOB_NAME, WAVE_WORKLOAD),
         network.topics_job_policy(TOPICS_JOB_NAME, ctx, WAVE_WORKLOAD),

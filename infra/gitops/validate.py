@@ -20,6 +20,7 @@ from infra.contracts import (
     APP_NAMES,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
+    NOTIFIER_CHANNELS_SECRET,
     OTLP_HTTP_PORT,
     Fact,
     app_contract,
@@ -163,6 +164,8 @@ def _required_egress(template: Manifest, kafka_port: int) -> set[int]:
                 ports.add(HTTPS_PORT)
         if FACTS_DB_SECRET in secrets:
             ports.add(POSTGRES_PORT)
+        if NOTIFIER_CHANNELS_SECRET in secrets:
+            ports.add(HTTPS_PORT)  # the channels' HTTPS APIs
     return ports
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from infra.contracts import FACTS_CONFIGMAP, TOPICS
-from infra.gitops.catalog import AppSpec, ImageCatalog, Resources
+from infra.gitops.catalog import TOPICS_JOB_COMMAND, AppSpec, ImageCatalog, Resources
 from infra.gitops.manifests.common import (
     ARCHIVE_COMPONENT,
     MIGRATION_COMPONENT,
@@ -75,7 +75,7 @@ def topics_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
     main = container(
         TOPICS_JOB_NAME,
         images.image(ctx.env, TOPICS_JOB_IMAGE_APP),
-        ["python", "-m", "apps.topics_job"],
+        list(TOPICS_JOB_COMMAND),
         JOB_RESOURCES,
         [{"configMapRef": {"name": FACTS_CONFIGMAP}}],
         env=[{"name": TOPICS_SPEC_ENV, "value": topics_spec(ctx)}],
@@ -93,7 +93,7 @@ def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manif
     main = container(
         "migrate",
         images.image(ctx.env, contract.name),
-        [contract.name, "migrate"],
+        list(spec.command("migrate")),
         JOB_RESOURCES,
         env_from(contract.name, uses_database=True),
     )
@@ -121,7 +121,7 @@ def archive_cron_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave:
     main = container(
         "archive",
         images.image(ctx.env, contract.name),
-        [contract.name, "archive"],
+        list(spec.command("archive")),
         JOB_RESOURCES,
         env_from(contract.name, uses_database=True),
     )

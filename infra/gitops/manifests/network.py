@@ -84,6 +84,8 @@ def app_policy(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     """Egress for the app's pods and its migration Job (same app label); ingress to its port."""
     contract = spec.contract
     ports = egress_ports(contract.facts, ctx, uses_database=contract.uses_database)
+    if spec.routes:
+        ports = sorted({*ports, HTTPS_PORT})  # the notifier's webhook and chat APIs
     sources = [{**_namespace(MONITORING_NAMESPACE)}]  # Prometheus scrapes /metrics
     if spec.ingress_hosts:
         if ctx.eks:

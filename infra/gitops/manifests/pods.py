@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.contracts import FACTS_CONFIGMAP, FACTS_DB_SECRET
+from infra.contracts import FACTS_CONFIGMAP, FACTS_DB_SECRET, NOTIFIER_CHANNELS_SECRET
 from infra.gitops.catalog import Resources
 from infra.gitops.manifests.common import RUN_AS_ID, Manifest
 
@@ -15,14 +15,17 @@ def config_map_name(app: str) -> str:
     return f"{app}-config"
 
 
-def env_from(app: str, *, uses_database: bool) -> list[Manifest]:
-    """Facts (platform-facts), the app's own settings, and DB credentials: never copied values."""
+def env_from(app: str, *, uses_database: bool, channels: bool = False) -> list[Manifest]:
+    """Facts (platform-facts), the app's own settings, DB credentials and, for the notifier, its
+    channel credentials: never copied values."""
     sources: list[Manifest] = [
         {"configMapRef": {"name": FACTS_CONFIGMAP}},
         {"configMapRef": {"name": config_map_name(app)}},
     ]
     if uses_database:
         sources.append({"secretRef": {"name": FACTS_DB_SECRET}})
+    if channels:
+        sources.append({"secretRef": {"name": NOTIFIER_CHANNELS_SECRET}})
     return sources
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from infra.contracts import EVENTS_TOPIC, TASKS_TOPIC, AppContract
 from infra.gitops.catalog import AppSpec, ImageCatalog
 from infra.gitops.manifests.common import (
@@ -31,7 +33,7 @@ def settings(spec: AppSpec, env: str) -> dict[str, str]:
     values = {
         "EVENTS_TOPIC": EVENTS_TOPIC.name,
         "TASKS_TOPIC": TASKS_TOPIC.name,
-        spec.port_setting: str(contract.port),
+        "PORT": str(contract.port),
         "LOG_LEVEL": spec.level(env),
         "OTEL_SERVICE_NAME": contract.name,
     }
@@ -39,6 +41,9 @@ def settings(spec: AppSpec, env: str) -> dict[str, str]:
         values["CONSUMER_GROUP"] = contract.consumer_group
     if contract.dead_letter_topic:
         values["DEAD_LETTER_TOPIC"] = contract.dead_letter_topic
+    if spec.routes:
+        routes = [route.to_setting() for route in spec.routes[env]]
+        values["NOTIFIER_ROUTES"] = json.dumps(routes, sort_keys=True)
     return values
 
 
@@ -80,9 +85,9 @@ def deployment(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave: int) 
     main = container(
         contract.name,
         images.image(ctx.env, contract.name),
-        list(spec.command),
+        list(spec.command()),
         spec.resources,
-        env_from(contract.name, uses_database=contract.uses_database),
+        env_from(contract.name, uses_database=contract.uses_database, channels=bool(spec.routes)),
         ports=[{"name": HTTP_PORT_NAME, "containerPort": contract.port, "protocol": "TCP"}],
         startupProbe=_probe(
             spec.probes.liveness_path, period=2, failures=spec.probes.startup_failure_threshold
