@@ -10,7 +10,9 @@ region="$(ecr_region "$host")"
 
 # The registry password goes from stdin to stdin; it is never an argument or a variable.
 run_shell "aws ecr get-login-password --region $region | docker login --username AWS --password-stdin $host"
-for app in $(apps); do
+app_list=()
+app_names app_list
+for app in "${app_list[@]}"; do
   image="$registry/$app:$sha"
   run docker build --file "apps/${app//-/_}/Dockerfile" --tag "$image" \
     --label "org.opencontainers.image.revision=$sha" .
