@@ -29,6 +29,8 @@ ALLOW_LIST_FILE = REPO_ROOT / "jenkins" / "scan-allowlist.yaml"
 MAX_ALLOW_DAYS = 180
 BLOCKING_ALWAYS = frozenset({"CRITICAL"})
 BLOCKING_UNLESS_ALLOWED = frozenset({"HIGH"})
+FINISHED = frozenset({"COMPLETE", "ACTIVE"})
+"""Basic scanning ends COMPLETE; enhanced (continuous) scanning reports ACTIVE with findings."""
 console = Console(soft_wrap=True, highlight=False)
 
 
@@ -117,7 +119,9 @@ class ImageVerdict:
     counts: dict[str, int]
 
 
-def judge(image: str, findings: list[Finding], allow: AllowList, today: date) -> ImageVerdict:
+def judge(
+    image: str, findings: list[Finding], allow: AllowList, today: date, status: str = "COMPLETE"
+) -> ImageVerdict:
     """Which findings block promotion, and which the allow-list lets through."""
     blocking: list[str] = []
     allowed: list[str] = []
@@ -142,7 +146,7 @@ def judge(image: str, findings: list[Finding], allow: AllowList, today: date) ->
                 blocking.append(f"{label}: allow-list entry expired on {entry.expires}")
             else:
                 allowed.append(f"{label}: allowed until {entry.expires} ({entry.reason})")
-    return ImageVerdict(image, "COMPLETE", tuple(blocking), tuple(allowed), counts)
+    return ImageVerdict(image, status, tuple(blocking), tuple(allowed), counts)
 
 
 def scan_image(
@@ -196,11 +200,11 @@ def run_gate(
         repository = f"{prefix}/{app}" if prefix else app
         status, findings, description = scan_image(ecr, account, repository, tag, wait_s, poll_s)
         image = f"{registry}/{app}:{tag}"
-        if status != "COMPLETE":
+        if status not in FINISHED:
             reason = f"scan {status}: {description}".rstrip(": ")
             verdicts.append(ImageVerdict(image, status, (reason,), (), {}))
             continue
-        verdicts.append(judge(image, findings, allow, today))
+        verdicts.append(judge(image, findings, allow, today, status))
     return verdicts
 
 
