@@ -71,7 +71,7 @@ def assess(
     revision: str,
     reached: Callable[[str, str], bool] | None = None,
 ) -> Assessment:
-    """The verdict for the `expected` app names at `revision`.
+    """The verdict for every Application listed, and the `expected` names, at `revision`.
 
     `reached(actual, wanted)` says whether an app at `actual` has the wanted commit (e.g. a later
     commit that contains it: another environment's promotion may have moved the branch); by
@@ -82,7 +82,7 @@ def assess(
     at = reached or (lambda actual, wanted: actual == wanted)
     by_name = {app.name: app for app in apps}
     waiting: list[str] = []
-    for name in expected:
+    for name in sorted(set(expected) | set(by_name)):
         app = by_name.get(name)
         if app is None:
             waiting.append(f"{name}: no such Application yet")

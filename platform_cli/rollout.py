@@ -52,6 +52,12 @@ def wait_until_healthy(
     while True:
         try:
             verdict = read()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code in (401, 403):  # waiting will not fix a refused token
+                raise RolloutError(
+                    f"ArgoCD refused the token (HTTP {exc.response.status_code})"
+                ) from None
+            verdict = Assessment(False, None, (f"ArgoCD API: {exc}",))
         except httpx.HTTPError as exc:  # a flaky API read is waited out like a slow sync
             verdict = Assessment(False, None, (f"ArgoCD API: {exc}",))
         if verdict.failed:

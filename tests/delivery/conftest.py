@@ -38,3 +38,14 @@ def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return moto_endpoint
+
+
+# The real events-api for the rollout's smoke test: Tansu, PostgreSQL and a migrated database,
+# the same fixtures the app tests use.
+from tests.apps.conftest import (  # noqa: E402, F401
+    database_url,
+    events_api_env,
+    kafka,
+    postgres,
+    unique_topics,
+)
