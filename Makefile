@@ -18,6 +18,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy infra platform_cli apps
+	$(BIN)/shellcheck jenkins/stages/*.sh
 
 # checkov pins dependencies that conflict with ours, so it gets its own virtualenv.
 TOOLS   := .venv-tools

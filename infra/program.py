@@ -19,6 +19,7 @@ from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
 from infra.platform.layer import PlatformLayer, PlatformLayerArgs
 from infra.registry.ecr import Registry, RegistryArgs
+from infra.security.ci_roles import CiRoles, CiRolesArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
 
@@ -158,6 +159,22 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         node_sg = []
         k8s_provider, k8s_cluster_name = local_cluster.provider, local_cluster.cluster_name
         outputs["clusterName"] = local_cluster.cluster_name
+
+    # The CI's read-only preview role (trusted PR previews, the drift job). Not for the
+    # localstack stack: nothing in CI previews it against a cloud.
+    if not cfg.is_localstack:
+        ci = CiRoles(
+            "ci",
+            CiRolesArgs(
+                name_prefix=prefix,
+                environment=cfg.stack,
+                region=cfg.region,
+                cluster_name=k8s_cluster_name if cfg.cluster.mode == "eks" else None,
+                tags=tags,
+            ),
+            opts=with_aws,
+        )
+        outputs["ciPreviewRoleArn"] = ci.preview_role_arn
 
     kafka: KafkaCluster | None = None
     if cfg.kafka.mode == "msk":

@@ -273,3 +273,15 @@ def check_commands(
             CommandCheck(app, command, tuple(sources), result.returncode == 0, output[-600:])
         )
     return checks
+
+
+def push_all(built: Iterable[BuiltImage], registry: str, tag: str) -> list[str]:
+    """Tag each built image `<registry>/<app>:<tag>` and push it (log in to the registry first,
+    e.g. `podman login --password-stdin`). Returns the pushed references."""
+    pushed = []
+    for image in built:
+        target = f"{registry}/{image.app}:{tag}"
+        podman.run(["podman", "tag", image.ref, target])
+        podman.run(["podman", "push", target], timeout=1200)
+        pushed.append(target)
+    return pushed

@@ -87,6 +87,31 @@ def build_command(
     console.print(table)
 
 
+@images_app.command("push")
+def push_command(
+    registry: Annotated[str, typer.Option(help="Registry and path, e.g. <account>.dkr.ecr...")],
+    tag: Annotated[str, typer.Option(help="The immutable tag (CI: the git sha).")],
+    base: BaseOption = "official",
+    log_dir: Annotated[Path, typer.Option(help="Where build logs go.")] = Path(".rehearsal/logs"),
+) -> None:
+    """Push every app image (built, or reused when unchanged) as <registry>/<app>:<tag>."""
+    from infra.gitops.catalog import tag_problem
+    from platform_cli import images, podman
+
+    _check_base(base)
+    problem = tag_problem(tag)
+    if problem:
+        raise typer.BadParameter(problem, param_hint="--tag")
+    console = Console()
+    try:
+        built = images.build_all(log_dir, base=base, progress=console.print)  # type: ignore[arg-type]
+        for ref in images.push_all(built, registry.rstrip("/"), tag):
+            console.print(f"pushed {ref}")
+    except (images.ImageBuildError, podman.ContainerToolError) as exc:
+        console.print(f"[red]push failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @images_app.command("check")
 def check_command(
     env: Annotated[

@@ -4,7 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 env="${1:?usage: deploy.sh ENV}"
 : "${PULUMI_BACKEND_URL:?PULUMI_BACKEND_URL (s3://<state bucket>?region=...) is required}"
-mapfile -t pack < <(policy_pack_args)
+pack=()
+lines_into pack policy_pack_args
 run pulumi login "$PULUMI_BACKEND_URL"
 run_to "$REPORTS/up-$env.txt" pulumi up --stack "$env" --yes --diff --non-interactive "${pack[@]}"
 run "$PLATFORM" verify --env "$env"

@@ -144,3 +144,29 @@ def test_pr_comment_without_reports_says_so(tmp_path: Path) -> None:
     body = json.loads(out.read_text())["body"]
     assert "Stacks this change can affect: **none**" in body
     assert "No report was produced." in body
+
+
+def test_pr_comment_lists_a_preview_that_did_not_run(tmp_path: Path) -> None:
+    plan = tmp_path / "plan-dev.txt"
+    plan.write_text("dev: 148 declared resources; policy passed\n")
+    out = tmp_path / "pr-comment.json"
+    pr_comment.main([str(out), "--affected", "dev", str(plan), str(tmp_path / "preview-dev.txt")])
+    body = json.loads(out.read_text())["body"]
+    assert "<summary>dev: pulumi preview --diff</summary>" in body
+    assert "(not run for this build)" in body
+    assert "148 declared resources" in body
+
+
+pr_trust = _load("pr_trust")
+
+
+def test_pr_trust_list_and_rule() -> None:
+    trusted = pr_trust.parse_trust_list("# maintainers\nAlice  # lead\n\n bob\n")
+    assert trusted == {"alice", "bob"}
+    assert pr_trust.decide("BOB", "", trusted)[0] is True
+    assert pr_trust.decide("bob", "bob/event-platform", trusted) == (
+        False,
+        "built from the fork 'bob/event-platform': forks never get cloud credentials",
+    )
+    assert pr_trust.decide("carol", "", trusted)[0] is False
+    assert pr_trust.decide("  ", "", trusted)[0] is False

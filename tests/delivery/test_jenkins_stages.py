@@ -57,6 +57,8 @@ COMMON_STAGES = {
         ".venv/bin/ruff check .",
         ".venv/bin/ruff format --check .",
         ".venv/bin/mypy infra platform_cli apps",
+        ".venv/bin/shellcheck "
+        + " ".join(f"jenkins/stages/{p.name}" for p in sorted(STAGES.glob("*.sh"))),
     ],
     "jenkins/stages/test.sh platform": [
         ".venv/bin/python -m pytest tests --ignore=tests/apps --junitxml=reports/junit-platform.xml"
@@ -88,44 +90,55 @@ def _plans() -> list[str]:
 
 PLAN_REPORTS = " ".join(f"reports/plan-{s}.txt" for s in STACKS)
 
-PR_PREVIEW = [
-    "# affected stacks: dev prod",
-    "mkdir -p reports",
-    *_plans(),
-    f"pulumi login '{BACKEND}'",
-    "pulumi preview --stack dev --diff --non-interactive --policy-pack infra/policies/pack "
-    "> reports/preview-dev.txt",
-    "pulumi preview --stack prod --diff --non-interactive --policy-pack infra/policies/pack "
-    "> reports/preview-prod.txt",
-    "python3 jenkins/stages/pr_comment.py reports/pr-comment.json --affected 'dev prod' "
-    f"{PLAN_REPORTS} reports/preview-dev.txt reports/preview-prod.txt",
-    'curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $GITHUB_TOKEN" '
-    '-H "Accept: application/vnd.github+json" --data-binary @reports/pr-comment.json '
-    '"https://api.github.com/repos/$GITHUB_REPOSITORY/issues/$CHANGE_ID/comments"',
-]
+PR_STAGES = {
+    "jenkins/stages/pr_plan.sh": ["# affected stacks: dev prod", "mkdir -p reports", *_plans()],
+    "jenkins/stages/pr_images.sh": [
+        ".venv/bin/platform images build",
+        ".venv/bin/platform images check",
+    ],
+    "jenkins/stages/pr_preview.sh dev": [
+        f"pulumi login '{BACKEND}'",
+        "pulumi preview --stack dev --diff --non-interactive --policy-pack infra/policies/pack "
+        "> reports/preview-dev.txt",
+    ],
+    "jenkins/stages/pr_preview.sh staging": ["# staging: this change cannot affect it, no preview"],
+    "jenkins/stages/pr_preview.sh prod": [
+        f"pulumi login '{BACKEND}'",
+        "pulumi preview --stack prod --diff --non-interactive --policy-pack infra/policies/pack "
+        "> reports/preview-prod.txt",
+    ],
+    "jenkins/stages/pr_comment.sh": [
+        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json --affected 'dev prod' "
+        f"{PLAN_REPORTS} reports/preview-dev.txt reports/preview-prod.txt",
+        "python3 jenkins/stages/pr_comment.py post reports/pr-comment.json",
+    ],
+}
+"""What a trusted pull request runs (the Jenkinsfile binds the preview roles and the token)."""
+
+UNTRUSTED_PR_STAGES = {
+    "jenkins/stages/pr_plan.sh": PR_STAGES["jenkins/stages/pr_plan.sh"],
+    "jenkins/stages/pr_images.sh": PR_STAGES["jenkins/stages/pr_images.sh"],
+    "jenkins/stages/pr_comment.sh": [
+        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json --affected 'dev prod' "
+        f"{PLAN_REPORTS} reports/preview-dev.txt reports/preview-prod.txt",
+        "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
+    ],
+}
+"""What a fork's or an untrusted author's pull request runs: no credential of any kind."""
 
 
 def _images() -> list[str]:
-    lines = [
-        "aws ecr get-login-password --region eu-west-1 | docker login --username AWS "
-        "--password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    return [
+        "aws ecr get-login-password --region eu-west-1 | podman login --username AWS "
+        "--password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        f".venv/bin/platform images push --base official --registry {REGISTRY} --tag {SHA}",
     ]
-    for app, package in (
-        ("events-api", "events_api"),
-        ("notifier", "notifier"),
-        ("audit", "audit"),
-    ):
-        image = f"{REGISTRY}/{app}:{SHA}"
-        lines += [
-            f"docker build --file apps/{package}/Dockerfile --tag {image} "
-            f"--label org.opencontainers.image.revision={SHA} .",
-            f"docker push {image}",
-        ]
-    return lines
 
 
 def _promote(env: str) -> list[str]:
     return [
+        "mkdir -p reports",
+        f"cp infra/gitops/images.json reports/images-before-{env}.json",
         *(
             f".venv/bin/platform gitops set-image --env {env} --app {app} --tag {SHA}"
             for app in ("events-api", "notifier", "audit")
@@ -134,6 +147,15 @@ def _promote(env: str) -> list[str]:
         f"git commit -m 'gitops({env}): bundled apps -> {SHA}'",
         "git pull --rebase origin main",
         "git push origin HEAD:main",
+        f"git rev-parse HEAD > reports/gitops-{env}.rev",
+    ]
+
+
+def _rollout(env: str) -> list[str]:
+    return [
+        f".venv/bin/platform rollout --env {env} --tag {SHA} --revision-file "
+        f"reports/gitops-{env}.rev --previous-images reports/images-before-{env}.json "
+        f"--branch main --report reports/rollout-{env}.json"
     ]
 
 
@@ -148,12 +170,19 @@ def _deploy(env: str) -> list[str]:
 
 MAIN_STAGES = {
     "jenkins/stages/build_push.sh": _images(),
+    "jenkins/stages/image_scan.sh": [
+        f".venv/bin/platform image-scan --env dev --tag {SHA} "
+        "--allow-list jenkins/scan-allowlist.yaml --report reports/image-scan.json"
+    ],
     "jenkins/stages/promote.sh dev": _promote("dev"),
     "jenkins/stages/deploy.sh dev": _deploy("dev"),
+    "jenkins/stages/rollout.sh dev": _rollout("dev"),
     "jenkins/stages/promote.sh staging": _promote("staging"),
     "jenkins/stages/deploy.sh staging": _deploy("staging"),
+    "jenkins/stages/rollout.sh staging": _rollout("staging"),
     "jenkins/stages/promote.sh prod": _promote("prod"),
     "jenkins/stages/deploy.sh prod": _deploy("prod"),
+    "jenkins/stages/rollout.sh prod": _rollout("prod"),
 }
 
 
@@ -168,7 +197,12 @@ def _stage_blocks() -> dict[str, str]:
 
 
 def test_the_jenkinsfile_calls_exactly_the_tested_stage_scripts_in_order() -> None:
-    expected = [*COMMON_STAGES, "jenkins/stages/pr_preview.sh", *MAIN_STAGES]
+    expected = [
+        *COMMON_STAGES,
+        *PR_STAGES,
+        "jenkins/stages/pr_comment.sh",  # "PR report": the untrusted twin of "PR comment"
+        *MAIN_STAGES,
+    ]
     assert _jenkinsfile_commands() == expected
     for command in expected:
         assert (REPO / command.split()[0]).exists(), command
@@ -176,11 +210,17 @@ def test_the_jenkinsfile_calls_exactly_the_tested_stage_scripts_in_order() -> No
 
 def test_pr_preview_runs_only_on_pull_requests_and_deploys_only_on_main() -> None:
     blocks = _stage_blocks()
-    assert "when { changeRequest() }" in blocks["PR preview"]
-    for stage in ("Images", "Deploy dev", "Promote to staging", "Promote to prod"):
+    for stage in ("PR trust", "PR plan", "PR images", "PR report"):
+        assert "changeRequest()" in blocks[stage], stage
+    for stage in ("PR preview", "PR comment"):
+        assert "changeRequest()" in blocks[stage]
+        assert "expression { env.PR_TRUST == 'trusted' }" in blocks[stage], stage
+    assert "expression { env.PR_TRUST != 'trusted' }" in blocks["PR report"]
+    for stage in ("Images", "Image scan", "Deploy dev", "Promote to staging", "Promote to prod"):
         assert "when { branch 'main' }" in blocks[stage], stage
     for stage in ("Promote to staging", "Promote to prod"):
         assert re.search(r"\binput \{", blocks[stage]), f"{stage} has no input gate"
+        assert re.search(r"submitter '[a-z-]+'", blocks[stage]), f"{stage} has no submitter"
 
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
@@ -202,45 +242,51 @@ def test_pr_build_commands() -> None:
         "GITHUB_REPOSITORY": "example-org/event-platform",
         **SECRETS,
     }
-    printed = {command: run_stage(command, **env) for command in COMMON_STAGES}
-    printed["jenkins/stages/pr_preview.sh"] = run_stage("jenkins/stages/pr_preview.sh", **env)
+    printed = {command: run_stage(command, **env) for command in [*COMMON_STAGES, *PR_STAGES]}
 
-    assert printed == {**COMMON_STAGES, "jenkins/stages/pr_preview.sh": PR_PREVIEW}
+    assert printed == {**COMMON_STAGES, **PR_STAGES}
     everything = "\n".join(line for lines in printed.values() for line in lines)
     for secret in SECRETS.values():
         assert secret not in everything
 
 
-def test_pr_build_without_credentials_runs_the_offline_plans_only() -> None:
-    printed = run_stage(
-        "jenkins/stages/pr_preview.sh", CHANGED_FILES="infra/network/vpc.py", CHANGE_TARGET="main"
-    )
-    assert printed == [
+def test_untrusted_pr_build_commands_use_no_credential() -> None:
+    """A fork's build: the Jenkinsfile binds nothing, so the scripts see no credential at all."""
+    env = {"CHANGE_ID": "42", "CHANGE_TARGET": "main", "CHANGED_FILES": PR_CHANGED_FILES}
+    printed = {command: run_stage(command, **env) for command in UNTRUSTED_PR_STAGES}
+    assert printed == UNTRUSTED_PR_STAGES
+    # Even if the preview stage ran, without credentials it would preview nothing.
+    assert run_stage("jenkins/stages/pr_preview.sh dev", **env) == [
+        "# dev: no cloud credentials, pulumi preview skipped (the offline plan stands in)"
+    ]
+
+
+def test_pr_touching_every_stack_plans_all_and_comments_on_each_cloud_preview() -> None:
+    env = {"CHANGED_FILES": "infra/network/vpc.py", "CHANGE_TARGET": "main"}
+    assert run_stage("jenkins/stages/pr_plan.sh", **env) == [
         "# affected stacks: localstack dev staging prod",
         "mkdir -p reports",
         *_plans(),
-        "# no cloud credentials: pulumi preview skipped, the offline plans stand in",
+    ]
+    previews = " ".join(f"reports/preview-{s}.txt" for s in ("dev", "staging", "prod"))
+    assert run_stage("jenkins/stages/pr_comment.sh", **env) == [
         "python3 jenkins/stages/pr_comment.py reports/pr-comment.json "
-        f"--affected 'localstack dev staging prod' {PLAN_REPORTS}",
+        f"--affected 'localstack dev staging prod' {PLAN_REPORTS} {previews}",
         "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
     ]
 
 
 def test_pr_touching_no_stack_still_plans_every_stack_but_previews_none() -> None:
-    printed = run_stage(
-        "jenkins/stages/pr_preview.sh",
-        CHANGED_FILES="apps/audit/archive.py",
-        PULUMI_BACKEND_URL=BACKEND,
-        **SECRETS,
-    )
-    assert printed == [
+    env = {"CHANGED_FILES": "apps/audit/archive.py", "PULUMI_BACKEND_URL": BACKEND, **SECRETS}
+    assert run_stage("jenkins/stages/pr_plan.sh", **env) == [
         "# affected stacks: none",
         "mkdir -p reports",
         *_plans(),
-        "python3 jenkins/stages/pr_comment.py reports/pr-comment.json "
-        f"--affected none {PLAN_REPORTS}",
-        "# no GITHUB_TOKEN/CHANGE_ID: comment left in reports/pr-comment.md",
     ]
+    for stack in ("dev", "staging", "prod"):
+        assert run_stage(f"jenkins/stages/pr_preview.sh {stack}", **env) == [
+            f"# {stack}: this change cannot affect it, no preview"
+        ]
 
 
 def test_main_build_commands() -> None:
