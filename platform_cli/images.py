@@ -149,6 +149,7 @@ def inputs_key(contract: AppContract, base_id: str) -> str:
     """A digest of everything the image is made from."""
     digest = hashlib.sha256()
     digest.update(DOCKERFILE.read_bytes())
+    digest.update(b"format=docker")
     for name, value in sorted(build_args(contract, base_id).items()):
         digest.update(f"\0{name}={value}".encode())
     for path in _source_files(contract):
@@ -177,6 +178,9 @@ def build_app(app: str, base: str, log: Path) -> BuiltImage:
             "--network",
             "host",
             "--layers",
+            # Docker's image format: OCI's has no HEALTHCHECK (buildah drops it there).
+            "--format",
+            "docker",
             # The host's CA bundle, for pip inside the build behind a TLS-inspecting proxy.
             "--volume",
             "/etc/ssl/certs:/etc/ssl/certs:ro",

@@ -103,6 +103,7 @@ class PlayedPod:
 @dataclass
 class Report:
     env: str
+    run_id: str = ""
     images: list[images.BuiltImage] = field(default_factory=list)
     commands: list[tuple[str, str, str]] = field(default_factory=list)
     """(app image, command, where it ran) for every played container."""
@@ -124,6 +125,7 @@ class Report:
     def to_json(self) -> str:
         data = {
             "env": self.env,
+            "run_id": self.run_id,
             "ok": self.ok,
             "images": [vars(i) for i in self.images],
             "commands": [list(c) for c in self.commands],
@@ -168,8 +170,8 @@ class Rehearsal:
         self.options = options
         self.step = step
         self.cfg: PlatformConfig = load_stack_file(options.env)
-        self.report = Report(env=options.env)
         self.run_id = uuid.uuid4().hex[:6]
+        self.report = Report(env=options.env, run_id=self.run_id)
         self.run_dir = options.run_dir
         self.logs = self.run_dir / "logs"
         self.network = f"platform-rehearsal-{self.run_id}"

@@ -1,6 +1,6 @@
-"""Static checks of a consumer image: Dockerfile hygiene and pins that match pyproject.toml.
+"""The image's requirements.txt pins must be pyproject.toml's (one version everywhere).
 
-There is no Docker engine here, so the image is checked as text; CI with Docker builds it.
+What the built image really contains and runs is tested on the real images (test_images.py).
 """
 
 from __future__ import annotations
@@ -77,19 +77,3 @@ def _with_dependencies(names: set[str]) -> set[str]:
                 closure.add(name)
                 todo.append(name)
     return closure
-
-
-def check_dockerfile(app: str, port: int) -> None:
-    text = (REPO / "apps" / app / "Dockerfile").read_text()
-    images = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
-    assert len(images) == 1 and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", images[0]), images
-    stages = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, re.M)
-    assert len(stages) >= 2, "multi-stage build expected"
-    final = text[text.rindex("\nFROM ") :]
-    assert re.search(r"^USER (?!0\b|root\b)\S+", final, re.M), "final stage must run as non-root"
-    assert "HEALTHCHECK" in final and "/healthz" in final
-    assert f"EXPOSE {port}" in final
-    # No compilers or package-manager installs in the image that ships.
-    assert not re.search(r"apt-get install|gcc|build-essential|pip install", final)
-    assert "COPY --from=build /opt/venv /opt/venv" in final
-    assert f'ENTRYPOINT ["python", "-m", "apps.{app}.cli"]' in final
