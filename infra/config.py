@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from infra.contracts import ENVIRONMENTS
+from infra.platform.charts import PROMETHEUS_RETENTION
 
 PROJECT = "platform"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,21 @@ STACKS_DIR = REPO_ROOT / "stacks"
 SUPPORTED_EKS_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33")
 SUPPORTED_KAFKA_VERSIONS: tuple[str, ...] = ("3.6.0", "3.7.x", "3.8.x", "3.9.x")
 SUPPORTED_POSTGRES_VERSIONS: tuple[str, ...] = ("15.10", "16.6", "16.8", "17.2", "17.4")
+
 SUPPORTED_REGIONS_PREFIXES: tuple[str, ...] = ("us-", "eu-", "ap-", "ca-", "sa-", "me-", "af-")
+
+FLAVOURS: tuple[str, ...] = ("aws", "local")
+# What each flavour runs the cluster, Kafka and PostgreSQL on. The three move together: MSK IAM
+# auth and the Secrets Manager store need EKS Pod Identity, and the in-cluster data services
+# exist for a kubeconfig cluster, so a mix (EKS with in-cluster Kafka, ...) is not supported.
+FLAVOUR_MODES: dict[str, dict[str, str]] = {
+    "aws": {"cluster.mode": "eks", "kafka.mode": "msk", "database.mode": "rds"},
+    "local": {
+        "cluster.mode": "kubeconfig",
+        "kafka.mode": "in-cluster",
+        "database.mode": "in-cluster",
+    },
+}
 
 # Add-on versions are pinned per cluster version: EKS refuses an add-on built for another minor.
 EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
@@ -289,6 +304,38 @@ class ProtectionConfig(_Model):
     deletion_protection: bool = True
     protect_resources: bool = Field(True, description="Pulumi `protect` on stateful resources.")
     final_snapshot: bool = True
+    key_deletion_window_days: int = Field(
+        30, ge=7, le=30, description="Days a scheduled KMS key deletion can still be cancelled."
+    )
+
+
+class PrometheusTierConfig(_Model):
+    """How long Prometheus keeps samples and the volume each replica keeps them on."""
+
+    retention: str = Field(description="A Prometheus duration such as 15d.")
+    storage_gib: int = Field(ge=1, le=16384)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if not PROMETHEUS_RETENTION.match(value):
+            raise ValueError(f"{value!r}; allowed: a Prometheus duration such as 15d")
+        return value
+
+
+class TierConfig(_Model):
+    """What the environment buys in availability and capacity, stated per stack (not derived
+    from its name)."""
+
+    high_availability: bool = Field(
+        description="Two or more replicas of every platform controller (Argo CD with redis-ha, "
+        "Prometheus, Alertmanager, collectors, operators) and app rollouts that never remove a "
+        "pod before its replacement is ready."
+    )
+    min_api_replicas: int = Field(
+        ge=1, description="Fewest replicas of the events API; the GitOps catalog checks against it."
+    )
+    prometheus: PrometheusTierConfig
 
 
 class RegistryConfig(_Model):
@@ -325,6 +372,11 @@ class PlatformConfig(_Model):
 
     stack: str
     region: str
+    flavour: Literal["aws", "local"] = Field(
+        description="aws: EKS, MSK and RDS; local: a kubeconfig cluster with in-cluster Kafka "
+        "and PostgreSQL, and LocalStack for the AWS API."
+    )
+    tier: TierConfig
     network: NetworkConfig
     cluster: ClusterConfig
     kafka: KafkaConfig
@@ -334,14 +386,6 @@ class PlatformConfig(_Model):
     registry: RegistryConfig = RegistryConfig()
     tags: dict[str, str] = Field(default_factory=dict)
     localstack: LocalStackConfig | None = None
-
-    @property
-    def is_prod(self) -> bool:
-        return self.stack == "prod"
-
-    @property
-    def is_localstack(self) -> bool:
-        return self.stack == "localstack"
 
     @property
     def base_tags(self) -> dict[str, str]:
@@ -370,45 +414,85 @@ def _stack_rules(cfg: PlatformConfig) -> list[str]:
             f"platform:network.azCount {cfg.network.az_count}; allowed: "
             f"{', '.join(str(cfg.network.az_count * n) for n in (1, 2, 3))}, ..."
         )
-    if cfg.is_prod:
-        if cfg.network.az_count != 3:
-            problems.append(f"platform:network.azCount: {cfg.network.az_count}; prod must use 3")
-        if cfg.network.nat_gateways != "per-az":
-            problems.append("platform:network.natGateways: 'single'; prod must use 'per-az'")
-        for key in ("deletion_protection", "protect_resources", "final_snapshot"):
-            if not getattr(cfg.protection, key):
-                problems.append(f"platform:protection.{to_camel(key)}: false; prod must be true")
-        if not cfg.database.multi_az:
-            problems.append("platform:database.multiAz: false; prod must be true")
-        if cfg.database.backup_retention_days < 30:
-            problems.append(
-                f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "
-                "prod must keep 30 to 35 days"
-            )
-        if cfg.kafka.mode != "msk" or cfg.database.mode != "rds" or cfg.cluster.mode != "eks":
-            problems.append("prod must use cluster.mode=eks, kafka.mode=msk, database.mode=rds")
-    if cfg.is_localstack and cfg.registry.create:
-        problems.append(
-            "platform:registry.create: true; LocalStack's free edition has no ECR, allowed: false"
-        )
-    if cfg.is_localstack:
-        if cfg.localstack is None:
-            problems.append("platform:localstack: missing; the localstack stack needs endpoint")
-        for key, mode, allowed in (
-            ("cluster.mode", cfg.cluster.mode, "kubeconfig"),
-            ("kafka.mode", cfg.kafka.mode, "in-cluster"),
-            ("database.mode", cfg.database.mode, "in-cluster"),
-        ):
-            if mode != allowed:
-                problems.append(
-                    f"platform:{key}: {mode!r}; LocalStack's free edition does not emulate it, "
-                    f"allowed: {allowed!r}"
-                )
-    elif cfg.localstack is not None:
-        problems.append("platform:localstack: only the localstack stack may override endpoints")
+    problems += _flavour_rules(cfg)
+    problems += _prod_rules(cfg)
     for key in cfg.tags:
         if key in cfg.base_tags:
             problems.append(f"platform:tags.{key}: reserved base tag; choose another key")
+    return problems
+
+
+def _flavour_rules(cfg: PlatformConfig) -> list[str]:
+    """The cluster, Kafka and database modes follow the flavour; LocalStack only for `local`."""
+    problems: list[str] = []
+    modes = {
+        "cluster.mode": cfg.cluster.mode,
+        "kafka.mode": cfg.kafka.mode,
+        "database.mode": cfg.database.mode,
+    }
+    for key, wanted in FLAVOUR_MODES[cfg.flavour].items():
+        if modes[key] != wanted:
+            problems.append(
+                f"platform:{key}: {modes[key]!r} does not go with platform:flavour "
+                f"{cfg.flavour!r}; allowed: {wanted!r} (the three modes move together: "
+                + ", ".join(
+                    f"{flavour}: {'/'.join(by_key.values())}"
+                    for flavour, by_key in FLAVOUR_MODES.items()
+                )
+                + ")"
+            )
+    if cfg.flavour == "local":
+        # The local flavour's AWS API is LocalStack, whose free edition has no ECR.
+        if cfg.localstack is None:
+            problems.append("platform:localstack: missing; flavour 'local' needs its endpoint")
+        if cfg.registry.create:
+            problems.append(
+                "platform:registry.create: true; LocalStack's free edition has no ECR, "
+                "allowed: false"
+            )
+    elif cfg.localstack is not None:
+        problems.append(
+            "platform:localstack: set with flavour 'aws'; allowed: only with flavour 'local'"
+        )
+    return problems
+
+
+def _prod_rules(cfg: PlatformConfig) -> list[str]:
+    """Guard rails of the production stack.
+
+    Keyed on the stack's name on purpose: they hold whatever that stack's config says, so a tier
+    or flavour edit cannot switch them off.
+    """
+    if cfg.stack != "prod":
+        return []
+    problems: list[str] = []
+    if cfg.flavour != "aws":
+        problems.append(f"platform:flavour: {cfg.flavour!r}; prod must use 'aws'")
+    if not cfg.tier.high_availability:
+        problems.append("platform:tier.highAvailability: false; prod must be true")
+    if cfg.tier.min_api_replicas < 2:
+        problems.append(
+            f"platform:tier.minApiReplicas: {cfg.tier.min_api_replicas}; prod needs >= 2"
+        )
+    if cfg.network.az_count != 3:
+        problems.append(f"platform:network.azCount: {cfg.network.az_count}; prod must use 3")
+    if cfg.network.nat_gateways != "per-az":
+        problems.append("platform:network.natGateways: 'single'; prod must use 'per-az'")
+    for key in ("deletion_protection", "protect_resources", "final_snapshot"):
+        if not getattr(cfg.protection, key):
+            problems.append(f"platform:protection.{to_camel(key)}: false; prod must be true")
+    if cfg.protection.key_deletion_window_days != 30:
+        problems.append(
+            "platform:protection.keyDeletionWindowDays: "
+            f"{cfg.protection.key_deletion_window_days}; prod must keep 30"
+        )
+    if not cfg.database.multi_az:
+        problems.append("platform:database.multiAz: false; prod must be true")
+    if cfg.database.backup_retention_days < 30:
+        problems.append(
+            f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "
+            "prod must keep 30 to 35 days"
+        )
     return problems
 
 
@@ -486,8 +570,9 @@ def load_from_pulumi() -> PlatformConfig:
         if field_name in ("stack", "region"):
             continue
         key = field.alias or to_camel(field_name)
-        value = platform.get_object(key)
-        if value is None:
+        try:
+            value = platform.get_object(key)
+        except pulumi.ConfigTypeError:  # not JSON: a plain string such as `flavour: aws`
             value = platform.get(key)
         if value is not None:
             raw[f"{PROJECT}:{key}"] = value

@@ -150,37 +150,8 @@ ALL_CHARTS: tuple[ChartSpec, ...] = (
 RELEASE_TIMEOUT_SECONDS = 900
 
 
-# --- Sizing per stack ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrometheusSizing:
-    """How long Prometheus keeps samples and the volume it keeps them on."""
-
-    retention: str
-    storage_gib: int
-
-
-_PROMETHEUS_SIZING: dict[str, PrometheusSizing] = {
-    "localstack": PrometheusSizing(retention="1d", storage_gib=5),
-    "dev": PrometheusSizing(retention="7d", storage_gib=20),
-    "staging": PrometheusSizing(retention="15d", storage_gib=50),
-    "prod": PrometheusSizing(retention="30d", storage_gib=200),
-}
-
-
-def prometheus_sizing(environment: str) -> PrometheusSizing:
-    """Default retention/storage of an environment (the layer's Args may override both)."""
-    try:
-        return _PROMETHEUS_SIZING[environment]
-    except KeyError:
-        raise ValueError(
-            f"environment {environment!r} has no Prometheus sizing; "
-            f"allowed: {', '.join(_PROMETHEUS_SIZING)}"
-        ) from None
-
-
-RETENTION = re.compile(r"^\d+[smhdwy]$")
+PROMETHEUS_RETENTION = re.compile(r"^\d+[smhdwy]$")
+"""A Prometheus duration (`15d`); the stack config's `tier.prometheus.retention` is checked too."""
 
 
 def _replicas(high_availability: bool, ha_count: int = 2) -> int:
@@ -263,8 +234,8 @@ MONITORED_NAMESPACES: tuple[str, ...] = (
 def kube_prometheus_stack_values(
     *, high_availability: bool, retention: str, storage_gib: int
 ) -> dict[str, Any]:
-    """kube-prometheus-stack with per-stack retention/storage and app-friendly selectors."""
-    if not RETENTION.match(retention):
+    """kube-prometheus-stack with the tier's retention/storage and app-friendly selectors."""
+    if not PROMETHEUS_RETENTION.match(retention):
         raise ValueError(f"retention {retention!r}; allowed: a Prometheus duration such as 15d")
     if storage_gib < 1:
         raise ValueError(f"storage_gib {storage_gib}; allowed: >= 1")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
+from infra.config import load_stack_config, load_stack_file, read_stack_file
 from infra.contracts import APP_NAMESPACE, ENVIRONMENTS
+from infra.offline import run_stack
 from infra.platform import charts
 from tests.infra.platform_support import declared
 
@@ -53,13 +57,25 @@ def test_argocd_is_ha_only_when_asked() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_declared_ha_follows_the_stack(env: str) -> None:
+def test_declared_ha_follows_the_stack_tier(env: str) -> None:
+    ha = load_stack_file(env).tier.high_availability
     argocd = declared(env).one(RELEASE, "argocd-release").inputs["values"]
     prometheus = declared(env).one(RELEASE, "kube-prometheus-stack").inputs["values"]
-    is_prod = env == "prod"
-    assert argocd["redis-ha"]["enabled"] is is_prod
-    assert argocd["server"]["replicas"] == (2 if is_prod else 1)
-    assert prometheus["prometheus"]["prometheusSpec"]["replicas"] == (2 if is_prod else 1)
+    assert argocd["redis-ha"]["enabled"] is ha
+    assert argocd["server"]["replicas"] == (2 if ha else 1)
+    assert prometheus["prometheus"]["prometheusSpec"]["replicas"] == (2 if ha else 1)
+
+
+def test_ha_and_sizing_are_tier_settings_not_the_stack_name() -> None:
+    """dev with prod's tier gets prod's charts: the program reads the tier, never the name."""
+    raw = copy.deepcopy(read_stack_file("dev"))
+    raw["platform:tier"] = read_stack_file("prod")["platform:tier"]
+    releases = run_stack(load_stack_config("dev", raw))
+    argocd = releases.one(RELEASE, "argocd-release").inputs["values"]
+    spec = releases.one(RELEASE, "kube-prometheus-stack").inputs["values"]["prometheus"]
+    assert argocd["redis-ha"]["enabled"] is True and argocd["server"]["replicas"] == 2
+    assert spec["prometheusSpec"]["replicas"] == 2
+    assert spec["prometheusSpec"]["retention"] == "30d"
 
 
 def test_prometheus_picks_up_app_monitors_regardless_of_helm_labels() -> None:
@@ -80,8 +96,8 @@ def test_prometheus_picks_up_app_monitors_regardless_of_helm_labels() -> None:
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
-def test_retention_and_storage_come_from_the_stack(env: str) -> None:
-    sizing = charts.prometheus_sizing(env)
+def test_retention_and_storage_come_from_the_stack_tier(env: str) -> None:
+    sizing = load_stack_file(env).tier.prometheus
     spec = (
         declared(env)
         .one(RELEASE, "kube-prometheus-stack")
@@ -93,7 +109,7 @@ def test_retention_and_storage_come_from_the_stack(env: str) -> None:
 
 
 def test_prod_keeps_metrics_longest() -> None:
-    days = {env: int(charts.prometheus_sizing(env).retention[:-1]) for env in ENVIRONMENTS}
+    days = {env: int(load_stack_file(env).tier.prometheus.retention[:-1]) for env in ENVIRONMENTS}
     assert days["prod"] == max(days.values())
 
 

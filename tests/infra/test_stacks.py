@@ -104,6 +104,28 @@ def test_load_from_pulumi_reads_the_same_config() -> None:
     assert seen == [load_stack_file("staging")]
 
 
+def test_mixed_modes_fail_in_config_before_any_resource() -> None:
+    """dev with eks / in-cluster Kafka / rds: `pulumi up` stops at config, nothing registered."""
+    from infra.config import ConfigError, load_from_pulumi
+    from infra.program import build
+
+    raw = read_stack_file("dev")
+    raw["platform:kafka"] = {**raw["platform:kafka"], "mode": "in-cluster"}
+    config = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in raw.items()}
+    errors: list[str] = []
+
+    def program() -> None:
+        try:
+            build(load_from_pulumi())
+        except ConfigError as exc:
+            errors.append(str(exc))
+
+    result = run_program(program, stack="dev", region="eu-west-1", config=config)
+    assert errors and "platform:kafka.mode: 'in-cluster'" in errors[0]
+    assert "allowed: 'msk'" in errors[0]
+    assert result.resources == []
+
+
 def _ingress_cidrs(result: Declared) -> list[str]:
     cidrs: list[str] = []
     for sg in result.of_type("aws:ec2/securityGroup:SecurityGroup"):

@@ -66,9 +66,9 @@ class EnvContext:
         return OTLP_HTTP_PORT
 
     @property
-    def is_dev_like(self) -> bool:
-        """dev and localstack trade availability for cost and speed."""
-        return self.env in ("dev", "localstack")
+    def high_availability(self) -> bool:
+        """The stack's tier: without it (dev, localstack) availability is traded for cost."""
+        return self.cfg.tier.high_availability
 
     @property
     def ingress_class(self) -> str:
