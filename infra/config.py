@@ -9,7 +9,6 @@ get Args built from these objects.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,24 @@ SUPPORTED_EKS_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33")
 SUPPORTED_KAFKA_VERSIONS: tuple[str, ...] = ("3.6.0", "3.7.x", "3.8.x", "3.9.x")
 SUPPORTED_POSTGRES_VERSIONS: tuple[str, ...] = ("15.10", "16.6", "16.8", "17.2", "17.4")
 
-SUPPORTED_REGIONS_PREFIXES: tuple[str, ...] = ("us-", "eu-", "ap-", "ca-", "sa-", "me-", "af-")
+# The regions a stack may use, each with the zone letters its subnets go to. Subnets need zone
+# names when the program is declared (resource names and the CIDR layout stay stable in
+# previews), and the letters differ by region: ap-northeast-1 has no "b" for accounts opened in
+# the last decade, ca-central-1 has no "c". Only commercial regions: the IAM partition is fixed
+# (`infra.cluster.iam.PARTITION`). A region is added here after checking its zones.
+SUPPORTED_REGIONS: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("a", "b", "c"),
+    "us-east-2": ("a", "b", "c"),
+    "us-west-2": ("a", "b", "c"),
+    "ca-central-1": ("a", "b", "d"),
+    "eu-west-1": ("a", "b", "c"),
+    "eu-west-2": ("a", "b", "c"),
+    "eu-central-1": ("a", "b", "c"),
+    "eu-north-1": ("a", "b", "c"),
+    "ap-northeast-1": ("a", "c", "d"),
+    "ap-southeast-1": ("a", "b", "c"),
+    "ap-southeast-2": ("a", "b", "c"),
+}
 
 FLAVOURS: tuple[str, ...] = ("aws", "local")
 # What each flavour runs the cluster, Kafka and PostgreSQL on. The three move together: MSK IAM
@@ -388,6 +404,13 @@ class PlatformConfig(_Model):
     localstack: LocalStackConfig | None = None
 
     @property
+    def availability_zones(self) -> list[str]:
+        """The zones the subnets go to (`azCount` of the region's listed zones)."""
+        return [
+            f"{self.region}{z}" for z in SUPPORTED_REGIONS[self.region][: self.network.az_count]
+        ]
+
+    @property
     def base_tags(self) -> dict[str, str]:
         return {"project": PROJECT, "stack": self.stack, "managed-by": "pulumi"}
 
@@ -404,10 +427,16 @@ def _stack_rules(cfg: PlatformConfig) -> list[str]:
     problems: list[str] = []
     if cfg.stack not in ENVIRONMENTS:
         problems.append(f"stack: {cfg.stack!r} is unknown; allowed: {', '.join(ENVIRONMENTS)}")
-    if not any(cfg.region.startswith(p) for p in SUPPORTED_REGIONS_PREFIXES) or not re.fullmatch(
-        r"[a-z]{2}-[a-z]+-\d", cfg.region
-    ):
-        problems.append(f"aws:region: {cfg.region!r} is not an AWS region name (e.g. eu-west-1)")
+    zones = SUPPORTED_REGIONS.get(cfg.region)
+    if zones is None:
+        problems.append(
+            f"aws:region: {cfg.region!r} is not supported; allowed: {', '.join(SUPPORTED_REGIONS)}"
+        )
+    elif cfg.network.az_count > len(zones):
+        problems.append(
+            f"platform:network.azCount: {cfg.network.az_count}; region {cfg.region} has the zones "
+            f"{', '.join(zones)}, allowed: 2 to {len(zones)}"
+        )
     if cfg.kafka.mode == "msk" and cfg.kafka.broker_count % cfg.network.az_count:
         problems.append(
             f"platform:kafka.brokerCount: {cfg.kafka.broker_count} is not a multiple of "

@@ -115,7 +115,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         opts=with_aws,
     )
 
-    az_names = _static_azs(cfg)
+    az_names = cfg.availability_zones
     network = Network(
         "network",
         NetworkArgs(
@@ -324,12 +324,3 @@ def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:
         "ecr": cfg.registry.create,
     }
     return tuple(purpose for purpose in KEY_PURPOSES if used[purpose])
-
-
-def _static_azs(cfg: PlatformConfig) -> list[str]:
-    """AZ names known before deployment: `<region>a`, `b`, `c`.
-
-    Subnets need concrete AZ names at declaration time so resource names and the subnet layout
-    stay stable in previews; every region we support has zones a-c available.
-    """
-    return [f"{cfg.region}{suffix}" for suffix in "abc"[: cfg.network.az_count]]

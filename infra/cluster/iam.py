@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-# The stack config only accepts commercial regions (infra.config.SUPPORTED_REGIONS_PREFIXES has no
-# cn-/us-gov-), so the partition is fixed rather than looked up with an extra invoke per resource.
+# The stack config only accepts commercial regions (infra.config.SUPPORTED_REGIONS has no cn-
+# or us-gov-), so the partition is fixed rather than looked up with an extra invoke per resource.
 PARTITION = "aws"
 
 POLICY_VERSION = "2012-10-17"

@@ -279,3 +279,31 @@ def test_staging_is_highly_available_like_prod() -> None:
     staging, prod = load_stack_file("staging").tier, load_stack_file("prod").tier
     assert staging.high_availability and prod.high_availability
     assert staging.min_api_replicas >= 2
+
+
+# --- Regions and zones ---------------------------------------------------------------------------
+
+
+def test_unsupported_region_names_the_field_and_the_allowed_regions() -> None:
+    raw = _dev()
+    raw["aws:region"] = "us-west-1"
+    _fails("dev", raw, "aws:region: 'us-west-1' is not supported; allowed: us-east-1, ")
+    raw["aws:region"] = "moon-1"
+    _fails("dev", raw, "aws:region: 'moon-1' is not supported", "eu-west-1")
+
+
+def test_zones_come_from_the_region_list() -> None:
+    raw = _prod()
+    raw["aws:region"] = "ap-northeast-1"  # no "b" zone for current accounts
+    cfg = load_stack_config("prod", raw)
+    assert cfg.availability_zones == ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]
+    assert load_stack_config("dev", _dev()).availability_zones == ["eu-west-1a", "eu-west-1b"]
+
+
+def test_az_count_cannot_exceed_the_regions_zones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import infra.config
+
+    monkeypatch.setitem(infra.config.SUPPORTED_REGIONS, "eu-south-9", ("a", "b"))
+    raw = _prod()
+    raw["aws:region"] = "eu-south-9"
+    _fails("prod", raw, "platform:network.azCount: 3; region eu-south-9 has the zones a, b")
