@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
+import yaml
 
 from infra.config import load_stack_config, load_stack_file, read_stack_file
-from infra.contracts import APP_NAMESPACE, ENVIRONMENTS
+from infra.contracts import APP_NAMESPACE, APPS, ENVIRONMENTS
 from infra.offline import run_stack
 from infra.platform import charts
 from tests.infra.platform_support import declared
@@ -146,3 +147,60 @@ def test_only_the_local_cluster_skips_kubelet_tls() -> None:
     eks = charts.metrics_server_values(high_availability=False, local_cluster=False)
     assert "--kubelet-insecure-tls" in local["args"]
     assert "args" not in eks
+
+
+def _selects(selector: dict, labels: dict[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics (matchLabels AND matchExpressions; {} selects all).
+
+    Hand-written because no API server runs here and the kubernetes client cannot evaluate
+    selectors; it covers the operators the chart values use.
+    """
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression["values"]
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+    return True
+
+
+def _effective_selector(spec: dict, kind: str) -> dict:
+    """The selector the chart writes into the Prometheus CR, as its template
+    `templates/prometheus/prometheus.yaml` does: the given selector if non-empty, else the
+    release label unless `<kind>SelectorNilUsesHelmValues` (default true) is false."""
+    if spec.get(f"{kind}Selector"):
+        return spec[f"{kind}Selector"]
+    if spec.get(f"{kind}SelectorNilUsesHelmValues", True):
+        return {"matchLabels": {"release": charts.KUBE_PROMETHEUS_STACK.release}}
+    return {}
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_declared_prometheus_selects_every_rendered_monitor_and_rule(env: str) -> None:
+    """The rendered ServiceMonitors and PrometheusRules carry no Helm `release` label; the
+    declared Prometheus must pick them up anyway (and a namespace outside the list must not)."""
+    from infra.gitops.catalog import load_catalog
+    from infra.gitops.renderer import render
+
+    spec = (
+        declared(env)
+        .one(RELEASE, "kube-prometheus-stack")
+        .inputs["values"]["prometheus"]["prometheusSpec"]
+    )
+    kinds = {"ServiceMonitor": "serviceMonitor", "PrometheusRule": "rule"}
+    found = 0
+    for path, text in render(load_catalog(), [env]).items():
+        manifest = yaml.safe_load(text)
+        if not path.startswith(f"{env}/") or manifest["kind"] not in kinds:
+            continue
+        meta, key = manifest["metadata"], kinds[manifest["kind"]]
+        assert "release" not in meta["labels"]
+        namespace_labels = {"kubernetes.io/metadata.name": meta["namespace"]}
+        assert _selects(_effective_selector(spec, key), meta["labels"]), path
+        assert _selects(spec[f"{key}NamespaceSelector"], namespace_labels), path
+        found += 1
+    assert found == 2 * len(APPS)
+    outside = {"kubernetes.io/metadata.name": "default"}
+    assert not _selects(spec["serviceMonitorNamespaceSelector"], outside)

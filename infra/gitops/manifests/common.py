@@ -34,8 +34,6 @@ POSTGRES_PORT = 5432
 HTTPS_PORT = 443
 RUN_AS_ID = 10001
 """Non-root UID/GID >= 10000 so it cannot collide with a host user."""
-PROMETHEUS_RELEASE_LABEL = {"release": "kube-prometheus-stack"}
-"""kube-prometheus-stack selects ServiceMonitors and PrometheusRules carrying its release label."""
 
 
 @dataclass(frozen=True)
