@@ -67,6 +67,11 @@ class ChartSpec:
                 f"chart {self.chart!r}: version {self.version!r} is not pinned; "
                 "allowed: an exact MAJOR.MINOR.PATCH"
             )
+        if not self.repository.startswith("https://"):
+            # Helm would fetch the chart (and its index) unauthenticated and unencrypted.
+            raise ValueError(
+                f"chart {self.chart!r}: repository {self.repository!r}; allowed: an https:// URL"
+            )
 
 
 ARGO_CD = ChartSpec(
