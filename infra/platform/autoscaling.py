@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contracts import KEDA_NAMESPACE
 from infra.platform import charts
 from infra.platform.kube import helm_release, namespace
 
@@ -52,7 +53,7 @@ class Autoscaling(pulumi.ComponentResource):
             provider=args.k8s_provider,
         )
         self.keda_namespace = namespace(
-            f"{name}-keda-namespace", charts.KEDA_NAMESPACE, parent=self, provider=args.k8s_provider
+            f"{name}-keda-namespace", KEDA_NAMESPACE, parent=self, provider=args.k8s_provider
         )
         self.keda = helm_release(
             f"{name}-keda",

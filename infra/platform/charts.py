@@ -15,18 +15,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra.contracts import APP_NAMESPACE, ARGOCD_NAMESPACE, OTLP_HTTP_PORT
+from infra.contracts import (
+    APP_NAMESPACE,
+    ARGOCD_NAMESPACE,
+    CNPG_OPERATOR_NAMESPACE,
+    DATABASE_NAMESPACE,
+    EXTERNAL_SECRETS_NAMESPACE,
+    KAFKA_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBE_SYSTEM_NAMESPACE,
+    MONITORING_NAMESPACE,
+    OTLP_HTTP_PORT,
+    TRACING_NAMESPACE,
+)
 
 EXACT_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-
-MONITORING_NAMESPACE = "monitoring"
-TRACING_NAMESPACE = "tracing"
-EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
-KEDA_NAMESPACE = "keda"
-KUBE_SYSTEM_NAMESPACE = "kube-system"  # exists on every cluster; never created nor deleted by us
-KAFKA_NAMESPACE = "kafka"
-CNPG_OPERATOR_NAMESPACE = "cnpg-system"
-DATABASE_NAMESPACE = "database"
 
 # ServiceAccounts that get an EKS Pod Identity association. The chart values below pin these names
 # (instead of letting the chart derive them from the release name) because the association is

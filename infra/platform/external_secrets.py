@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contracts import APP_NAMESPACE
+from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER
 from infra.platform import charts
 from infra.platform.kube import custom_resource, helm_release, namespace
 
@@ -70,7 +70,7 @@ def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
             "kubernetes": {
                 "remoteNamespace": args.source_namespace,
                 "server": {
-                    "url": "https://kubernetes.default.svc",
+                    "url": IN_CLUSTER_API_SERVER,
                     "caProvider": {
                         "type": "ConfigMap",
                         "name": "kube-root-ca.crt",

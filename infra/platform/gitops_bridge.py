@@ -24,18 +24,19 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import (
     APP_NAMESPACE,
+    ARGOCD_API_GROUP,
+    ARGOCD_API_VERSION,
+    ARGOCD_FINALIZER,
     ARGOCD_NAMESPACE,
     ARGOCD_PROJECT,
     ENVIRONMENTS,
+    IN_CLUSTER_API_SERVER,
     gitops_path,
 )
 from infra.platform.kube import custom_resource
 
-ARGOCD_API_VERSION = "argoproj.io/v1alpha1"
 ROOT_PROJECT = "platform-root"
 ROOT_APP_NAME = "platform-root"
-IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 ROOT_SYNC_OPTIONS: tuple[str, ...] = (
     # CRD-backed objects (ServiceMonitor, ScaledObject) can be large; SSA has no annotation limit.
@@ -54,7 +55,7 @@ def apps_project_spec(repo_url: str) -> dict[str, Any]:
     return {
         "description": "Bundled apps: sources from this repo, deployed to the apps namespace only",
         "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_SERVER, "namespace": APP_NAMESPACE}],
+        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": APP_NAMESPACE}],
         # Empty whitelist = no cluster-scoped kinds (Namespace, CRD, ClusterRole, ...).
         "clusterResourceWhitelist": [],
         # Quotas and limits are the platform's to set, not the apps'.
@@ -71,9 +72,9 @@ def root_project_spec(repo_url: str) -> dict[str, Any]:
     return {
         "description": "The root app-of-apps: child Applications only",
         "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_SERVER, "namespace": ARGOCD_NAMESPACE}],
+        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": ARGOCD_NAMESPACE}],
         "clusterResourceWhitelist": [],
-        "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
+        "namespaceResourceWhitelist": [{"group": ARGOCD_API_GROUP, "kind": "Application"}],
     }
 
 
@@ -88,7 +89,7 @@ def root_application_spec(environment: str, repo_url: str, revision: str) -> dic
             # The folder's top level holds only the child Applications (contracts.py).
             "directory": {"recurse": False},
         },
-        "destination": {"server": IN_CLUSTER_SERVER, "namespace": ARGOCD_NAMESPACE},
+        "destination": {"server": IN_CLUSTER_API_SERVER, "namespace": ARGOCD_NAMESPACE},
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},
             "syncOptions": list(ROOT_SYNC_OPTIONS),
@@ -177,7 +178,7 @@ class GitOpsBridge(pulumi.ComponentResource):
             # Deleting the root app makes Argo CD delete the child Applications (which carry the
             # same finalizer, so their workloads go too) before the object disappears; Pulumi
             # waits for that, which is what makes teardown safe.
-            finalizers=[RESOURCES_FINALIZER],
+            finalizers=[ARGOCD_FINALIZER],
             parent=self,
             provider=provider,
             depends_on=[

@@ -21,15 +21,18 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.contracts import APP_NAMESPACE, APPS, TOPICS, TOPICS_JOB_SERVICE_ACCOUNT, AppContract
+from infra.contracts import (
+    APP_NAMESPACE,
+    APPS,
+    EXTERNAL_SECRETS_NAMESPACE,
+    KEDA_NAMESPACE,
+    TOPICS,
+    TOPICS_JOB_SERVICE_ACCOUNT,
+    AppContract,
+)
 from infra.naming import merge_tags, physical_name
 from infra.platform import iam_policies
-from infra.platform.charts import (
-    EXTERNAL_SECRETS_NAMESPACE,
-    EXTERNAL_SECRETS_SERVICE_ACCOUNT,
-    KEDA_NAMESPACE,
-    KEDA_OPERATOR_SERVICE_ACCOUNT,
-)
+from infra.platform.charts import EXTERNAL_SECRETS_SERVICE_ACCOUNT, KEDA_OPERATOR_SERVICE_ACCOUNT
 
 IAM_ROLE_NAME_LIMIT = 64
 

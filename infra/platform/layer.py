@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from infra.contracts import ENVIRONMENTS, gitops_path
+from infra.contracts import DATABASE_NAMESPACE, ENVIRONMENTS, gitops_path
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
 from infra.platform.autoscaling import Autoscaling, AutoscalingArgs
@@ -341,7 +341,7 @@ class PlatformLayer(pulumi.ComponentResource):
                 high_availability=args.high_availability,
                 store="kubernetes",
                 region=args.region,
-                source_namespace=charts.DATABASE_NAMESPACE,
+                source_namespace=DATABASE_NAMESPACE,
                 reader_service_account=DATABASE_READER_SERVICE_ACCOUNT,
                 wait_for=monitoring_crds,
                 store_wait_for=local_data.reader_rbac,

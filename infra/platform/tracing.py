@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contracts import TRACING_NAMESPACE
 from infra.platform import charts
 from infra.platform.kube import helm_release, namespace
 
@@ -44,7 +45,7 @@ class Tracing(pulumi.ComponentResource):
     ) -> None:
         super().__init__("platform:platform:Tracing", name, None, opts)
         self.namespace = namespace(
-            f"{name}-namespace", charts.TRACING_NAMESPACE, parent=self, provider=args.k8s_provider
+            f"{name}-namespace", TRACING_NAMESPACE, parent=self, provider=args.k8s_provider
         )
         self.jaeger = helm_release(
             f"{name}-jaeger",

@@ -14,6 +14,7 @@ from infra.contracts import (
     ENVIRONMENTS,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
+    KUBE_SYSTEM_NAMESPACE,
     DbSecretKey,
     Fact,
 )
@@ -180,7 +181,7 @@ def test_releases_wait_for_their_namespace(env: str) -> None:
     }
     for resource in d.of_type(RELEASE):
         ns = resource.inputs["namespace"]
-        if ns == charts.KUBE_SYSTEM_NAMESPACE:
+        if ns == KUBE_SYSTEM_NAMESPACE:
             assert ns not in namespaces  # never created, so never deleted
             continue
         assert d.depends_on(resource, namespaces[ns]), resource.name
