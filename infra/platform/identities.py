@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.cluster.iam import pod_identity_trust_policy
 from infra.contracts import (
     APP_NAMESPACE,
     APPS,
@@ -229,7 +230,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
             f"{self._name}-{role}-role",
             name=role_name,
             description=f"Pod Identity role of {role} ({self._args.name_prefix})",
-            assume_role_policy=json.dumps(iam_policies.pod_identity_trust_policy()),
+            assume_role_policy=json.dumps(pod_identity_trust_policy()),
             tags=merge_tags(role_name, self._args.tags, {}),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -288,3 +288,16 @@ def test_only_keys_that_encrypt_something_are_declared() -> None:
     assert purposes("dev") == {"eks", "ebs", "msk", "rds", "s3", "ecr", "logs"}
     assert purposes("prod") == {"eks", "ebs", "msk", "rds", "s3", "logs"}  # no registry here
     assert purposes("localstack") == {"s3", "logs"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pod_identity_role_has_the_one_trust_policy(stack: str) -> None:
+    """The EBS CSI role (cluster layer) and the workload roles (platform layer) trust Pod
+    Identity through the same document, `infra.cluster.iam.pod_identity_trust_policy`."""
+    from infra.cluster.iam import pod_identity_trust_policy
+
+    roles = declared(stack).of_type("aws:iam/role:Role")
+    trusted = [r for r in roles if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"]]
+    assert {r.name for r in trusted} >= {"cluster-ebs-csi-role", "platform-identities-audit-role"}
+    for role in trusted:
+        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy(), role.name
