@@ -11,10 +11,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from infra.contracts import ENVIRONMENTS
@@ -103,6 +111,17 @@ class _Model(BaseModel):
     )
 
 
+def _one_of(allowed: tuple[str, ...]) -> AfterValidator:
+    """A field validator refusing any value outside `allowed` (e.g. an unpinned version)."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r}; allowed: {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
 def _parse_network(value: str, field: str) -> ipaddress.IPv4Network:
     try:
         return ipaddress.IPv4Network(value, strict=True)
@@ -188,7 +207,9 @@ class ClusterConfig(_Model):
     """The Kubernetes cluster: EKS, or an existing cluster from a kubeconfig (local flavour)."""
 
     mode: Literal["eks", "kubeconfig"] = "eks"
-    version: str = Field("1.32", description="EKS minor version, pinned.")
+    version: Annotated[str, _one_of(SUPPORTED_EKS_VERSIONS)] = Field(
+        "1.32", description="EKS minor version, pinned."
+    )
     public_access_cidrs: tuple[str, ...] = Field(
         (), description="CIDRs allowed on the public API endpoint; empty closes it."
     )
@@ -203,13 +224,6 @@ class ClusterConfig(_Model):
         None, description="kubeconfig context for mode=kubeconfig (kind/k3d/minikube)."
     )
     log_retention_days: int = Field(90, ge=1, le=3653, description="Control-plane log retention.")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_EKS_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
-        return value
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -240,19 +254,14 @@ class KafkaConfig(_Model):
     """Kafka: Amazon MSK, or Strimzi in the cluster (local flavour)."""
 
     mode: Literal["msk", "in-cluster"] = "msk"
-    version: str = Field("3.6.0", description="MSK Kafka version, pinned.")
+    version: Annotated[str, _one_of(SUPPORTED_KAFKA_VERSIONS)] = Field(
+        "3.6.0", description="MSK Kafka version, pinned."
+    )
     broker_count: int = Field(3, ge=1, le=30)
     instance_type: str = Field("kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
     storage_gib: int = Field(100, ge=1, le=16384)
     max_storage_gib: int = Field(500, ge=1, le=16384)
     log_retention_days: int = Field(14, ge=1, le=3650, description="Broker log group retention.")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_KAFKA_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_KAFKA_VERSIONS)}")
-        return value
 
     @model_validator(mode="after")
     def _storage(self) -> KafkaConfig:
@@ -277,7 +286,9 @@ class DatabaseConfig(_Model):
     """PostgreSQL: Amazon RDS, or CloudNativePG in the cluster (local flavour)."""
 
     mode: Literal["rds", "in-cluster"] = "rds"
-    engine_version: str = Field("16.6", description="PostgreSQL version, pinned major.minor.")
+    engine_version: Annotated[str, _one_of(SUPPORTED_POSTGRES_VERSIONS)] = Field(
+        "16.6", description="PostgreSQL version, pinned major.minor."
+    )
     instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gib: int = Field(20, ge=20, le=65536)
     max_allocated_storage_gib: int = Field(100, ge=20, le=65536)
@@ -285,13 +296,6 @@ class DatabaseConfig(_Model):
     backup_retention_days: int = Field(7, ge=0, le=35)
     database_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     performance_insights_retention_days: int = Field(7, description="7 (free tier) or 31..731")
-
-    @field_validator("engine_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_POSTGRES_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_POSTGRES_VERSIONS)}")
-        return value
 
     @field_validator("backup_retention_days")
     @classmethod

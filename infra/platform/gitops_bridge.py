@@ -144,49 +144,24 @@ class GitOpsBridge(pulumi.ComponentResource):
                 f"repo_url/revision: {args.repo_url!r}/{args.revision!r}; allowed: non-empty"
             )
         super().__init__("platform:platform:GitOpsBridge", name, None, opts)
-        provider = args.k8s_provider
+        self._args = args
         self.path = gitops_path(args.environment)
-        self.apps_project = custom_resource(
-            f"{name}-apps-project",
-            api_version=ARGOCD_API_VERSION,
-            kind="AppProject",
-            name=ARGOCD_PROJECT,
-            namespace=ARGOCD_NAMESPACE,
-            spec=apps_project_spec(args.repo_url),
-            parent=self,
-            provider=provider,
-            depends_on=[args.argocd_release],
+        self.apps_project = self._argocd_object(
+            f"{name}-apps-project", "AppProject", ARGOCD_PROJECT, apps_project_spec(args.repo_url)
         )
-        self.root_project = custom_resource(
-            f"{name}-root-project",
-            api_version=ARGOCD_API_VERSION,
-            kind="AppProject",
-            name=ROOT_PROJECT,
-            namespace=ARGOCD_NAMESPACE,
-            spec=root_project_spec(args.repo_url),
-            parent=self,
-            provider=provider,
-            depends_on=[args.argocd_release],
+        self.root_project = self._argocd_object(
+            f"{name}-root-project", "AppProject", ROOT_PROJECT, root_project_spec(args.repo_url)
         )
-        self.root_app = custom_resource(
+        self.root_app = self._argocd_object(
             f"{name}-root-app",
-            api_version=ARGOCD_API_VERSION,
-            kind="Application",
-            name=ROOT_APP_NAME,
-            namespace=ARGOCD_NAMESPACE,
-            spec=root_application_spec(args.environment, args.repo_url, args.revision),
+            "Application",
+            ROOT_APP_NAME,
+            root_application_spec(args.environment, args.repo_url, args.revision),
             # Deleting the root app makes Argo CD delete the child Applications (which carry the
             # same finalizer, so their workloads go too) before the object disappears; Pulumi
             # waits for that, which is what makes teardown safe.
             finalizers=[ARGOCD_FINALIZER],
-            parent=self,
-            provider=provider,
-            depends_on=[
-                args.argocd_release,
-                self.apps_project,
-                self.root_project,
-                *args.wait_for,
-            ],
+            depends_on=[self.apps_project, self.root_project, *args.wait_for],
         )
         self.register_outputs(
             {
@@ -195,4 +170,29 @@ class GitOpsBridge(pulumi.ComponentResource):
                 "root_app": self.root_app.urn,
                 "path": self.path,
             }
+        )
+
+    def _argocd_object(
+        self,
+        resource_name: str,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        finalizers: list[str] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> k8s.apiextensions.CustomResource:
+        """An Argo CD object in the `argocd` namespace, after the release that brings its CRD."""
+        args = self._args
+        return custom_resource(
+            resource_name,
+            api_version=ARGOCD_API_VERSION,
+            kind=kind,
+            name=name,
+            namespace=ARGOCD_NAMESPACE,
+            spec=spec,
+            finalizers=finalizers,
+            parent=self,
+            provider=args.k8s_provider,
+            depends_on=[args.argocd_release, *depends_on],
         )

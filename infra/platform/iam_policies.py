@@ -286,22 +286,23 @@ def topics_admin_policy(topics: tuple[str, ...], *, msk: MskArns) -> dict[str, A
     }
 
 
-def actions_of(policy: dict[str, Any]) -> list[str]:
-    """Every action of a policy (for checks: no `*`, no service-wide wildcard)."""
+def _statement_values(policy: dict[str, Any], key: str) -> list[str]:
+    """Every value of `key` over the statements (IAM allows a string or a list there)."""
     found: list[str] = []
     for statement in policy.get("Statement", []):
-        action = statement.get("Action", [])
-        found.extend([action] if isinstance(action, str) else action)
+        value = statement.get(key, [])
+        found.extend([value] if isinstance(value, str) else value)
     return found
+
+
+def actions_of(policy: dict[str, Any]) -> list[str]:
+    """Every action of a policy (for checks: no `*`, no service-wide wildcard)."""
+    return _statement_values(policy, "Action")
 
 
 def resources_of(policy: dict[str, Any]) -> list[str]:
     """Every resource ARN of a policy."""
-    found: list[str] = []
-    for statement in policy.get("Statement", []):
-        resource = statement.get("Resource", [])
-        found.extend([resource] if isinstance(resource, str) else resource)
-    return found
+    return _statement_values(policy, "Resource")
 
 
 def has_wildcard_action(policy: dict[str, Any]) -> bool:

@@ -144,8 +144,14 @@ def validate_args(args: PlatformLayerArgs) -> None:
 class _FlavourParts:
     """What the flavour-specific half of the layer hands to the shared half."""
 
+    secret_store: dict[str, Any]
+    """The flavour's `ExternalSecretsArgs` fields: which store, and what it reads from."""
+    secrets_wait_for: list[pulumi.Resource]
+    """What the ESO release waits for besides the monitoring CRDs (its Pod Identity)."""
     facts: dict[str, Any]
-    """The flavour's `FactsChannelArgs` fields: Kafka, database and what the channel waits for."""
+    """The flavour's `FactsChannelArgs` fields: where Kafka and the database are."""
+    facts_wait_for: list[pulumi.Resource]
+    """What the facts channel waits for besides the secret store (the in-cluster database)."""
     keda_waits_for: list[pulumi.Resource]
     """The KEDA operator's Pod Identity association, where there is one."""
     workloads_wait_for: list[pulumi.Resource]
@@ -198,9 +204,20 @@ class PlatformLayer(pulumi.ComponentResource):
             f"{name}-tracing", TracingArgs(k8s_provider=k8s_provider, high_availability=ha), child
         )
         if isinstance(args, ManagedLayerArgs):
-            flavour = self._managed(name, args, monitoring_crds, child)
+            flavour = self._managed(name, args, child)
         else:
-            flavour = self._in_cluster(name, args, monitoring_crds, child)
+            flavour = self._in_cluster(name, args, child)
+        self.external_secrets = ExternalSecrets(
+            f"{name}-external-secrets",
+            ExternalSecretsArgs(
+                k8s_provider=k8s_provider,
+                high_availability=ha,
+                region=args.region,
+                wait_for=[*monitoring_crds, *flavour.secrets_wait_for],
+                **flavour.secret_store,
+            ),
+            child,
+        )
         self.autoscaling = Autoscaling(
             f"{name}-autoscaling",
             AutoscalingArgs(
@@ -220,6 +237,7 @@ class PlatformLayer(pulumi.ComponentResource):
                 otlp_endpoint=self.tracing.otlp_endpoint,
                 audit_bucket_name=args.audit_bucket_name,
                 secret_store_name=self.external_secrets.store_name,
+                wait_for=[self.external_secrets.store, *flavour.facts_wait_for],
                 **flavour.facts,
             ),
             child,
@@ -262,11 +280,7 @@ class PlatformLayer(pulumi.ComponentResource):
         )
 
     def _managed(
-        self,
-        name: str,
-        args: ManagedLayerArgs,
-        monitoring_crds: list[pulumi.Resource],
-        child: pulumi.ResourceOptions,
+        self, name: str, args: ManagedLayerArgs, child: pulumi.ResourceOptions
     ) -> _FlavourParts:
         """Pod Identity roles, the Secrets Manager store, and facts pointing at MSK and RDS."""
         identities = WorkloadIdentities(
@@ -287,20 +301,10 @@ class PlatformLayer(pulumi.ComponentResource):
             child,
         )
         self.identities, self.local_data = identities, None
-        association = identities.external_secrets_association
-        self.external_secrets = ExternalSecrets(
-            f"{name}-external-secrets",
-            ExternalSecretsArgs(
-                k8s_provider=args.k8s_provider,
-                high_availability=args.high_availability,
-                store="aws-secrets-manager",
-                region=args.region,
-                wait_for=[*monitoring_crds, *([association] if association else [])],
-            ),
-            child,
-        )
-        keda = identities.keda_association
+        eso, keda = identities.external_secrets_association, identities.keda_association
         return _FlavourParts(
+            secret_store={"store": "aws-secrets-manager"},
+            secrets_wait_for=[eso] if eso else [],
             facts={
                 "kafka_bootstrap_servers": args.kafka_bootstrap_servers,
                 "kafka_auth_mode": "iam",
@@ -308,18 +312,14 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": args.db_port,
                 "db_name": args.db_name,
                 "db_secret_ref": args.db_secret_arn,
-                "wait_for": [self.external_secrets.store],
             },
+            facts_wait_for=[],
             keda_waits_for=[keda] if keda else [],
             workloads_wait_for=list(identities.associations),
         )
 
     def _in_cluster(
-        self,
-        name: str,
-        args: InClusterLayerArgs,
-        monitoring_crds: list[pulumi.Resource],
-        child: pulumi.ResourceOptions,
+        self, name: str, args: InClusterLayerArgs, child: pulumi.ResourceOptions
     ) -> _FlavourParts:
         """Strimzi and CloudNativePG, a store reading the CNPG secret, and in-cluster facts."""
         local_data = LocalData(
@@ -334,21 +334,14 @@ class PlatformLayer(pulumi.ComponentResource):
             child,
         )
         self.identities, self.local_data = None, local_data
-        self.external_secrets = ExternalSecrets(
-            f"{name}-external-secrets",
-            ExternalSecretsArgs(
-                k8s_provider=args.k8s_provider,
-                high_availability=args.high_availability,
-                store="kubernetes",
-                region=args.region,
-                source_namespace=DATABASE_NAMESPACE,
-                reader_service_account=DATABASE_READER_SERVICE_ACCOUNT,
-                wait_for=monitoring_crds,
-                store_wait_for=local_data.reader_rbac,
-            ),
-            child,
-        )
         return _FlavourParts(
+            secret_store={
+                "store": "kubernetes",
+                "source_namespace": DATABASE_NAMESPACE,
+                "reader_service_account": DATABASE_READER_SERVICE_ACCOUNT,
+                "store_wait_for": local_data.reader_rbac,
+            },
+            secrets_wait_for=[],
             facts={
                 "kafka_bootstrap_servers": local_data.bootstrap_servers,
                 "kafka_auth_mode": "plaintext",
@@ -356,8 +349,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": local_data.db_port,
                 "db_name": args.database_name,
                 "db_secret_ref": local_data.db_secret_name,
-                "wait_for": [self.external_secrets.store, local_data.postgres],
             },
+            facts_wait_for=[local_data.postgres],
             keda_waits_for=[],
             workloads_wait_for=[local_data.kafka, local_data.postgres],
         )

@@ -15,7 +15,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.contracts import (
-    CNPG_OPERATOR_NAMESPACE,
     DATABASE_NAMESPACE,
     KAFKA_NAMESPACE,
     KAFKA_PLAINTEXT_PORT,
@@ -27,9 +26,9 @@ from infra.platform import charts
 from infra.platform.kube import (
     MANAGED_BY_LABELS,
     custom_resource,
-    helm_release,
     k8s_opts,
     namespace,
+    namespaced_release,
 )
 
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
@@ -197,16 +196,13 @@ class LocalData(pulumi.ComponentResource):
 
     def _declare_kafka(self, name: str, args: LocalDataArgs) -> None:
         provider = args.k8s_provider
-        kafka_ns = namespace(
-            f"{name}-kafka-namespace", KAFKA_NAMESPACE, parent=self, provider=provider
-        )
-        self.strimzi = helm_release(
+        _, self.strimzi = namespaced_release(
+            f"{name}-kafka-namespace",
             f"{name}-strimzi",
             charts.STRIMZI,
             charts.strimzi_values(),
             parent=self,
             provider=provider,
-            depends_on=[kafka_ns],
         )
         cluster_label = {"strimzi.io/cluster": KAFKA_CLUSTER_NAME}
         pool = custom_resource(
@@ -250,19 +246,13 @@ class LocalData(pulumi.ComponentResource):
 
     def _declare_postgres(self, name: str, args: LocalDataArgs) -> None:
         provider = args.k8s_provider
-        operator_ns = namespace(
+        _, self.cloudnative_pg = namespaced_release(
             f"{name}-cnpg-namespace",
-            CNPG_OPERATOR_NAMESPACE,
-            parent=self,
-            provider=provider,
-        )
-        self.cloudnative_pg = helm_release(
             f"{name}-cloudnative-pg",
             charts.CLOUDNATIVE_PG,
             charts.cloudnative_pg_values(),
             parent=self,
             provider=provider,
-            depends_on=[operator_ns],
         )
         self._database_ns = namespace(
             f"{name}-database-namespace",
