@@ -9,16 +9,24 @@ get Args built from these objects.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from infra.contracts import ENVIRONMENTS
+from infra.platform.charts import PROMETHEUS_RETENTION
 
 PROJECT = "platform"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +37,38 @@ STACKS_DIR = REPO_ROOT / "stacks"
 SUPPORTED_EKS_VERSIONS: tuple[str, ...] = ("1.31", "1.32", "1.33")
 SUPPORTED_KAFKA_VERSIONS: tuple[str, ...] = ("3.6.0", "3.7.x", "3.8.x", "3.9.x")
 SUPPORTED_POSTGRES_VERSIONS: tuple[str, ...] = ("15.10", "16.6", "16.8", "17.2", "17.4")
-SUPPORTED_REGIONS_PREFIXES: tuple[str, ...] = ("us-", "eu-", "ap-", "ca-", "sa-", "me-", "af-")
+
+# The regions a stack may use, each with the zone letters its subnets go to. Subnets need zone
+# names when the program is declared (resource names and the CIDR layout stay stable in
+# previews), and the letters differ by region: ap-northeast-1 has no "b" for accounts opened in
+# the last decade, ca-central-1 has no "c". Only commercial regions: the IAM partition is fixed
+# (`infra.cluster.iam.PARTITION`). A region is added here after checking its zones.
+SUPPORTED_REGIONS: dict[str, tuple[str, ...]] = {
+    "us-east-1": ("a", "b", "c"),
+    "us-east-2": ("a", "b", "c"),
+    "us-west-2": ("a", "b", "c"),
+    "ca-central-1": ("a", "b", "d"),
+    "eu-west-1": ("a", "b", "c"),
+    "eu-west-2": ("a", "b", "c"),
+    "eu-central-1": ("a", "b", "c"),
+    "eu-north-1": ("a", "b", "c"),
+    "ap-northeast-1": ("a", "c", "d"),
+    "ap-southeast-1": ("a", "b", "c"),
+    "ap-southeast-2": ("a", "b", "c"),
+}
+
+FLAVOURS: tuple[str, ...] = ("aws", "local")
+# What each flavour runs the cluster, Kafka and PostgreSQL on. The three move together: MSK IAM
+# auth and the Secrets Manager store need EKS Pod Identity, and the in-cluster data services
+# exist for a kubeconfig cluster, so a mix (EKS with in-cluster Kafka, ...) is not supported.
+FLAVOUR_MODES: dict[str, dict[str, str]] = {
+    "aws": {"cluster.mode": "eks", "kafka.mode": "msk", "database.mode": "rds"},
+    "local": {
+        "cluster.mode": "kubeconfig",
+        "kafka.mode": "in-cluster",
+        "database.mode": "in-cluster",
+    },
+}
 
 # Add-on versions are pinned per cluster version: EKS refuses an add-on built for another minor.
 EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
@@ -70,6 +109,17 @@ class _Model(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
     )
+
+
+def _one_of(allowed: tuple[str, ...]) -> AfterValidator:
+    """A field validator refusing any value outside `allowed` (e.g. an unpinned version)."""
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r}; allowed: {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
 
 
 def _parse_network(value: str, field: str) -> ipaddress.IPv4Network:
@@ -157,7 +207,9 @@ class ClusterConfig(_Model):
     """The Kubernetes cluster: EKS, or an existing cluster from a kubeconfig (local flavour)."""
 
     mode: Literal["eks", "kubeconfig"] = "eks"
-    version: str = Field("1.32", description="EKS minor version, pinned.")
+    version: Annotated[str, _one_of(SUPPORTED_EKS_VERSIONS)] = Field(
+        "1.32", description="EKS minor version, pinned."
+    )
     public_access_cidrs: tuple[str, ...] = Field(
         (), description="CIDRs allowed on the public API endpoint; empty closes it."
     )
@@ -172,13 +224,6 @@ class ClusterConfig(_Model):
         None, description="kubeconfig context for mode=kubeconfig (kind/k3d/minikube)."
     )
     log_retention_days: int = Field(90, ge=1, le=3653, description="Control-plane log retention.")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_EKS_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
-        return value
 
     @field_validator("public_access_cidrs")
     @classmethod
@@ -209,19 +254,14 @@ class KafkaConfig(_Model):
     """Kafka: Amazon MSK, or Strimzi in the cluster (local flavour)."""
 
     mode: Literal["msk", "in-cluster"] = "msk"
-    version: str = Field("3.6.0", description="MSK Kafka version, pinned.")
+    version: Annotated[str, _one_of(SUPPORTED_KAFKA_VERSIONS)] = Field(
+        "3.6.0", description="MSK Kafka version, pinned."
+    )
     broker_count: int = Field(3, ge=1, le=30)
     instance_type: str = Field("kafka.m7g.large", pattern=r"^kafka\.[a-z0-9]+\.[a-z0-9]+$")
     storage_gib: int = Field(100, ge=1, le=16384)
     max_storage_gib: int = Field(500, ge=1, le=16384)
     log_retention_days: int = Field(14, ge=1, le=3650, description="Broker log group retention.")
-
-    @field_validator("version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_KAFKA_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_KAFKA_VERSIONS)}")
-        return value
 
     @model_validator(mode="after")
     def _storage(self) -> KafkaConfig:
@@ -246,7 +286,9 @@ class DatabaseConfig(_Model):
     """PostgreSQL: Amazon RDS, or CloudNativePG in the cluster (local flavour)."""
 
     mode: Literal["rds", "in-cluster"] = "rds"
-    engine_version: str = Field("16.6", description="PostgreSQL version, pinned major.minor.")
+    engine_version: Annotated[str, _one_of(SUPPORTED_POSTGRES_VERSIONS)] = Field(
+        "16.6", description="PostgreSQL version, pinned major.minor."
+    )
     instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gib: int = Field(20, ge=20, le=65536)
     max_allocated_storage_gib: int = Field(100, ge=20, le=65536)
@@ -254,13 +296,6 @@ class DatabaseConfig(_Model):
     backup_retention_days: int = Field(7, ge=0, le=35)
     database_name: str = Field("platform", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     performance_insights_retention_days: int = Field(7, description="7 (free tier) or 31..731")
-
-    @field_validator("engine_version")
-    @classmethod
-    def _version(cls, value: str) -> str:
-        if value not in SUPPORTED_POSTGRES_VERSIONS:
-            raise ValueError(f"{value!r}; allowed: {', '.join(SUPPORTED_POSTGRES_VERSIONS)}")
-        return value
 
     @field_validator("backup_retention_days")
     @classmethod
@@ -289,6 +324,38 @@ class ProtectionConfig(_Model):
     deletion_protection: bool = True
     protect_resources: bool = Field(True, description="Pulumi `protect` on stateful resources.")
     final_snapshot: bool = True
+    key_deletion_window_days: int = Field(
+        30, ge=7, le=30, description="Days a scheduled KMS key deletion can still be cancelled."
+    )
+
+
+class PrometheusTierConfig(_Model):
+    """How long Prometheus keeps samples and the volume each replica keeps them on."""
+
+    retention: str = Field(description="A Prometheus duration such as 15d.")
+    storage_gib: int = Field(ge=1, le=16384)
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        if not PROMETHEUS_RETENTION.match(value):
+            raise ValueError(f"{value!r}; allowed: a Prometheus duration such as 15d")
+        return value
+
+
+class TierConfig(_Model):
+    """What the environment buys in availability and capacity, stated per stack (not derived
+    from its name)."""
+
+    high_availability: bool = Field(
+        description="Two or more replicas of every platform controller (Argo CD with redis-ha, "
+        "Prometheus, Alertmanager, collectors, operators) and app rollouts that never remove a "
+        "pod before its replacement is ready."
+    )
+    min_api_replicas: int = Field(
+        ge=1, description="Fewest replicas of the events API; the GitOps catalog checks against it."
+    )
+    prometheus: PrometheusTierConfig
 
 
 class RegistryConfig(_Model):
@@ -325,6 +392,11 @@ class PlatformConfig(_Model):
 
     stack: str
     region: str
+    flavour: Literal["aws", "local"] = Field(
+        description="aws: EKS, MSK and RDS; local: a kubeconfig cluster with in-cluster Kafka "
+        "and PostgreSQL, and LocalStack for the AWS API."
+    )
+    tier: TierConfig
     network: NetworkConfig
     cluster: ClusterConfig
     kafka: KafkaConfig
@@ -336,12 +408,11 @@ class PlatformConfig(_Model):
     localstack: LocalStackConfig | None = None
 
     @property
-    def is_prod(self) -> bool:
-        return self.stack == "prod"
-
-    @property
-    def is_localstack(self) -> bool:
-        return self.stack == "localstack"
+    def availability_zones(self) -> list[str]:
+        """The zones the subnets go to (`azCount` of the region's listed zones)."""
+        return [
+            f"{self.region}{z}" for z in SUPPORTED_REGIONS[self.region][: self.network.az_count]
+        ]
 
     @property
     def base_tags(self) -> dict[str, str]:
@@ -360,55 +431,101 @@ def _stack_rules(cfg: PlatformConfig) -> list[str]:
     problems: list[str] = []
     if cfg.stack not in ENVIRONMENTS:
         problems.append(f"stack: {cfg.stack!r} is unknown; allowed: {', '.join(ENVIRONMENTS)}")
-    if not any(cfg.region.startswith(p) for p in SUPPORTED_REGIONS_PREFIXES) or not re.fullmatch(
-        r"[a-z]{2}-[a-z]+-\d", cfg.region
-    ):
-        problems.append(f"aws:region: {cfg.region!r} is not an AWS region name (e.g. eu-west-1)")
+    zones = SUPPORTED_REGIONS.get(cfg.region)
+    if zones is None:
+        problems.append(
+            f"aws:region: {cfg.region!r} is not supported; allowed: {', '.join(SUPPORTED_REGIONS)}"
+        )
+    elif cfg.network.az_count > len(zones):
+        problems.append(
+            f"platform:network.azCount: {cfg.network.az_count}; region {cfg.region} has the zones "
+            f"{', '.join(zones)}, allowed: 2 to {len(zones)}"
+        )
     if cfg.kafka.mode == "msk" and cfg.kafka.broker_count % cfg.network.az_count:
         problems.append(
             f"platform:kafka.brokerCount: {cfg.kafka.broker_count} is not a multiple of "
             f"platform:network.azCount {cfg.network.az_count}; allowed: "
             f"{', '.join(str(cfg.network.az_count * n) for n in (1, 2, 3))}, ..."
         )
-    if cfg.is_prod:
-        if cfg.network.az_count != 3:
-            problems.append(f"platform:network.azCount: {cfg.network.az_count}; prod must use 3")
-        if cfg.network.nat_gateways != "per-az":
-            problems.append("platform:network.natGateways: 'single'; prod must use 'per-az'")
-        for key in ("deletion_protection", "protect_resources", "final_snapshot"):
-            if not getattr(cfg.protection, key):
-                problems.append(f"platform:protection.{to_camel(key)}: false; prod must be true")
-        if not cfg.database.multi_az:
-            problems.append("platform:database.multiAz: false; prod must be true")
-        if cfg.database.backup_retention_days < 30:
-            problems.append(
-                f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "
-                "prod must keep 30 to 35 days"
-            )
-        if cfg.kafka.mode != "msk" or cfg.database.mode != "rds" or cfg.cluster.mode != "eks":
-            problems.append("prod must use cluster.mode=eks, kafka.mode=msk, database.mode=rds")
-    if cfg.is_localstack and cfg.registry.create:
-        problems.append(
-            "platform:registry.create: true; LocalStack's free edition has no ECR, allowed: false"
-        )
-    if cfg.is_localstack:
-        if cfg.localstack is None:
-            problems.append("platform:localstack: missing; the localstack stack needs endpoint")
-        for key, mode, allowed in (
-            ("cluster.mode", cfg.cluster.mode, "kubeconfig"),
-            ("kafka.mode", cfg.kafka.mode, "in-cluster"),
-            ("database.mode", cfg.database.mode, "in-cluster"),
-        ):
-            if mode != allowed:
-                problems.append(
-                    f"platform:{key}: {mode!r}; LocalStack's free edition does not emulate it, "
-                    f"allowed: {allowed!r}"
-                )
-    elif cfg.localstack is not None:
-        problems.append("platform:localstack: only the localstack stack may override endpoints")
+    problems += _flavour_rules(cfg)
+    problems += _prod_rules(cfg)
     for key in cfg.tags:
         if key in cfg.base_tags:
             problems.append(f"platform:tags.{key}: reserved base tag; choose another key")
+    return problems
+
+
+def _flavour_rules(cfg: PlatformConfig) -> list[str]:
+    """The cluster, Kafka and database modes follow the flavour; LocalStack only for `local`."""
+    problems: list[str] = []
+    modes = {
+        "cluster.mode": cfg.cluster.mode,
+        "kafka.mode": cfg.kafka.mode,
+        "database.mode": cfg.database.mode,
+    }
+    for key, wanted in FLAVOUR_MODES[cfg.flavour].items():
+        if modes[key] != wanted:
+            problems.append(
+                f"platform:{key}: {modes[key]!r} does not go with platform:flavour "
+                f"{cfg.flavour!r}; allowed: {wanted!r} (the three modes move together: "
+                + ", ".join(
+                    f"{flavour}: {'/'.join(by_key.values())}"
+                    for flavour, by_key in FLAVOUR_MODES.items()
+                )
+                + ")"
+            )
+    if cfg.flavour == "local":
+        # The local flavour's AWS API is LocalStack, whose free edition has no ECR.
+        if cfg.localstack is None:
+            problems.append("platform:localstack: missing; flavour 'local' needs its endpoint")
+        if cfg.registry.create:
+            problems.append(
+                "platform:registry.create: true; LocalStack's free edition has no ECR, "
+                "allowed: false"
+            )
+    elif cfg.localstack is not None:
+        problems.append(
+            "platform:localstack: set with flavour 'aws'; allowed: only with flavour 'local'"
+        )
+    return problems
+
+
+def _prod_rules(cfg: PlatformConfig) -> list[str]:
+    """Guard rails of the production stack.
+
+    Keyed on the stack's name on purpose: they hold whatever that stack's config says, so a tier
+    or flavour edit cannot switch them off.
+    """
+    if cfg.stack != "prod":
+        return []
+    problems: list[str] = []
+    if cfg.flavour != "aws":
+        problems.append(f"platform:flavour: {cfg.flavour!r}; prod must use 'aws'")
+    if not cfg.tier.high_availability:
+        problems.append("platform:tier.highAvailability: false; prod must be true")
+    if cfg.tier.min_api_replicas < 2:
+        problems.append(
+            f"platform:tier.minApiReplicas: {cfg.tier.min_api_replicas}; prod needs >= 2"
+        )
+    if cfg.network.az_count != 3:
+        problems.append(f"platform:network.azCount: {cfg.network.az_count}; prod must use 3")
+    if cfg.network.nat_gateways != "per-az":
+        problems.append("platform:network.natGateways: 'single'; prod must use 'per-az'")
+    for key in ("deletion_protection", "protect_resources", "final_snapshot"):
+        if not getattr(cfg.protection, key):
+            problems.append(f"platform:protection.{to_camel(key)}: false; prod must be true")
+    if cfg.protection.key_deletion_window_days != 30:
+        problems.append(
+            "platform:protection.keyDeletionWindowDays: "
+            f"{cfg.protection.key_deletion_window_days}; prod must keep 30"
+        )
+    if not cfg.database.multi_az:
+        problems.append("platform:database.multiAz: false; prod must be true")
+    if cfg.database.backup_retention_days < 30:
+        problems.append(
+            f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "
+            "prod must keep 30 to 35 days"
+        )
     return problems
 
 
@@ -486,8 +603,9 @@ def load_from_pulumi() -> PlatformConfig:
         if field_name in ("stack", "region"):
             continue
         key = field.alias or to_camel(field_name)
-        value = platform.get_object(key)
-        if value is None:
+        try:
+            value = platform.get_object(key)
+        except pulumi.ConfigTypeError:  # not JSON: a plain string such as `flavour: aws`
             value = platform.get(key)
         if value is not None:
             raw[f"{PROJECT}:{key}"] = value

@@ -14,8 +14,32 @@ from typing import Literal
 ENVIRONMENTS: tuple[str, ...] = ("localstack", "dev", "staging", "prod")
 """Every stack of the Pulumi project; each has `stacks/Pulumi.<env>.yaml` and `gitops/<env>/`."""
 
+# --- Kubernetes namespaces ----------------------------------------------------------------------
+# Created by the platform layer (except kube-system) and referred to by the GitOps manifests
+# (network policies, Prometheus's namespace selector), the teardown checks and the CLI.
+
 APP_NAMESPACE = "apps"
 """The one namespace the bundled apps run in; ArgoCD's AppProject allows only this destination."""
+ARGOCD_NAMESPACE = "argocd"
+MONITORING_NAMESPACE = "monitoring"
+TRACING_NAMESPACE = "tracing"
+EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
+KEDA_NAMESPACE = "keda"
+KUBE_SYSTEM_NAMESPACE = "kube-system"
+"""Exists on every cluster; never created nor deleted by us."""
+KAFKA_NAMESPACE = "kafka"
+"""The in-cluster Kafka (Strimzi operator and its cluster; local flavour)."""
+CNPG_OPERATOR_NAMESPACE = "cnpg-system"
+DATABASE_NAMESPACE = "database"
+"""The in-cluster PostgreSQL (the CloudNativePG cluster; local flavour)."""
+
+# --- Ports -------------------------------------------------------------------------------------
+
+MSK_IAM_PORT = 9098
+"""MSK's SASL/IAM listener (TLS)."""
+KAFKA_PLAINTEXT_PORT = 9092
+"""The in-cluster broker's plain listener."""
+POSTGRES_PORT = 5432
 
 REQUIRED_TAG_KEYS: tuple[str, ...] = ("project", "stack", "managed-by")
 """Base tags put on every taggable AWS resource (user tags are merged after these)."""
@@ -211,7 +235,13 @@ def topic(name: str) -> Topic:
 # points at its own sub-folder `gitops/<env>/<name>/`.
 
 GITOPS_DIR = "gitops"
-ARGOCD_NAMESPACE = "argocd"
+ARGOCD_API_GROUP = "argoproj.io"
+ARGOCD_API_VERSION = f"{ARGOCD_API_GROUP}/v1alpha1"
+"""apiVersion of Application and AppProject."""
+ARGOCD_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+"""On an Application: deleting it deletes what it deployed (no orphans)."""
+IN_CLUSTER_API_SERVER = "https://kubernetes.default.svc"
+"""The cluster's own API server, as Argo CD destinations and in-cluster clients name it."""
 ARGOCD_PROJECT = "platform-apps"
 """The AppProject every child Application belongs to (sources: this repo; destination: apps ns)."""
 

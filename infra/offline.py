@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, PlatformConfig
+from infra.contracts import MSK_IAM_PORT, POSTGRES_PORT
 
 FAKE_ACCOUNT = "123456789012"
 
@@ -170,15 +171,15 @@ _EXTRA_OUTPUTS: dict[str, Callable[[str, str], dict[str, Any]]] = {
     },
     "aws:msk/cluster:Cluster": lambda name, region: {
         "bootstrapBrokersSaslIam": ",".join(
-            f"b-{i}.{name}.kafka.{region}.amazonaws.com:9098" for i in (1, 2, 3)
+            f"b-{i}.{name}.kafka.{region}.amazonaws.com:{MSK_IAM_PORT}" for i in (1, 2, 3)
         ),
         "clusterUuid": f"{name}-uuid",
         "currentVersion": "K3AEGXETSR30VB",
     },
     "aws:rds/instance:Instance": lambda name, region: {
         "address": f"{name}.abcdefghij.{region}.rds.amazonaws.com",
-        "endpoint": f"{name}.abcdefghij.{region}.rds.amazonaws.com:5432",
-        "port": 5432,
+        "endpoint": f"{name}.abcdefghij.{region}.rds.amazonaws.com:{POSTGRES_PORT}",
+        "port": POSTGRES_PORT,
         "masterUserSecrets": [
             {
                 "secretArn": f"arn:aws:secretsmanager:{region}:{FAKE_ACCOUNT}:secret:rds!{name}",

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -17,7 +18,12 @@ from infra.config import PlatformConfig
 from infra.data.database import Database, DatabaseArgs
 from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
-from infra.platform.layer import PlatformLayer, PlatformLayerArgs
+from infra.platform.layer import (
+    InClusterLayerArgs,
+    ManagedLayerArgs,
+    PlatformLayer,
+    PlatformLayerArgs,
+)
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.security.ci_roles import CiRoles, CiRolesArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
@@ -58,27 +64,59 @@ def aws_provider(cfg: PlatformConfig) -> aws.Provider:
     )
 
 
+@dataclass(frozen=True)
+class _Foundation:
+    """What both flavours build on: the AWS provider, keys, network and archive bucket."""
+
+    cfg: PlatformConfig
+    with_aws: pulumi.ResourceOptions
+    tags: dict[str, str]
+    keys: Keys
+    network: Network
+    archive: ArchiveBucket
+
+    @property
+    def cluster_name(self) -> str:
+        return f"{self.cfg.name_prefix}-eks"
+
+    def layer_fields(self, k8s_provider: pulumi.ProviderResource) -> dict[str, Any]:
+        """The platform layer's Args that do not depend on the flavour."""
+        cfg = self.cfg
+        return {
+            "environment": cfg.stack,
+            "region": cfg.region,
+            "name_prefix": cfg.name_prefix,
+            "k8s_provider": k8s_provider,
+            "audit_bucket_name": self.archive.bucket_name,
+            "gitops_repo_url": cfg.gitops.repo_url,
+            "gitops_revision": cfg.gitops.target_revision,
+            "high_availability": cfg.tier.high_availability,
+            "prometheus_retention": cfg.tier.prometheus.retention,
+            "prometheus_storage_gib": cfg.tier.prometheus.storage_gib,
+            "tags": self.tags,
+        }
+
+
 def build(cfg: PlatformConfig) -> dict[str, Any]:
     """Declare every resource of one environment and export what later layers need."""
     provider = aws_provider(cfg)
     with_aws = pulumi.ResourceOptions(providers=[provider])
     tags = {**cfg.base_tags, **cfg.tags}
     prefix = cfg.name_prefix
-    cluster_name = f"{prefix}-eks"
 
     keys = Keys(
         "keys",
         KeysArgs(
             name_prefix=prefix,
             purposes=key_purposes(cfg),
-            deletion_window_days=30 if cfg.is_prod else 7,
+            deletion_window_days=cfg.protection.key_deletion_window_days,
             protect=cfg.protection.protect_resources,
             tags=tags,
         ),
         opts=with_aws,
     )
 
-    az_names = _static_azs(cfg)
+    az_names = cfg.availability_zones
     network = Network(
         "network",
         NetworkArgs(
@@ -89,7 +127,7 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             nat_gateways=cfg.network.nat_gateways,
             flow_logs_retention_days=cfg.network.flow_logs_retention_days,
             logs_kms_key_arn=keys.arns["logs"],
-            eks_cluster_name=cluster_name if cfg.cluster.mode == "eks" else None,
+            eks_cluster_name=f"{prefix}-eks" if cfg.flavour == "aws" else None,
             tags=tags,
         ),
         opts=with_aws,
@@ -101,7 +139,8 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
             bucket_name=f"{prefix}-audit-archive",
             kms_key_arn=keys.arns["s3"],
             protect=cfg.protection.protect_resources,
-            force_destroy=not cfg.protection.protect_resources and not cfg.is_prod,
+            # Config keeps `protectResources` on in prod, so prod never force-destroys.
+            force_destroy=not cfg.protection.protect_resources,
             tags=tags,
         ),
         opts=with_aws,
@@ -117,127 +156,13 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
         "kmsKeyArns": keys.arns,
     }
 
-    protect = cfg.protection.protect_resources
-    if cfg.cluster.mode == "eks":
-        eks = EksCluster(
-            "cluster",
-            EksClusterArgs(
-                cluster_name=cluster_name,
-                version=cfg.cluster.version,
-                addon_versions=cfg.cluster.addon_versions,
-                node_groups=cfg.cluster.node_groups,
-                vpc_id=network.vpc_id,
-                private_subnet_ids=pulumi.Output.all(*network.private_subnet_ids),
-                secrets_kms_key_arn=keys.arns["eks"],
-                ebs_kms_key_arn=keys.arns["ebs"],
-                public_access_cidrs=cfg.cluster.public_access_cidrs,
-                admin_role_arns=cfg.cluster.admin_role_arns,
-                grant_deployer_admin=cfg.cluster.grant_deployer_admin,
-                log_retention_days=cfg.cluster.log_retention_days,
-                logs_kms_key_arn=keys.arns["logs"],
-                tags=tags,
-                protect=protect,
-            ),
-            opts=with_aws,
-        )
-        node_sg = [eks.node_security_group_id]
-        k8s_provider, k8s_cluster_name = eks.provider, eks.cluster_name
-        outputs |= {
-            "clusterName": eks.cluster_name,
-            "clusterArn": eks.cluster_arn,
-            "clusterEndpoint": eks.endpoint,
-            "oidcIssuerUrl": eks.oidc_issuer_url,
-            "kubeconfig": eks.kubeconfig,
-        }
+    base = _Foundation(cfg, with_aws, tags, keys, network, archive)
+    # Config has checked that the cluster, Kafka and database modes follow the flavour.
+    layer_args: PlatformLayerArgs
+    if cfg.flavour == "aws":
+        layer_args = _managed_services(base, outputs)
     else:
-        local_cluster = KubeconfigCluster(
-            "cluster",
-            KubeconfigClusterArgs(
-                context=cfg.cluster.kubeconfig_context or "", cluster_name=cluster_name
-            ),
-        )
-        node_sg = []
-        k8s_provider, k8s_cluster_name = local_cluster.provider, local_cluster.cluster_name
-        outputs["clusterName"] = local_cluster.cluster_name
-
-    # The CI's read-only preview role (trusted PR previews, the drift job). Not for the
-    # localstack stack: nothing in CI previews it against a cloud.
-    if not cfg.is_localstack:
-        ci = CiRoles(
-            "ci",
-            CiRolesArgs(
-                name_prefix=prefix,
-                environment=cfg.stack,
-                region=cfg.region,
-                cluster_name=k8s_cluster_name if cfg.cluster.mode == "eks" else None,
-                tags=tags,
-            ),
-            opts=with_aws,
-        )
-        outputs["ciPreviewRoleArn"] = ci.preview_role_arn
-
-    kafka: KafkaCluster | None = None
-    if cfg.kafka.mode == "msk":
-        kafka = KafkaCluster(
-            "kafka",
-            KafkaClusterArgs(
-                cluster_name=f"{prefix}-kafka",
-                kafka_version=cfg.kafka.version,
-                broker_count=cfg.kafka.broker_count,
-                instance_type=cfg.kafka.instance_type,
-                storage_gib=cfg.kafka.storage_gib,
-                max_storage_gib=cfg.kafka.max_storage_gib,
-                replication_factor=cfg.kafka.replication_factor,
-                min_insync_replicas=cfg.kafka.min_insync_replicas,
-                vpc_id=network.vpc_id,
-                subnet_ids=network.private_subnet_ids,
-                client_security_group_ids=node_sg,
-                kms_key_arn=keys.arns["msk"],
-                log_retention_days=cfg.kafka.log_retention_days,
-                logs_kms_key_arn=keys.arns["logs"],
-                tags=tags,
-                protect=protect,
-            ),
-            opts=with_aws,
-        )
-        outputs |= {
-            "kafkaClusterArn": kafka.cluster_arn,
-            "kafkaBootstrapBrokersIam": kafka.bootstrap_brokers_iam,
-        }
-
-    database: Database | None = None
-    db = cfg.database
-    if db.mode == "rds":
-        database = Database(
-            "database",
-            DatabaseArgs(
-                identifier=f"{prefix}-postgres",
-                engine_version=db.engine_version,
-                parameter_group_family=db.parameter_group_family,
-                instance_class=db.instance_class,
-                allocated_storage_gib=db.allocated_storage_gib,
-                max_allocated_storage_gib=db.max_allocated_storage_gib,
-                multi_az=db.multi_az,
-                backup_retention_days=db.backup_retention_days,
-                database_name=db.database_name,
-                performance_insights_retention_days=db.performance_insights_retention_days,
-                vpc_id=network.vpc_id,
-                subnet_ids=network.isolated_subnet_ids,
-                client_security_group_ids=node_sg,
-                kms_key_arn=keys.arns["rds"],
-                deletion_protection=cfg.protection.deletion_protection,
-                final_snapshot=cfg.protection.final_snapshot,
-                protect=protect,
-                tags=tags,
-            ),
-            opts=with_aws,
-        )
-        outputs |= {
-            "dbAddress": database.address,
-            "dbPort": database.port,
-            "dbName": database.db_name,
-            "dbSecretArn": database.master_secret_arn,
-        }
+        layer_args = _kubeconfig_cluster(base, outputs)
 
     if cfg.registry.create:
         registry = Registry(
@@ -255,45 +180,151 @@ def build(cfg: PlatformConfig) -> dict[str, Any]:
     # The cluster platform layer: ArgoCD (+ root app on gitops/<env>), observability, External
     # Secrets, KEDA, per-app identities and the facts channel. AWS children (IAM, Pod Identity)
     # use the AWS provider; Kubernetes children use the cluster's provider.
-    platform = PlatformLayer(
-        "platform",
-        PlatformLayerArgs(
-            environment=cfg.stack,
-            region=cfg.region,
-            name_prefix=prefix,
-            k8s_provider=k8s_provider,
-            cluster_name=k8s_cluster_name,
-            cluster_mode=cfg.cluster.mode,
-            kafka_mode=cfg.kafka.mode,
-            database_mode=db.mode,
-            audit_bucket_name=archive.bucket_name,
-            audit_bucket_arn=archive.bucket_arn,
-            audit_bucket_kms_key_arn=keys.arns["s3"],
-            gitops_repo_url=cfg.gitops.repo_url,
-            gitops_revision=cfg.gitops.target_revision,
-            high_availability=cfg.is_prod,
-            kafka_replication_factor=cfg.kafka.replication_factor,
-            local_kafka_replicas=cfg.kafka.broker_count,
-            database_name=db.database_name,
-            postgres_version=db.engine_version,
-            kafka_bootstrap_servers=kafka.bootstrap_brokers_iam if kafka else None,
-            msk_cluster_arn=kafka.cluster_arn if kafka else None,
-            msk_cluster_name=kafka.cluster_name if kafka else None,
-            msk_cluster_uuid=kafka.cluster_uuid if kafka else None,
-            db_host=database.address if database else None,
-            db_port=database.port if database else None,
-            db_name=database.db_name if database else None,
-            db_secret_arn=database.master_secret_arn if database else None,
-            db_secret_kms_key_arn=keys.arns["rds"] if database else None,
-            tags=tags,
-        ),
-        opts=with_aws,
-    )
+    platform = PlatformLayer("platform", layer_args, opts=with_aws)
     outputs["rootApplication"] = platform.root_app_name
 
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
+
+
+def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLayerArgs:
+    """Flavour `aws`: EKS, MSK and RDS, and the platform layer's Args that point at them."""
+    cfg, keys, network, tags, with_aws = base.cfg, base.keys, base.network, base.tags, base.with_aws
+    prefix = cfg.name_prefix
+    protect = cfg.protection.protect_resources
+    eks = EksCluster(
+        "cluster",
+        EksClusterArgs(
+            cluster_name=base.cluster_name,
+            version=cfg.cluster.version,
+            addon_versions=cfg.cluster.addon_versions,
+            node_groups=cfg.cluster.node_groups,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=pulumi.Output.all(*network.private_subnet_ids),
+            secrets_kms_key_arn=keys.arns["eks"],
+            ebs_kms_key_arn=keys.arns["ebs"],
+            public_access_cidrs=cfg.cluster.public_access_cidrs,
+            admin_role_arns=cfg.cluster.admin_role_arns,
+            grant_deployer_admin=cfg.cluster.grant_deployer_admin,
+            log_retention_days=cfg.cluster.log_retention_days,
+            logs_kms_key_arn=keys.arns["logs"],
+            tags=tags,
+            protect=protect,
+        ),
+        opts=with_aws,
+    )
+    node_sg = [eks.node_security_group_id]
+
+    kafka = KafkaCluster(
+        "kafka",
+        KafkaClusterArgs(
+            cluster_name=f"{prefix}-kafka",
+            kafka_version=cfg.kafka.version,
+            broker_count=cfg.kafka.broker_count,
+            instance_type=cfg.kafka.instance_type,
+            storage_gib=cfg.kafka.storage_gib,
+            max_storage_gib=cfg.kafka.max_storage_gib,
+            replication_factor=cfg.kafka.replication_factor,
+            min_insync_replicas=cfg.kafka.min_insync_replicas,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.private_subnet_ids,
+            client_security_group_ids=node_sg,
+            kms_key_arn=keys.arns["msk"],
+            log_retention_days=cfg.kafka.log_retention_days,
+            logs_kms_key_arn=keys.arns["logs"],
+            tags=tags,
+            protect=protect,
+        ),
+        opts=with_aws,
+    )
+
+    db = cfg.database
+    database = Database(
+        "database",
+        DatabaseArgs(
+            identifier=f"{prefix}-postgres",
+            engine_version=db.engine_version,
+            parameter_group_family=db.parameter_group_family,
+            instance_class=db.instance_class,
+            allocated_storage_gib=db.allocated_storage_gib,
+            max_allocated_storage_gib=db.max_allocated_storage_gib,
+            multi_az=db.multi_az,
+            backup_retention_days=db.backup_retention_days,
+            database_name=db.database_name,
+            performance_insights_retention_days=db.performance_insights_retention_days,
+            vpc_id=network.vpc_id,
+            subnet_ids=network.isolated_subnet_ids,
+            client_security_group_ids=node_sg,
+            kms_key_arn=keys.arns["rds"],
+            deletion_protection=cfg.protection.deletion_protection,
+            final_snapshot=cfg.protection.final_snapshot,
+            protect=protect,
+            tags=tags,
+        ),
+        opts=with_aws,
+    )
+    # The CI's read-only preview role (trusted PR previews, the drift job); the local flavour
+    # has no cloud for CI to preview against.
+    ci = CiRoles(
+        "ci",
+        CiRolesArgs(
+            name_prefix=cfg.name_prefix,
+            environment=cfg.stack,
+            region=cfg.region,
+            cluster_name=eks.cluster_name,
+            tags=base.tags,
+        ),
+        opts=base.with_aws,
+    )
+    outputs |= {
+        "ciPreviewRoleArn": ci.preview_role_arn,
+        "clusterName": eks.cluster_name,
+        "clusterArn": eks.cluster_arn,
+        "clusterEndpoint": eks.endpoint,
+        "oidcIssuerUrl": eks.oidc_issuer_url,
+        "kubeconfig": eks.kubeconfig,
+        "kafkaClusterArn": kafka.cluster_arn,
+        "kafkaBootstrapBrokersIam": kafka.bootstrap_brokers_iam,
+        "dbAddress": database.address,
+        "dbPort": database.port,
+        "dbName": database.db_name,
+        "dbSecretArn": database.master_secret_arn,
+    }
+    return ManagedLayerArgs(
+        **base.layer_fields(eks.provider),
+        cluster_name=eks.cluster_name,
+        audit_bucket_arn=base.archive.bucket_arn,
+        audit_bucket_kms_key_arn=keys.arns["s3"],
+        kafka_bootstrap_servers=kafka.bootstrap_brokers_iam,
+        msk_cluster_arn=kafka.cluster_arn,
+        msk_cluster_name=kafka.cluster_name,
+        msk_cluster_uuid=kafka.cluster_uuid,
+        db_host=database.address,
+        db_port=database.port,
+        db_name=database.db_name,
+        db_secret_arn=database.master_secret_arn,
+        db_secret_kms_key_arn=keys.arns["rds"],
+    )
+
+
+def _kubeconfig_cluster(base: _Foundation, outputs: dict[str, Any]) -> InClusterLayerArgs:
+    """Flavour `local`: an existing cluster; Kafka and PostgreSQL run inside it (the layer)."""
+    cfg = base.cfg
+    cluster = KubeconfigCluster(
+        "cluster",
+        KubeconfigClusterArgs(
+            context=cfg.cluster.kubeconfig_context or "", cluster_name=base.cluster_name
+        ),
+    )
+    outputs["clusterName"] = cluster.cluster_name
+    return InClusterLayerArgs(
+        **base.layer_fields(cluster.provider),
+        database_name=cfg.database.database_name,
+        postgres_version=cfg.database.engine_version,
+        kafka_replicas=cfg.kafka.broker_count,
+        kafka_replication_factor=cfg.kafka.replication_factor,
+    )
 
 
 def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:
@@ -308,12 +339,3 @@ def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:
         "ecr": cfg.registry.create,
     }
     return tuple(purpose for purpose in KEY_PURPOSES if used[purpose])
-
-
-def _static_azs(cfg: PlatformConfig) -> list[str]:
-    """AZ names known before deployment: `<region>a`, `b`, `c`.
-
-    Subnets need concrete AZ names at declaration time so resource names and the subnet layout
-    stay stable in previews; every region we support has zones a-c available.
-    """
-    return [f"{cfg.region}{suffix}" for suffix in "abc"[: cfg.network.az_count]]

@@ -32,7 +32,7 @@ class ExpectedNames:
     kafka_on_msk: bool
     database_on_rds: bool
     registry_on_ecr: bool
-    """The `localstack` stack declares no ECR (LocalStack's free edition refuses it)."""
+    """The `local` flavour has no ECR (LocalStack's free edition refuses it)."""
 
     def state_bucket(self, account_id: str) -> str:
         return f"{self.state_bucket_base}-{account_id}"
@@ -55,7 +55,7 @@ def expected_names(cfg: PlatformConfig) -> ExpectedNames:
         cluster_on_eks=cfg.cluster.mode == "eks",
         kafka_on_msk=cfg.kafka.mode == "msk",
         database_on_rds=cfg.database.mode == "rds",
-        registry_on_ecr=not cfg.is_localstack,
+        registry_on_ecr=cfg.flavour == "aws",
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from infra.contracts import ARGOCD_API_GROUP, ARGOCD_NAMESPACE
 from infra.platform.teardown import (
     GITOPS_BRIDGE_TYPE,
     LAYER_TYPE,
@@ -144,7 +145,7 @@ class ClusterProbe:
 
     def applications(self) -> list[str]:
         return remaining_applications(
-            self._kubectl("get", "applications.argoproj.io", "-n", "argocd")
+            self._kubectl("get", f"applications.{ARGOCD_API_GROUP}", "-n", ARGOCD_NAMESPACE)
         )
 
     def load_balancer_services(self) -> list[str]:

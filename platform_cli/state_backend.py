@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from infra.storage.bucket_policy import bucket_arn, tls_only_policy
 from platform_cli import aws_session
 from platform_cli.aws_names import ExpectedNames
 
@@ -29,7 +30,6 @@ NONCURRENT_VERSION_DAYS = 90
 
 ABORT_MULTIPART_DAYS = 7
 LIFECYCLE_RULE_ID = "expire-noncurrent-state-versions"
-TLS_ONLY_SID = "DenyInsecureTransport"
 BLOCK_ALL_PUBLIC_ACCESS = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,
@@ -81,23 +81,6 @@ class StateBackendError(RuntimeError):
 
 
 # --- Desired configuration (plain data, reused by the audit) -----------------------------------
-
-
-def tls_only_policy(bucket: str) -> dict[str, Any]:
-    """Deny every request to the bucket that does not use TLS."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": TLS_ONLY_SID,
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            }
-        ],
-    }
 
 
 def lifecycle_configuration() -> dict[str, Any]:
@@ -313,7 +296,7 @@ def _apply_bucket_settings(
         Bucket=bucket, ServerSideEncryptionConfiguration=encryption_configuration(key_arn)
     )
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket_arn(bucket))))
     s3.put_bucket_lifecycle_configuration(
         Bucket=bucket, LifecycleConfiguration=lifecycle_configuration()
     )

@@ -199,18 +199,19 @@ def _in_cluster(area: str, name: str, what: str) -> Iterator[Check]:
 def run_checks(names: ExpectedNames) -> list[Check]:
     """Every check for one environment, in a stable order."""
     checks: list[Check] = []
-    if names.cluster_on_eks:
-        checks.extend(_check_eks(names))
-    else:
-        checks.extend(_in_cluster("eks", names.eks_cluster, "kubernetes"))
-    if names.kafka_on_msk:
-        checks.extend(_check_msk(names))
-    else:
-        checks.extend(_in_cluster("msk", names.msk_cluster, "kafka (Strimzi)"))
-    if names.database_on_rds:
-        checks.extend(_check_rds(names))
-    else:
-        checks.extend(_in_cluster("rds", names.rds_instance, "postgresql (CloudNativePG)"))
+    managed = (
+        (names.cluster_on_eks, _check_eks, "eks", names.eks_cluster, "kubernetes"),
+        (names.kafka_on_msk, _check_msk, "msk", names.msk_cluster, "kafka (Strimzi)"),
+        (
+            names.database_on_rds,
+            _check_rds,
+            "rds",
+            names.rds_instance,
+            "postgresql (CloudNativePG)",
+        ),
+    )
+    for on_aws, check, area, name, what in managed:
+        checks.extend(check(names) if on_aws else _in_cluster(area, name, what))
     if names.registry_on_ecr:
         checks.extend(_check_ecr(names))
     else:

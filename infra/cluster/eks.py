@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from infra.cluster import iam
 from infra.config import SUPPORTED_EKS_VERSIONS, NodeGroupConfig
+from infra.contracts import KUBE_SYSTEM_NAMESPACE
 from infra.naming import merge_tags
 
 COMPONENT_TYPE = "platform:cluster:EksCluster"
@@ -47,7 +48,6 @@ ADDONS_BEFORE_NODES: tuple[str, ...] = ("vpc-cni", "kube-proxy", "eks-pod-identi
 ADDONS_AFTER_NODES: tuple[str, ...] = ("coredns", "aws-ebs-csi-driver")
 REQUIRED_ADDONS: tuple[str, ...] = ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES
 
-EBS_CSI_NAMESPACE = "kube-system"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 
 # Retention values CloudWatch Logs accepts; anything else fails at apply time, so we fail earlier.
@@ -551,7 +551,7 @@ class EksCluster(pulumi.ComponentResource):
         return aws.eks.PodIdentityAssociation(
             f"{self._name}-ebs-csi",
             cluster_name=cluster.name,
-            namespace=EBS_CSI_NAMESPACE,
+            namespace=KUBE_SYSTEM_NAMESPACE,
             service_account=EBS_CSI_SERVICE_ACCOUNT,
             role_arn=role.arn,
             tags=self._tags("ebs-csi"),

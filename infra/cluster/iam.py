@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-# The stack config only accepts commercial regions (infra.config.SUPPORTED_REGIONS_PREFIXES has no
-# cn-/us-gov-), so the partition is fixed rather than looked up with an extra invoke per resource.
+# The stack config only accepts commercial regions (infra.config.SUPPORTED_REGIONS has no cn-
+# or us-gov-), so the partition is fixed rather than looked up with an extra invoke per resource.
 PARTITION = "aws"
 
 POLICY_VERSION = "2012-10-17"
@@ -45,19 +45,18 @@ def eks_access_policy_arn(name: str, partition: str = PARTITION) -> str:
     return f"arn:{partition}:eks::aws:cluster-access-policy/{name}"
 
 
-def service_trust_policy(service: str, *, tag_session: bool = False) -> dict[str, Any]:
+def service_trust_policy(
+    service: str, *, tag_session: bool = False, sid: str | None = None
+) -> dict[str, Any]:
     """A role trust policy that lets one AWS service principal assume the role."""
     actions = ["sts:AssumeRole", "sts:TagSession"] if tag_session else ["sts:AssumeRole"]
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": service},
-                "Action": actions if len(actions) > 1 else actions[0],
-            }
-        ],
+    statement: dict[str, Any] = {"Sid": sid} if sid else {}
+    statement |= {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": actions if len(actions) > 1 else actions[0],
     }
+    return {"Version": POLICY_VERSION, "Statement": [statement]}
 
 
 def cluster_trust_policy() -> dict[str, Any]:
@@ -71,12 +70,13 @@ def node_trust_policy() -> dict[str, Any]:
 
 
 def pod_identity_trust_policy() -> dict[str, Any]:
-    """Trust for a role handed to pods by EKS Pod Identity.
+    """Trust for a role handed to pods by EKS Pod Identity (the EBS CSI controller, the apps,
+    External Secrets, KEDA, the topics Job).
 
     The Pod Identity agent assumes the role with session tags (cluster, namespace, service
     account), so both `sts:AssumeRole` and `sts:TagSession` are required.
     """
-    return service_trust_policy(POD_IDENTITY_SERVICE, tag_session=True)
+    return service_trust_policy(POD_IDENTITY_SERVICE, tag_session=True, sid="EksPodIdentity")
 
 
 def ebs_kms_policy(key_arn: str) -> dict[str, Any]:

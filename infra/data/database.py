@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.contracts import POSTGRES_PORT
 from infra.data.rds_parameters import (
     check_database_name,
     check_engine_version,
@@ -18,7 +19,6 @@ from infra.data.rds_parameters import (
 )
 from infra.naming import merge_tags
 
-POSTGRES_PORT = 5432
 MASTER_USERNAME = "platform_admin"
 """Fixed master user; its password is generated and rotated by RDS in Secrets Manager."""
 
@@ -153,7 +153,7 @@ class Database(pulumi.ComponentResource):
 
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            description=f"PostgreSQL {args.identifier}: 5432 from cluster nodes only",
+            description=f"PostgreSQL {args.identifier}: {POSTGRES_PORT} from cluster nodes only",
             vpc_id=args.vpc_id,
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(

@@ -9,7 +9,7 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from infra.contracts import SEVEN_DAYS_MS
+from infra.contracts import MSK_IAM_PORT, SEVEN_DAYS_MS
 from infra.data.kafka_properties import (
     render_server_properties,
     server_properties,
@@ -17,8 +17,7 @@ from infra.data.kafka_properties import (
 )
 from infra.naming import merge_tags
 
-KAFKA_IAM_PORT = 9098
-"""Brokers listen for SASL/IAM over TLS on this port (the only listener we enable)."""
+# Brokers listen for SASL/IAM over TLS on `contracts.MSK_IAM_PORT` (the only listener we enable).
 
 STORAGE_TARGET_UTILIZATION = 60.0
 """Grow broker volumes when disk use passes this percentage (MSK's recommended range is 50-60)."""
@@ -265,8 +264,8 @@ class KafkaCluster(pulumi.ComponentResource):
             aws.ec2.SecurityGroupIngressArgs(
                 description="Kafka clients: SASL/IAM over TLS",
                 protocol="tcp",
-                from_port=KAFKA_IAM_PORT,
-                to_port=KAFKA_IAM_PORT,
+                from_port=MSK_IAM_PORT,
+                to_port=MSK_IAM_PORT,
                 security_groups=sources,
             )
         ]

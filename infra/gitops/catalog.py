@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.config import load_stack_file
 from infra.contracts import (
     APP_NAMES,
     ENVIRONMENTS,
@@ -330,10 +331,11 @@ def _check_sizing(prefix: str, spec: AppSpec) -> list[str]:
                     f"{where}.max_replicas: {sizing.max_replicas} exceeds the partitions of "
                     f"{', '.join(spec.contract.consumes)} ({limit}); allowed: 1..{limit}"
                 )
-        outside_dev = env not in ("dev", "localstack")
-        if spec.contract.kind == "producer" and outside_dev and sizing.min_replicas < 2:
+        min_api = load_stack_file(env).tier.min_api_replicas
+        if spec.contract.kind == "producer" and sizing.min_replicas < min_api:
             problems.append(
-                f"{where}.min_replicas: {sizing.min_replicas}; allowed: >= 2 (the API, outside dev)"
+                f"{where}.min_replicas: {sizing.min_replicas}; allowed: >= {min_api} "
+                f"(the API, platform:tier.minApiReplicas of stack {env})"
             )
     return problems
 

@@ -20,18 +20,16 @@ from infra.contracts import (
     APP_NAMES,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
+    KAFKA_PLAINTEXT_PORT,
+    MSK_IAM_PORT,
     NOTIFIER_CHANNELS_SECRET,
     OTLP_HTTP_PORT,
+    POSTGRES_PORT,
     Fact,
     app_contract,
 )
 from infra.gitops.catalog import ImageCatalog
-from infra.gitops.manifests.common import (
-    HTTPS_PORT,
-    MSK_IAM_PORT,
-    PLAINTEXT_KAFKA_PORT,
-    POSTGRES_PORT,
-)
+from infra.gitops.manifests.common import HTTPS_PORT
 
 Manifest = dict[str, Any]
 TOPIC_SETTINGS = ("EVENTS_TOPIC", "TASKS_TOPIC", "DEAD_LETTER_TOPIC")
@@ -192,7 +190,7 @@ def _stack(env: str) -> PlatformConfig:
 
 def check_network_policies(env: str, objs: list[Obj]) -> list[str]:
     cfg = _stack(env)
-    kafka_port = MSK_IAM_PORT if cfg.kafka.mode == "msk" else PLAINTEXT_KAFKA_PORT
+    kafka_port = MSK_IAM_PORT if cfg.kafka.mode == "msk" else KAFKA_PLAINTEXT_PORT
     policies = _of(objs, "NetworkPolicy")
     problems = []
     if not any(

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespace
+from infra.platform.kube import namespaced_release
 
 
 @dataclass(frozen=True)
@@ -41,17 +41,14 @@ class ArgoCd(pulumi.ComponentResource):
         self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("platform:platform:ArgoCd", name, None, opts)
-        spec = charts.ARGO_CD
-        self.namespace = namespace(
-            f"{name}-namespace", spec.namespace, parent=self, provider=args.k8s_provider
-        )
-        self.release = helm_release(
+        self.namespace, self.release = namespaced_release(
+            f"{name}-namespace",
             f"{name}-release",
-            spec,
+            charts.ARGO_CD,
             charts.argocd_values(high_availability=args.high_availability),
             parent=self,
             provider=args.k8s_provider,
-            depends_on=[self.namespace, *args.wait_for],
+            depends_on=args.wait_for,
         )
         self.register_outputs(
             {"namespace": self.namespace.metadata, "release": self.release.status}

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespace
+from infra.platform.kube import helm_release, namespaced_release
 
 
 @dataclass(frozen=True)
@@ -51,16 +51,14 @@ class Autoscaling(pulumi.ComponentResource):
             parent=self,
             provider=args.k8s_provider,
         )
-        self.keda_namespace = namespace(
-            f"{name}-keda-namespace", charts.KEDA_NAMESPACE, parent=self, provider=args.k8s_provider
-        )
-        self.keda = helm_release(
+        self.keda_namespace, self.keda = namespaced_release(
+            f"{name}-keda-namespace",
             f"{name}-keda",
             charts.KEDA,
             charts.keda_values(high_availability=args.high_availability),
             parent=self,
             provider=args.k8s_provider,
-            depends_on=[self.keda_namespace, *args.wait_for],
+            depends_on=args.wait_for,
         )
         self.register_outputs(
             {

@@ -15,18 +15,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from infra.contracts import APP_NAMESPACE, ARGOCD_NAMESPACE, OTLP_HTTP_PORT
+from infra.contracts import (
+    APP_NAMESPACE,
+    ARGOCD_NAMESPACE,
+    CNPG_OPERATOR_NAMESPACE,
+    DATABASE_NAMESPACE,
+    EXTERNAL_SECRETS_NAMESPACE,
+    KAFKA_NAMESPACE,
+    KEDA_NAMESPACE,
+    KUBE_SYSTEM_NAMESPACE,
+    MONITORING_NAMESPACE,
+    OTLP_HTTP_PORT,
+    TRACING_NAMESPACE,
+)
 
 EXACT_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
-
-MONITORING_NAMESPACE = "monitoring"
-TRACING_NAMESPACE = "tracing"
-EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
-KEDA_NAMESPACE = "keda"
-KUBE_SYSTEM_NAMESPACE = "kube-system"  # exists on every cluster; never created nor deleted by us
-KAFKA_NAMESPACE = "kafka"
-CNPG_OPERATOR_NAMESPACE = "cnpg-system"
-DATABASE_NAMESPACE = "database"
 
 # ServiceAccounts that get an EKS Pod Identity association. The chart values below pin these names
 # (instead of letting the chart derive them from the release name) because the association is
@@ -66,6 +69,11 @@ class ChartSpec:
             raise ValueError(
                 f"chart {self.chart!r}: version {self.version!r} is not pinned; "
                 "allowed: an exact MAJOR.MINOR.PATCH"
+            )
+        if not self.repository.startswith("https://"):
+            # Helm would fetch the chart (and its index) unauthenticated and unencrypted.
+            raise ValueError(
+                f"chart {self.chart!r}: repository {self.repository!r}; allowed: an https:// URL"
             )
 
 
@@ -150,37 +158,8 @@ ALL_CHARTS: tuple[ChartSpec, ...] = (
 RELEASE_TIMEOUT_SECONDS = 900
 
 
-# --- Sizing per stack ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrometheusSizing:
-    """How long Prometheus keeps samples and the volume it keeps them on."""
-
-    retention: str
-    storage_gib: int
-
-
-_PROMETHEUS_SIZING: dict[str, PrometheusSizing] = {
-    "localstack": PrometheusSizing(retention="1d", storage_gib=5),
-    "dev": PrometheusSizing(retention="7d", storage_gib=20),
-    "staging": PrometheusSizing(retention="15d", storage_gib=50),
-    "prod": PrometheusSizing(retention="30d", storage_gib=200),
-}
-
-
-def prometheus_sizing(environment: str) -> PrometheusSizing:
-    """Default retention/storage of an environment (the layer's Args may override both)."""
-    try:
-        return _PROMETHEUS_SIZING[environment]
-    except KeyError:
-        raise ValueError(
-            f"environment {environment!r} has no Prometheus sizing; "
-            f"allowed: {', '.join(_PROMETHEUS_SIZING)}"
-        ) from None
-
-
-RETENTION = re.compile(r"^\d+[smhdwy]$")
+PROMETHEUS_RETENTION = re.compile(r"^\d+[smhdwy]$")
+"""A Prometheus duration (`15d`); the stack config's `tier.prometheus.retention` is checked too."""
 
 
 def _replicas(high_availability: bool, ha_count: int = 2) -> int:
@@ -263,8 +242,8 @@ MONITORED_NAMESPACES: tuple[str, ...] = (
 def kube_prometheus_stack_values(
     *, high_availability: bool, retention: str, storage_gib: int
 ) -> dict[str, Any]:
-    """kube-prometheus-stack with per-stack retention/storage and app-friendly selectors."""
-    if not RETENTION.match(retention):
+    """kube-prometheus-stack with the tier's retention/storage and app-friendly selectors."""
+    if not PROMETHEUS_RETENTION.match(retention):
         raise ValueError(f"retention {retention!r}; allowed: a Prometheus duration such as 15d")
     if storage_gib < 1:
         raise ValueError(f"storage_gib {storage_gib}; allowed: >= 1")

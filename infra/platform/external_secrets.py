@@ -18,9 +18,9 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contracts import APP_NAMESPACE
+from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER
 from infra.platform import charts
-from infra.platform.kube import custom_resource, helm_release, namespace
+from infra.platform.kube import custom_resource, namespaced_release
 
 ESO_API_VERSION = "external-secrets.io/v1"
 AWS_STORE_NAME = "aws-secrets-manager"
@@ -70,7 +70,7 @@ def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
             "kubernetes": {
                 "remoteNamespace": args.source_namespace,
                 "server": {
-                    "url": "https://kubernetes.default.svc",
+                    "url": IN_CLUSTER_API_SERVER,
                     "caProvider": {
                         "type": "ConfigMap",
                         "name": "kube-root-ca.crt",
@@ -111,17 +111,14 @@ class ExternalSecrets(pulumi.ComponentResource):
                 "'kubernetes' store"
             )
         super().__init__("platform:platform:ExternalSecrets", name, None, opts)
-        spec = charts.EXTERNAL_SECRETS
-        self.namespace = namespace(
-            f"{name}-namespace", spec.namespace, parent=self, provider=args.k8s_provider
-        )
-        self.release = helm_release(
+        self.namespace, self.release = namespaced_release(
+            f"{name}-namespace",
             f"{name}-release",
-            spec,
+            charts.EXTERNAL_SECRETS,
             charts.external_secrets_values(high_availability=args.high_availability),
             parent=self,
             provider=args.k8s_provider,
-            depends_on=[self.namespace, *args.wait_for],
+            depends_on=args.wait_for,
         )
         self.store_name = (
             AWS_STORE_NAME if args.store == "aws-secrets-manager" else KUBERNETES_STORE_NAME

@@ -24,18 +24,19 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import (
     APP_NAMESPACE,
+    ARGOCD_API_GROUP,
+    ARGOCD_API_VERSION,
+    ARGOCD_FINALIZER,
     ARGOCD_NAMESPACE,
     ARGOCD_PROJECT,
     ENVIRONMENTS,
+    IN_CLUSTER_API_SERVER,
     gitops_path,
 )
 from infra.platform.kube import custom_resource
 
-ARGOCD_API_VERSION = "argoproj.io/v1alpha1"
 ROOT_PROJECT = "platform-root"
 ROOT_APP_NAME = "platform-root"
-IN_CLUSTER_SERVER = "https://kubernetes.default.svc"
-RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 ROOT_SYNC_OPTIONS: tuple[str, ...] = (
     # CRD-backed objects (ServiceMonitor, ScaledObject) can be large; SSA has no annotation limit.
@@ -54,7 +55,7 @@ def apps_project_spec(repo_url: str) -> dict[str, Any]:
     return {
         "description": "Bundled apps: sources from this repo, deployed to the apps namespace only",
         "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_SERVER, "namespace": APP_NAMESPACE}],
+        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": APP_NAMESPACE}],
         # Empty whitelist = no cluster-scoped kinds (Namespace, CRD, ClusterRole, ...).
         "clusterResourceWhitelist": [],
         # Quotas and limits are the platform's to set, not the apps'.
@@ -71,9 +72,9 @@ def root_project_spec(repo_url: str) -> dict[str, Any]:
     return {
         "description": "The root app-of-apps: child Applications only",
         "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_SERVER, "namespace": ARGOCD_NAMESPACE}],
+        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": ARGOCD_NAMESPACE}],
         "clusterResourceWhitelist": [],
-        "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
+        "namespaceResourceWhitelist": [{"group": ARGOCD_API_GROUP, "kind": "Application"}],
     }
 
 
@@ -88,7 +89,7 @@ def root_application_spec(environment: str, repo_url: str, revision: str) -> dic
             # The folder's top level holds only the child Applications (contracts.py).
             "directory": {"recurse": False},
         },
-        "destination": {"server": IN_CLUSTER_SERVER, "namespace": ARGOCD_NAMESPACE},
+        "destination": {"server": IN_CLUSTER_API_SERVER, "namespace": ARGOCD_NAMESPACE},
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},
             "syncOptions": list(ROOT_SYNC_OPTIONS),
@@ -143,49 +144,24 @@ class GitOpsBridge(pulumi.ComponentResource):
                 f"repo_url/revision: {args.repo_url!r}/{args.revision!r}; allowed: non-empty"
             )
         super().__init__("platform:platform:GitOpsBridge", name, None, opts)
-        provider = args.k8s_provider
+        self._args = args
         self.path = gitops_path(args.environment)
-        self.apps_project = custom_resource(
-            f"{name}-apps-project",
-            api_version=ARGOCD_API_VERSION,
-            kind="AppProject",
-            name=ARGOCD_PROJECT,
-            namespace=ARGOCD_NAMESPACE,
-            spec=apps_project_spec(args.repo_url),
-            parent=self,
-            provider=provider,
-            depends_on=[args.argocd_release],
+        self.apps_project = self._argocd_object(
+            f"{name}-apps-project", "AppProject", ARGOCD_PROJECT, apps_project_spec(args.repo_url)
         )
-        self.root_project = custom_resource(
-            f"{name}-root-project",
-            api_version=ARGOCD_API_VERSION,
-            kind="AppProject",
-            name=ROOT_PROJECT,
-            namespace=ARGOCD_NAMESPACE,
-            spec=root_project_spec(args.repo_url),
-            parent=self,
-            provider=provider,
-            depends_on=[args.argocd_release],
+        self.root_project = self._argocd_object(
+            f"{name}-root-project", "AppProject", ROOT_PROJECT, root_project_spec(args.repo_url)
         )
-        self.root_app = custom_resource(
+        self.root_app = self._argocd_object(
             f"{name}-root-app",
-            api_version=ARGOCD_API_VERSION,
-            kind="Application",
-            name=ROOT_APP_NAME,
-            namespace=ARGOCD_NAMESPACE,
-            spec=root_application_spec(args.environment, args.repo_url, args.revision),
+            "Application",
+            ROOT_APP_NAME,
+            root_application_spec(args.environment, args.repo_url, args.revision),
             # Deleting the root app makes Argo CD delete the child Applications (which carry the
             # same finalizer, so their workloads go too) before the object disappears; Pulumi
             # waits for that, which is what makes teardown safe.
-            finalizers=[RESOURCES_FINALIZER],
-            parent=self,
-            provider=provider,
-            depends_on=[
-                args.argocd_release,
-                self.apps_project,
-                self.root_project,
-                *args.wait_for,
-            ],
+            finalizers=[ARGOCD_FINALIZER],
+            depends_on=[self.apps_project, self.root_project, *args.wait_for],
         )
         self.register_outputs(
             {
@@ -194,4 +170,29 @@ class GitOpsBridge(pulumi.ComponentResource):
                 "root_app": self.root_app.urn,
                 "path": self.path,
             }
+        )
+
+    def _argocd_object(
+        self,
+        resource_name: str,
+        kind: str,
+        name: str,
+        spec: dict[str, Any],
+        *,
+        finalizers: list[str] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> k8s.apiextensions.CustomResource:
+        """An Argo CD object in the `argocd` namespace, after the release that brings its CRD."""
+        args = self._args
+        return custom_resource(
+            resource_name,
+            api_version=ARGOCD_API_VERSION,
+            kind=kind,
+            name=name,
+            namespace=ARGOCD_NAMESPACE,
+            spec=spec,
+            finalizers=finalizers,
+            parent=self,
+            provider=args.k8s_provider,
+            depends_on=[args.argocd_release, *depends_on],
         )

@@ -25,10 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from infra.cluster.iam import POLICY_VERSION
 from infra.contracts import AppContract
-
-POLICY_VERSION = "2012-10-17"
-POD_IDENTITY_PRINCIPAL = "pods.eks.amazonaws.com"
 
 _ARN = re.compile(r"^arn:(?P<partition>aws[a-z-]*):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*):")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -130,21 +128,6 @@ def _check_kafka_name(name: str, what: str) -> None:
     # A wildcard in a topic/group name would widen the grant beyond the contract.
     if not name or "*" in name or "?" in name or "/" in name:
         raise ValueError(f"{what} {name!r}; allowed: a literal name without * ? or /")
-
-
-def pod_identity_trust_policy() -> dict[str, Any]:
-    """Trust policy of a role assumed through EKS Pod Identity (which also tags the session)."""
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [
-            {
-                "Sid": "EksPodIdentity",
-                "Effect": "Allow",
-                "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
-                "Action": ["sts:AssumeRole", "sts:TagSession"],
-            }
-        ],
-    }
 
 
 def _statement(sid: str, actions: tuple[str, ...], resources: list[str]) -> dict[str, Any]:
@@ -303,22 +286,23 @@ def topics_admin_policy(topics: tuple[str, ...], *, msk: MskArns) -> dict[str, A
     }
 
 
-def actions_of(policy: dict[str, Any]) -> list[str]:
-    """Every action of a policy (for checks: no `*`, no service-wide wildcard)."""
+def _statement_values(policy: dict[str, Any], key: str) -> list[str]:
+    """Every value of `key` over the statements (IAM allows a string or a list there)."""
     found: list[str] = []
     for statement in policy.get("Statement", []):
-        action = statement.get("Action", [])
-        found.extend([action] if isinstance(action, str) else action)
+        value = statement.get(key, [])
+        found.extend([value] if isinstance(value, str) else value)
     return found
+
+
+def actions_of(policy: dict[str, Any]) -> list[str]:
+    """Every action of a policy (for checks: no `*`, no service-wide wildcard)."""
+    return _statement_values(policy, "Action")
 
 
 def resources_of(policy: dict[str, Any]) -> list[str]:
     """Every resource ARN of a policy."""
-    found: list[str] = []
-    for statement in policy.get("Statement", []):
-        resource = statement.get("Resource", [])
-        found.extend([resource] if isinstance(resource, str) else resource)
-    return found
+    return _statement_values(policy, "Resource")
 
 
 def has_wildcard_action(policy: dict[str, Any]) -> bool:

@@ -15,23 +15,29 @@ depend on the associations declared here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.contracts import APP_NAMESPACE, APPS, TOPICS, TOPICS_JOB_SERVICE_ACCOUNT, AppContract
+from infra.cluster.iam import pod_identity_trust_policy
+from infra.contracts import (
+    APP_NAMESPACE,
+    APPS,
+    EXTERNAL_SECRETS_NAMESPACE,
+    KEDA_NAMESPACE,
+    TOPICS,
+    TOPICS_JOB_SERVICE_ACCOUNT,
+    AppContract,
+)
 from infra.naming import merge_tags, physical_name
 from infra.platform import iam_policies
-from infra.platform.charts import (
-    EXTERNAL_SECRETS_NAMESPACE,
-    EXTERNAL_SECRETS_SERVICE_ACCOUNT,
-    KEDA_NAMESPACE,
-    KEDA_OPERATOR_SERVICE_ACCOUNT,
-)
+from infra.platform.charts import EXTERNAL_SECRETS_SERVICE_ACCOUNT, KEDA_OPERATOR_SERVICE_ACCOUNT
 
 IAM_ROLE_NAME_LIMIT = 64
+TOPIC_NAMES = tuple(t.name for t in TOPICS)
 
 
 @dataclass(frozen=True)
@@ -142,37 +148,23 @@ class WorkloadIdentities(pulumi.ComponentResource):
             self.associations.append(self.external_secrets_association)
 
         self.keda_association = None
-        if args.msk_cluster_arn is not None:
-
-            def keda_document(values: dict[str, Any]) -> dict[str, Any]:
-                msk = _msk_arns(values)
-                assert msk is not None  # guarded by msk_cluster_arn above
-                return iam_policies.keda_lag_reader_policy(APPS, msk=msk)
-
-            role = self._role_with_policy(
-                "keda-operator", self._inputs.apply(keda_document), has_statements=True
-            )
-            self.keda_association = self._associate(
-                "keda-operator", role, KEDA_NAMESPACE, KEDA_OPERATOR_SERVICE_ACCOUNT
-            )
-            self.associations.append(self.keda_association)
-
         self.topics_job_association = None
         if args.msk_cluster_arn is not None:
-
-            def topics_document(values: dict[str, Any]) -> dict[str, Any]:
-                msk = _msk_arns(values)
-                assert msk is not None  # guarded by msk_cluster_arn above
-                return iam_policies.topics_admin_policy(tuple(t.name for t in TOPICS), msk=msk)
-
-            role = self._role_with_policy(
-                "kafka-topics", self._inputs.apply(topics_document), has_statements=True
+            self.keda_association = self._msk_controller(
+                "keda-operator",
+                KEDA_NAMESPACE,
+                KEDA_OPERATOR_SERVICE_ACCOUNT,
+                lambda msk: iam_policies.keda_lag_reader_policy(APPS, msk=msk),
             )
             # The PreSync topics Job (rendered into gitops/) runs as this service account.
-            self.topics_job_association = self._associate(
-                "kafka-topics", role, APP_NAMESPACE, TOPICS_JOB_SERVICE_ACCOUNT
+            self.topics_job_association = self._msk_controller(
+                "kafka-topics",
+                APP_NAMESPACE,
+                TOPICS_JOB_SERVICE_ACCOUNT,
+                lambda msk: iam_policies.topics_admin_policy(
+                    tuple(t.name for t in TOPICS), msk=msk
+                ),
             )
-            self.associations.append(self.topics_job_association)
 
         self.register_outputs(
             {
@@ -193,6 +185,25 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
             }
         )
+
+    def _msk_controller(
+        self,
+        role: str,
+        namespace: str,
+        service_account: str,
+        document: Callable[[iam_policies.MskArns], dict[str, Any]],
+    ) -> aws.eks.PodIdentityAssociation:
+        """A role whose policy is scoped to this MSK cluster, bound to one ServiceAccount."""
+
+        def render(values: dict[str, Any]) -> dict[str, Any]:
+            msk = _msk_arns(values)
+            assert msk is not None  # only called when msk_cluster_arn is set
+            return document(msk)
+
+        identity = self._role_with_policy(role, self._inputs.apply(render), has_statements=True)
+        association = self._associate(role, identity, namespace, service_account)
+        self.associations.append(association)
+        return association
 
     def _app_has_grants(self, app: AppContract) -> bool:
         """Whether the app's policy has any statement (known before the ARNs resolve)."""
@@ -226,7 +237,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
             f"{self._name}-{role}-role",
             name=role_name,
             description=f"Pod Identity role of {role} ({self._args.name_prefix})",
-            assume_role_policy=json.dumps(iam_policies.pod_identity_trust_policy()),
+            assume_role_policy=json.dumps(pod_identity_trust_policy()),
             tags=merge_tags(role_name, self._args.tags, {}),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -77,6 +77,29 @@ def helm_release(
     )
 
 
+def namespaced_release(
+    namespace_resource: str,
+    release_resource: str,
+    spec: ChartSpec,
+    values: dict[str, Any],
+    *,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> tuple[k8s.core.v1.Namespace, k8s.helm.v3.Release]:
+    """The chart's namespace (`spec.namespace`) and its release, which waits for it."""
+    ns = namespace(namespace_resource, spec.namespace, parent=parent, provider=provider)
+    release = helm_release(
+        release_resource,
+        spec,
+        values,
+        parent=parent,
+        provider=provider,
+        depends_on=[ns, *depends_on],
+    )
+    return ns, release
+
+
 def custom_resource(
     resource_name: str,
     *,

@@ -14,6 +14,10 @@ Bootstrap order (each arrow is an explicit Pulumi dependency):
 Pulumi destroys in reverse: the root app goes first (Argo CD, still running, prunes what it
 deployed), then the add-ons, and the cluster only after this whole layer (`teardown.py`).
 
+Flavours: the Args are `ManagedLayerArgs` (EKS + MSK + RDS: Pod Identity roles, the Secrets
+Manager store) or `InClusterLayerArgs` (a kubeconfig cluster: Strimzi, CloudNativePG, a store on
+the CNPG secret). Config validation (`infra.config`) has already refused a mix of the two.
+
 Providers: the Kubernetes provider is an explicit argument (`k8s_provider`) and is set on every
 Kubernetes child; the AWS provider for the IAM roles and Pod Identity associations is inherited
 from the component's options (`opts=ResourceOptions(providers=[aws_provider])`), like every other
@@ -27,7 +31,7 @@ from typing import Any, Literal
 
 import pulumi
 
-from infra.contracts import ENVIRONMENTS, gitops_path
+from infra.contracts import DATABASE_NAMESPACE, ENVIRONMENTS, gitops_path
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
 from infra.platform.autoscaling import Autoscaling, AutoscalingArgs
@@ -35,41 +39,27 @@ from infra.platform.external_secrets import ExternalSecrets, ExternalSecretsArgs
 from infra.platform.facts import FactsChannel, FactsChannelArgs
 from infra.platform.gitops_bridge import ROOT_APP_NAME, GitOpsBridge, GitOpsBridgeArgs
 from infra.platform.identities import WorkloadIdentities, WorkloadIdentitiesArgs
-from infra.platform.local_data import LocalData, LocalDataArgs
+from infra.platform.local_data import DATABASE_READER_SERVICE_ACCOUNT, LocalData, LocalDataArgs
 from infra.platform.observability import Observability, ObservabilityArgs
 from infra.platform.tracing import Tracing, TracingArgs
 
 LAYER_TYPE = "platform:platform:PlatformLayer"
 
 
-@dataclass(frozen=True)
-class PlatformLayerArgs:
-    """Inputs of the platform layer.
+@dataclass(frozen=True, kw_only=True)
+class _LayerArgs:
+    """What both flavours of the layer take.
 
     Attributes:
         environment: the stack (`localstack`, `dev`, `staging`, `prod`).
         region: the AWS region.
         name_prefix: prefix of physical AWS names (`cfg.name_prefix`, e.g. `plat-dev`).
         k8s_provider: the cluster's provider (EKS component's `.provider`, or a kubeconfig one).
-        cluster_name: the EKS cluster's name (Pod Identity associations are created in it).
-        cluster_mode: `eks`, or `kubeconfig` for the local flavour (no Pod Identity there).
-        kafka_mode: `msk` (IAM auth) or `in-cluster` (Strimzi, plaintext).
-        database_mode: `rds` or `in-cluster` (CloudNativePG).
-        audit_bucket_name / audit_bucket_arn: the audit archive bucket.
+        audit_bucket_name: the audit archive bucket (a fact for the audit app).
         gitops_repo_url / gitops_revision: what the root app pulls (`cfg.gitops`).
-        high_availability: prod-grade replica counts (Argo CD HA + redis-ha, 2 Prometheus, ...).
-        kafka_replication_factor: topic replication for the in-cluster Kafka.
-        kafka_bootstrap_servers: MSK's IAM bootstrap brokers (None in-cluster: computed).
-        msk_cluster_arn / msk_cluster_name / msk_cluster_uuid: scope of the apps' MSK grants
-            (uuid None: taken from the ARN's last segment).
-        db_host / db_port / db_name: RDS endpoint (None in-cluster: the CNPG service).
-        db_secret_arn: the RDS-managed master secret (source of `platform-db`).
-        db_secret_kms_key_arn: its CMK, when it is not the AWS-managed key.
-        audit_bucket_kms_key_arn: the bucket's SSE-KMS key, if any.
-        database_name: the database CNPG creates in-cluster (`cfg.database.database_name`).
-        postgres_version: CNPG's PostgreSQL image tag (`cfg.database.engine_version`).
-        local_kafka_replicas: Strimzi nodes in-cluster (`cfg.kafka.broker_count`).
-        prometheus_retention / prometheus_storage_gib: None = `charts.prometheus_sizing(env)`.
+        high_availability: replicas for every controller (Argo CD HA + redis-ha, 2 Prometheus,
+            ...), from `cfg.tier.high_availability`.
+        prometheus_retention / prometheus_storage_gib: `cfg.tier.prometheus`.
         tags: base + user tags for the AWS resources.
     """
 
@@ -77,67 +67,95 @@ class PlatformLayerArgs:
     region: str
     name_prefix: str
     k8s_provider: pulumi.ProviderResource
-    cluster_name: pulumi.Input[str]
-    cluster_mode: Literal["eks", "kubeconfig"]
-    kafka_mode: Literal["msk", "in-cluster"]
-    database_mode: Literal["rds", "in-cluster"]
     audit_bucket_name: pulumi.Input[str]
-    audit_bucket_arn: pulumi.Input[str]
     gitops_repo_url: str
     gitops_revision: str
-    high_availability: bool = False
-    kafka_replication_factor: int = 3
-    kafka_bootstrap_servers: pulumi.Input[str] | None = None
-    msk_cluster_arn: pulumi.Input[str] | None = None
-    msk_cluster_name: pulumi.Input[str] | None = None
-    msk_cluster_uuid: pulumi.Input[str] | None = None
-    db_host: pulumi.Input[str] | None = None
-    db_port: pulumi.Input[int] | None = None
-    db_name: pulumi.Input[str] | None = None
-    db_secret_arn: pulumi.Input[str] | None = None
+    high_availability: bool
+    prometheus_retention: str
+    prometheus_storage_gib: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManagedLayerArgs(_LayerArgs):
+    """The `aws` flavour: EKS, MSK with IAM auth, RDS; the apps get Pod Identity roles.
+
+    Attributes:
+        cluster_name: the EKS cluster's name (Pod Identity associations are created in it).
+        audit_bucket_arn / audit_bucket_kms_key_arn: the archive bucket and its SSE-KMS key
+            (None: S3-managed encryption), for the audit app's grants.
+        kafka_bootstrap_servers: MSK's IAM bootstrap brokers.
+        msk_cluster_arn / msk_cluster_name / msk_cluster_uuid: scope of the apps' MSK grants.
+        db_host / db_port / db_name: the RDS endpoint.
+        db_secret_arn: the RDS-managed master secret (source of `platform-db`).
+        db_secret_kms_key_arn: its CMK (None: the AWS-managed key).
+    """
+
+    flavour: Literal["aws"] = field(default="aws", init=False)
+    cluster_name: pulumi.Input[str]
+    audit_bucket_arn: pulumi.Input[str]
+    kafka_bootstrap_servers: pulumi.Input[str]
+    msk_cluster_arn: pulumi.Input[str]
+    msk_cluster_name: pulumi.Input[str]
+    msk_cluster_uuid: pulumi.Input[str]
+    db_host: pulumi.Input[str]
+    db_port: pulumi.Input[int]
+    db_name: pulumi.Input[str]
+    db_secret_arn: pulumi.Input[str]
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
     audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
-    database_name: str = "platform"
-    postgres_version: str = "16.6"
-    local_kafka_replicas: int = 1
-    prometheus_retention: str | None = None
-    prometheus_storage_gib: int | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InClusterLayerArgs(_LayerArgs):
+    """The `local` flavour: a kubeconfig cluster with Strimzi Kafka and CloudNativePG inside.
+
+    Attributes:
+        database_name: the database CNPG creates (`cfg.database.database_name`).
+        postgres_version: CNPG's PostgreSQL image tag (`cfg.database.engine_version`).
+        kafka_replicas: Strimzi nodes (`cfg.kafka.broker_count`).
+        kafka_replication_factor: topic replication (capped at `kafka_replicas`).
+    """
+
+    flavour: Literal["local"] = field(default="local", init=False)
+    database_name: str
+    postgres_version: str
+    kafka_replicas: int
+    kafka_replication_factor: int
+
+
+PlatformLayerArgs = ManagedLayerArgs | InClusterLayerArgs
+"""Inputs of the platform layer: one variant per flavour (`cfg.flavour`), told apart by type."""
 
 
 def validate_args(args: PlatformLayerArgs) -> None:
     """Raise ValueError naming the first bad field, its value and what is allowed."""
     if args.environment not in ENVIRONMENTS:
         raise ValueError(f"environment: {args.environment!r}; allowed: {', '.join(ENVIRONMENTS)}")
-    for field_name, value, allowed in (
-        ("cluster_mode", args.cluster_mode, ("eks", "kubeconfig")),
-        ("kafka_mode", args.kafka_mode, ("msk", "in-cluster")),
-        ("database_mode", args.database_mode, ("rds", "in-cluster")),
-    ):
-        if value not in allowed:
-            raise ValueError(f"{field_name}: {value!r}; allowed: {', '.join(allowed)}")
-    managed = (args.cluster_mode == "eks", args.kafka_mode == "msk", args.database_mode == "rds")
-    if len(set(managed)) != 1:
-        # MSK IAM auth and the Secrets Manager store both need Pod Identity (EKS only), and the
-        # in-cluster data services exist for the kubeconfig flavour; mixing is not supported.
-        raise ValueError(
-            f"cluster_mode/kafka_mode/database_mode: {args.cluster_mode!r}/{args.kafka_mode!r}/"
-            f"{args.database_mode!r}; allowed: eks/msk/rds or kubeconfig/in-cluster/in-cluster"
-        )
-    if args.kafka_mode == "msk":
-        for name in ("kafka_bootstrap_servers", "msk_cluster_arn", "msk_cluster_name"):
-            if getattr(args, name) is None:
-                raise ValueError(f"{name}: None; allowed: the MSK cluster's value (kafka_mode=msk)")
-    if args.database_mode == "rds":
-        for name in ("db_host", "db_port", "db_name", "db_secret_arn"):
-            if getattr(args, name) is None:
-                raise ValueError(f"{name}: None; allowed: the RDS instance's value (rds mode)")
-    if args.kafka_replication_factor < 1:
+    if isinstance(args, InClusterLayerArgs) and args.kafka_replication_factor < 1:
         raise ValueError(
             f"kafka_replication_factor: {args.kafka_replication_factor}; allowed: >= 1"
         )
     if not args.gitops_repo_url or not args.gitops_revision:
         raise ValueError("gitops_repo_url/gitops_revision: empty; allowed: cfg.gitops values")
+
+
+@dataclass(frozen=True)
+class _FlavourParts:
+    """What the flavour-specific half of the layer hands to the shared half."""
+
+    secret_store: dict[str, Any]
+    """The flavour's `ExternalSecretsArgs` fields: which store, and what it reads from."""
+    secrets_wait_for: list[pulumi.Resource]
+    """What the ESO release waits for besides the monitoring CRDs (its Pod Identity)."""
+    facts: dict[str, Any]
+    """The flavour's `FactsChannelArgs` fields: where Kafka and the database are."""
+    facts_wait_for: list[pulumi.Resource]
+    """What the facts channel waits for besides the secret store (the in-cluster database)."""
+    keda_waits_for: list[pulumi.Resource]
+    """The KEDA operator's Pod Identity association, where there is one."""
+    workloads_wait_for: list[pulumi.Resource]
+    """What the root app waits for besides the shared add-ons (identities, or the data CRs)."""
 
 
 class PlatformLayer(pulumi.ComponentResource):
@@ -161,47 +179,23 @@ class PlatformLayer(pulumi.ComponentResource):
         self, name: str, args: PlatformLayerArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         validate_args(args)
-        sizing = charts.prometheus_sizing(args.environment)
-        retention = args.prometheus_retention or sizing.retention
-        storage_gib = args.prometheus_storage_gib or sizing.storage_gib
         charts.kube_prometheus_stack_values(  # validates retention/storage before any child
-            high_availability=args.high_availability, retention=retention, storage_gib=storage_gib
+            high_availability=args.high_availability,
+            retention=args.prometheus_retention,
+            storage_gib=args.prometheus_storage_gib,
         )
         super().__init__(LAYER_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         k8s_provider = args.k8s_provider
         ha = args.high_availability
-        eks = args.cluster_mode == "eks"
 
-        # Pod Identity exists only on EKS; with a kubeconfig cluster nothing could assume a role.
-        self.identities = (
-            WorkloadIdentities(
-                f"{name}-identities",
-                WorkloadIdentitiesArgs(
-                    name_prefix=args.name_prefix,
-                    region=args.region,
-                    cluster_name=args.cluster_name,
-                    audit_bucket_arn=args.audit_bucket_arn,
-                    msk_cluster_arn=args.msk_cluster_arn,
-                    msk_cluster_name=args.msk_cluster_name,
-                    msk_cluster_uuid=args.msk_cluster_uuid,
-                    db_secret_arn=args.db_secret_arn,
-                    db_secret_kms_key_arn=args.db_secret_kms_key_arn,
-                    audit_bucket_kms_key_arn=args.audit_bucket_kms_key_arn,
-                    tags=args.tags,
-                ),
-                child,
-            )
-            if eks
-            else None
-        )
         self.observability = Observability(
             f"{name}-observability",
             ObservabilityArgs(
                 k8s_provider=k8s_provider,
                 high_availability=ha,
-                prometheus_retention=retention,
-                prometheus_storage_gib=storage_gib,
+                prometheus_retention=args.prometheus_retention,
+                prometheus_storage_gib=args.prometheus_storage_gib,
             ),
             child,
         )
@@ -209,40 +203,45 @@ class PlatformLayer(pulumi.ComponentResource):
         self.tracing = Tracing(
             f"{name}-tracing", TracingArgs(k8s_provider=k8s_provider, high_availability=ha), child
         )
-        self.local_data = (
-            None
-            if eks
-            else LocalData(
-                f"{name}-local-data",
-                LocalDataArgs(
-                    k8s_provider=k8s_provider,
-                    postgres_version=args.postgres_version,
-                    database_name=args.database_name,
-                    kafka_replicas=args.local_kafka_replicas,
-                    kafka_replication_factor=min(
-                        args.kafka_replication_factor, args.local_kafka_replicas
-                    ),
-                ),
-                child,
-            )
-        )
-        self.external_secrets = self._external_secrets(name, args, monitoring_crds, child)
-        keda_identity = (
-            [self.identities.keda_association]
-            if self.identities and self.identities.keda_association
-            else []
+        if isinstance(args, ManagedLayerArgs):
+            flavour = self._managed(name, args, child)
+        else:
+            flavour = self._in_cluster(name, args, child)
+        self.external_secrets = ExternalSecrets(
+            f"{name}-external-secrets",
+            ExternalSecretsArgs(
+                k8s_provider=k8s_provider,
+                high_availability=ha,
+                region=args.region,
+                wait_for=[*monitoring_crds, *flavour.secrets_wait_for],
+                **flavour.secret_store,
+            ),
+            child,
         )
         self.autoscaling = Autoscaling(
             f"{name}-autoscaling",
             AutoscalingArgs(
                 k8s_provider=k8s_provider,
                 high_availability=ha,
-                local_cluster=not eks,
-                wait_for=[*monitoring_crds, *keda_identity],
+                local_cluster=isinstance(args, InClusterLayerArgs),
+                wait_for=[*monitoring_crds, *flavour.keda_waits_for],
             ),
             child,
         )
-        self.facts = self._facts(name, args, child)
+        self.facts = FactsChannel(
+            f"{name}-facts",
+            FactsChannelArgs(
+                k8s_provider=k8s_provider,
+                environment=args.environment,
+                region=args.region,
+                otlp_endpoint=self.tracing.otlp_endpoint,
+                audit_bucket_name=args.audit_bucket_name,
+                secret_store_name=self.external_secrets.store_name,
+                wait_for=[self.external_secrets.store, *flavour.facts_wait_for],
+                **flavour.facts,
+            ),
+            child,
+        )
         self.argocd = ArgoCd(
             f"{name}-argocd",
             ArgoCdArgs(k8s_provider=k8s_provider, high_availability=ha, wait_for=monitoring_crds),
@@ -256,7 +255,7 @@ class PlatformLayer(pulumi.ComponentResource):
                 repo_url=args.gitops_repo_url,
                 revision=args.gitops_revision,
                 argocd_release=self.argocd.release,
-                wait_for=self._workload_prerequisites(),
+                wait_for=[*self._workload_prerequisites(), *flavour.workloads_wait_for],
             ),
             child,
         )
@@ -280,81 +279,81 @@ class PlatformLayer(pulumi.ComponentResource):
             }
         )
 
-    def _external_secrets(
-        self,
-        name: str,
-        args: PlatformLayerArgs,
-        monitoring_crds: list[pulumi.Resource],
-        child: pulumi.ResourceOptions,
-    ) -> ExternalSecrets:
-        if self.identities is not None:
-            association = self.identities.external_secrets_association
-            return ExternalSecrets(
-                f"{name}-external-secrets",
-                ExternalSecretsArgs(
-                    k8s_provider=args.k8s_provider,
-                    high_availability=args.high_availability,
-                    store="aws-secrets-manager",
-                    region=args.region,
-                    wait_for=[*monitoring_crds, *([association] if association else [])],
-                ),
-                child,
-            )
-        assert self.local_data is not None  # validate_args: kubeconfig => in-cluster data
-        from infra.platform.local_data import DATABASE_READER_SERVICE_ACCOUNT
-
-        return ExternalSecrets(
-            f"{name}-external-secrets",
-            ExternalSecretsArgs(
-                k8s_provider=args.k8s_provider,
-                high_availability=args.high_availability,
-                store="kubernetes",
+    def _managed(
+        self, name: str, args: ManagedLayerArgs, child: pulumi.ResourceOptions
+    ) -> _FlavourParts:
+        """Pod Identity roles, the Secrets Manager store, and facts pointing at MSK and RDS."""
+        identities = WorkloadIdentities(
+            f"{name}-identities",
+            WorkloadIdentitiesArgs(
+                name_prefix=args.name_prefix,
                 region=args.region,
-                source_namespace=charts.DATABASE_NAMESPACE,
-                reader_service_account=DATABASE_READER_SERVICE_ACCOUNT,
-                wait_for=monitoring_crds,
-                store_wait_for=self.local_data.reader_rbac,
+                cluster_name=args.cluster_name,
+                audit_bucket_arn=args.audit_bucket_arn,
+                msk_cluster_arn=args.msk_cluster_arn,
+                msk_cluster_name=args.msk_cluster_name,
+                msk_cluster_uuid=args.msk_cluster_uuid,
+                db_secret_arn=args.db_secret_arn,
+                db_secret_kms_key_arn=args.db_secret_kms_key_arn,
+                audit_bucket_kms_key_arn=args.audit_bucket_kms_key_arn,
+                tags=args.tags,
             ),
             child,
         )
+        self.identities, self.local_data = identities, None
+        eso, keda = identities.external_secrets_association, identities.keda_association
+        return _FlavourParts(
+            secret_store={"store": "aws-secrets-manager"},
+            secrets_wait_for=[eso] if eso else [],
+            facts={
+                "kafka_bootstrap_servers": args.kafka_bootstrap_servers,
+                "kafka_auth_mode": "iam",
+                "db_host": args.db_host,
+                "db_port": args.db_port,
+                "db_name": args.db_name,
+                "db_secret_ref": args.db_secret_arn,
+            },
+            facts_wait_for=[],
+            keda_waits_for=[keda] if keda else [],
+            workloads_wait_for=list(identities.associations),
+        )
 
-    def _facts(
-        self, name: str, args: PlatformLayerArgs, child: pulumi.ResourceOptions
-    ) -> FactsChannel:
-        common: dict[str, Any] = {
-            "k8s_provider": args.k8s_provider,
-            "environment": args.environment,
-            "region": args.region,
-            "otlp_endpoint": self.tracing.otlp_endpoint,
-            "audit_bucket_name": args.audit_bucket_name,
-            "secret_store_name": self.external_secrets.store_name,
-        }
-        if self.local_data is None:
-            assert args.kafka_bootstrap_servers is not None  # validate_args (msk)
-            assert args.db_host is not None and args.db_port is not None
-            assert args.db_name is not None and args.db_secret_arn is not None
-            facts_args = FactsChannelArgs(
-                **common,
-                kafka_bootstrap_servers=args.kafka_bootstrap_servers,
-                kafka_auth_mode="iam",
-                db_host=args.db_host,
-                db_port=args.db_port,
-                db_name=args.db_name,
-                db_secret_ref=args.db_secret_arn,
-                wait_for=[self.external_secrets.store],
-            )
-        else:
-            facts_args = FactsChannelArgs(
-                **common,
-                kafka_bootstrap_servers=self.local_data.bootstrap_servers,
-                kafka_auth_mode="plaintext",
-                db_host=self.local_data.db_host,
-                db_port=self.local_data.db_port,
-                db_name=args.database_name,
-                db_secret_ref=self.local_data.db_secret_name,
-                wait_for=[self.external_secrets.store, self.local_data.postgres],
-            )
-        return FactsChannel(f"{name}-facts", facts_args, child)
+    def _in_cluster(
+        self, name: str, args: InClusterLayerArgs, child: pulumi.ResourceOptions
+    ) -> _FlavourParts:
+        """Strimzi and CloudNativePG, a store reading the CNPG secret, and in-cluster facts."""
+        local_data = LocalData(
+            f"{name}-local-data",
+            LocalDataArgs(
+                k8s_provider=args.k8s_provider,
+                postgres_version=args.postgres_version,
+                database_name=args.database_name,
+                kafka_replicas=args.kafka_replicas,
+                kafka_replication_factor=min(args.kafka_replication_factor, args.kafka_replicas),
+            ),
+            child,
+        )
+        self.identities, self.local_data = None, local_data
+        return _FlavourParts(
+            secret_store={
+                "store": "kubernetes",
+                "source_namespace": DATABASE_NAMESPACE,
+                "reader_service_account": DATABASE_READER_SERVICE_ACCOUNT,
+                "store_wait_for": local_data.reader_rbac,
+            },
+            secrets_wait_for=[],
+            facts={
+                "kafka_bootstrap_servers": local_data.bootstrap_servers,
+                "kafka_auth_mode": "plaintext",
+                "db_host": local_data.db_host,
+                "db_port": local_data.db_port,
+                "db_name": args.database_name,
+                "db_secret_ref": local_data.db_secret_name,
+            },
+            facts_wait_for=[local_data.postgres],
+            keda_waits_for=[],
+            workloads_wait_for=[local_data.kafka, local_data.postgres],
+        )
 
     def _workload_prerequisites(self) -> list[pulumi.Resource]:
         """What must exist before Argo CD syncs the first workload (and outlive the last one)."""
@@ -368,8 +367,4 @@ class PlatformLayer(pulumi.ComponentResource):
             self.autoscaling.keda,
             self.autoscaling.metrics_server,
         ]
-        if self.identities is not None:
-            needed.extend(self.identities.associations)
-        if self.local_data is not None:
-            needed.extend([self.local_data.kafka, self.local_data.postgres])
         return needed

@@ -14,14 +14,21 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contracts import TOPICS, Topic
+from infra.contracts import (
+    DATABASE_NAMESPACE,
+    KAFKA_NAMESPACE,
+    KAFKA_PLAINTEXT_PORT,
+    POSTGRES_PORT,
+    TOPICS,
+    Topic,
+)
 from infra.platform import charts
 from infra.platform.kube import (
     MANAGED_BY_LABELS,
     custom_resource,
-    helm_release,
     k8s_opts,
     namespace,
+    namespaced_release,
 )
 
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
@@ -29,9 +36,7 @@ CNPG_API_VERSION = "postgresql.cnpg.io/v1"
 KAFKA_CLUSTER_NAME = "platform"
 KAFKA_VERSION = "3.9.0"  # supported by the pinned Strimzi 0.45 operator
 KAFKA_METADATA_VERSION = "3.9-IV0"
-KAFKA_PLAIN_PORT = 9092
 PG_CLUSTER_NAME = "platform-pg"
-PG_PORT = 5432
 PG_APP_OWNER = "app"
 DATABASE_READER_SERVICE_ACCOUNT = "external-secrets-reader"
 
@@ -39,14 +44,14 @@ DATABASE_READER_SERVICE_ACCOUNT = "external-secrets-reader"
 def kafka_bootstrap_servers() -> str:
     """The plain listener's bootstrap Service that Strimzi creates for the cluster."""
     return (
-        f"{KAFKA_CLUSTER_NAME}-kafka-bootstrap.{charts.KAFKA_NAMESPACE}.svc.cluster.local:"
-        f"{KAFKA_PLAIN_PORT}"
+        f"{KAFKA_CLUSTER_NAME}-kafka-bootstrap.{KAFKA_NAMESPACE}.svc.cluster.local:"
+        f"{KAFKA_PLAINTEXT_PORT}"
     )
 
 
 def postgres_host() -> str:
     """The CNPG read-write Service (always points at the primary)."""
-    return f"{PG_CLUSTER_NAME}-rw.{charts.DATABASE_NAMESPACE}.svc.cluster.local"
+    return f"{PG_CLUSTER_NAME}-rw.{DATABASE_NAMESPACE}.svc.cluster.local"
 
 
 def postgres_app_secret() -> str:
@@ -62,7 +67,7 @@ def kafka_spec(replication_factor: int) -> dict[str, Any]:
             "version": KAFKA_VERSION,
             "metadataVersion": KAFKA_METADATA_VERSION,
             "listeners": [
-                {"name": "plain", "port": KAFKA_PLAIN_PORT, "type": "internal", "tls": False}
+                {"name": "plain", "port": KAFKA_PLAINTEXT_PORT, "type": "internal", "tls": False}
             ],
             "config": {
                 "auto.create.topics.enable": False,
@@ -172,7 +177,7 @@ class LocalData(pulumi.ComponentResource):
         self._declare_postgres(name, args)
         self.bootstrap_servers = kafka_bootstrap_servers()
         self.db_host = postgres_host()
-        self.db_port = PG_PORT
+        self.db_port = POSTGRES_PORT
         self.db_secret_name = postgres_app_secret()
         self.reader_rbac = self._database_reader(name, provider)
         self.register_outputs(
@@ -191,16 +196,13 @@ class LocalData(pulumi.ComponentResource):
 
     def _declare_kafka(self, name: str, args: LocalDataArgs) -> None:
         provider = args.k8s_provider
-        kafka_ns = namespace(
-            f"{name}-kafka-namespace", charts.KAFKA_NAMESPACE, parent=self, provider=provider
-        )
-        self.strimzi = helm_release(
+        _, self.strimzi = namespaced_release(
+            f"{name}-kafka-namespace",
             f"{name}-strimzi",
             charts.STRIMZI,
             charts.strimzi_values(),
             parent=self,
             provider=provider,
-            depends_on=[kafka_ns],
         )
         cluster_label = {"strimzi.io/cluster": KAFKA_CLUSTER_NAME}
         pool = custom_resource(
@@ -208,7 +210,7 @@ class LocalData(pulumi.ComponentResource):
             api_version=STRIMZI_API_VERSION,
             kind="KafkaNodePool",
             name="dual-role",
-            namespace=charts.KAFKA_NAMESPACE,
+            namespace=KAFKA_NAMESPACE,
             spec=node_pool_spec(args.kafka_replicas, args.kafka_storage_gib),
             labels=cluster_label,
             parent=self,
@@ -220,7 +222,7 @@ class LocalData(pulumi.ComponentResource):
             api_version=STRIMZI_API_VERSION,
             kind="Kafka",
             name=KAFKA_CLUSTER_NAME,
-            namespace=charts.KAFKA_NAMESPACE,
+            namespace=KAFKA_NAMESPACE,
             spec=kafka_spec(args.kafka_replication_factor),
             # Strimzi 0.45 needs both opt-ins for KRaft with node pools.
             annotations={"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"},
@@ -234,7 +236,7 @@ class LocalData(pulumi.ComponentResource):
                 api_version=STRIMZI_API_VERSION,
                 kind="KafkaTopic",
                 name=topic.name.replace(".", "-"),
-                namespace=charts.KAFKA_NAMESPACE,
+                namespace=KAFKA_NAMESPACE,
                 spec=topic_spec(topic, args.kafka_replication_factor),
                 labels=cluster_label,
                 parent=self,
@@ -244,23 +246,17 @@ class LocalData(pulumi.ComponentResource):
 
     def _declare_postgres(self, name: str, args: LocalDataArgs) -> None:
         provider = args.k8s_provider
-        operator_ns = namespace(
+        _, self.cloudnative_pg = namespaced_release(
             f"{name}-cnpg-namespace",
-            charts.CNPG_OPERATOR_NAMESPACE,
-            parent=self,
-            provider=provider,
-        )
-        self.cloudnative_pg = helm_release(
             f"{name}-cloudnative-pg",
             charts.CLOUDNATIVE_PG,
             charts.cloudnative_pg_values(),
             parent=self,
             provider=provider,
-            depends_on=[operator_ns],
         )
         self._database_ns = namespace(
             f"{name}-database-namespace",
-            charts.DATABASE_NAMESPACE,
+            DATABASE_NAMESPACE,
             parent=self,
             provider=provider,
         )
@@ -269,7 +265,7 @@ class LocalData(pulumi.ComponentResource):
             api_version=CNPG_API_VERSION,
             kind="Cluster",
             name=PG_CLUSTER_NAME,
-            namespace=charts.DATABASE_NAMESPACE,
+            namespace=DATABASE_NAMESPACE,
             spec=postgres_cluster_spec(
                 postgres_version=args.postgres_version,
                 database_name=args.database_name,
@@ -288,7 +284,7 @@ class LocalData(pulumi.ComponentResource):
         The Role is limited to secrets in the `database` namespace, which only holds this
         database's own secrets.
         """
-        ns = charts.DATABASE_NAMESPACE
+        ns = DATABASE_NAMESPACE
         metadata = k8s.meta.v1.ObjectMetaArgs(
             name=DATABASE_READER_SERVICE_ACCOUNT, namespace=ns, labels=MANAGED_BY_LABELS
         )

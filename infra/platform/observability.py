@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespace
+from infra.platform.kube import namespaced_release
 
 
 @dataclass(frozen=True)
@@ -51,17 +51,14 @@ class Observability(pulumi.ComponentResource):
             storage_gib=args.prometheus_storage_gib,
         )
         super().__init__("platform:platform:Observability", name, None, opts)
-        spec = charts.KUBE_PROMETHEUS_STACK
-        self.namespace = namespace(
-            f"{name}-namespace", spec.namespace, parent=self, provider=args.k8s_provider
-        )
-        self.release = helm_release(
+        self.namespace, self.release = namespaced_release(
+            f"{name}-namespace",
             f"{name}-kube-prometheus-stack",
-            spec,
+            charts.KUBE_PROMETHEUS_STACK,
             values,
             parent=self,
             provider=args.k8s_provider,
-            depends_on=[self.namespace, *args.wait_for],
+            depends_on=args.wait_for,
         )
         self.register_outputs(
             {"namespace": self.namespace.metadata, "release": self.release.status}

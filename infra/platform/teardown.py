@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.platform.charts import KUBE_SYSTEM_NAMESPACE, MONITORED_NAMESPACES
+from infra.contracts import KUBE_SYSTEM_NAMESPACE
+from infra.platform.charts import MONITORED_NAMESPACES
 
 LAYER_TYPE = "platform:platform:PlatformLayer"
 GITOPS_BRIDGE_TYPE = "platform:platform:GitOpsBridge"

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespace
+from infra.platform.kube import helm_release, namespaced_release
 
 
 @dataclass(frozen=True)
@@ -43,16 +43,14 @@ class Tracing(pulumi.ComponentResource):
         self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("platform:platform:Tracing", name, None, opts)
-        self.namespace = namespace(
-            f"{name}-namespace", charts.TRACING_NAMESPACE, parent=self, provider=args.k8s_provider
-        )
-        self.jaeger = helm_release(
+        self.namespace, self.jaeger = namespaced_release(
+            f"{name}-namespace",
             f"{name}-jaeger",
             charts.JAEGER,
             charts.jaeger_values(),
             parent=self,
             provider=args.k8s_provider,
-            depends_on=[self.namespace, *args.wait_for],
+            depends_on=args.wait_for,
         )
         # The collector starts after Jaeger so its exporter finds the backend from the start.
         self.collector = helm_release(

@@ -9,11 +9,21 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from infra.cluster.iam import POLICY_VERSION
 from infra.naming import merge_tags
 
 KEY_PURPOSES: tuple[str, ...] = ("eks", "ebs", "msk", "rds", "s3", "ecr", "logs")
 """eks: Kubernetes secrets envelope; ebs: node volumes; msk/rds/s3/ecr: data at rest;
 logs: CloudWatch log groups (flow logs, control plane, broker logs)."""
+
+KEY_USE_ACTIONS: tuple[str, ...] = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+)
+"""What a service granted use of a key (not its administration) may do with it."""
 
 
 def key_policy(account_id: str, region: str, purpose: str) -> str:
@@ -37,13 +47,7 @@ def key_policy(account_id: str, region: str, purpose: str) -> str:
                 "Sid": "CloudWatchLogsUse",
                 "Effect": "Allow",
                 "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                "Action": list(KEY_USE_ACTIONS),
                 "Resource": "*",
                 "Condition": {
                     "ArnLike": {
@@ -67,13 +71,7 @@ def key_policy(account_id: str, region: str, purpose: str) -> str:
                 "Sid": "AutoScalingUsesKeyForNodeVolumes",
                 "Effect": "Allow",
                 "Principal": {"AWS": autoscaling},
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                "Action": list(KEY_USE_ACTIONS),
                 "Resource": "*",
             }
         )
@@ -87,7 +85,7 @@ def key_policy(account_id: str, region: str, purpose: str) -> str:
                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
             }
         )
-    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return json.dumps({"Version": POLICY_VERSION, "Statement": statements})
 
 
 def _render_key_policy(values: list[str]) -> str:

@@ -10,25 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.naming import merge_tags
-
-
-def tls_only_policy(bucket_arn: str) -> str:
-    """Deny every request that does not use TLS (S3 otherwise accepts plain HTTP)."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "DenyInsecureTransport",
-                    "Effect": "Deny",
-                    "Principal": "*",
-                    "Action": "s3:*",
-                    "Resource": [bucket_arn, f"{bucket_arn}/*"],
-                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                }
-            ],
-        }
-    )
+from infra.storage.bucket_policy import tls_only_policy
 
 
 @dataclass(frozen=True)
@@ -119,7 +101,7 @@ class ArchiveBucket(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
-            policy=bucket.arn.apply(tls_only_policy),
+            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
             opts=child,
         )
         aws.s3.BucketLifecycleConfiguration(

@@ -9,7 +9,12 @@ import pulumi_kubernetes as k8s
 
 from infra.config import PlatformConfig, load_stack_file
 from infra.offline import FAKE_ACCOUNT, Declared, run_program
-from infra.platform.layer import PlatformLayer, PlatformLayerArgs
+from infra.platform.layer import (
+    InClusterLayerArgs,
+    ManagedLayerArgs,
+    PlatformLayer,
+    PlatformLayerArgs,
+)
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
 MSK_UUID = "1a2b3c4d-5e6f-7a8b-9c0d-ef1234567890-3"
@@ -34,40 +39,43 @@ def audit_bucket_arn(cfg: PlatformConfig) -> str:
 def layer_args(
     cfg: PlatformConfig, provider: k8s.Provider, **overrides: object
 ) -> PlatformLayerArgs:
-    managed = cfg.cluster.mode == "eks"
+    """The flavour's Args variant for `cfg`, with `overrides` applied."""
     values: dict[str, object] = {
         "environment": cfg.stack,
         "region": cfg.region,
         "name_prefix": cfg.name_prefix,
         "k8s_provider": provider,
-        "cluster_name": f"{cfg.name_prefix}-eks",
-        "cluster_mode": cfg.cluster.mode,
-        "kafka_mode": cfg.kafka.mode,
-        "database_mode": cfg.database.mode,
         "audit_bucket_name": f"{cfg.name_prefix}-audit-archive",
-        "audit_bucket_arn": audit_bucket_arn(cfg),
         "gitops_repo_url": cfg.gitops.repo_url,
         "gitops_revision": cfg.gitops.target_revision,
-        "high_availability": cfg.is_prod,
-        "kafka_replication_factor": cfg.kafka.replication_factor,
-        "database_name": cfg.database.database_name,
-        "postgres_version": cfg.database.engine_version,
-        "local_kafka_replicas": cfg.kafka.broker_count,
+        "high_availability": cfg.tier.high_availability,
+        "prometheus_retention": cfg.tier.prometheus.retention,
+        "prometheus_storage_gib": cfg.tier.prometheus.storage_gib,
         "tags": {**cfg.base_tags, **cfg.tags},
     }
-    if managed:
+    if cfg.flavour == "local":
         values.update(
-            kafka_bootstrap_servers=f"b-1.{msk_cluster_name(cfg)}.kafka.{cfg.region}.amazonaws.com:9098",
-            msk_cluster_arn=msk_cluster_arn(cfg),
-            msk_cluster_name=msk_cluster_name(cfg),
-            msk_cluster_uuid=MSK_UUID,
-            db_host=f"{cfg.name_prefix}-db.abc.{cfg.region}.rds.amazonaws.com",
-            db_port=5432,
-            db_name=cfg.database.database_name,
-            db_secret_arn=db_secret_arn(cfg),
+            database_name=cfg.database.database_name,
+            postgres_version=cfg.database.engine_version,
+            kafka_replicas=cfg.kafka.broker_count,
+            kafka_replication_factor=cfg.kafka.replication_factor,
         )
+        values.update(overrides)
+        return InClusterLayerArgs(**values)  # type: ignore[arg-type]
+    values.update(
+        cluster_name=f"{cfg.name_prefix}-eks",
+        audit_bucket_arn=audit_bucket_arn(cfg),
+        kafka_bootstrap_servers=f"b-1.{msk_cluster_name(cfg)}.kafka.{cfg.region}.amazonaws.com:9098",
+        msk_cluster_arn=msk_cluster_arn(cfg),
+        msk_cluster_name=msk_cluster_name(cfg),
+        msk_cluster_uuid=MSK_UUID,
+        db_host=f"{cfg.name_prefix}-db.abc.{cfg.region}.rds.amazonaws.com",
+        db_port=5432,
+        db_name=cfg.database.database_name,
+        db_secret_arn=db_secret_arn(cfg),
+    )
     values.update(overrides)
-    return PlatformLayerArgs(**values)  # type: ignore[arg-type]
+    return ManagedLayerArgs(**values)  # type: ignore[arg-type]
 
 
 def declare(env: str, **overrides: object) -> Declared:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.data.database import MASTER_USERNAME, POSTGRES_PORT, Database, DatabaseArgs
+from infra.contracts import POSTGRES_PORT
+from infra.data.database import MASTER_USERNAME, Database, DatabaseArgs
 from infra.data.rds_parameters import (
     final_snapshot_identifier,
     postgres_parameters,

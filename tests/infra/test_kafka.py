@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.config import KafkaConfig
-from infra.contracts import SEVEN_DAYS_MS
-from infra.data.kafka import KAFKA_IAM_PORT, KafkaCluster, KafkaClusterArgs
+from infra.contracts import MSK_IAM_PORT, SEVEN_DAYS_MS
+from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.data.kafka_properties import (
     parse_server_properties,
     render_server_properties,
@@ -206,8 +206,8 @@ def test_security_group_admits_only_the_node_group_on_the_iam_port(prod: Declare
         {
             "description": "Kafka clients: SASL/IAM over TLS",
             "protocol": "tcp",
-            "fromPort": KAFKA_IAM_PORT,
-            "toPort": KAFKA_IAM_PORT,
+            "fromPort": MSK_IAM_PORT,
+            "toPort": MSK_IAM_PORT,
             "securityGroups": [NODE_SG],
         }
     ]

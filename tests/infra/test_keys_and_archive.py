@@ -7,8 +7,10 @@ import json
 import pytest
 
 from infra.offline import Declared, run_program
+from infra.policies.storage import denies_insecure_transport
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs, key_policy
-from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs, tls_only_policy
+from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
+from infra.storage.bucket_policy import tls_only_policy
 
 TAGS = {"project": "platform", "stack": "test", "managed-by": "pulumi"}
 
@@ -104,11 +106,15 @@ def test_bucket_sse_kms_with_customer_key(archive: Declared) -> None:
 
 
 def test_bucket_policy_denies_plain_http(archive: Declared) -> None:
-    policy = json.loads(archive.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
-    statement = policy["Statement"][0]
-    assert statement["Effect"] == "Deny"
+    document = archive.one("aws:s3/bucketPolicy:BucketPolicy").inputs["policy"]
+    policy = json.loads(document)
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Action"] == "s3:*"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert tls_only_policy("arn:aws:s3:::b") == tls_only_policy("arn:aws:s3:::b")
+    component = archive.one("platform:storage:ArchiveBucket")
+    bucket_arn = archive.component_outputs[component.urn]["bucket_arn"]
+    assert policy == tls_only_policy(bucket_arn)  # the bucket and every object in it
+    assert denies_insecure_transport(document)  # what the s3-tls-only policy rule accepts
 
 
 def test_bucket_versioned_protected_and_lifecycled(archive: Declared) -> None:

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from infra.cluster.iam import pod_identity_trust_policy
 from infra.config import load_stack_file
 from infra.contracts import APPS, TOPICS, TOPICS_JOB_SERVICE_ACCOUNT, app_contract
 from infra.platform import iam_policies
@@ -119,7 +120,7 @@ def test_keda_only_describes_consumer_topics_and_groups() -> None:
 
 
 def test_trust_policy_is_pod_identity_only() -> None:
-    (statement,) = iam_policies.pod_identity_trust_policy()["Statement"]
+    (statement,) = pod_identity_trust_policy()["Statement"]
     assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
 
@@ -194,9 +195,7 @@ def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
     expected |= {("apps", TOPICS_JOB_SERVICE_ACCOUNT)}
     assert bindings == expected
     for role in d.of_type("aws:iam/role:Role"):
-        assert (
-            json.loads(role.inputs["assumeRolePolicy"]) == iam_policies.pod_identity_trust_policy()
-        )
+        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy()
 
 
 def test_cluster_uuid_comes_from_a_real_arn_or_is_required() -> None:

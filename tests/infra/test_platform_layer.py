@@ -14,6 +14,7 @@ from infra.contracts import (
     ENVIRONMENTS,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
+    KUBE_SYSTEM_NAMESPACE,
     DbSecretKey,
     Fact,
 )
@@ -180,7 +181,7 @@ def test_releases_wait_for_their_namespace(env: str) -> None:
     }
     for resource in d.of_type(RELEASE):
         ns = resource.inputs["namespace"]
-        if ns == charts.KUBE_SYSTEM_NAMESPACE:
+        if ns == KUBE_SYSTEM_NAMESPACE:
             assert ns not in namespaces  # never created, so never deleted
             continue
         assert d.depends_on(resource, namespaces[ns]), resource.name
@@ -274,10 +275,8 @@ def test_managed_flavour_has_no_in_cluster_data(env: str) -> None:
     ("overrides", "fragment"),
     [
         ({"environment": "qa"}, "environment: 'qa'"),
-        ({"kafka_mode": "in-cluster"}, "cluster_mode/kafka_mode/database_mode"),
-        ({"msk_cluster_arn": None}, "msk_cluster_arn: None"),
-        ({"db_secret_arn": None}, "db_secret_arn: None"),
         ({"prometheus_retention": "two weeks"}, "retention 'two weeks'"),
+        ({"prometheus_storage_gib": 0}, "storage_gib 0"),
         ({"gitops_revision": ""}, "gitops_repo_url/gitops_revision"),
     ],
 )
@@ -296,12 +295,14 @@ def test_validation_happens_before_children() -> None:
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="x")
         try:
-            PlatformLayer("platform", layer_args(load_stack_file("dev"), provider, db_host=None))
+            PlatformLayer(
+                "platform", layer_args(load_stack_file("dev"), provider, gitops_revision="")
+            )
         except ValueError as exc:
             created.append(str(exc))
 
     d = run_program(program, stack="dev", region="eu-west-1")
-    assert created and "db_host" in created[0]
+    assert created and "gitops_revision" in created[0]
     assert [r.type for r in d.resources] == ["pulumi:providers:kubernetes"]
 
 

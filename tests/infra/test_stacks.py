@@ -104,6 +104,28 @@ def test_load_from_pulumi_reads_the_same_config() -> None:
     assert seen == [load_stack_file("staging")]
 
 
+def test_mixed_modes_fail_in_config_before_any_resource() -> None:
+    """dev with eks / in-cluster Kafka / rds: `pulumi up` stops at config, nothing registered."""
+    from infra.config import ConfigError, load_from_pulumi
+    from infra.program import build
+
+    raw = read_stack_file("dev")
+    raw["platform:kafka"] = {**raw["platform:kafka"], "mode": "in-cluster"}
+    config = {k: json.dumps(v) if not isinstance(v, str) else v for k, v in raw.items()}
+    errors: list[str] = []
+
+    def program() -> None:
+        try:
+            build(load_from_pulumi())
+        except ConfigError as exc:
+            errors.append(str(exc))
+
+    result = run_program(program, stack="dev", region="eu-west-1", config=config)
+    assert errors and "platform:kafka.mode: 'in-cluster'" in errors[0]
+    assert "allowed: 'msk'" in errors[0]
+    assert result.resources == []
+
+
 def _ingress_cidrs(result: Declared) -> list[str]:
     cidrs: list[str] = []
     for sg in result.of_type("aws:ec2/securityGroup:SecurityGroup"):
@@ -266,3 +288,16 @@ def test_only_keys_that_encrypt_something_are_declared() -> None:
     assert purposes("dev") == {"eks", "ebs", "msk", "rds", "s3", "ecr", "logs"}
     assert purposes("prod") == {"eks", "ebs", "msk", "rds", "s3", "logs"}  # no registry here
     assert purposes("localstack") == {"s3", "logs"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_pod_identity_role_has_the_one_trust_policy(stack: str) -> None:
+    """The EBS CSI role (cluster layer) and the workload roles (platform layer) trust Pod
+    Identity through the same document, `infra.cluster.iam.pod_identity_trust_policy`."""
+    from infra.cluster.iam import pod_identity_trust_policy
+
+    roles = declared(stack).of_type("aws:iam/role:Role")
+    trusted = [r for r in roles if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"]]
+    assert {r.name for r in trusted} >= {"cluster-ebs-csi-role", "platform-identities-audit-role"}
+    for role in trusted:
+        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy(), role.name

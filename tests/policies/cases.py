@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.policies import ResourceView
+from infra.storage.bucket_policy import tls_only_policy
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 TAGS = {"Name": "x", "project": "platform", "stack": "dev", "managed-by": "pulumi"}
@@ -148,13 +149,5 @@ def policy_document(*statements: dict[str, Any]) -> str:
 
 
 def tls_only_bucket_policy(bucket_arn: str = "arn:aws:s3:::audit") -> str:
-    return policy_document(
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    )
+    """The document the platform's buckets carry (`infra.storage.bucket_policy`)."""
+    return json.dumps(tls_only_policy(bucket_arn))

@@ -189,3 +189,121 @@ def test_localstack_cannot_own_an_ecr_registry() -> None:
     raw = copy.deepcopy(read_stack_file("localstack"))
     raw["platform:registry"]["create"] = True
     _fails("localstack", raw, "platform:registry.create: true", "allowed: false")
+
+
+# --- Flavour and tier ----------------------------------------------------------------------------
+
+
+def test_modes_that_do_not_follow_the_flavour_fail_together() -> None:
+    """dev with eks / in-cluster / in-cluster: both wrong modes are named, with the pairings."""
+    raw = _dev()
+    raw["platform:kafka"]["mode"] = "in-cluster"
+    raw["platform:database"]["mode"] = "in-cluster"
+    message = _fails(
+        "dev",
+        raw,
+        "platform:kafka.mode: 'in-cluster' does not go with platform:flavour 'aws'; allowed: 'msk'",
+        "platform:database.mode: 'in-cluster' does not go with platform:flavour 'aws'; "
+        "allowed: 'rds'",
+        "aws: eks/msk/rds, local: kubeconfig/in-cluster/in-cluster",
+    )
+    assert "2 problem(s)" in message
+
+
+def test_local_flavour_refuses_eks() -> None:
+    raw = copy.deepcopy(read_stack_file("localstack"))
+    raw["platform:cluster"]["mode"] = "eks"
+    raw["platform:cluster"]["nodeGroups"] = _dev()["platform:cluster"]["nodeGroups"]
+    _fails("localstack", raw, "platform:cluster.mode: 'eks'", "allowed: 'kubeconfig'")
+
+
+def test_flavour_is_required_and_enumerated() -> None:
+    raw = _dev()
+    del raw["platform:flavour"]
+    _fails("dev", raw, "platform:flavour: Field required")
+    raw["platform:flavour"] = "gcp"
+    _fails("dev", raw, "platform:flavour", "'aws' or 'local'", "got 'gcp'")
+
+
+def test_localstack_endpoint_only_with_the_local_flavour() -> None:
+    raw = _dev()
+    raw["platform:localstack"] = {"endpoint": "http://127.0.0.1:4566"}
+    _fails("dev", raw, "platform:localstack: set with flavour 'aws'", "only with flavour 'local'")
+    local = copy.deepcopy(read_stack_file("localstack"))
+    del local["platform:localstack"]
+    _fails("localstack", local, "platform:localstack: missing; flavour 'local' needs")
+
+
+def test_tier_is_read_not_derived_from_the_stack_name() -> None:
+    raw = _dev()
+    raw["platform:tier"]["highAvailability"] = True
+    raw["platform:tier"]["minApiReplicas"] = 3
+    tier = load_stack_config("dev", raw).tier
+    assert (tier.high_availability, tier.min_api_replicas) == (True, 3)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("minApiReplicas", 0, "platform:tier.minApiReplicas"),
+        ("prometheus", {"retention": "two weeks", "storageGib": 5}, "tier.prometheus.retention"),
+        ("prometheus", {"retention": "7d", "storageGib": 0}, "tier.prometheus.storageGib"),
+        ("highAvailability", "maybe", "platform:tier.highAvailability"),
+    ],
+)
+def test_bad_tier_values_name_the_field(key: str, value: object, fragment: str) -> None:
+    raw = _dev()
+    raw["platform:tier"][key] = value
+    _fails("dev", raw, fragment)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "fragment"),
+    [
+        ("platform:tier", "highAvailability", False, "tier.highAvailability: false; prod must"),
+        ("platform:tier", "minApiReplicas", 1, "tier.minApiReplicas: 1; prod needs >= 2"),
+        ("platform:protection", "keyDeletionWindowDays", 7, "keyDeletionWindowDays: 7; prod must"),
+    ],
+)
+def test_prod_tier_and_key_window_cannot_be_lowered(
+    section: str, key: str, value: object, fragment: str
+) -> None:
+    raw = _prod()
+    raw[section][key] = value
+    _fails("prod", raw, fragment)
+
+
+def test_staging_is_highly_available_like_prod() -> None:
+    from infra.config import load_stack_file
+
+    staging, prod = load_stack_file("staging").tier, load_stack_file("prod").tier
+    assert staging.high_availability and prod.high_availability
+    assert staging.min_api_replicas >= 2
+
+
+# --- Regions and zones ---------------------------------------------------------------------------
+
+
+def test_unsupported_region_names_the_field_and_the_allowed_regions() -> None:
+    raw = _dev()
+    raw["aws:region"] = "us-west-1"
+    _fails("dev", raw, "aws:region: 'us-west-1' is not supported; allowed: us-east-1, ")
+    raw["aws:region"] = "moon-1"
+    _fails("dev", raw, "aws:region: 'moon-1' is not supported", "eu-west-1")
+
+
+def test_zones_come_from_the_region_list() -> None:
+    raw = _prod()
+    raw["aws:region"] = "ap-northeast-1"  # no "b" zone for current accounts
+    cfg = load_stack_config("prod", raw)
+    assert cfg.availability_zones == ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]
+    assert load_stack_config("dev", _dev()).availability_zones == ["eu-west-1a", "eu-west-1b"]
+
+
+def test_az_count_cannot_exceed_the_regions_zones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import infra.config
+
+    monkeypatch.setitem(infra.config.SUPPORTED_REGIONS, "eu-south-9", ("a", "b"))
+    raw = _prod()
+    raw["aws:region"] = "eu-south-9"
+    _fails("prod", raw, "platform:network.azCount: 3; region eu-south-9 has the zones a, b")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from infra.contracts import APP_NAMESPACE, ARGOCD_PROJECT, gitops_path
+from infra.contracts import (
+    APP_NAMESPACE,
+    ARGOCD_API_VERSION,
+    ARGOCD_PROJECT,
+    IN_CLUSTER_API_SERVER,
+    gitops_path,
+)
 from infra.gitops.manifests.common import EnvContext, Manifest, argocd_metadata
-
-IN_CLUSTER = "https://kubernetes.default.svc"
 
 
 def application(name: str, ctx: EnvContext, wave: int, *, autoscaled: bool = False) -> Manifest:
@@ -18,7 +22,7 @@ def application(name: str, ctx: EnvContext, wave: int, *, autoscaled: bool = Fal
             "path": f"{gitops_path(ctx.env)}/{name}",
             "directory": {"recurse": False},
         },
-        "destination": {"server": IN_CLUSTER, "namespace": APP_NAMESPACE},
+        "destination": {"server": IN_CLUSTER_API_SERVER, "namespace": APP_NAMESPACE},
         "syncPolicy": {
             "automated": {"prune": True, "selfHeal": True},
             "syncOptions": [
@@ -40,7 +44,7 @@ def application(name: str, ctx: EnvContext, wave: int, *, autoscaled: bool = Fal
             {"group": "apps", "kind": "Deployment", "jsonPointers": ["/spec/replicas"]}
         ]
     return {
-        "apiVersion": "argoproj.io/v1alpha1",
+        "apiVersion": ARGOCD_API_VERSION,
         "kind": "Application",
         "metadata": argocd_metadata(name, wave),
         "spec": spec,

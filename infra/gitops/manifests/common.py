@@ -8,7 +8,10 @@ from typing import Any
 from infra.config import PlatformConfig
 from infra.contracts import (
     APP_NAMESPACE,
+    ARGOCD_FINALIZER,
     ARGOCD_NAMESPACE,
+    KAFKA_PLAINTEXT_PORT,
+    MSK_IAM_PORT,
     OTLP_HTTP_PORT,
     TOPICS_JOB_SERVICE_ACCOUNT,
 )
@@ -28,14 +31,9 @@ TOPICS_JOB_NAME = TOPICS_JOB_SERVICE_ACCOUNT
 """Job, ServiceAccount and ArgoCD Application that create the Kafka topics."""
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
-MSK_IAM_PORT = 9098
-PLAINTEXT_KAFKA_PORT = 9092
-POSTGRES_PORT = 5432
 HTTPS_PORT = 443
 RUN_AS_ID = 10001
 """Non-root UID/GID >= 10000 so it cannot collide with a host user."""
-PROMETHEUS_RELEASE_LABEL = {"release": "kube-prometheus-stack"}
-"""kube-prometheus-stack selects ServiceMonitors and PrometheusRules carrying its release label."""
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,16 @@ class EnvContext:
     @property
     def kafka_port(self) -> int:
         """MSK with IAM auth listens on 9098; the in-cluster broker serves plaintext on 9092."""
-        return MSK_IAM_PORT if self.msk else PLAINTEXT_KAFKA_PORT
+        return MSK_IAM_PORT if self.msk else KAFKA_PLAINTEXT_PORT
 
     @property
     def otlp_port(self) -> int:
         return OTLP_HTTP_PORT
 
     @property
-    def is_dev_like(self) -> bool:
-        """dev and localstack trade availability for cost and speed."""
-        return self.env in ("dev", "localstack")
+    def high_availability(self) -> bool:
+        """The stack's tier: without it (dev, localstack) availability is traded for cost."""
+        return self.cfg.tier.high_availability
 
     @property
     def ingress_class(self) -> str:
@@ -122,5 +120,5 @@ def argocd_metadata(name: str, wave: int) -> Manifest:
         },
         "annotations": {SYNC_WAVE: str(wave)},
         # Deleting the Application deletes what it deployed (no orphans after an app is removed).
-        "finalizers": ["resources-finalizer.argocd.argoproj.io"],
+        "finalizers": [ARGOCD_FINALIZER],
     }

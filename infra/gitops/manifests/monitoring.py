@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from infra.contracts import APP_NAMESPACE
 from infra.gitops.catalog import AppSpec
 from infra.gitops.manifests.common import (
-    PROMETHEUS_RELEASE_LABEL,
     EnvContext,
     Manifest,
     metadata,
@@ -113,9 +112,9 @@ def service_monitor(spec: AppSpec, wave: int) -> Manifest:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
-        "metadata": metadata(
-            spec.name, spec.name, wave=wave, extra_labels=PROMETHEUS_RELEASE_LABEL
-        ),
+        # No `release` label: Prometheus selects every ServiceMonitor and PrometheusRule in the
+        # monitored namespaces (`infra.platform.charts.kube_prometheus_stack_values`).
+        "metadata": metadata(spec.name, spec.name, wave=wave),
         "spec": {
             "selector": {"matchLabels": selector(spec.name)},
             "namespaceSelector": {"matchNames": [APP_NAMESPACE]},
@@ -143,9 +142,7 @@ def prometheus_rule(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
-        "metadata": metadata(
-            spec.name, spec.name, wave=wave, extra_labels=PROMETHEUS_RELEASE_LABEL
-        ),
+        "metadata": metadata(spec.name, spec.name, wave=wave),
         "spec": {"groups": [{"name": spec.name, "rules": rules}]},
     }
 

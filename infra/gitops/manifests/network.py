@@ -6,12 +6,11 @@ port rather than by address; DNS is narrowed to kube-dns.
 
 from __future__ import annotations
 
-from infra.contracts import Fact
+from infra.contracts import KUBE_SYSTEM_NAMESPACE, MONITORING_NAMESPACE, POSTGRES_PORT, Fact
 from infra.gitops.catalog import AppSpec
 from infra.gitops.manifests.common import (
     HTTPS_PORT,
     NAME_LABEL,
-    POSTGRES_PORT,
     EnvContext,
     Manifest,
     metadata,
@@ -21,7 +20,6 @@ from infra.gitops.manifests.workload import HTTP_PORT_NAME
 # The EKS Pod Identity Agent serves credentials on a link-local address on every node.
 POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"
 POD_IDENTITY_AGENT_PORT = 80
-MONITORING_NAMESPACE = "monitoring"
 INGRESS_NGINX_NAMESPACE = "ingress-nginx"
 
 
@@ -46,7 +44,7 @@ def _dns_egress() -> Manifest:
     return {
         "to": [
             {
-                **_namespace("kube-system"),
+                **_namespace(KUBE_SYSTEM_NAMESPACE),
                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
             }
         ],

@@ -23,9 +23,8 @@ REFRESH_INTERVAL = "1h"
 
 def notifier_channels(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     keys = [key for channel in spec.channels(ctx.env) for key in NOTIFIER_CHANNEL_KEYS[channel]]
-    if ctx.eks:
-        # AWS flavour (the platform layer's store on EKS): Secrets Manager, through the
-        # controller's Pod Identity.
+    if ctx.cfg.flavour == "aws":
+        # AWS flavour: Secrets Manager, through the controller's Pod Identity.
         store, remote_key = AWS_STORE_NAME, notifier_channels_secret_id(ctx.cfg.name_prefix)
     else:
         # Local flavour: a Secret of the same name in the store's source namespace.

@@ -95,8 +95,8 @@ def deployment(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave: int) 
         livenessProbe=_probe(spec.probes.liveness_path, period=10, failures=3),
         readinessProbe=_probe(spec.probes.readiness_path, period=5, failures=2),
     )
-    # Outside dev a rollout adds a pod before removing one, so capacity never dips.
-    max_unavailable = 1 if ctx.is_dev_like else 0
+    # With high availability a rollout adds a pod before removing one, so capacity never dips.
+    max_unavailable = 0 if ctx.high_availability else 1
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

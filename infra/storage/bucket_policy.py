@@ -1,0 +1,36 @@
+"""Bucket policy documents shared by every S3 bucket the platform owns (pure, no Pulumi).
+
+Used by the audit archive bucket (a Pulumi resource) and by the Pulumi state bucket that
+`platform bootstrap` creates with boto3 before any stack exists, so both refuse plain HTTP the
+same way; `infra.policies.storage.s3_tls_only` checks the declared buckets for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from infra.cluster.iam import PARTITION, POLICY_VERSION
+
+TLS_ONLY_SID = "DenyInsecureTransport"
+
+
+def bucket_arn(bucket: str, partition: str = PARTITION) -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
+    """Deny every request to the bucket and its objects that does not use TLS (S3 otherwise
+    accepts plain HTTP)."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [
+            {
+                "Sid": TLS_ONLY_SID,
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [bucket_arn, f"{bucket_arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
