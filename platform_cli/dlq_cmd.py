@@ -167,7 +167,7 @@ def replay_command(
     from apps.notifier.redrive import DELIVERY_REASONS
     from platform_cli.dlq_replay import ReplayError, Selection, build_plan, publish, replay_producer
 
-    console = Console()
+    console = Console(emoji=False)
     selection = Selection(_parse_since(since), _parse_ids(ids), _parse_reasons(reasons))
     settings = KafkaSettings()
     try:

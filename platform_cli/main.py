@@ -3,14 +3,23 @@
 Each area registers its own sub-commands from its module, so the modules stay small and
 independent: `gitops` (render, check, set-image), `plan` (offline inventory + policies),
 `bootstrap` / `verify` (state backend and post-deploy checks), `local` (the whole system on
-embedded parts), `destroy` (safe teardown order) and `dlq` (dead-letter replay).
+embedded parts), `destroy` (safe teardown order), `dlq` (dead-letter replay) and `restore`
+(RDS disaster recovery into a new instance).
 """
 
 from __future__ import annotations
 
 import typer
 
-from platform_cli import aws_cmd, destroy_cmd, dlq_cmd, gitops_cmd, local_cmd, plan_cmd
+from platform_cli import (
+    aws_cmd,
+    destroy_cmd,
+    dlq_cmd,
+    gitops_cmd,
+    local_cmd,
+    plan_cmd,
+    restore_cmd,
+)
 
 app = typer.Typer(
     name="platform",
@@ -25,7 +34,7 @@ def main() -> None:
     """Event platform: offline plan, GitOps rendering, state bootstrap, local runs."""
 
 
-for module in (gitops_cmd, plan_cmd, aws_cmd, local_cmd, destroy_cmd, dlq_cmd):
+for module in (gitops_cmd, plan_cmd, aws_cmd, local_cmd, destroy_cmd, dlq_cmd, restore_cmd):
     module.register(app)
 
 
