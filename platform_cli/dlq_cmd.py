@@ -170,12 +170,21 @@ def replay_command(
     console = Console(emoji=False)
     selection = Selection(_parse_since(since), _parse_ids(ids), _parse_reasons(reasons))
     settings = KafkaSettings()
+    from kafka.errors import KafkaError
+
     try:
         with console.status(f"reading {topic} from {settings.bootstrap_servers}"):
             plan = build_plan(settings, topic, selection, timeout_s=read_timeout)
     except ReplayError as exc:
         console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(2 if str(exc).startswith("--topic") else 1) from None
+    except KafkaError as exc:
+        console.print(
+            f"[red]cannot read {escape(topic)} from {escape(settings.bootstrap_servers)} "
+            f"(KAFKA_BOOTSTRAP_SERVERS): {escape(repr(exc))}[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
     _print_plan(console, plan)
 
     rearm_ids = plan.rearm_ids(DELIVERY_REASONS) if rearm else []

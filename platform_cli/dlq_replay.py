@@ -290,6 +290,9 @@ def open_consumer(settings: KafkaSettings) -> KafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         reconnect_backoff_max_ms=2_000,
+        # An operator waiting at a prompt: say "unreachable" after 10 s (the producers' bound,
+        # apps.common.kafka.make_producer), not kafka-python's 30 s.
+        bootstrap_timeout_ms=10_000,
     )
 
 

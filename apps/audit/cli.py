@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -160,6 +160,29 @@ def archive_cmd(
     err.print(f"archived {len(done)} window(s)")
 
 
+def _restore_failed(bucket: str, exc: Exception) -> NoReturn:
+    """One clear line for what stopped a restore: the archive, S3 or the database."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.markup import escape
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        why = f"s3://{bucket}: {error.get('Code', 'error')}: {error.get('Message', '')}"
+    elif isinstance(exc, BotoCoreError):
+        why = f"s3://{bucket}: {exc}"
+    elif isinstance(exc, psycopg.Error):
+        why = f"database {DbSettings().redacted()}: {str(exc).strip()}"
+    else:
+        why = str(exc)
+    err.print(f"[red]restore stopped: {escape(why)}[/red]", soft_wrap=True)
+    err.print(
+        "Nothing of the failing object was kept; fix the cause and rerun to resume.",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1) from None
+
+
 @app.command("restore")
 def restore_cmd(
     bucket: str | None = typer.Option(None, help="Defaults to AUDIT_ARCHIVE_BUCKET."),
@@ -175,7 +198,8 @@ def restore_cmd(
     ),
 ) -> None:
     """Rebuild audit_log from the S3 archive: idempotent, resumable, verified per object."""
-    from rich.markup import escape
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -194,6 +218,7 @@ def restore_cmd(
     from apps.audit.settings import AuditSettings
 
     configure_logging(APP_NAME)
+    outages = (BotoCoreError, ClientError, psycopg.Error)
     settings = AuditSettings()
     target = bucket or settings.archive_bucket
     if not target:
@@ -207,9 +232,12 @@ def restore_cmd(
     conninfo = DbSettings().conninfo()
 
     if dry_run:
-        objects, done, ignored = plan_restore(
-            conninfo, s3, target, prefix=root, since=first, until=last
-        )
+        try:
+            objects, done, ignored = plan_restore(
+                conninfo, s3, target, prefix=root, since=first, until=last
+            )
+        except (RestoreError, *outages) as exc:
+            _restore_failed(target, exc)
         table = Table("window_start", "rows", "key", "state")
         for obj in objects:
             state = "done (open run)" if obj.key in done else "to restore"
@@ -256,14 +284,9 @@ def restore_cmd(
                 until=last,
                 progress=RestoreProgress(on_plan, on_rows, on_object),
             )
-        except RestoreError as exc:
+        except (RestoreError, *outages) as exc:
             bar.stop()
-            err.print(f"[red]restore stopped: {escape(str(exc))}[/red]", soft_wrap=True)
-            err.print(
-                "Nothing of the failing object was kept; fix the cause and rerun to resume.",
-                soft_wrap=True,
-            )
-            raise typer.Exit(1) from None
+            _restore_failed(target, exc)
 
     verb = "resumed" if report.resumed else "started"
     err.print(

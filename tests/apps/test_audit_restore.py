@@ -30,7 +30,7 @@ from apps.audit.archive import archive_closed_windows, object_key
 from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
-from platform_cli.embedded import PostgresServer
+from platform_cli.embedded import PostgresServer, free_port
 from tests.apps.consumer_harness import REPO_ROOT
 
 HOUR = timedelta(hours=1)
@@ -376,3 +376,18 @@ def test_object_keys_parse_back_to_their_window(
 )
 def test_keys_that_are_not_archive_windows_are_ignored(key: str) -> None:
     assert restore.parse_object_key("audit", key) is None
+
+
+def test_a_missing_bucket_or_database_stops_with_a_clear_line(
+    conn: psycopg.Connection[Any], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = f"no-such-bucket-{uuid.uuid4().hex[:8]}"
+    result = _restore("--bucket", missing)
+    assert result.exit_code == 1
+    assert f"restore stopped: s3://{missing}: NoSuchBucket" in result.output
+
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    s3.create_bucket(Bucket=missing)
+    down = _restore("--bucket", missing)
+    assert down.exit_code == 1
+    assert "restore stopped: database 127.0.0.1:" in down.output

@@ -349,3 +349,10 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
     assert _audit_rows(database_url) == Counter({i: 1 for i in ids})
     # Nothing was dead-lettered again: the replays went through.
     assert len(read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=16, timeout=5)) == 15
+
+
+def test_an_unreachable_broker_is_a_clear_error() -> None:
+    closed = f"127.0.0.1:{free_port()}"
+    result = _replay(closed, "--topic", "notifier.dlq")
+    assert result.exit_code == 1
+    assert f"cannot read notifier.dlq from {closed} (KAFKA_BOOTSTRAP_SERVERS)" in result.output
