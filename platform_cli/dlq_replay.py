@@ -51,6 +51,7 @@ with the other stale dead-letter headers."""
 
 METADATA_TIMEOUT_S = 15.0
 IDLE_POLL_MS = 1000
+IDLE_POLLS_AT_END = 2
 
 
 class ReplayError(RuntimeError):
@@ -208,9 +209,10 @@ def read_dead_letters(
     """Every dead letter of `topic` stamped up to `started_ms`, and how many later ones were seen.
 
     A partition is finished at its first record stamped after the start (and paused), or once
-    it reached the end offset seen at the start and a poll brings nothing more. (Tansu, the
-    test broker, reports the end as the last batch's BASE offset, so the empty poll, not the
-    offset alone, says the end was read.)
+    it reached the end offset seen at the start and polls bring nothing more. Tansu, the test
+    broker, reports the end as the last batch's BASE offset: a position at that offset may
+    still have the last batch ahead, so the end counts as read only after
+    `IDLE_POLLS_AT_END` polls in a row bring nothing (on Apache Kafka the offset alone would do).
     """
     partitions = _partitions(consumer, topic)
     if partitions is None:
@@ -222,6 +224,7 @@ def read_dead_letters(
     letters: list[DeadLetter] = []
     newer = 0
     finished: set[TopicPartition] = set()
+    idle = 0
     deadline = time.monotonic() + timeout_s
     while True:
         if time.monotonic() > deadline:
@@ -237,9 +240,10 @@ def read_dead_letters(
         if finished:
             consumer.pause(*finished)
         open_tps = [tp for tp in tps if tp not in finished]
-        got_more = any(tp in batch for tp in open_tps)
+        idle = 0 if any(tp in batch for tp in open_tps) else idle + 1
         if not open_tps or (
-            not got_more and all(consumer.position(tp) >= (ends.get(tp) or 0) for tp in open_tps)
+            idle >= IDLE_POLLS_AT_END
+            and all(consumer.position(tp) >= (ends.get(tp) or 0) for tp in open_tps)
         ):
             break
     letters.sort(key=lambda d: (d.timestamp_ms, d.partition, d.offset))
