@@ -35,7 +35,7 @@ _ACTION_STYLE = {
     "original topic missing": "red",
 }
 
-dlq_app = typer.Typer(help="Dead-letter topics: inspect and replay.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-letter topics: replay to their original topic.")
 
 
 def _known_reasons() -> tuple[str, ...]:
