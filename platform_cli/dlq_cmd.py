@@ -35,7 +35,9 @@ _ACTION_STYLE = {
     "original topic missing": "red",
 }
 
-dlq_app = typer.Typer(help="Dead-letter topics: replay to their original topic.")
+dlq_app = typer.Typer(
+    help="Dead-letter topics: replay to their original topic.", no_args_is_help=True
+)
 
 
 def _known_reasons() -> tuple[str, ...]:
