@@ -3,8 +3,10 @@
 Each area registers its own sub-commands from its module, so the modules stay small and
 independent: `gitops` (render, check, set-image), `plan` (offline inventory + policies),
 `bootstrap` / `verify` (state backend and post-deploy checks), `local` (the whole system on
-embedded parts), `destroy` (safe teardown order), and the delivery gates: `image-scan` (ECR
-findings), `rollout` (ArgoCD health + smoke test, rollback) and `drift report`.
+embedded parts), `destroy` (safe teardown order), `rehearse` and `images` (the real images and
+the rendered manifests in real containers), `dlq` (dead-letter replay), `restore` (RDS disaster
+recovery into a new instance), and the delivery gates: `image-scan` (ECR findings), `rollout`
+(ArgoCD health + smoke test, rollback) and `drift report`.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import typer
 from platform_cli import (
     aws_cmd,
     destroy_cmd,
+    dlq_cmd,
     drift,
     gitops_cmd,
     image_scan,
     local_cmd,
     plan_cmd,
     rehearse_cmd,
+    restore_cmd,
     rollout,
 )
 
@@ -46,6 +50,8 @@ for module in (
     rollout,
     drift,
     rehearse_cmd,
+    dlq_cmd,
+    restore_cmd,
 ):
     module.register(app)
 

@@ -1,4 +1,4 @@
-"""`audit run | migrate | query | archive`."""
+"""`audit run | migrate | query | archive | restore`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +21,9 @@ from apps.common.logging import configure_logging
 MIGRATIONS = Path(__file__).parent / "migrations"
 APP_NAME = "audit"
 
-app = typer.Typer(help="Audit log of every platform event: consume, query, archive to S3.")
+app = typer.Typer(
+    help="Audit log of every platform event: consume, query, archive to S3, restore from it."
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -156,6 +158,151 @@ def archive_cmd(
         table.add_row(window.start.isoformat(), str(window.rows), f"s3://{target}/{window.key}")
     out.print(table)
     err.print(f"archived {len(done)} window(s)")
+
+
+def _restore_failed(bucket: str, exc: Exception) -> NoReturn:
+    """One clear line for what stopped a restore: the archive, S3 or the database."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.markup import escape
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        why = f"s3://{bucket}: {error.get('Code', 'error')}: {error.get('Message', '')}"
+    elif isinstance(exc, BotoCoreError):
+        why = f"s3://{bucket}: {exc}"
+    elif isinstance(exc, psycopg.Error):
+        why = f"database {DbSettings().redacted()}: {str(exc).strip()}"
+    else:
+        why = str(exc)
+    err.print(f"[red]restore stopped: {escape(why)}[/red]", soft_wrap=True)
+    err.print(
+        "Nothing of the failing object was kept; fix the cause and rerun to resume.",
+        soft_wrap=True,
+    )
+    raise typer.Exit(1) from None
+
+
+@app.command("restore")
+def restore_cmd(
+    bucket: str | None = typer.Option(None, help="Defaults to AUDIT_ARCHIVE_BUCKET."),
+    prefix: str | None = typer.Option(None, help="Defaults to AUDIT_ARCHIVE_PREFIX (audit)."),
+    since: str | None = typer.Option(
+        None, help="Only windows starting at or after this time (ISO-8601, UTC if naive)."
+    ),
+    until: str | None = typer.Option(
+        None, help="Only windows starting before this time (ISO-8601, UTC if naive)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="List the archive objects and what a run would do; change nothing."
+    ),
+) -> None:
+    """Rebuild audit_log from the S3 archive: idempotent, resumable, verified per object."""
+    import psycopg
+    from botocore.exceptions import BotoCoreError, ClientError
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from apps.audit.restore import (
+        RestoredObject,
+        RestoreError,
+        RestoreProgress,
+        plan_restore,
+        restore_archive,
+    )
+    from apps.audit.settings import AuditSettings
+
+    configure_logging(APP_NAME)
+    outages = (BotoCoreError, ClientError, psycopg.Error)
+    settings = AuditSettings()
+    target = bucket or settings.archive_bucket
+    if not target:
+        err.print("[red]no bucket: set AUDIT_ARCHIVE_BUCKET or pass --bucket[/red]")
+        raise typer.Exit(2)
+    root = prefix or settings.archive_prefix
+    first, last = _parse_time(since), _parse_time(until)
+    if first and last and first >= last:
+        raise typer.BadParameter(f"--since {since} is not before --until {until}")
+    s3 = s3_client(settings.aws_region, settings.aws_endpoint_url)
+    conninfo = DbSettings().conninfo()
+
+    if dry_run:
+        try:
+            objects, done, ignored = plan_restore(
+                conninfo, s3, target, prefix=root, since=first, until=last
+            )
+        except (RestoreError, *outages) as exc:
+            _restore_failed(target, exc)
+        table = Table("window_start", "rows", "key", "state")
+        for obj in objects:
+            state = "done (open run)" if obj.key in done else "to restore"
+            table.add_row(obj.window_start.isoformat(), str(obj.row_count), obj.key, state)
+        out.print(table)
+        todo = [o for o in objects if o.key not in done]
+        err.print(
+            f"dry run: {len(todo)} of {len(objects)} object(s) to restore "
+            f"({sum(o.row_count for o in todo)} rows); {len(ignored)} other key(s) ignored",
+            soft_wrap=True,
+        )
+        return
+
+    with Progress(
+        TextColumn("[bold]restore[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"s3://{target}/{root}/", total=None, rows=0)
+
+        def on_plan(objects: list[Any], already: int) -> None:
+            bar.update(task, total=len(objects), completed=already)
+
+        rows_seen = [0]
+
+        def on_rows(n: int) -> None:
+            rows_seen[0] += n
+            bar.update(task, rows=rows_seen[0])
+
+        def on_object(_restored: RestoredObject) -> None:
+            bar.advance(task)
+
+        try:
+            report = restore_archive(
+                conninfo,
+                s3,
+                target,
+                prefix=root,
+                since=first,
+                until=last,
+                progress=RestoreProgress(on_plan, on_rows, on_object),
+            )
+        except (RestoreError, *outages) as exc:
+            bar.stop()
+            _restore_failed(target, exc)
+
+    verb = "resumed" if report.resumed else "started"
+    err.print(
+        f"run {report.run_id} ({verb}): {len(report.objects)} archive object(s), "
+        f"{report.rows_expected} archived rows; {report.already_done} object(s) finished before "
+        f"a restart, {len(report.restored)} restored now with {report.rows_inserted} row(s) "
+        "inserted (the rest were already present)",
+        soft_wrap=True,
+    )
+    err.print(
+        "verified: every object matched its recorded sha256 and row count, and each of its "
+        "event ids is in audit_log",
+        soft_wrap=True,
+    )
+    if report.ignored_keys:
+        err.print(f"{len(report.ignored_keys)} key(s) under the prefix are not archive windows")
 
 
 if __name__ == "__main__":
