@@ -194,7 +194,19 @@ def build_app(app: str, base: str, log: Path) -> BuiltImage:
         timeout=1200,
         log=log,
     )
+    _remove_stale(app, keep=ref)
     return BuiltImage(app, ref, cached=False, seconds=time.monotonic() - started)
+
+
+def _remove_stale(app: str, keep: str) -> None:
+    """Older builds of this app (other input digests) would pile up with every change."""
+    listed = podman.run(
+        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{LOCAL_REPOSITORY}/{app}"],
+        check=False,
+    )
+    for ref in listed.stdout.split():
+        if ref != keep:
+            podman.run(["podman", "rmi", ref], check=False)  # in use by a container: kept
 
 
 def build_all(
