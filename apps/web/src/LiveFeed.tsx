@@ -75,7 +75,8 @@ export function LiveFeed({ items, state, detail }: LiveFeedProps) {
       {items.length === 0 ? (
         <p className="state">Nothing yet: send an event or change a task.</p>
       ) : null}
-      <ol className="feed" aria-label="Activity">
+      {/* Focusable: the list scrolls, and keyboard users must be able to scroll it. */}
+      <ol className="feed" aria-label="Activity" tabIndex={0}>
         {items.map((activity) => (
           <li key={activity.id} className={`activity type-${activity.type.replace(".", "-")}`}>
             <div className="activity-head">
