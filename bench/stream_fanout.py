@@ -44,6 +44,7 @@ from bench.run import wait_for as wait_until  # noqa: E402
 
 LOCAL = "127.0.0.1"
 MARK = b"event: activity"
+EVENT_ID = re.compile(rb"\nid: (\d+-\d+)\n")
 ACTIVITY_ID = re.compile(rb'"cursor":"[0-9-]+","id":"([0-9a-f-]{36})"')
 
 
@@ -57,45 +58,53 @@ async def _client(
     counts: list[int],
     arrivals: dict[str, float],
     span: list[float],
+    reconnects: list[int],
 ) -> None:
-    reader, writer = await asyncio.open_connection(LOCAL, port)
-    writer.write(
-        (
-            f"GET /api/v1/stream HTTP/1.1\r\nHost: {LOCAL}:{port}\r\n"
-            f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
-        ).encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if b" 200 " not in head.split(b"\r\n", 1)[0]:
-        raise RuntimeError(f"client {index}: {head[:80]!r}")
-    tail = b""
+    """One stream client; like the console, it reconnects with Last-Event-ID when cut off."""
+    last_id: str | None = None
     while True:
-        chunk = await reader.read(1 << 16)
-        if not chunk:
-            return
-        # Count marks across chunk boundaries (chunked-encoding framing never splits a mark
-        # into something that looks like another mark).
-        joined = tail + chunk
-        found = joined.count(MARK) - tail.count(MARK)
-        now = time.time()
-        if found:
-            counts[index] += found
-            span[0] = min(span[0], now)
-            span[1] = max(span[1], now)
-        if index == 0:
-            for match in ACTIVITY_ID.finditer(joined):
-                arrivals.setdefault(match[1].decode(), now)
-        tail = joined[-256:]
+        reader, writer = await asyncio.open_connection(LOCAL, port)
+        resume = f"Last-Event-ID: {last_id}\r\n" if last_id else ""
+        writer.write(
+            (
+                f"GET /api/v1/stream HTTP/1.1\r\nHost: {LOCAL}:{port}\r\n"
+                f"Authorization: Bearer {key}\r\nAccept: text/event-stream\r\n{resume}\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"client {index}: {head[:80]!r}")
+        tail = b""
+        while chunk := await reader.read(1 << 16):
+            # Count across chunk boundaries: `tail` repeats the end of the previous chunk.
+            joined = tail + chunk
+            found = joined.count(MARK) - tail.count(MARK)
+            now = time.time()
+            if found:
+                counts[index] += found
+                span[0] = min(span[0], now)
+                span[1] = max(span[1], now)
+            ids = EVENT_ID.findall(joined)
+            if ids:
+                last_id = ids[-1].decode()
+            if index == 0:
+                for match in ACTIVITY_ID.finditer(joined):
+                    arrivals.setdefault(match[1].decode(), now)
+            tail = joined[-256:]
+        writer.close()
+        reconnects[0] += 1
 
 
 def clients_worker(port: int, key: str, n: int, pipe: Connection) -> None:
     counts = [0] * n
     arrivals: dict[str, float] = {}
     span = [float("inf"), 0.0]  # first and last arrival of any activity, wall clock
+    reconnects = [0]
 
     async def main() -> None:
         tasks = [
-            asyncio.create_task(_client(port, key, i, counts, arrivals, span)) for i in range(n)
+            asyncio.create_task(_client(port, key, i, counts, arrivals, span, reconnects))
+            for i in range(n)
         ]
         await asyncio.sleep(0.5)
         failed = [t for t in tasks if t.done() and t.exception()]
@@ -107,7 +116,7 @@ def clients_worker(port: int, key: str, n: int, pipe: Connection) -> None:
             task.cancel()
 
     asyncio.run(main())
-    pipe.send({"counts": counts, "arrivals": arrivals, "span": span})
+    pipe.send({"counts": counts, "arrivals": arrivals, "span": span, "reconnects": reconnects[0]})
 
 
 @contextmanager
@@ -160,6 +169,7 @@ def phase(port: int, dsn: str, n: int, rate: float, seconds: float) -> dict[str,
         "complete": round(min(counts) / accepted, 4) if accepted else 0.0,
         "p50_ms": round(pct(latencies, 50), 1) if latencies else None,
         "p99_ms": round(pct(latencies, 99), 1) if latencies else None,
+        "reconnects": report["reconnects"],
     }
 
 
@@ -223,13 +233,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def table(r: dict[str, Any]) -> str:
     lines = [
         f"stream fan-out, {r['when']} (1 events-api process; all on this machine's cores)",
-        "clients  offered/s  accepted/s  client-events/s  delivery  complete  p50 ms  p99 ms",
+        "clients  offered/s  accepted/s  client-events/s  delivery  complete  p50 ms  p99 ms"
+        "  reconnects",
     ]
     for p in r["phases"]:
         lines.append(
             f"{p['clients']:>7}  {p['offered_per_s']:>9.0f}  {p['accepted_per_s']:>10.1f}  "
             f"{p['client_events_per_s']:>15.1f}  {p['delivery']:>8.3f}  {p['complete']:>8.4f}  "
-            f"{p['p50_ms']!s:>6}  {p['p99_ms']!s:>6}"
+            f"{p['p50_ms']!s:>6}  {p['p99_ms']!s:>6}  {p['reconnects']:>10}"
         )
     sat = r["saturated_accept_per_s"]
     most = max(sat, key=int)

@@ -40,7 +40,7 @@ def hub_settings(settings: ApiSettings) -> HubSettings:
     return HubSettings(
         poll_s=settings.stream_poll_s,
         status_poll_s=settings.stream_status_poll_s,
-        queue_frames=settings.stream_queue_frames,
+        queue_bytes=settings.stream_queue_bytes,
         max_clients=settings.stream_max_clients,
         history=settings.stream_history,
     )

@@ -63,8 +63,8 @@ class ApiSettings(BaseSettings):
     stream_status_poll_s: float = Field(
         default=1.0, gt=0, le=60, validation_alias=_env("STREAM_STATUS_POLL_SECONDS")
     )
-    stream_queue_frames: int = Field(
-        default=256, ge=1, le=100_000, validation_alias=_env("STREAM_QUEUE_FRAMES")
+    stream_queue_bytes: int = Field(
+        default=1 << 20, ge=1024, le=1 << 30, validation_alias=_env("STREAM_QUEUE_BYTES")
     )
     stream_max_clients: int = Field(
         default=500, ge=1, le=100_000, validation_alias=_env("STREAM_MAX_CLIENTS")

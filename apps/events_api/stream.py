@@ -4,7 +4,7 @@ One reader per process, not per client: the hub reads every key's new outbox row
 wake-up (a NOTIFY from the relay's mark-sent, or the poll interval as a fallback), renders each
 row into its SSE frame once, and hands the same bytes to every client of that row's key.
 
-Bounded memory per client: a client's queue holds at most `queue_frames` frames. When a slow
+Bounded memory per client: a client's queue holds at most `queue_bytes` of frames. When a slow
 client's queue overflows, the hub drops that queue (`overflowed`) and the client's response
 goes back to the database: it replays from its own last cursor, paced by its socket (each
 write awaits the transport), then re-joins the hub. A slow reader costs database reads, never
@@ -45,6 +45,7 @@ STATUS_QUERY_CHUNK = 1_000
 STATUS_TABLES_TTL_S = 30.0
 LISTEN_RETRY_S = 2.0
 RECONNECT_HINT_MS = 2_000
+REPLAY_CONCURRENCY = 2
 
 
 class HubFull(Exception):
@@ -84,31 +85,38 @@ def status_frame(event_id: uuid.UUID, status: dict[str, Any]) -> bytes:
 
 @dataclass(eq=False)
 class Subscriber:
-    """One connected client: a bounded queue of (cursor or None, frame) and a wake-up."""
+    """One connected client: a queue of (cursor or None, frame), bounded in bytes (frames vary
+    from ~300 bytes to ~12 KB), and a wake-up."""
 
     key_id: uuid.UUID
-    max_frames: int
+    max_bytes: int
     frames: deque[tuple[Cursor | None, bytes]] = field(default_factory=deque)
+    queued_bytes: int = 0
     overflowed: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, cursor: Cursor | None, frame: bytes) -> None:
         if self.overflowed:
             return
-        if len(self.frames) >= self.max_frames:
+        if self.queued_bytes + len(frame) > self.max_bytes:
             # Drop the queue, not the frame: the client resumes from the database instead.
             self.overflowed = True
-            self.frames.clear()
+            self.clear()
             metrics.STREAM_CATCHUPS.inc()
         else:
             self.frames.append((cursor, frame))
+            self.queued_bytes += len(frame)
         self.wake.set()
 
     def take(self) -> list[tuple[Cursor | None, bytes]]:
         taken = list(self.frames)
-        self.frames.clear()
-        self.wake.clear()
+        self.clear()
         return taken
+
+    def clear(self) -> None:
+        self.frames.clear()
+        self.queued_bytes = 0
+        self.wake.clear()
 
 
 @dataclass
@@ -122,7 +130,7 @@ class _Tracked:
 class HubSettings:
     poll_s: float = 0.5
     status_poll_s: float = 1.0
-    queue_frames: int = 256
+    queue_bytes: int = 1 << 20
     max_clients: int = 500
     history: int = 50
 
@@ -142,6 +150,10 @@ class StreamHub:
         self._tables_at = 0.0
         self._last_status_poll = 0.0
         self._tasks: list[asyncio.Task[None]] = []
+        # Replays (new clients, reconnects, overflowed clients) read the database; at most this
+        # many at once, so a crowd catching up queues here instead of taking the whole pool
+        # from the write path.
+        self._replays = asyncio.Semaphore(REPLAY_CONCURRENCY)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -171,7 +183,7 @@ class StreamHub:
         if self._count >= self.settings.max_clients:
             metrics.STREAM_REFUSED.inc()
             raise HubFull(f"the stream serves at most {self.settings.max_clients} clients")
-        subscriber = Subscriber(key_id, self.settings.queue_frames)
+        subscriber = Subscriber(key_id, self.settings.queue_bytes)
         async with self._lock:
             live_from = await self._ensure_cursor()
             self._subscribers.setdefault(key_id, set()).add(subscriber)
@@ -183,9 +195,8 @@ class StreamHub:
         """After an overflow: an empty queue again, live after the hub's current cursor."""
         async with self._lock:
             live_from = await self._ensure_cursor()
-            subscriber.frames.clear()
+            subscriber.clear()
             subscriber.overflowed = False
-            subscriber.wake.clear()
         return live_from
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
@@ -215,14 +226,14 @@ class StreamHub:
         if after is None:
             if self.settings.history == 0:
                 return
-            async with self._pool.connection() as conn:
+            async with self._replays, self._pool.connection() as conn:
                 items = await q.read_key_latest(conn, key_id, upto, self.settings.history)
                 found = await q.statuses(conn, tables, [i.event_id for i in items])
             if items:
                 yield self._replayed(items, found)
             return
         while after < upto:
-            async with self._pool.connection() as conn:
+            async with self._replays, self._pool.connection() as conn:
                 items = await q.read_key_range(conn, key_id, after, upto, READ_BATCH)
                 found = await q.statuses(conn, tables, [i.event_id for i in items])
             if not items:

@@ -166,10 +166,11 @@ def test_rows_committed_out_of_id_order_are_not_skipped(
 def test_a_slow_reader_overflows_its_bounded_queue_and_still_misses_nothing(
     events_api_env: EventsApiEnv,
 ) -> None:
-    """The client stops reading; the server's queue for it stays at 4 frames, overflows, and the
-    client later receives all 60 events, in order, from the database catch-up."""
+    """The client stops reading; the server's queue for it (bounded at 24 KB: two ~10 KB
+    frames) overflows, and the client later receives all 60 events, in order, from the
+    database catch-up."""
     key = events_api_env.create_key()
-    app = events_api_env.app(stream_poll_s=0.05, stream_queue_frames=4, stream_history=0)
+    app = events_api_env.app(stream_poll_s=0.05, stream_queue_bytes=24_000, stream_history=0)
     catchups = "events_api_stream_catchups_total"
     before = REGISTRY.get_sample_value(catchups) or 0.0
     with live_server(app, send_buffer_bytes=16_384) as api:

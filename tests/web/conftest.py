@@ -226,4 +226,3 @@ def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critica
         for v in result["violations"]
         if v["impact"] in impacts
     ]
-

@@ -130,9 +130,7 @@ def test_create_edit_complete_and_delete_a_task(watched_page: WebPage, stack: St
     expect(feed.first).to_contain_text("Task deleted")
 
 
-def test_api_field_errors_appear_next_to_their_fields(
-    watched_page: WebPage, stack: Stack
-) -> None:
+def test_api_field_errors_appear_next_to_their_fields(watched_page: WebPage, stack: Stack) -> None:
     page, watch = watched_page
     watch.expect_http_errors(422)
     sign_in(page, stack, stack.create_key())
@@ -157,9 +155,7 @@ def test_api_field_errors_appear_next_to_their_fields(
     category = event_form.get_by_label("Category")
     expect(category).to_have_attribute("aria-invalid", "true")
     category_field = event_form.locator(".field", has=page.get_by_label("Category"))
-    expect(category_field.locator(".field-error")).to_have_text(
-        re.compile("at least 1 character")
-    )
+    expect(category_field.locator(".field-error")).to_have_text(re.compile("at least 1 character"))
 
 
 def test_search_filter_and_sort_tasks(watched_page: WebPage, stack: Stack) -> None:

@@ -21,8 +21,10 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
+import psycopg
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg_pool import PoolTimeout
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -101,6 +103,23 @@ async def stream(
 
 
 async def _frames(
+    hub: StreamHub,
+    key: ApiKey,
+    subscriber: Subscriber,
+    last: Cursor | None,
+    live_from: Cursor,
+    heartbeat_s: float,
+) -> AsyncIterator[bytes]:
+    """The stream's body. A database failure mid-stream cannot become a status code (the
+    headers are gone): the stream ends and the client reconnects with its Last-Event-ID."""
+    try:
+        async for frame in _stream(hub, key, subscriber, last, live_from, heartbeat_s):
+            yield frame
+    except (psycopg.Error, PoolTimeout) as exc:
+        log.warning("stream ended: database unavailable", extra={"error": str(exc)[:200]})
+
+
+async def _stream(
     hub: StreamHub,
     key: ApiKey,
     subscriber: Subscriber,
