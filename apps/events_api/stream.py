@@ -154,6 +154,7 @@ class StreamHub:
         # many at once, so a crowd catching up queues here instead of taking the whole pool
         # from the write path.
         self._replays = asyncio.Semaphore(REPLAY_CONCURRENCY)
+        self._first_client = asyncio.Event()  # LISTEN only once someone is listening
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -188,6 +189,7 @@ class StreamHub:
             live_from = await self._ensure_cursor()
             self._subscribers.setdefault(key_id, set()).add(subscriber)
             self._count += 1
+            self._first_client.set()
         metrics.STREAM_CLIENTS.set(self._count)
         return subscriber, live_from
 
@@ -273,6 +275,7 @@ class StreamHub:
 
     async def _listen(self) -> None:
         """LISTEN for the relay's wake-ups; on any failure, retry (the poll covers the gap)."""
+        await self._first_client.wait()
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
