@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv tools localstack-venv test lint unit local plan render clean
+.PHONY: venv tools localstack-venv web test lint unit local plan render clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,24 @@ tools: $(CHECKOV)
 localstack-venv: venv
 	$(BIN)/python -m platform_cli.localstack ensure-venv
 
-test: venv lint tools localstack-venv
+# The web console (apps/web, docs/console.md): pinned install, ESLint, tsc, then the bundle that
+# events-api serves at /console/ (built into apps/events_api/console/). Without npm it says so
+# and the browser tests skip with that reason.
+WEB       := apps/web
+WEB_STAMP := $(WEB)/node_modules/.installed-$(shell cksum < $(WEB)/package-lock.json | cut -d' ' -f1)
+$(WEB_STAMP): $(WEB)/package-lock.json
+	npm --prefix $(WEB) ci --no-audit --no-fund
+	@touch $@
+
+web:
+	@if command -v npm >/dev/null; then \
+	  $(MAKE) --no-print-directory $(WEB_STAMP) && \
+	  npm --prefix $(WEB) run --silent lint && \
+	  npm --prefix $(WEB) run --silent typecheck && \
+	  npm --prefix $(WEB) run --silent build; \
+	else echo "web: npm not found: console not built, browser tests will be skipped"; fi
+
+test: venv lint tools localstack-venv web
 	$(BIN)/python -m pytest
 
 local: venv

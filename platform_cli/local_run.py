@@ -537,7 +537,11 @@ class LocalRun:
 
     def _urls(self) -> dict[str, str]:
         api = f"http://127.0.0.1:{self.ports['events-api']}"
-        urls = {"API docs": f"{api}/docs", "events-api metrics": f"{api}/metrics"}
+        urls = {
+            "web console": f"{api}/console/",
+            "API docs": f"{api}/docs",
+            "events-api metrics": f"{api}/metrics",
+        }
         for name in ("notifier", "audit"):
             urls[f"{name} metrics"] = f"http://127.0.0.1:{self.ports[name]}/metrics"
         urls["webhook deliveries"] = str(self.sink_file)

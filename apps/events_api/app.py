@@ -18,8 +18,9 @@ from apps.events_api import errors
 from apps.events_api.keys import KeyCache
 from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from apps.events_api.outbox import OutboxRelay
-from apps.events_api.routes import events, ops, tasks
+from apps.events_api.routes import console, events, ops, stream, tasks
 from apps.events_api.settings import APP_NAME, ApiSettings
+from apps.events_api.stream import HubSettings, StreamHub
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,16 @@ def make_relay(settings: ApiSettings) -> OutboxRelay:
         idle_s=settings.relay_idle_s,
         max_backoff_s=settings.relay_max_backoff_s,
         retention_s=settings.relay_retention_hours * 3600,
+    )
+
+
+def hub_settings(settings: ApiSettings) -> HubSettings:
+    return HubSettings(
+        poll_s=settings.stream_poll_s,
+        status_poll_s=settings.stream_status_poll_s,
+        queue_bytes=settings.stream_queue_bytes,
+        max_clients=settings.stream_max_clients,
+        history=settings.stream_history,
     )
 
 
@@ -94,6 +105,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             kwargs={"autocommit": True},
         )
         await app.state.async_pool.open(wait=False)
+        app.state.stream_hub = StreamHub(
+            app.state.async_pool, settings.db.conninfo(), hub_settings(settings)
+        ).start()
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
         log.info(
             "events-api started",
@@ -102,6 +116,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await app.state.stream_hub.stop()
             if app.state.relay is not None:
                 app.state.relay.stop(timeout_s=5.0)
             await app.state.async_pool.close()
@@ -128,6 +143,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(tasks.router)
     app.include_router(ops.router)
+    app.include_router(stream.router)
+    console.install(app, settings.console_dir)
     # Added last = outermost: the request context wraps the body guard's early replies too.
     app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

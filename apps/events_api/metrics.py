@@ -26,3 +26,15 @@ OUTBOX_PUBLISH_FAILURES = Counter(
 OUTBOX_RELAY_ERRORS = Counter(
     "events_api_outbox_relay_errors_total", "Relay cycles that failed (DB or Kafka unavailable)."
 )
+
+STREAM_CLIENTS = Gauge("events_api_stream_clients", "Connected live-stream clients.")
+STREAM_ITEMS = Counter(
+    "events_api_stream_items_total", "Outbox rows the stream hub read and fanned out."
+)
+STREAM_CATCHUPS = Counter(
+    "events_api_stream_catchups_total",
+    "Times a slow stream client's bounded queue overflowed and it resumed from the database.",
+)
+STREAM_REFUSED = Counter(
+    "events_api_stream_refused_total", "Stream connections refused: too many clients (503)."
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -11,6 +13,9 @@ from apps.common.kafka import KafkaSettings
 APP_NAME = "events-api"
 DEFAULT_PORT = 8000
 MAX_BODY_BYTES = 64 * 1024
+CONSOLE_DIR = Path(__file__).parent / "console"
+"""The web console's build output (`npm --prefix apps/web run build`, apps/web/vite.config.ts):
+inside the package, so the image that copies apps/events_api/ ships it."""
 
 
 def _env(*names: str) -> AliasChoices:
@@ -51,6 +56,25 @@ class ApiSettings(BaseSettings):
     relay_retention_hours: float = Field(
         default=24.0, gt=0, validation_alias=_env("OUTBOX_RETENTION_HOURS")
     )
+
+    # The live stream (GET /api/v1/stream, apps/events_api/stream.py) and the web console.
+    stream_poll_s: float = Field(
+        default=0.5, gt=0, le=60, validation_alias=_env("STREAM_POLL_SECONDS")
+    )
+    stream_status_poll_s: float = Field(
+        default=1.0, gt=0, le=60, validation_alias=_env("STREAM_STATUS_POLL_SECONDS")
+    )
+    stream_queue_bytes: int = Field(
+        default=1 << 20, ge=1024, le=1 << 30, validation_alias=_env("STREAM_QUEUE_BYTES")
+    )
+    stream_max_clients: int = Field(
+        default=500, ge=1, le=100_000, validation_alias=_env("STREAM_MAX_CLIENTS")
+    )
+    stream_heartbeat_s: float = Field(
+        default=15.0, gt=0, le=300, validation_alias=_env("STREAM_HEARTBEAT_SECONDS")
+    )
+    stream_history: int = Field(default=50, ge=0, le=500, validation_alias=_env("STREAM_HISTORY"))
+    console_dir: Path = Field(default=CONSOLE_DIR, validation_alias=_env("CONSOLE_DIR"))
 
     # Nested settings read their own variables (KAFKA_*, AWS_REGION, DATABASE_URL, DB_*);
     # tests pass explicit instances instead.

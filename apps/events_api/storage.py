@@ -63,12 +63,26 @@ def outbox_headers(envelope: EventEnvelope) -> Jsonb:
     return Jsonb([[k, v.decode()] for k, v in headers])
 
 
-def enqueue(conn: psycopg.Connection, topic: str, envelope: EventEnvelope) -> None:
-    """Write the envelope to the outbox; the relay publishes it after this transaction commits."""
+def enqueue(
+    conn: psycopg.Connection,
+    topic: str,
+    envelope: EventEnvelope,
+    api_key_id: uuid.UUID | None = None,
+) -> None:
+    """Write the envelope to the outbox; the relay publishes it after this transaction commits.
+    `api_key_id` scopes the row for the live stream (routes/stream.py); a row without one is
+    published but never streamed."""
     conn.execute(
-        "INSERT INTO outbox (event_id, topic, subject, payload, headers)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (envelope.id, topic, envelope.subject, encode(envelope), outbox_headers(envelope)),
+        "INSERT INTO outbox (event_id, topic, subject, payload, headers, api_key_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s)",
+        (
+            envelope.id,
+            topic,
+            envelope.subject,
+            encode(envelope),
+            outbox_headers(envelope),
+            api_key_id,
+        ),
     )
 
 
@@ -93,7 +107,12 @@ def event_envelope(key: ApiKey, event: EventIn, correlation_id: str) -> EventEnv
 
 
 def _task_event(
-    conn: psycopg.Connection, kind: EventType, task: TaskOut, correlation_id: str, topic: str
+    conn: psycopg.Connection,
+    key: ApiKey,
+    kind: EventType,
+    task: TaskOut,
+    correlation_id: str,
+    topic: str,
 ) -> None:
     data: dict[str, Any] = (
         {"id": str(task.id), "version": task.version}
@@ -103,7 +122,7 @@ def _task_event(
     envelope = new_envelope(
         kind, source=APP_NAME, subject=str(task.id), correlation_id=correlation_id, data=data
     )
-    enqueue(conn, topic, envelope)
+    enqueue(conn, topic, envelope, key.id)
 
 
 def create_task(
@@ -124,7 +143,7 @@ def create_task(
             ),
         ).fetchone()
     created = TaskOut.model_validate(row)
-    _task_event(conn, "task.created", created, correlation_id, topic)
+    _task_event(conn, key, "task.created", created, correlation_id, topic)
     return created
 
 
@@ -179,7 +198,7 @@ def replace_task(
     if row is None:
         return None
     updated = TaskOut.model_validate(row)
-    _task_event(conn, "task.updated", updated, correlation_id, topic)
+    _task_event(conn, key, "task.updated", updated, correlation_id, topic)
     return updated
 
 
@@ -193,5 +212,5 @@ def delete_task(
         ).fetchone()
     if row is None:
         return False
-    _task_event(conn, "task.deleted", TaskOut.model_validate(row), correlation_id, topic)
+    _task_event(conn, key, "task.deleted", TaskOut.model_validate(row), correlation_id, topic)
     return True

@@ -1,0 +1,353 @@
+import { useCallback, useEffect, useId, useMemo, useState } from "react";
+
+import { messageOf, type Api } from "./api";
+import { TaskForm } from "./TaskForm";
+import {
+  applyQuery,
+  EMPTY_QUERY,
+  isFiltered,
+  loadTasks,
+  MAX_LOADED,
+  SORTS,
+  type Sort,
+  type TaskQuery,
+} from "./taskQuery";
+import {
+  PRIORITY_LABEL,
+  STATUS_LABEL,
+  TASK_PRIORITIES,
+  TASK_STATUSES,
+  type Task,
+  type TaskIn,
+  type TaskPriority,
+  type TaskStatus,
+} from "./types";
+
+const PAGE_SIZE = 10;
+
+type Load =
+  | { state: "loading" }
+  | { state: "error"; message: string }
+  | { state: "ready"; tasks: Task[]; total: number };
+
+function formatDue(iso: string | null): string {
+  if (!iso) return "No due date";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function overdue(task: Task): boolean {
+  return (
+    task.due_at !== null &&
+    task.status !== "done" &&
+    task.status !== "cancelled" &&
+    new Date(task.due_at).getTime() < Date.now()
+  );
+}
+
+function asInput(task: Task, changes: Partial<TaskIn> = {}): TaskIn {
+  const { title, description, status, priority, due_at, tags } = task;
+  return { title, description, status, priority, due_at, tags, ...changes };
+}
+
+interface TasksProps {
+  api: Api;
+  changes: number; // bumped by the live stream when a task changed
+  onNotice: (message: string) => void;
+}
+
+export function Tasks({ api, changes, onNotice }: TasksProps) {
+  const uid = useId();
+  const [load, setLoad] = useState<Load>({ state: "loading" });
+  const [query, setQuery] = useState<TaskQuery>(EMPTY_QUERY);
+  const [page, setPage] = useState(0);
+  const [editing, setEditing] = useState<string | null>(null);
+  const [confirming, setConfirming] = useState<string | null>(null);
+  const [rowError, setRowError] = useState<{ id: string; message: string } | null>(null);
+  const [reloads, setReloads] = useState(0);
+  const reload = useCallback(() => {
+    setReloads((n) => n + 1);
+  }, []);
+
+  useEffect(() => {
+    let current = true;
+    loadTasks(api).then(
+      ({ tasks, total }) => {
+        if (current) setLoad({ state: "ready", tasks, total });
+      },
+      (error: unknown) => {
+        if (current) setLoad({ state: "error", message: messageOf(error) });
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [api, changes, reloads]);
+
+  const tasks = useMemo(() => (load.state === "ready" ? load.tasks : []), [load]);
+  const shown = useMemo(() => applyQuery(tasks, query), [tasks, query]);
+  const tags = useMemo(() => [...new Set(tasks.flatMap((t) => t.tags))].sort(), [tasks]);
+  const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
+  const current = Math.min(page, pages - 1);
+  const visible = shown.slice(current * PAGE_SIZE, (current + 1) * PAGE_SIZE);
+
+  function update<K extends keyof TaskQuery>(key: K, value: TaskQuery[K]): void {
+    setQuery((q) => ({ ...q, [key]: value }));
+    setPage(0);
+  }
+
+  async function act(task: Task, work: () => Promise<unknown>, done: string): Promise<void> {
+    setRowError(null);
+    try {
+      await work();
+      onNotice(done);
+      reload();
+    } catch (error) {
+      setRowError({ id: task.id, message: messageOf(error) });
+    }
+  }
+
+  async function create(task: TaskIn): Promise<void> {
+    const created = await api.createTask(task);
+    onNotice(`Created “${created.title}”.`);
+    reload();
+  }
+
+  async function save(task: Task, input: TaskIn): Promise<void> {
+    const saved = await api.replaceTask(task.id, input);
+    setEditing(null);
+    onNotice(`Saved “${saved.title}”.`);
+    reload();
+  }
+
+  const id = (name: string) => `${uid}-${name}`;
+  return (
+    <section className="panel" aria-labelledby={id("heading")}>
+      <div className="panel-head">
+        <h2 id={id("heading")}>Tasks</h2>
+        {load.state === "ready" ? (
+          <span className="count">
+            {load.total} task{load.total === 1 ? "" : "s"}
+          </span>
+        ) : null}
+      </div>
+
+      <TaskForm task={null} onSubmit={create} />
+
+      <div className="toolbar" role="search" aria-label="Search and filter tasks">
+        <div className="field grow">
+          <label htmlFor={id("search")}>Search</label>
+          <input
+            id={id("search")}
+            type="search"
+            placeholder="Title, description or tag"
+            value={query.search}
+            onChange={(e) => { update("search", e.target.value); }}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={id("status")}>Status</label>
+          <select
+            id={id("status")}
+            value={query.status}
+            onChange={(e) => { update("status", e.target.value as TaskStatus | ""); }}
+          >
+            <option value="">Any</option>
+            {TASK_STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {STATUS_LABEL[s]}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={id("priority")}>Priority</label>
+          <select
+            id={id("priority")}
+            value={query.priority}
+            onChange={(e) => { update("priority", e.target.value as TaskPriority | ""); }}
+          >
+            <option value="">Any</option>
+            {TASK_PRIORITIES.map((p) => (
+              <option key={p} value={p}>
+                {PRIORITY_LABEL[p]}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={id("tag")}>Tag</label>
+          <select id={id("tag")} value={query.tag} onChange={(e) => { update("tag", e.target.value); }}>
+            <option value="">Any</option>
+            {tags.map((t) => (
+              <option key={t} value={t}>
+                {t}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div className="field">
+          <label htmlFor={id("from")}>Due from</label>
+          <input
+            id={id("from")}
+            type="date"
+            value={query.dueFrom}
+            onChange={(e) => { update("dueFrom", e.target.value); }}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={id("to")}>Due to</label>
+          <input
+            id={id("to")}
+            type="date"
+            value={query.dueTo}
+            onChange={(e) => { update("dueTo", e.target.value); }}
+          />
+        </div>
+        <div className="field">
+          <label htmlFor={id("sort")}>Sort</label>
+          <select id={id("sort")} value={query.sort} onChange={(e) => { update("sort", e.target.value as Sort); }}>
+            {(Object.keys(SORTS) as Sort[]).map((s) => (
+              <option key={s} value={s}>
+                {SORTS[s]}
+              </option>
+            ))}
+          </select>
+        </div>
+        {isFiltered(query) ? (
+          <button type="button" className="link" onClick={() => { setQuery({ ...EMPTY_QUERY, sort: query.sort }); }}>
+            Clear filters
+          </button>
+        ) : null}
+      </div>
+
+      {load.state === "loading" ? (
+        <p className="state" role="status">
+          Loading tasks…
+        </p>
+      ) : null}
+      {load.state === "error" ? (
+        <div className="state state-error" role="alert">
+          <p>Could not load tasks: {load.message}</p>
+          <button type="button" onClick={reload}>
+            Retry
+          </button>
+        </div>
+      ) : null}
+      {load.state === "ready" && load.total === 0 ? (
+        <p className="state">No tasks yet. Create the first one above.</p>
+      ) : null}
+      {load.state === "ready" && load.total > 0 && shown.length === 0 ? (
+        <p className="state">No task matches these filters.</p>
+      ) : null}
+      {load.state === "ready" && load.total > MAX_LOADED ? (
+        <p className="hint">
+          Showing the first {MAX_LOADED} of {load.total} tasks: search and filters run in the
+          browser until the API can query tasks.
+        </p>
+      ) : null}
+
+      <ul className="task-list" aria-label="Tasks">
+        {visible.map((task) =>
+          editing === task.id ? (
+            <li key={task.id} className="task editing">
+              <TaskForm
+                task={task}
+                onSubmit={(input) => save(task, input)}
+                onCancel={() => { setEditing(null); }}
+              />
+            </li>
+          ) : (
+            <li key={task.id} className={`task status-${task.status}`} aria-label={task.title}>
+              <span
+                className={`priority priority-${task.priority}`}
+                title={`Priority: ${PRIORITY_LABEL[task.priority]}`}
+              >
+                {PRIORITY_LABEL[task.priority]}
+              </span>
+              <div className="task-main">
+                <p className="task-title">{task.title}</p>
+                {task.description ? <p className="task-desc">{task.description}</p> : null}
+                <p className="task-meta">
+                  <span className={`status-pill pill-${task.status}`}>{STATUS_LABEL[task.status]}</span>
+                  <span className={overdue(task) ? "due overdue" : "due"}>
+                    {overdue(task) ? "Overdue: " : ""}
+                    {formatDue(task.due_at)}
+                  </span>
+                  {task.tags.map((t) => (
+                    <span key={t} className="tag">
+                      #{t}
+                    </span>
+                  ))}
+                </p>
+                {rowError?.id === task.id ? (
+                  <p className="field-error" role="alert">
+                    {rowError.message}
+                  </p>
+                ) : null}
+              </div>
+              <div className="task-actions">
+                {task.status !== "done" ? (
+                  <button
+                    type="button"
+                    onClick={() =>
+                      void act(
+                        task,
+                        () => api.replaceTask(task.id, asInput(task, { status: "done" })),
+                        `Completed “${task.title}”.`,
+                      )
+                    }
+                  >
+                    Complete
+                  </button>
+                ) : null}
+                <button type="button" onClick={() => { setEditing(task.id); }}>
+                  Edit
+                </button>
+                {confirming === task.id ? (
+                  <>
+                    <button
+                      type="button"
+                      className="danger"
+                      onClick={() => {
+                        setConfirming(null);
+                        void act(task, () => api.deleteTask(task.id), `Deleted “${task.title}”.`);
+                      }}
+                    >
+                      Confirm delete
+                    </button>
+                    <button type="button" onClick={() => { setConfirming(null); }}>
+                      Keep
+                    </button>
+                  </>
+                ) : (
+                  <button type="button" onClick={() => { setConfirming(task.id); }}>
+                    Delete
+                  </button>
+                )}
+              </div>
+            </li>
+          ),
+        )}
+      </ul>
+
+      {shown.length > PAGE_SIZE ? (
+        <nav className="pager" aria-label="Task pages">
+          <button type="button" disabled={current === 0} onClick={() => { setPage(current - 1); }}>
+            Previous
+          </button>
+          <span>
+            {current * PAGE_SIZE + 1}–{Math.min(shown.length, (current + 1) * PAGE_SIZE)} of{" "}
+            {shown.length}
+          </span>
+          <button
+            type="button"
+            disabled={current >= pages - 1}
+            onClick={() => { setPage(current + 1); }}
+          >
+            Next
+          </button>
+        </nav>
+      ) : null}
+    </section>
+  );
+}
