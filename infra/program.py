@@ -1,7 +1,8 @@
 """The platform program: composes the components for one typed stack config.
 
 `build(cfg)` is the whole program; `infra/__main__.py` calls it with the stack's config for
-`pulumi up`, and `infra.offline.run_stack` calls it under mocks for the tests and `platform plan`.
+`pulumi up`, and `platform_cli.offline.run_stack` calls it under mocks for the tests and
+`platform plan`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`platform destroy --stack X [--dry-run]`: tear a stack down in the safe order.
 
-The order and the wait checks are data in `infra.platform.teardown`; this module runs them
+The order and the wait checks are data in `platform_cli.teardown`; this module runs them
 through the Pulumi Automation API (which drives the Pulumi CLI), `kubectl` for the in-cluster
 checks and boto3 for the cloud ones. `--dry-run` needs none of them: it prints the exact steps.
 """
@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 
 from infra.contracts import ARGOCD_API_GROUP, ARGOCD_NAMESPACE
-from infra.platform.teardown import (
+from platform_cli.teardown import (
     GITOPS_BRIDGE_TYPE,
     LAYER_TYPE,
     TEARDOWN_ORDER,

@@ -1,8 +1,8 @@
 """`platform plan`: what a stack would DECLARE, and which policy rules it breaks, with no cloud.
 
-The Pulumi program runs under the SDK's mock monitor (`infra.offline.run_stack`): no Pulumi CLI,
-no credentials, no cluster. The output is the declared resource tree, counts per type and the
-policy results; `--json` writes the stable inventory, `--diff` compares with an earlier one and
+The Pulumi program runs under the SDK's mock monitor (`platform_cli.offline.run_stack`): no
+Pulumi CLI, no credentials, no cluster. The output is the declared resource tree, counts per type
+and the policy results; `--json` writes the stable inventory, `--diff` compares with an earlier one and
 `--graph` writes the resource graph. It is not `pulumi preview`: nothing is compared with live
 state, so a resource that drifted in the cloud does not show up here.
 """
@@ -88,7 +88,7 @@ def _policy_table(report: PolicyReport) -> Table | None:
 
 
 def _write_graph(inventory: dict[str, Any], path: Path, console: Console) -> None:
-    from infra.inventory import to_dot
+    from platform_cli.inventory import to_dot
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_dot(inventory), encoding="utf-8")
@@ -128,9 +128,9 @@ def plan_command(
 ) -> None:
     """Show what a stack declares and check it against the policy rules, offline."""
     from infra.config import ConfigError, load_stack_file
-    from infra.inventory import build_inventory, diff_inventories, dumps
-    from infra.offline import run_stack
     from infra.policies import evaluate, views_from_declared
+    from platform_cli.inventory import build_inventory, diff_inventories, dumps
+    from platform_cli.offline import run_stack
 
     console = Console()
     if stack not in ENVIRONMENTS:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from infra.policies.model import ResourceView
 
 if TYPE_CHECKING:  # the CrossGuard pack imports this package without the offline harness
-    from infra.offline import Declared
+    from platform_cli.offline import Declared
 
 
 def views_from_declared(declared: Declared) -> list[ResourceView]:

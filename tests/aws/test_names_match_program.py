@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import load_stack_file
-from infra.offline import Declared, run_stack
 from platform_cli.aws_names import expected_names
+from platform_cli.offline import Declared, run_stack
 
 
 def _inputs(declared: Declared, type_: str, key: str) -> list[str]:

@@ -30,9 +30,9 @@ from typer.testing import CliRunner, Result
 from infra.config import load_stack_file
 from infra.contracts import Fact
 from infra.data.database import MASTER_USERNAME
-from infra.offline import Declared, run_stack
 from platform_cli.aws_names import names_for_env
 from platform_cli.main import app
+from platform_cli.offline import Declared, run_stack
 from platform_cli.rds_restore import RestoreError, find_instance, wait_available
 from platform_cli.restore_repoint import INSTANCE_FACTS, program_urns
 from tests.aws.conftest import Emulator

@@ -12,10 +12,10 @@ import json
 import pytest
 
 from infra.config import load_stack_file
-from infra.offline import FAKE_ACCOUNT, Declared, run_program, run_stack
 from infra.security import ci_roles
 from infra.security.ci_roles import CiRoles, CiRolesArgs
 from platform_cli.aws_names import names_for_env
+from platform_cli.offline import FAKE_ACCOUNT, Declared, run_program, run_stack
 
 REGION = "eu-west-1"
 WRITE_WORDS = (

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from infra.gitops.catalog import Catalog
-from infra.gitops.validate import cross_check
+from platform_cli.gitops_validate import cross_check
 
 Edit = Callable[[dict[str, Any]], None]
 

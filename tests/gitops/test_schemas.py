@@ -27,7 +27,7 @@ import yaml
 
 from infra.config import load_stack_file
 from infra.contracts import ENVIRONMENTS
-from infra.offline import run_stack
+from platform_cli.offline import run_stack
 from tests.gitops.schemas.apiserver import (
     STRING_FORMAT_CHECKS,
     UNCHECKED_FORMATS,

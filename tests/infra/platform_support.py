@@ -8,13 +8,13 @@ import functools
 import pulumi_kubernetes as k8s
 
 from infra.config import PlatformConfig, load_stack_file
-from infra.offline import FAKE_ACCOUNT, Declared, run_program
 from infra.platform.layer import (
     InClusterLayerArgs,
     ManagedLayerArgs,
     PlatformLayer,
     PlatformLayerArgs,
 )
+from platform_cli.offline import FAKE_ACCOUNT, Declared, run_program
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n"
 MSK_UUID = "1a2b3c4d-5e6f-7a8b-9c0d-ef1234567890-3"

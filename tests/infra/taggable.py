@@ -15,7 +15,7 @@ import importlib
 import inspect
 from collections.abc import Iterable
 
-from infra.offline import Declared, DeclaredResource
+from platform_cli.offline import Declared, DeclaredResource
 
 BASE_TAG_KEYS: tuple[str, ...] = ("project", "stack", "managed-by")
 

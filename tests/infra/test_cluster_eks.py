@@ -18,7 +18,7 @@ import pytest
 from infra.cluster import EksCluster, EksClusterArgs
 from infra.cluster.eks import REQUIRED_ADDONS
 from infra.config import PlatformConfig, load_stack_file
-from infra.offline import SECRET_MARKER, Declared, DeclaredResource, run_program
+from platform_cli.offline import SECRET_MARKER, Declared, DeclaredResource, run_program
 from tests.infra.taggable import assert_tagged
 
 REGION = "eu-west-1"

@@ -7,7 +7,7 @@ import pytest
 
 from infra.cluster import KubeconfigCluster, KubeconfigClusterArgs
 from infra.config import load_stack_file
-from infra.offline import Declared, run_program
+from platform_cli.offline import Declared, run_program
 
 
 def declare(args: KubeconfigClusterArgs) -> Declared:

@@ -17,7 +17,7 @@ from infra.data.rds_parameters import (
     postgres_parameters,
     valid_performance_insights_retention,
 )
-from infra.offline import Declared, DeclaredResource, run_program
+from platform_cli.offline import Declared, DeclaredResource, run_program
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/rds-data-key"

@@ -19,7 +19,7 @@ from infra.data.kafka_properties import (
     server_properties,
     validate_replication,
 )
-from infra.offline import Declared, DeclaredResource, run_program
+from platform_cli.offline import Declared, DeclaredResource, run_program
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/msk-data-key"

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from infra.offline import Declared, run_program
 from infra.policies.storage import denies_insecure_transport
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs, key_policy
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
 from infra.storage.bucket_policy import tls_only_policy
+from platform_cli.offline import Declared, run_program
 
 TAGS = {"project": "platform", "stack": "test", "managed-by": "pulumi"}
 

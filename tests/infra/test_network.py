@@ -10,7 +10,7 @@ import pytest
 
 from infra.contracts import REQUIRED_TAG_KEYS
 from infra.network.vpc import Network, NetworkArgs
-from infra.offline import Declared, run_program
+from platform_cli.offline import Declared, run_program
 
 BASE_TAGS = {"project": "platform", "stack": "test", "managed-by": "pulumi"}
 

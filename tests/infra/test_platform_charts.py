@@ -9,8 +9,8 @@ import yaml
 
 from infra.config import load_stack_config, load_stack_file, read_stack_file
 from infra.contracts import APP_NAMESPACE, APPS, ENVIRONMENTS
-from infra.offline import run_stack
 from infra.platform import charts
+from platform_cli.offline import run_stack
 from tests.infra.platform_support import declared
 
 RELEASE = "kubernetes:helm.sh/v3:Release"

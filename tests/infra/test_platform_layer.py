@@ -18,10 +18,10 @@ from infra.contracts import (
     DbSecretKey,
     Fact,
 )
-from infra.offline import Declared, DeclaredResource
 from infra.platform import charts
 from infra.platform.gitops_bridge import ROOT_PROJECT
 from infra.platform.layer import PlatformLayer
+from platform_cli.offline import Declared, DeclaredResource
 from tests.infra.platform_support import declare, declared, layer_args
 from tests.infra.taggable import assert_tagged
 
@@ -288,7 +288,7 @@ def test_bad_args_fail_before_any_resource(overrides: dict, fragment: str) -> No
 def test_validation_happens_before_children() -> None:
     import pulumi_kubernetes as k8s
 
-    from infra.offline import run_program
+    from platform_cli.offline import run_program
 
     created: list[str] = []
 
@@ -343,8 +343,8 @@ def test_facts_data_refuses_a_missing_key() -> None:
 def test_local_kafka_replication_cannot_exceed_its_nodes() -> None:
     import pulumi_kubernetes as k8s
 
-    from infra.offline import run_program
     from infra.platform.local_data import LocalData, LocalDataArgs
+    from platform_cli.offline import run_program
 
     errors: list[str] = []
 

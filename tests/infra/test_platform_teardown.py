@@ -7,11 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.contracts import ENVIRONMENTS
-from infra.offline import Declared
-from infra.platform import teardown
-from infra.platform.teardown import TEARDOWN_ORDER, StateNode, TeardownStep, assign_steps
-from platform_cli import destroy_cmd
+from platform_cli import destroy_cmd, teardown
 from platform_cli.main import app
+from platform_cli.offline import Declared
+from platform_cli.teardown import TEARDOWN_ORDER, StateNode, TeardownStep, assign_steps
 from tests.infra.platform_support import declared
 
 APPLICATION = "kubernetes:argoproj.io/v1alpha1:Application"

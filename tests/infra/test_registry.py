@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infra.contracts import APP_NAMES
-from infra.offline import Declared, run_program
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.registry.lifecycle import lifecycle_policy, lifecycle_policy_json, repository_name
+from platform_cli.offline import Declared, run_program
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/ecr-key"

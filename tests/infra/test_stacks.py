@@ -9,8 +9,8 @@ import pytest
 
 from infra.config import REPO_ROOT, load_stack_file, read_stack_file
 from infra.contracts import ENVIRONMENTS, REQUIRED_TAG_KEYS
-from infra.offline import Declared, run_program, run_stack
 from infra.program import LOCALSTACK_SERVICES
+from platform_cli.offline import Declared, run_program, run_stack
 
 
 @cache

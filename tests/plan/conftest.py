@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.config import load_stack_file
-from infra.offline import Declared, run_stack
+from platform_cli.offline import Declared, run_stack
 
 
 @pytest.fixture(scope="session")

@@ -11,8 +11,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import REPO_ROOT, load_stack_file
-from infra.inventory import build_inventory, diff_inventories, dumps, scrub, to_dot
-from infra.offline import SECRET_MARKER, run_program, run_stack
+from platform_cli.inventory import build_inventory, diff_inventories, dumps, scrub, to_dot
+from platform_cli.offline import SECRET_MARKER, run_program, run_stack
 
 
 def test_two_runs_give_byte_identical_inventories(declared) -> None:

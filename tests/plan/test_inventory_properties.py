@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.inventory import diff_inventories, dumps, flatten, scrub
-from infra.offline import SECRET_MARKER
+from platform_cli.inventory import diff_inventories, dumps, flatten, scrub
+from platform_cli.offline import SECRET_MARKER
 
 keys = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=8

@@ -7,7 +7,7 @@ import shutil
 
 from typer.testing import CliRunner
 
-from infra.inventory import build_inventory, dumps
+from platform_cli.inventory import build_inventory, dumps
 from platform_cli.main import app
 
 runner = CliRunner()

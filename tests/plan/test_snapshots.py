@@ -15,7 +15,7 @@ import pytest
 
 from infra.config import REPO_ROOT
 from infra.contracts import ENVIRONMENTS
-from infra.inventory import build_inventory, diff_inventories, dumps
+from platform_cli.inventory import build_inventory, diff_inventories, dumps
 from platform_cli.plan_cmd import REFRESH_COMMAND
 
 SNAPSHOTS = REPO_ROOT / "tests" / "snapshots"

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from infra.contracts import ENVIRONMENTS
-from infra.offline import run_program
 from infra.policies import ResourceView, evaluate, views_from_declared
+from platform_cli.offline import run_program
 from platform_cli.plan_cmd import exit_code
 
 

@@ -1,6 +1,6 @@
 """The declared inventory of a stack: a stable, secret-free JSON document, and diffs between two.
 
-Built from what `infra.offline` recorded (the program run under mocks). It lists DECLARED
+Built from what `platform_cli.offline` recorded (the program run under mocks). It lists DECLARED
 resources and their inputs, not live cloud state. Everything here is pure: the same `Declared`
 gives a byte-identical document (sorted keys, sorted resources, integral floats as ints), which is
 what makes committed snapshots reviewable and the snapshot test meaningful.
@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from infra.offline import SECRET_MARKER, Declared
 from infra.policies.values import is_wrapped_secret
+from platform_cli.offline import SECRET_MARKER, Declared
 
 INVENTORY_FORMAT = 1
 NOTE = (

@@ -20,6 +20,11 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as pulumi_mocks
+
+# The SDK's own way to run an awaitable to completion outside its engine loop. It is private
+# (no public equivalent exists for running a program under mocks and reading its outputs in the
+# same call), so it is imported here only, and used only through `_now` below: a change in a
+# new SDK release breaks this one function, not the suite.
 from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import PROJECT, PlatformConfig
@@ -304,7 +309,7 @@ def run_program(
     pulumi.export = _capture
     try:
         pulumi.runtime.settings.SETTINGS.rpc_manager.clear()
-        _sync_await(pulumi.runtime.stack.run_pulumi_func(program))
+        _now(pulumi.runtime.stack.run_pulumi_func(program))
         resolved = {key: _resolve(value) for key, value in exported.items()}
     finally:
         pulumi.export = original_export
@@ -318,13 +323,18 @@ def run_program(
 SECRET_MARKER = "[secret]"
 
 
+def _now(awaitable: Any) -> Any:
+    """Run a Pulumi awaitable to completion (see the import's comment)."""
+    return _sync_await(awaitable)
+
+
 def _resolve(value: Any) -> Any:
     """Resolve an exported value; secrets become a marker so they never reach an inventory."""
     if isinstance(value, pulumi.Output):
-        is_secret = _sync_await(value.is_secret())
+        is_secret = _now(value.is_secret())
         if is_secret:
             return SECRET_MARKER
-        return _resolve(_sync_await(value.future()))
+        return _resolve(_now(value.future()))
     if isinstance(value, dict):
         return {k: _resolve(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
