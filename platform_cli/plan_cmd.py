@@ -3,8 +3,8 @@
 The Pulumi program runs under the SDK's mock monitor (`platform_cli.offline.run_stack`): no
 Pulumi CLI, no credentials, no cluster. The output is the declared resource tree, counts per type
 and the policy results; `--json` writes the stable inventory, `--diff` compares with an earlier
-one and `--graph` writes the resource graph. It is not `pulumi preview`: nothing is compared with live
-state, so a resource that drifted in the cloud does not show up here.
+one and `--graph` writes the resource graph. It is not `pulumi preview`: nothing is compared
+with live state, so a resource that drifted in the cloud does not show up here.
 """
 
 from __future__ import annotations
