@@ -58,6 +58,7 @@ from platform_cli.webhook_sink import make_handler
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GITOPS_ROOT = REPO_ROOT / "gitops"
 DEFAULT_RUN_DIR = REPO_ROOT / ".rehearsal"
+LOCK_FILE = Path(tempfile.gettempdir()) / "platform-rehearsal.lock"
 DB_USER = "platform_app"
 """The role the apps log in as (the RDS-managed secret's `username`)."""
 SECRET_STORE = "aws-secrets-manager"
@@ -198,6 +199,7 @@ class Rehearsal:
 
     def run(self) -> Report:
         started = time.monotonic()
+        self._take_machine_lock()
         self._prepare_run_dir()
         self.plan = argo.load_env(GITOPS_ROOT, self.options.env)
         self.report.not_played = [
@@ -231,6 +233,20 @@ class Rehearsal:
                 self._check_graceful_stop(key)
         self.report.timings["total"] = round(time.monotonic() - started, 1)
         return self.report
+
+    def _take_machine_lock(self) -> None:
+        """One rehearsal per machine at a time: podman 4.3's `kube play` publishes each
+        containerPort on the host, and the podman secrets are named as the manifests name them,
+        so two runs would collide. A second run waits (and says so) instead."""
+        import fcntl
+
+        handle = LOCK_FILE.open("w")
+        self._stack.callback(handle.close)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with self.step("waiting for another rehearsal on this machine to finish"):
+                fcntl.flock(handle, fcntl.LOCK_EX)
 
     def close(self) -> None:
         """Remove every pod, secret and network made here, stop the parts, list leftovers."""
