@@ -15,10 +15,11 @@ from apps.common.db import make_pool
 from apps.common.logging import configure_logging
 from apps.common.tracing import setup_tracing
 from apps.events_api import errors
+from apps.events_api.idempotency import Purger
 from apps.events_api.keys import KeyCache
 from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from apps.events_api.outbox import OutboxRelay
-from apps.events_api.routes import console, events, ops, stream, tasks
+from apps.events_api.routes import audit, console, events, ops, stream, tasks
 from apps.events_api.settings import APP_NAME, ApiSettings
 from apps.events_api.stream import HubSettings, StreamHub
 
@@ -109,6 +110,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             app.state.async_pool, settings.db.conninfo(), hub_settings(settings)
         ).start()
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
+        purger = Purger(app.state.pool).start()
         log.info(
             "events-api started",
             extra={"database": settings.db.redacted(), "relay": settings.relay_enabled},
@@ -116,6 +118,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            purger.stop()
             await app.state.stream_hub.stop()
             if app.state.relay is not None:
                 app.state.relay.stop(timeout_s=5.0)
@@ -142,6 +145,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(events.router)
     app.include_router(tasks.router)
+    app.include_router(audit.router)
     app.include_router(ops.router)
     app.include_router(stream.router)
     console.install(app, settings.console_dir)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from apps.common.db import migrate as run_migrations
 from apps.common.logging import configure_logging
+from apps.events_api.keys import DEFAULT_SCOPES, SCOPES
 from apps.events_api.keys import create_key as store_key
 from apps.events_api.keys import revoke_key as revoke_stored_key
 from apps.events_api.settings import APP_NAME, ApiSettings
@@ -41,16 +42,43 @@ def create_key(
     name: Annotated[str, typer.Option(help="A unique name for the key's owner.")],
     monthly_quota: Annotated[int, typer.Option(min=0, help="Events accepted per month.")],
     rate_per_minute: Annotated[int, typer.Option(min=0, help="Requests per minute.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"What the key may do (repeat the option); allowed: {', '.join(SCOPES)}. "
+            f"Default: {', '.join(DEFAULT_SCOPES)} (audit:read only when asked for)."
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose audit trail the key sees (keys of one tenant share it). "
+            "Default: the key's name."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it once; only its SHA-256 digest is stored."""
+    scopes = tuple(dict.fromkeys(scope)) if scope else DEFAULT_SCOPES
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        console.print(f"[red]--scope: unknown {unknown}; allowed: {', '.join(SCOPES)}[/red]")
+        raise typer.Exit(2)
+    if tenant is not None and not tenant.strip():
+        console.print("[red]--tenant: empty; allowed: a non-empty name[/red]")
+        raise typer.Exit(2)
     settings = ApiSettings()
     try:
         with psycopg.connect(settings.db.conninfo()) as conn:
-            key, plaintext = store_key(conn, name, monthly_quota, rate_per_minute)
+            key, plaintext = store_key(
+                conn, name, monthly_quota, rate_per_minute, scopes=scopes, tenant=tenant
+            )
     except psycopg.errors.UniqueViolation:
         console.print(f"[red]a key named {name!r} already exists[/red]")
         raise typer.Exit(1) from None
-    console.print(f"created key {key.name!r} ({key.id}); store it now, it is not shown again:")
+    console.print(
+        f"created key {key.name!r} ({key.id}, tenant {key.tenant!r}, scopes "
+        f"{', '.join(sorted(key.scopes))}); store it now, it is not shown again:"
+    )
     typer.echo(plaintext)
 
 

@@ -7,7 +7,7 @@ threadpool, and a threadpool hop (thread handoff, GIL churn) costs more than the
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -104,13 +104,35 @@ Settings = Annotated[ApiSettings, Depends(get_settings)]
 CallerKey = Annotated[ApiKey, Depends(api_key)]
 
 
+def missing_scope(scope: str) -> HTTPException:
+    return HTTPException(403, f"this API key lacks the {scope!r} scope")
+
+
+def _scoped(scope: str) -> Any:
+    async def check(key: CallerKey) -> ApiKey:
+        if scope not in key.scopes:
+            raise missing_scope(scope)
+        return key
+
+    return Depends(check)
+
+
+TasksReader = Annotated[ApiKey, _scoped("tasks:read")]
+TasksWriter = Annotated[ApiKey, _scoped("tasks:write")]
+EventsReader = Annotated[ApiKey, _scoped("events:read")]
+AuditReader = Annotated[ApiKey, _scoped("audit:read")]
+
+
 class _EventKeyBearer(HTTPBearer):
     """The bearer scheme (documented in OpenAPI like `_bearer`) that resolves straight to the
     caller's key: one dependency node, resolved before the body is validated (401 before 422,
     as on every other route)."""
 
     async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
-        return await event_key(request, await super().__call__(request))
+        key = await event_key(request, await super().__call__(request))
+        if "events:write" not in key.scopes:
+            raise missing_scope("events:write")
+        return key
 
 
 EventCallerKey = Annotated[

@@ -1,17 +1,18 @@
-"""`POST /api/v1/events`: store a notification event and its outbox record, answer 202."""
+"""`POST /api/v1/events` (store an event and its outbox record, answer 202) and
+`GET /api/v1/events/{id}` (the event, where it was delivered, whether audit has it)."""
 
 from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, HTTPException, Request, status
 from psycopg_pool import AsyncConnectionPool
 
-from apps.events_api import metrics
+from apps.events_api import metrics, read_storage
 from apps.events_api.admission import accept_event as store_admitted_event
-from apps.events_api.deps import EventCallerKey
+from apps.events_api.deps import EventCallerKey, EventsReader
 from apps.events_api.routes import COMMON_RESPONSES
-from apps.events_api.schemas import EventAccepted, EventIn
+from apps.events_api.schemas import EventAccepted, EventIn, EventOut, Problem
 from apps.events_api.settings import ApiSettings
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=COMMON_RESPONSES)
@@ -34,3 +35,18 @@ async def accept_event(event: EventIn, request: Request, key: EventCallerKey) ->
         )
     metrics.EVENTS_ACCEPTED.inc()
     return EventAccepted(id=event_id, correlation_id=correlation_id)
+
+
+@router.get(
+    "/{event_id}",
+    response_model=EventOut,
+    responses={404: {"model": Problem, "description": "No such event for this API key."}},
+)
+async def get_event(event_id: uuid.UUID, request: Request, key: EventsReader) -> EventOut:
+    """The event, its delivery status per notifier channel, and whether audit has it."""
+    pool: AsyncConnectionPool = request.app.state.async_pool
+    async with pool.connection() as conn:
+        found = await read_storage.event_with_status(conn, key.id, event_id)
+    if found is None:
+        raise HTTPException(404, "event not found")
+    return EventOut.model_validate(found)
