@@ -130,10 +130,20 @@ THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
 EVENTS_TOPIC = Topic("events", partitions=6, retention_ms=SEVEN_DAYS_MS)
 TASKS_TOPIC = Topic("tasks", partitions=6, retention_ms=SEVEN_DAYS_MS)
+REMINDERS_TOPIC = Topic("reminders", partitions=6, retention_ms=SEVEN_DAYS_MS)
+"""`task.reminder.due` envelopes, published by the reminders app, keyed by task id."""
 NOTIFIER_DLQ = Topic("notifier.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
 AUDIT_DLQ = Topic("audit.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
+REMINDERS_DLQ = Topic("reminders.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
 
-TOPICS: tuple[Topic, ...] = (EVENTS_TOPIC, TASKS_TOPIC, NOTIFIER_DLQ, AUDIT_DLQ)
+TOPICS: tuple[Topic, ...] = (
+    EVENTS_TOPIC,
+    TASKS_TOPIC,
+    REMINDERS_TOPIC,
+    NOTIFIER_DLQ,
+    AUDIT_DLQ,
+    REMINDERS_DLQ,
+)
 
 
 # --- The bundled apps --------------------------------------------------------------------------
@@ -193,7 +203,7 @@ APPS: tuple[AppContract, ...] = (
         name="notifier",
         kind="consumer",
         port=8001,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
         consumer_group="notifier",
         dead_letter_topic=NOTIFIER_DLQ.name,
         facts=_COMMON_FACTS,
@@ -202,11 +212,23 @@ APPS: tuple[AppContract, ...] = (
         name="audit",
         kind="consumer",
         port=8002,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
         consumer_group="audit",
         dead_letter_topic=AUDIT_DLQ.name,
         uses_archive_bucket=True,
         facts=(*_COMMON_FACTS, Fact.AUDIT_ARCHIVE_BUCKET),
+    ),
+    # Schedules task reminders (from task changes) in PostgreSQL and publishes each one when
+    # it falls due; the notifier delivers them, audit records them.
+    AppContract(
+        name="reminders",
+        kind="consumer",
+        port=8003,
+        consumes=(TASKS_TOPIC.name,),
+        produces=(REMINDERS_TOPIC.name,),
+        consumer_group="reminders",
+        dead_letter_topic=REMINDERS_DLQ.name,
+        facts=_COMMON_FACTS,
     ),
 )
 

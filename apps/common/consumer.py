@@ -52,11 +52,13 @@ class ConsumerSettings(BaseSettings):
     otlp_endpoint: str | None = Field(None, validation_alias=env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     events_topic: str = Field("events", validation_alias=env("EVENTS_TOPIC"))
     tasks_topic: str = Field("tasks", validation_alias=env("TASKS_TOPIC"))
+    reminders_topic: str = Field("reminders", validation_alias=env("REMINDERS_TOPIC"))
     log_level: str = Field("INFO", validation_alias=env("LOG_LEVEL"))
 
     @property
-    def topics(self) -> tuple[str, str]:
-        return (self.events_topic, self.tasks_topic)
+    def topics(self) -> tuple[str, ...]:
+        """What the notifier and audit read: events, task changes and fired reminders."""
+        return (self.events_topic, self.tasks_topic, self.reminders_topic)
 
 
 POLL_STALE_AFTER_S = 30.0

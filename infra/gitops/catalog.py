@@ -216,12 +216,14 @@ APP_SPECS: tuple[AppSpec, ...] = (
         name="notifier",
         main_verb="run",
         metrics_prefix="notifier",
-        # Every event and task change to the team's webhook; prod also pages Slack on alerts.
+        # Every event, task change and reminder to the team's webhook; prod also pages Slack on
+        # alerts and posts due reminders there.
         routes={
             **{env: (ChannelRoute(channels=("webhook",)),) for env in ENVIRONMENTS},
             "prod": (
                 ChannelRoute(channels=("webhook",)),
                 ChannelRoute(channels=("slack",), types=("event.received",), categories=("alert",)),
+                ChannelRoute(channels=("slack",), types=("task.reminder.due",)),
             ),
         },
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
@@ -232,6 +234,17 @@ APP_SPECS: tuple[AppSpec, ...] = (
         name="audit",
         main_verb="run",
         metrics_prefix="audit",
+        sizing=_sizing((1, 1, 2), (2, 2, 6)),
+        resources=Resources("50m", "128Mi", "500m", "256Mi"),
+        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+    ),
+    AppSpec(
+        name="reminders",
+        main_verb="run",
+        metrics_prefix="reminders",
+        # Two replicas outside dev: one is always claiming due reminders during a rollout or a
+        # node drain (they share the schedule through FOR UPDATE SKIP LOCKED). The schedule is
+        # in PostgreSQL, so memory does not grow with it (bench/reminders_capacity.py).
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},

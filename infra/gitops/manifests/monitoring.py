@@ -26,6 +26,8 @@ RUNBOOK_ANCHORS = (
     "consumer-lag",
     "dead-letter-growth",
     "outbox-lag",
+    "reminders-late",
+    "reminders-overdue",
 )
 
 
@@ -85,11 +87,25 @@ def _consumer_errors(spec: AppSpec, job: str) -> str:
     )
 
 
+def _reminder_alerts(spec: AppSpec, job: str) -> list[Alert]:
+    """The scheduler's own signals: reminders going out late, and due ones left behind."""
+    app, m = spec.name, spec.metrics_prefix
+    p99 = _p99(f"{m}_lateness_seconds", job)
+    overdue = f"max({m}_overdue{{{job}}})"
+    return [
+        Alert("RemindersLate", f"{p99} > 5", "10m", "warning",
+              f"{app}: p99 reminder lateness above 5 s", "reminders-late", p99),
+        Alert("RemindersOverdue", f"{overdue} > 0", "5m", "critical",
+              f"{app}: due reminders not fired after 30 s", "reminders-overdue", overdue),
+    ]  # fmt: skip
+
+
 def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
     app, m = spec.name, spec.metrics_prefix
     job = f'job="{app}",namespace="{APP_NAMESPACE}"'
     if spec.contract.kind == "producer":
         return _api_alerts(spec, job)
+    extra = _reminder_alerts(spec, job) if spec.contract.produces else []
     errors = _consumer_errors(spec, job)
     p99 = _p99(f"{m}_batch_seconds", job)
     lag = f"sum({m}_consumer_lag{{{job}}})"
@@ -105,6 +121,7 @@ def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
               f"{app}: consumer-group lag above {lag_limit} records", "consumer-lag", lag),
         Alert("DeadLetterGrowth", f"{dlq} > 0", "5m", "warning",
               f"{app}: records are being dead-lettered", "dead-letter-growth", dlq),
+        *extra,
     ]  # fmt: skip
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.contracts import EVENTS_TOPIC, TASKS_TOPIC, AppContract
+from infra.contracts import EVENTS_TOPIC, REMINDERS_TOPIC, TASKS_TOPIC, AppContract
 from infra.gitops.catalog import AppSpec, ImageCatalog
 from infra.gitops.manifests.common import (
     EnvContext,
@@ -33,6 +33,7 @@ def settings(spec: AppSpec, env: str) -> dict[str, str]:
     values = {
         "EVENTS_TOPIC": EVENTS_TOPIC.name,
         "TASKS_TOPIC": TASKS_TOPIC.name,
+        "REMINDERS_TOPIC": REMINDERS_TOPIC.name,
         "PORT": str(contract.port),
         "LOG_LEVEL": spec.level(env),
         "OTEL_SERVICE_NAME": contract.name,
