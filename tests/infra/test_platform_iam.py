@@ -116,7 +116,7 @@ def test_keda_only_describes_consumer_topics_and_groups() -> None:
         "kafka-cluster:DescribeGroup",
     }
     groups = {r for r in iam_policies.resources_of(policy) if ":group/" in r}
-    assert groups == {MSK.group("notifier"), MSK.group("audit")}
+    assert groups == {MSK.group("notifier"), MSK.group("audit"), MSK.group("reminders")}
 
 
 def test_trust_policy_is_pod_identity_only() -> None:

@@ -241,7 +241,7 @@ def test_local_flavour_declares_strimzi_and_cnpg_and_no_aws() -> None:
         pool.inputs["metadata"]["labels"]["strimzi.io/cluster"] == kafka.inputs["metadata"]["name"]
     )
     topics = {t.inputs["spec"]["topicName"] for t in custom(d, "KafkaTopic")}
-    assert topics == {"events", "tasks", "notifier.dlq", "audit.dlq"}
+    assert topics == {"events", "tasks", "reminders", "notifier.dlq", "audit.dlq", "reminders.dlq"}
     (postgres,) = custom(d, "Cluster")
     assert postgres.inputs["apiVersion"] == "postgresql.cnpg.io/v1"
     assert postgres.inputs["spec"]["imageName"].endswith(":16.6")

@@ -254,7 +254,12 @@ def test_one_stack_owns_the_shared_registry() -> None:
     names = sorted(
         r.inputs["name"] for r in declared("dev").of_type("aws:ecr/repository:Repository")
     )
-    assert names == ["event-platform/audit", "event-platform/events-api", "event-platform/notifier"]
+    assert names == [
+        "event-platform/audit",
+        "event-platform/events-api",
+        "event-platform/notifier",
+        "event-platform/reminders",
+    ]
     assert all(r.protect for r in declared("dev").of_type("aws:ecr/repository:Repository"))
 
 
