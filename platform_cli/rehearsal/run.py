@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,6 +64,8 @@ DB_USER = "platform_app"
 """The role the apps log in as (the RDS-managed secret's `username`)."""
 SECRET_STORE = "aws-secrets-manager"
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+REMINDER_DUE_IN_S = 5.0
+"""The rehearsal's task is due this long after it is created (its reminder fires then)."""
 # podman itself writes these into every container; they are not the app's writes.
 PODMAN_MANAGED_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/dev")
 
@@ -225,6 +228,8 @@ class Rehearsal:
             with self.step("one event: events-api -> audit row and webhook delivery"):
                 key = self._create_api_key()
                 self._check_event_path(key)
+            with self.step("a task due in seconds: reminders -> notifier -> webhook sink"):
+                self._check_reminder_path(key)
             with self.step("one run of each CronJob"):
                 self._run_cron_jobs()
             with self.step("security context, read-only root, declared volumes"):
@@ -670,6 +675,46 @@ class Rehearsal:
             delivered and self._deliveries()[event_id] == 1,
             f"{self._deliveries()[event_id]} delivery, {time.monotonic() - begun:.1f} s",
         )
+
+    def _check_reminder_path(self, key: str) -> None:
+        """A task due in a few seconds, reminded at its due time: the reminders app schedules it
+        from the task change and fires it; the notifier delivers it to the webhook sink."""
+        import httpx
+
+        due = datetime.now(UTC) + timedelta(seconds=REMINDER_DUE_IN_S)
+        with httpx.Client(base_url=self._api_url(), timeout=10) as client:
+            response = client.post(
+                "/api/v1/tasks",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "title": f"rehearsal {self.run_id}",
+                    "due_at": due.isoformat(),
+                    "reminders": ["PT0S"],
+                },
+            )
+        created = response.status_code == 201
+        if not self.report.check(
+            "POST /api/v1/tasks (due in seconds)", created, response.text[:200]
+        ):
+            return
+        task_id = str(response.json()["id"])
+        delivered = self._wait(lambda: self._reminders_delivered(task_id) >= 1)
+        late = (datetime.now(UTC) - due).total_seconds()
+        self.report.check(
+            "task due -> reminders -> notifier -> webhook sink",
+            delivered and self._reminders_delivered(task_id) == 1,
+            f"{self._reminders_delivered(task_id)} reminder delivered, {late:.1f} s after due",
+        )
+
+    def _reminders_delivered(self, task_id: str) -> int:
+        count = 0
+        if self.sink_file.exists():
+            for line in self.sink_file.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    body = json.loads(line)["body"]
+                    if body["type"] == "task.reminder.due" and body["subject"] == task_id:
+                        count += 1
+        return count
 
     def _wait(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
         deadline = time.monotonic() + (timeout_s or self.options.timeout_s)
