@@ -67,9 +67,7 @@ def test_put_and_delete_replay_too(events_api_env: EventsApiEnv, replicas: tuple
     task = httpx.post(f"{a}/api/v1/tasks", json={"title": "t"}, headers=headers).json()
     put_key = {**headers, "Idempotency-Key": "put-1"}
     with drop_proxy(a, drop=1) as (through_a, _), pytest.raises(httpx.TransportError):
-        httpx.put(
-            f"{through_a}/api/v1/tasks/{task['id']}", json={"title": "u"}, headers=put_key
-        )
+        httpx.put(f"{through_a}/api/v1/tasks/{task['id']}", json={"title": "u"}, headers=put_key)
     replay = httpx.put(f"{b}/api/v1/tasks/{task['id']}", json={"title": "u"}, headers=put_key)
     assert replay.status_code == 200 and replay.json()["version"] == 2  # not 3
     delete_key = {**headers, "Idempotency-Key": "delete-1"}
