@@ -80,6 +80,10 @@ def local_command(
         exit_code = 0 if report.complete else 1
         if keep_running:
             console.print("\nEverything keeps running. [bold]Ctrl-C[/bold] stops it all.")
+            console.print(
+                f"web console: {report.urls.get('web console', '-')}  sign in with the demo API "
+                f"key (shown once, not stored anywhere):\n{run.demo_key}"
+            )
             while True:
                 run.check_children()  # an app that dies ends the run with its log tail
                 time.sleep(1)
