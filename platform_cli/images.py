@@ -271,6 +271,8 @@ def check_commands(
                 "podman",
                 "run",
                 "--rm",
+                # A --help run needs no health checks (and podman would try systemd timers).
+                "--no-healthcheck",
                 "--network",
                 "none",
                 "--read-only",

@@ -33,6 +33,7 @@ def run_in(image: str, *args: str, entrypoint: str | None = None) -> podman.Resu
             "podman",
             "run",
             "--rm",
+            "--no-healthcheck",
             "--network",
             "none",
             "--read-only",
