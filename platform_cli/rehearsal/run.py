@@ -50,6 +50,7 @@ from infra.contracts import (
 )
 from infra.platform.facts import db_external_secret_spec, facts_data
 from platform_cli import embedded, images, podman
+from platform_cli.progress import Step
 from platform_cli.rehearsal import plan as argo
 from platform_cli.rehearsal import probes
 from platform_cli.rehearsal import secrets as eso
@@ -65,8 +66,6 @@ SECRET_STORE = "aws-secrets-manager"
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # podman itself writes these into every container; they are not the app's writes.
 PODMAN_MANAGED_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/dev")
-
-Step = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
 class RehearsalError(RuntimeError):
