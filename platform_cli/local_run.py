@@ -150,6 +150,8 @@ class LocalRun:
         self.postgres: embedded.PostgresServer | None = None
         self.aws_endpoint = ""
         self.databases: dict[str, str] = {}
+        self.demo_key = ""
+        """The demo's API key: printed once with --keep-running, never in the report file."""
         self.ports: dict[str, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -229,6 +231,7 @@ class LocalRun:
         burst = f"demo burst: {options.events} events, {options.tasks} tasks"
         with self.step(f"{burst}, {options.reminders} due in {REMINDER_DUE_IN_S:.0f} s"):
             key = self._create_api_key()
+            self.demo_key = key
             self._send_burst(key)
         with self.step("1 poison record straight to Kafka"):
             self._send_poison()
