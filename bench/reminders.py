@@ -166,9 +166,11 @@ def precision(bootstrap: str, dsn: str, log_dir: Path, n: int, window_s: float) 
     reader = TopicReader(bootstrap, topic)
     reader.start()
     service = _service(bootstrap, dsn, topic, log_dir, f"reminders-precision-{int(window_s)}s")
+    peak_rss = float("nan")
     try:
         wait_until(lambda: _fired(dsn) >= n, timeout=start - time.time() + window_s + 120)
         wait_until(lambda: len(reader.late_s) >= n, timeout=60)
+        peak_rss = service.peak_rss_mb()
     finally:
         service.stop()
         reader.stop.set()
@@ -190,7 +192,7 @@ def precision(bootstrap: str, dsn: str, log_dir: Path, n: int, window_s: float) 
         | {"max": round(max(claimed), 3)},
         "received_late_s": {q: round(pct(received, p), 3) for q, p in (("p50", 0.5), ("p99", 0.99))}
         | {"max": round(max(received), 3)},
-        "peak_rss_mb": round(service.peak_rss_mb(), 1) if service.process else None,
+        "peak_rss_mb": round(peak_rss, 1),
     }
 
 

@@ -9,6 +9,7 @@ nothing about the request path is simulated."""
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,10 +51,11 @@ class DropProxy:
             while chunk := server.recv(65536):
                 if drop:
                     # The response has begun: the handler returned, its transaction committed.
-                    client.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
-                    )
-                    return  # close with RST, nothing forwarded
+                    # Linger 0 makes the close a RST; shutdown() first, because a close() while
+                    # the other thread is blocked in recv() on this socket would not take effect.
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    client.shutdown(socket.SHUT_RDWR)
+                    return  # nothing of the response is forwarded
                 client.sendall(chunk)
         except OSError:
             pass
@@ -70,14 +72,18 @@ def drop_proxy(upstream_url: str, drop: int) -> Iterator[tuple[str, DropProxy]]:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
+    listener.settimeout(0.1)  # closing a socket does not wake a blocked accept(): poll instead
     stopping = threading.Event()
 
     def accept() -> None:
         while not stopping.is_set():
             try:
                 client, _ = listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            client.settimeout(30)
             threading.Thread(target=proxy.handle, args=(client,), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
@@ -86,5 +92,5 @@ def drop_proxy(upstream_url: str, drop: int) -> Iterator[tuple[str, DropProxy]]:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}", proxy
     finally:
         stopping.set()
-        listener.close()
         thread.join(5)
+        listener.close()

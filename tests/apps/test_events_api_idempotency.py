@@ -61,6 +61,40 @@ def test_a_lost_response_is_retried_on_the_other_replica_without_a_second_write(
     assert _count(events_api_env, "SELECT count(*) FROM outbox") == 8
 
 
+def test_a_lost_202_for_an_event_is_retried_without_a_second_event(
+    events_api_env: EventsApiEnv, replicas: tuple[str, str]
+) -> None:
+    """The issue's fault-injection case: events whose connection broke after they were stored.
+    Each retry (on the other replica) returns the first 202 and its id; nothing is stored
+    twice and the quota counts each event once."""
+    a, b = replicas
+    headers = {"Authorization": f"Bearer {events_api_env.create_key()}"}
+    ids = []
+    for attempt in range(8):
+        key = {**headers, "Idempotency-Key": f"event-{attempt}"}
+        body = {"category": "payment", "message": f"invoice {attempt} paid"}
+        with drop_proxy(a, drop=1) as (through_a, proxy):
+            with pytest.raises(httpx.TransportError):
+                httpx.post(f"{through_a}/api/v1/events", json=body, headers=key)
+            assert proxy.dropped == 1
+        retried = httpx.post(f"{b}/api/v1/events", json=body, headers=key)
+        assert retried.status_code == 202, retried.text
+        assert retried.headers[idempotency.REPLAYED_HEADER] == "true"
+        ids.append(retried.json()["id"])
+        reused = httpx.post(f"{a}/api/v1/events", json={**body, "message": "other"}, headers=key)
+        assert reused.status_code == 422
+    unkeyed = httpx.post(
+        f"{a}/api/v1/events", json={"category": "c", "message": "m"}, headers=headers
+    )
+    assert unkeyed.status_code == 202 and idempotency.REPLAYED_HEADER not in unkeyed.headers
+    assert len(set(ids)) == 8
+    assert _count(events_api_env, "SELECT count(*) FROM events") == 9
+    assert _count(events_api_env, "SELECT count(*) FROM outbox") == 9
+    assert (
+        _count(events_api_env, "SELECT coalesce(sum(accepted), 0) FROM api_key_monthly_usage") == 9
+    )
+
+
 def test_put_and_delete_replay_too(events_api_env: EventsApiEnv, replicas: tuple[str, str]) -> None:
     a, b = replicas
     headers = {"Authorization": f"Bearer {events_api_env.create_key()}"}

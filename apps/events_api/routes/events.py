@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 from psycopg_pool import AsyncConnectionPool
 
-from apps.events_api import metrics, read_storage
+from apps.events_api import idempotency, metrics, read_storage
 from apps.events_api.admission import accept_event as store_admitted_event
 from apps.events_api.deps import EventCallerKey, EventsReader
 from apps.events_api.routes import COMMON_RESPONSES
@@ -19,20 +20,43 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=COMMON_RE
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EventAccepted)
-async def accept_event(event: EventIn, request: Request, key: EventCallerKey) -> EventAccepted:
+async def accept_event(
+    event: EventIn,
+    request: Request,
+    key: EventCallerKey,
+    idem_key: idempotency.IdempotencyKey = None,
+) -> Any:
     """Accept an event: 202 means the event and its outbox record are committed together.
 
     The hot path of the service, kept lean: one database round trip (the SQL function
     `events_api_accept_event`: rate, quota, both rows) on the event loop, no threadpool hop,
     and only the authenticating bearer scheme as a FastAPI dependency (`deps.EventCallerKey`).
+    With an `Idempotency-Key` the key's row joins that transaction (apps/events_api/
+    idempotency.py): a retry of a committed request gets its 202 back, with no second event.
     """
     settings: ApiSettings = request.app.state.settings
     correlation_id = str(getattr(request.state, "correlation_id", None) or uuid.uuid4().hex)
     pool: AsyncConnectionPool = request.app.state.async_pool
     async with pool.connection() as conn:
-        event_id = await store_admitted_event(
-            conn, key, event, correlation_id, settings.events_topic
-        )
+        if idem_key is None:
+            event_id = await store_admitted_event(
+                conn, key, event, correlation_id, settings.events_topic
+            )
+        else:
+            claim = idempotency.Claim(
+                key.id,
+                idem_key,
+                idempotency.fingerprint("POST", request.url.path, event.model_dump(mode="json")),
+            )
+            async with conn.transaction():
+                replay = await idempotency.claim_async(conn, claim)
+                if replay is not None:
+                    return replay.response()
+                event_id = await store_admitted_event(
+                    conn, key, event, correlation_id, settings.events_topic
+                )
+                accepted = EventAccepted(id=event_id, correlation_id=correlation_id)
+                await idempotency.record_async(conn, claim, 202, accepted.model_dump(mode="json"))
     metrics.EVENTS_ACCEPTED.inc()
     return EventAccepted(id=event_id, correlation_id=correlation_id)
 
