@@ -21,7 +21,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("DATABASE_URL", database_url)
     first = runner.invoke(cli, ["migrate"])
     assert first.exit_code == 0, first.output
-    assert "applied [1, 2, 3]" in first.output
+    assert "applied [1, 2, 3, 4, 5, 6]" in first.output
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
     assert {"api_keys", "events", "tasks", "outbox", "schema_migrations"} <= tables
@@ -29,7 +29,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     second = runner.invoke(cli, ["migrate"])
     assert second.exit_code == 0, second.output
     assert "up to date" in second.output
-    assert applied_versions(database_url, "events-api") == [1, 2, 3]
+    assert applied_versions(database_url, "events-api") == [1, 2, 3, 4, 5, 6]
 
 
 def test_create_key_prints_a_key_that_authenticates(
@@ -53,6 +53,31 @@ def test_create_key_prints_a_key_that_authenticates(
     assert response.status_code == 202
     duplicate = runner.invoke(cli, args)
     assert duplicate.exit_code == 1
+
+
+def test_create_key_grants_the_scopes_and_tenant_asked_for(
+    events_api_env: EventsApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", events_api_env.database_url)
+    base = ["create-key", "--monthly-quota", "10", "--rate-per-minute", "50"]
+    auditor = runner.invoke(
+        cli, [*base, "--name", "auditor", "--tenant", "acme", "--scope", "audit:read"]
+    )
+    assert auditor.exit_code == 0, auditor.output
+    assert "tenant 'acme', scopes audit:read" in " ".join(auditor.output.split())  # rich wraps
+    default = runner.invoke(cli, [*base, "--name", "writer"])
+    assert "scopes events:read, events:write, tasks:read, tasks:write" in " ".join(
+        default.output.split()
+    )
+    with psycopg.connect(events_api_env.database_url) as conn:
+        rows = dict(conn.execute("SELECT name, tenant FROM api_keys").fetchall())
+    assert rows == {"auditor": "acme", "writer": "writer"}
+    key = auditor.stdout.strip().splitlines()[-1]
+    with TestClient(events_api_env.app(relay_enabled=False)) as client:
+        refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 403
+    bad = runner.invoke(cli, [*base, "--name", "x", "--scope", "tasks:delete"])
+    assert bad.exit_code == 2 and "allowed: events:write" in " ".join(bad.output.split())
 
 
 def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.MonkeyPatch) -> None:
