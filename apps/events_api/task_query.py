@@ -21,6 +21,12 @@ from typing import Any
 
 from apps.events_api.schemas import TaskPriority, TaskSort, TaskStatus
 
+COLUMNS = (
+    "id, title, description, status, priority, due_at, tags, version, created_at, updated_at,"
+    " reminder_offsets, rrule, timezone, series_id, series_start, occurrence_at"
+)
+"""Every task query returns these columns (`task_storage.task_out` reads them)."""
+
 
 class CursorError(ValueError):
     """The cursor is not one this query produced; the message says why."""
@@ -98,8 +104,6 @@ class TaskFilter:
 
 def page_sql(api_key_id: uuid.UUID, query: TaskFilter) -> tuple[str, dict[str, Any]]:
     """One page plus one row (to know whether another page follows)."""
-    from apps.events_api.task_storage import COLUMNS
-
     spec = _SORTS[query.sort]
     where = ["api_key_id = %(key)s"]
     params: dict[str, Any] = {"key": api_key_id, "limit": query.limit + 1}

@@ -20,12 +20,8 @@ from apps.events_api.keys import ApiKey
 from apps.events_api.schemas import CLOSED_STATUSES, Recurrence, TaskIn, TaskOut, TaskStatus
 from apps.events_api.settings import APP_NAME
 from apps.events_api.storage import enqueue
-from apps.events_api.task_query import TaskFilter, page_sql
+from apps.events_api.task_query import COLUMNS, TaskFilter, page_sql
 
-COLUMNS = (
-    "id, title, description, status, priority, due_at, tags, version, created_at, updated_at,"
-    " reminder_offsets, rrule, timezone, series_id, series_start, occurrence_at"
-)
 # The f-strings below only splice in COLUMNS, a constant: no input reaches SQL text.
 _INSERT = f"""
 INSERT INTO tasks (id, api_key_id, title, description, status, priority, due_at, tags,
