@@ -63,6 +63,7 @@ def activity(item: OutboxItem, status: dict[str, Any]) -> bytes:
     envelope = item.envelope or {}
     data = dict(envelope.get("data") or {})
     data.pop("api_key", None)  # the key's name: internal, and the caller knows its own key
+    data.pop("tenant", None)  # routing for the audit trail (by default the key's name too)
     return sse(
         "activity",
         {
