@@ -4,6 +4,8 @@
   sink exactly once (through the notifier), and each is `fired` once in the schedule;
 - PostgreSQL down for 6 s while reminders fall due: each fires once after it returns, late,
   with its lateness recorded (in the schedule and in the event);
+- the broker down for 6 s while reminders fall due: none is marked fired without an ack, and
+  each is published once after it returns;
 - a recurring series completed 100 times, each completion sent concurrently by two API
   replicas: exactly 100 next instances (one per occurrence), no duplicate, none missing.
 """
@@ -27,7 +29,7 @@ import pytest
 
 from apps.common.db import migrate
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
-from platform_cli.embedded import KafkaBroker, PostgresServer
+from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, read_topic, wait_until
 from tests.apps.live_server import live_server
@@ -190,6 +192,47 @@ def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
     with psycopg.connect(url) as conn:
         stored = dict(conn.execute("SELECT id, late_ms FROM reminders").fetchall())
     assert stored == by_id  # the event says as late as the schedule recorded
+
+
+def test_broker_down_while_reminders_fall_due_fires_each_once_after_it_returns(
+    kafka: KafkaBroker,
+    database_url: str,
+    make_topics: Callable[..., list[str]],
+    tmp_path: Path,
+) -> None:
+    if kafka.external:
+        pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at an external broker, which tests never stop")
+    topics = make_topics("tasks", "reminders", "reminders.dlq")
+    url = migrated(database_url)
+    tasks = [uuid.uuid4() for _ in range(OUTAGE_REMINDERS)]
+    due = _spread(OUTAGE_REMINDERS, start_in_s=5.0, over_s=3.0)
+    schedule(url, [task_change(t, due_at=d) for t, d in zip(tasks, due, strict=True)])
+    process = ConsumerProcess("reminders", _reminders_env(kafka, url, topics), tmp_path / "r.log")
+    process.start()
+    try:
+        assert wait_until(process.ready, timeout=60), process.log()[-2000:]
+        wait_until(lambda: datetime.now(UTC) >= due[0] - timedelta(seconds=1), timeout=10)
+        kafka.stop()
+        time.sleep(OUTAGE_S)
+        fired_during_outage = statuses(url)["fired"]
+        kafka.start()
+        # Tansu keeps topics in memory only: they come back empty and must be recreated (a
+        # real cluster keeps them). Nothing was published before the outage, so the topic
+        # holds exactly what was fired after it.
+        create_topics(kafka.bootstrap, topics)
+        assert wait_until(lambda: statuses(url)["fired"] == OUTAGE_REMINDERS, 90), process.log()
+        records = fired_records(kafka.bootstrap, topics[1], OUTAGE_REMINDERS, timeout=30)
+    finally:
+        process.stop_quietly()
+    ids = Counter(r.id for r in records)
+    print(
+        f"broker outage: {fired_during_outage} fired while it was down; after it returned "
+        f"{len(ids)} reminders published once each, {len(records)} records"
+    )
+    assert fired_during_outage == 0  # nothing is marked fired without the broker's ack
+    assert statuses(url) == Counter({"fired": OUTAGE_REMINDERS})
+    assert len(records) == OUTAGE_REMINDERS and set(ids.values()) == {1}
+    assert all(r.data["late"] for r in records)
 
 
 def test_a_series_completed_100_times_from_two_replicas_gets_exactly_100_next_instances(
