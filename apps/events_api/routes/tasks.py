@@ -15,7 +15,7 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
-from apps.events_api import idempotency, task_storage
+from apps.events_api import idempotency, recurrence, task_storage
 from apps.events_api.deps import CorrelationId, Pool, Settings, TasksReader, TasksWriter
 from apps.events_api.keys import ApiKey
 from apps.events_api.routes import COMMON_RESPONSES
@@ -65,6 +65,19 @@ def _write(
         yield conn, claim, idempotency.claim(conn, claim)
 
 
+def _check_series(task: TaskIn) -> None:
+    """The rule's occurrence check, here in the threadpool (not in body validation, which runs
+    on the event loop): a 422 on `recurrence` with the reason, like any other field error."""
+    if task.recurrence is None or task.due_at is None:
+        return
+    try:
+        recurrence.check_series(task.recurrence.rrule, task.recurrence.timezone, task.due_at)
+    except recurrence.RuleError as exc:
+        raise RequestValidationError(
+            [{"loc": ("body", "recurrence"), "msg": str(exc), "type": "value_error"}]
+        ) from None
+
+
 def _unique_occurrence(write: Callable[[], Any]) -> Any:
     try:
         return write()
@@ -84,6 +97,7 @@ def create_task(
     correlation_id: CorrelationId,
     idem_key: idempotency.IdempotencyKey = None,
 ) -> Any:
+    _check_series(task)
     body = task.model_dump(mode="json")
     with _write(pool, key, request, idem_key, body) as (conn, claim, replay):
         if replay is not None:
@@ -170,6 +184,7 @@ def replace_task(
     """Replace a task. Closing an occurrence of a series (done, or cancelled to skip it)
     creates its next instance; a changed `recurrence` edits the series from this instance on,
     and `recurrence: null` stops it."""
+    _check_series(task)
     body = task.model_dump(mode="json")
     with _write(pool, key, request, idem_key, body) as (conn, claim, replay):
         if replay is not None:
