@@ -12,7 +12,7 @@ from prometheus_client import generate_latest
 from apps.audit.cli import MIGRATIONS
 from apps.audit.consumer import AuditService
 from apps.audit.settings import AuditConfig, AuditSettings, ConsumerTuning
-from apps.common.db import DbSettings, migrate
+from apps.common.db import migrate
 from apps.common.envelope import encode
 from apps.common.kafka import KafkaSettings, header_dict
 from platform_cli.embedded import KafkaBroker
@@ -25,6 +25,7 @@ from tests.apps.consumer_harness import (
     running_in_thread,
     wait_until,
 )
+from tests.apps.db_env import db_settings
 
 
 def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditConfig:
@@ -38,7 +39,7 @@ def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditC
             }
         ),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         tuning=ConsumerTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
 

@@ -32,6 +32,7 @@ from apps.events_api.storage import enqueue
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
+from tests.apps.db_env import db_env
 from tests.apps.live_server import live_server
 from tests.apps.sse_client import SseReader
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
@@ -243,7 +244,7 @@ def _consumer(app: str, env: EventsApiEnv, tmp_path: Path, **extra: str) -> Cons
         app,
         {
             "KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
-            "DATABASE_URL": env.database_url,
+            **db_env(env.database_url),
             "EVENTS_TOPIC": topics.events,
             "TASKS_TOPIC": topics.tasks,
             "DEAD_LETTER_TOPIC": topics.notifier_dlq if app == "notifier" else topics.audit_dlq,

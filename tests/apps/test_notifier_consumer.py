@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 
-from apps.common.db import DbSettings, make_pool, migrate
+from apps.common.db import make_pool, migrate
 from apps.common.health import HealthServer
 from apps.common.kafka import KafkaSettings, header_dict
 from apps.notifier.cli import MIGRATIONS
@@ -26,6 +26,7 @@ from tests.apps.consumer_harness import (
     running_in_thread,
     wait_until,
 )
+from tests.apps.db_env import db_settings
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
 
@@ -53,7 +54,7 @@ def _config(
     return NotifierConfig(
         app=NotifierSettings.model_validate(settings),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         tuning=NotifierTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
 

@@ -30,6 +30,7 @@ from tests.apps.consumer_harness import (
     read_topic,
     wait_until,
 )
+from tests.apps.db_env import db_env
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
 pytestmark = pytest.mark.slow
@@ -54,7 +55,7 @@ def notifier_process(
     migrate(database_url, "notifier", MIGRATIONS)
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **db_env(database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
         "DEAD_LETTER_TOPIC": unique_topics.notifier_dlq,
@@ -163,7 +164,7 @@ def test_postgres_restart_under_load_delivers_every_event_once(
     notifier_process: Callable[..., ConsumerProcess],
 ) -> None:
     if postgres.external:
-        pytest.skip("DATABASE_URL points at an external PostgreSQL, which tests never restart")
+        pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
     total = 300
     producer = PacedProducer(
         kafka.bootstrap, unique_topics.events, total=total, rate=60, category="ok"

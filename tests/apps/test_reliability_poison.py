@@ -19,6 +19,7 @@ from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.embedded import KafkaBroker
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import ConsumerProcess, envelopes, produce, read_topic, wait_until
+from tests.apps.db_env import db_env
 from tests.apps.webhook_sink import webhook_sink
 
 pytestmark = pytest.mark.slow
@@ -68,7 +69,7 @@ def test_poison_is_dead_lettered_by_both_consumers_and_good_records_flow(
 
     base_env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **db_env(database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
