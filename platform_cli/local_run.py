@@ -559,7 +559,7 @@ class LocalRun:
         for child in self.children:
             if child.long_running and child.process.exited():
                 raise LocalRunError(
-                    f"{child.name} exited with {child.process.returncode}:\n{_tail(child.log)}"
+                    f"{child.name} exited with {child.process.poll()}:\n{_tail(child.log)}"
                 )
 
     def alive(self) -> Iterator[Child]:

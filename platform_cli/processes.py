@@ -205,9 +205,13 @@ class _KitExecutor(SimpleExecutor):
             self.returncode = self.process.poll()
         super()._clear_process()
 
+    def poll(self) -> int | None:
+        """The exit code once the last start has ended, None while it runs (or never ran)."""
+        return self.process.poll() if self.process is not None else self.returncode
+
     def exited(self) -> bool:
         """Whether the process was started and has ended (or been stopped) since."""
-        return self.started_pid is not None and not self.running()
+        return self.started_pid is not None and self.poll() is not None
 
 
 class Process(_KitExecutor):
