@@ -61,7 +61,7 @@ test: venv lint tools localstack-venv web
 unit: venv
 	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
 
-local: venv
+local: venv web
 	$(BIN)/platform local
 
 render: venv
