@@ -26,7 +26,7 @@ from platform_cli.embedded import (
     kafka_broker,
     postgres_server,
 )
-from tests.apps.db_env import db_settings
+from tests.apps.app_env import db_settings
 
 FAST_GROUP_SETTINGS = {"heartbeat_interval_ms": 500, "session_timeout_ms": 6000}
 """kafka-python consumer overrides: the first group join on Tansu takes ~3 heartbeats."""

@@ -19,7 +19,7 @@ from apps.audit.archive import archive_closed_windows, object_key
 from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
-from tests.apps.db_env import use_database
+from tests.apps.app_env import use_database
 
 HOUR = timedelta(hours=1)
 

@@ -16,6 +16,7 @@ from apps.common.db import migrate
 from apps.common.envelope import encode
 from apps.common.kafka import KafkaSettings, header_dict
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
@@ -25,7 +26,6 @@ from tests.apps.consumer_harness import (
     running_in_thread,
     wait_until,
 )
-from tests.apps.db_env import db_settings
 
 
 def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditConfig:

@@ -31,8 +31,8 @@ from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from platform_cli.embedded import PostgresServer, free_port
+from tests.apps.app_env import db_env, use_database
 from tests.apps.consumer_harness import REPO_ROOT
-from tests.apps.db_env import db_env, use_database
 
 HOUR = timedelta(hours=1)
 ALL_COLUMNS = (

@@ -24,7 +24,7 @@ from apps.common.envelope import (
     new_envelope,
 )
 from infra.contracts import app_contract
-from tests.apps.db_env import use_database
+from tests.apps.app_env import use_database
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 

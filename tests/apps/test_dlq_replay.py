@@ -31,6 +31,7 @@ from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.dlq_replay import REPLAYED_FROM_HEADER
 from platform_cli.embedded import KafkaBroker, free_port
 from platform_cli.main import app
+from tests.apps.app_env import app_env, db_env
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
@@ -40,7 +41,6 @@ from tests.apps.consumer_harness import (
     read_topic,
     wait_until,
 )
-from tests.apps.db_env import db_env
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
 
@@ -265,11 +265,9 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
     tasks = envelopes(5, type_="task.created")
     ids = {str(e.id) for e in events + tasks}
     base = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        **db_env(database_url),
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
     notifier = ConsumerProcess(
         "notifier",

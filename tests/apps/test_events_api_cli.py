@@ -12,8 +12,8 @@ from apps.common.db import applied_versions
 from apps.events_api.cli import app as cli
 from apps.events_api.settings import ApiSettings
 from infra.contracts import DbSecretKey, Fact, app_contract
+from tests.apps.app_env import use_database
 from tests.apps.conftest import EventsApiEnv
-from tests.apps.db_env import use_database
 
 runner = CliRunner()
 

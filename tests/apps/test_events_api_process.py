@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from platform_cli.embedded import KafkaBroker, create_topics, free_port
 from platform_cli.processes import http_ok, poll_until
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv, read_topic
-from tests.apps.db_env import db_env
 
 SHUTDOWN_LIMIT_S = 10.0
 
@@ -26,8 +26,7 @@ SHUTDOWN_LIMIT_S = 10.0
 def _env(env: EventsApiEnv, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        **db_env(env.database_url),
-        "KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
+        **app_env(env.bootstrap, env.database_url),
         "EVENTS_TOPIC": env.topics.events,
         "TASKS_TOPIC": env.topics.tasks,
         "LOG_LEVEL": "WARNING",

@@ -30,9 +30,9 @@ from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from apps.events_api.storage import enqueue
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
-from tests.apps.db_env import db_env
 from tests.apps.live_server import live_server
 from tests.apps.sse_client import SseReader
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
@@ -243,8 +243,7 @@ def _consumer(app: str, env: EventsApiEnv, tmp_path: Path, **extra: str) -> Cons
     return ConsumerProcess(
         app,
         {
-            "KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
-            **db_env(env.database_url),
+            **app_env(env.bootstrap, env.database_url),
             "EVENTS_TOPIC": topics.events,
             "TASKS_TOPIC": topics.tasks,
             "DEAD_LETTER_TOPIC": topics.notifier_dlq if app == "notifier" else topics.audit_dlq,

@@ -17,6 +17,7 @@ from apps.notifier.cli import MIGRATIONS
 from apps.notifier.consumer import NotifierService
 from apps.notifier.settings import NotifierConfig, NotifierSettings, NotifierTuning
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
@@ -26,7 +27,6 @@ from tests.apps.consumer_harness import (
     running_in_thread,
     wait_until,
 )
-from tests.apps.db_env import db_settings
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
 

@@ -16,8 +16,8 @@ import pytest
 from apps.audit.cli import MIGRATIONS
 from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, PostgresServer
+from tests.apps.app_env import app_env
 from tests.apps.consumer_harness import ConsumerProcess, PacedProducer, wait_until
-from tests.apps.db_env import db_env
 
 pytestmark = pytest.mark.slow
 
@@ -57,8 +57,7 @@ def audit_process(
     migrate(database_url, "audit", MIGRATIONS)
     events, tasks, dlq = topics
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        **db_env(database_url),
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": events,
         "TASKS_TOPIC": tasks,
         "DEAD_LETTER_TOPIC": dlq,

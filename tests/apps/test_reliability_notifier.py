@@ -21,6 +21,7 @@ from apps.common.db import migrate
 from apps.common.kafka import header_dict
 from apps.notifier.cli import MIGRATIONS
 from platform_cli.embedded import KafkaBroker, PostgresServer
+from tests.apps.app_env import app_env
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
@@ -30,7 +31,6 @@ from tests.apps.consumer_harness import (
     read_topic,
     wait_until,
 )
-from tests.apps.db_env import db_env
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
 pytestmark = pytest.mark.slow
@@ -54,8 +54,7 @@ def notifier_process(
 ) -> Iterator[Callable[..., ConsumerProcess]]:
     migrate(database_url, "notifier", MIGRATIONS)
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        **db_env(database_url),
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
         "DEAD_LETTER_TOPIC": unique_topics.notifier_dlq,

@@ -19,9 +19,9 @@ import pytest
 
 from apps.events_api.settings import CONSOLE_DIR
 from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
+from tests.apps.app_env import app_env, db_settings
 from tests.apps.conftest import TopicNames, kafka, postgres
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
-from tests.apps.db_env import db_env, db_settings
 from tests.apps.live_server import live_server
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
 
@@ -123,11 +123,9 @@ def stack(
     migrate(database_url, "audit", AUDIT_MIGRATIONS)
     logs = tmp_path_factory.mktemp("web-stack")
     common = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        **db_env(database_url),
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": topics.events,
         "TASKS_TOPIC": topics.tasks,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
     with webhook_sink() as sink:
         notifier = ConsumerProcess(

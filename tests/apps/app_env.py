@@ -1,12 +1,21 @@
-"""A test database as the apps receive one: the facts channel's DB_* variables plus the
-`platform-db` keys, built by the same function as a pod's (`platform_cli.local_facts`)."""
+"""The facts channel for apps under test, built by the same function as a pod's
+(`infra.contracts.app_environment`, through `platform_cli.local_facts`): the whole channel for a
+test's broker and database (`app_env`), or only its database part (`db_env`)."""
 
 from __future__ import annotations
 
 import pytest
 
 from apps.common.db import DbSettings
-from platform_cli.local_facts import Database, database_environment
+from platform_cli.local_facts import Database, database_environment, local_app_environment
+
+
+def app_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+    """Every fact and both credentials: the test's broker and database, plaintext Kafka, no
+    tracing backend, no archive bucket (tests that need one set AUDIT_ARCHIVE_BUCKET after)."""
+    return local_app_environment(
+        kafka_bootstrap=kafka_bootstrap, database=Database.from_url(database_url)
+    )
 
 
 def db_env(database_url: str) -> dict[str, str]:
