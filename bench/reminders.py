@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import AppProcess, infrastructure, pct  # noqa: E402
 from bench.run import wait_for as wait_until  # noqa: E402
+from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
 
 TARGET_P99_S = 1.0
 
@@ -79,15 +80,14 @@ def _service(bootstrap: str, dsn: str, topic: str, log_dir: Path, name: str) -> 
         name,
         ["-m", "apps.reminders", "run"],
         {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DATABASE_URL": dsn,
+            # The facts channel, as every local run and pod gets it (no DATABASE_URL).
+            **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
             "TASKS_TOPIC": f"bench-tasks-{suffix}",
             "REMINDERS_TOPIC": topic,
             "DEAD_LETTER_TOPIC": f"bench-reminders.dlq-{suffix}",
             "CONSUMER_GROUP": f"bench-reminders-{suffix}",
             "PORT": "0",
             "LOG_LEVEL": "WARNING",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         },
         log_dir,
     ).start()

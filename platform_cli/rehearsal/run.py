@@ -6,7 +6,7 @@ period. Around them, what the cluster and AWS would provide:
 
 - a container network (podman's bridge) standing in for the pod network; the broker (Tansu),
   PostgreSQL, the AWS emulator (moto), a webhook sink and an OTLP sink listen on its gateway;
-- the facts channel: `platform-facts` is built by `infra.platform.facts.facts_data`, the function
+- the facts channel: `platform-facts` is built by `infra.contracts.app_environment`, the function
   the Pulumi program uses, with values pointing at those parts; `platform-db` and every rendered
   ExternalSecret are synced from the emulator's Secrets Manager by a stand-in for External
   Secrets (`secrets.sync`), as podman secrets of the same names and keys;
@@ -48,8 +48,9 @@ from infra.contracts import (
     FACTS_DB_SECRET,
     TOPICS,
     Fact,
+    app_environment,
 )
-from infra.platform.facts import db_external_secret_spec, facts_data
+from infra.platform.facts import db_external_secret_spec
 from platform_cli import embedded, images, podman
 from platform_cli.progress import Step
 from platform_cli.rehearsal import plan as argo
@@ -391,7 +392,7 @@ class Rehearsal:
             SecretString=json.dumps({"username": DB_USER, "password": self.db_password}),
         )
         self.db_secret_arn = secret["ARN"]
-        data = facts_data(
+        data = app_environment(
             {
                 Fact.ENVIRONMENT: self.cfg.stack,
                 Fact.AWS_REGION: self.cfg.region,

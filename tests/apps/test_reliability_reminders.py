@@ -30,6 +30,7 @@ import pytest
 from apps.common.db import migrate
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, read_topic, wait_until
 from tests.apps.live_server import live_server
@@ -60,15 +61,13 @@ def sink() -> Iterator[WebhookSink]:
 def _reminders_env(kafka: KafkaBroker, url: str, topics: list[str]) -> dict[str, str]:
     tasks, reminders, dlq = topics
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": url,
+        **app_env(kafka.bootstrap, url),
         "TASKS_TOPIC": tasks,
         "REMINDERS_TOPIC": reminders,
         "DEAD_LETTER_TOPIC": dlq,
         "CONSUMER_GROUP": f"reminders-{uuid.uuid4().hex[:6]}",
         "REMINDERS_FIRE_BATCH": "100",
         "REMINDERS_MAX_BACKOFF_SECONDS": "0.5",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         "LOG_LEVEL": "WARNING",
     }
 
@@ -96,8 +95,7 @@ def test_sigkill_while_1000_reminders_fall_due_delivers_each_exactly_once(
     notifier = ConsumerProcess(
         "notifier",
         {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-            "DATABASE_URL": url,
+            **app_env(kafka.bootstrap, url),
             "EVENTS_TOPIC": events,
             "TASKS_TOPIC": notifier_tasks,
             "REMINDERS_TOPIC": topics[1],
@@ -107,7 +105,6 @@ def test_sigkill_while_1000_reminders_fall_due_delivers_each_exactly_once(
             "NOTIFIER_ROUTES": json.dumps(
                 [{"types": ["task.reminder.*"], "channels": ["webhook"]}]
             ),
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "",
         },
         tmp_path / "notifier.log",
     ).start()
@@ -154,7 +151,7 @@ def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
     tmp_path: Path,
 ) -> None:
     if postgres.external:
-        pytest.skip("DATABASE_URL points at an external PostgreSQL, which tests never stop")
+        pytest.skip("the tests run against an external PostgreSQL, which they never stop")
     topics = make_topics("tasks", "reminders", "reminders.dlq")
     url = migrated(database_url)
     tasks = [uuid.uuid4() for _ in range(OUTAGE_REMINDERS)]

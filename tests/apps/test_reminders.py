@@ -17,7 +17,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from apps.common.consumer import ConsumerTuning
-from apps.common.db import DbSettings
 from apps.common.kafka import KafkaSettings, make_producer
 from apps.reminders.consumer import RemindersService
 from apps.reminders.handler import handle
@@ -25,6 +24,7 @@ from apps.reminders.metrics import RemindersMetrics
 from apps.reminders.scheduler import Scheduler
 from apps.reminders.settings import RemindersConfig, RemindersSettings
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import db_settings
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import produce, running_in_thread, wait_until
 from tests.apps.reminders_harness import (
@@ -196,7 +196,7 @@ def test_a_task_due_in_seconds_fires_through_events_api_and_the_service(
             idle_s=0.05,
         ),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=events_api_env.database_url),
+        db=db_settings(events_api_env.database_url),
         tuning=FAST_TUNING,
     )
     stop = threading.Event()
@@ -240,7 +240,7 @@ def test_poison_records_go_to_the_dead_letter_topic(
             consumer_group=f"reminders-{uuid.uuid4().hex[:6]}",
         ),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=url),
+        db=db_settings(url),
         tuning=FAST_TUNING,
     )
     stop = threading.Event()
