@@ -59,7 +59,7 @@ def test_create_key_prints_a_key_that_authenticates(
 def test_create_key_grants_the_scopes_and_tenant_asked_for(
     events_api_env: EventsApiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", events_api_env.database_url)
+    use_database(monkeypatch, events_api_env.database_url)
     base = ["create-key", "--monthly-quota", "10", "--rate-per-minute", "50"]
     auditor = runner.invoke(
         cli, [*base, "--name", "auditor", "--tenant", "acme", "--scope", "audit:read"]
