@@ -18,6 +18,7 @@ import yaml
 from infra.config import PlatformConfig, load_stack_file
 from infra.contracts import (
     APP_NAMES,
+    ARGOCD_PROJECT,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
     KAFKA_PLAINTEXT_PORT,
@@ -215,6 +216,35 @@ def check_network_policies(env: str, objs: list[Obj]) -> list[str]:
     return problems
 
 
+def check_egress_destinations(objs: list[Obj]) -> list[str]:
+    """Every egress rule names where it may go (`to`), not only a port: a port-only rule lets a
+    pod reach any host on that port (the internet included)."""
+    problems = []
+    for policy in _of(objs, "NetworkPolicy"):
+        for index, rule in enumerate(policy.body["spec"].get("egress", [])):
+            if not rule.get("to"):
+                ports = [p.get("port") for p in rule.get("ports", [])] or "every port"
+                problems.append(
+                    f"{policy.path}: egress rule {index} allows {ports} to any destination; "
+                    "allowed: a rule with `to` (ipBlock, namespaceSelector or podSelector)"
+                )
+    return problems
+
+
+def check_application_projects(objs: list[Obj]) -> list[str]:
+    """Every child Application belongs to `platform-apps`, whose sources and destinations are
+    locked; another project (`default` above all) would escape that scoping."""
+    problems = []
+    for app in _of(objs, "Application"):
+        project = app.body.get("spec", {}).get("project")
+        if project != ARGOCD_PROJECT:
+            problems.append(
+                f"{app.path}: project {project!r}; allowed: {ARGOCD_PROJECT!r} (the locked "
+                "AppProject of every child Application)"
+            )
+    return problems
+
+
 def _topics_spec(objs: list[Obj]) -> dict[str, int]:
     for job in _of(objs, "Job"):
         for container in job.body["spec"]["template"]["spec"]["containers"]:
@@ -291,6 +321,8 @@ def cross_check(files: dict[str, str], images: ImageCatalog) -> list[str]:
         problems += check_services(objs)
         problems += check_service_monitors(objs)
         problems += check_network_policies(env, objs)
+        problems += check_egress_destinations(objs)
+        problems += check_application_projects(objs)
         problems += check_topics(env, objs)
         problems += check_no_copied_facts(objs)
     problems += check_promotions(tree, images)

@@ -102,7 +102,7 @@ def app_objects(name: str, ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
         objects.append(scaling.lag_autoscaler(spec, ctx, WAVE_SCALING))
     else:
         objects.append(scaling.cpu_autoscaler(spec, ctx, WAVE_SCALING))
-    if spec.ingress_hosts:
+    if spec.public_paths:
         objects.append(network.ingress(spec, ctx, WAVE_SCALING))
     objects += [
         monitoring.service_monitor(spec, WAVE_MONITORING),

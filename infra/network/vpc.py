@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -222,6 +222,10 @@ class Network(pulumi.ComponentResource):
             tags=tags(f"{prefix}-s3-endpoint"),
             opts=child,
         )
+        if args.eks_cluster_name is not None:
+            self._s3_interface_endpoint(
+                name, vpc, [subnets[("isolated", az)] for az in range(len(azs))], args, tags
+            )
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
@@ -275,6 +279,58 @@ class Network(pulumi.ComponentResource):
                 "private_route_table_ids": self.private_route_table_ids,
                 "nat_gateway_ids": self.nat_gateway_ids,
             }
+        )
+
+    def _s3_interface_endpoint(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        data_subnets: list[aws.ec2.Subnet],
+        args: NetworkArgs,
+        tags: Any,
+    ) -> aws.ec2.VpcEndpoint:
+        """S3 as addresses in the data (isolated) subnets, so a NetworkPolicy can name it.
+
+        Pods' HTTPS to S3 (the audit archive) is allowed only to the data subnets' CIDRs; the
+        gateway endpoint's destinations are S3's public prefix list, which a NetworkPolicy cannot
+        express. Private DNS for every client of the VPC makes the regional S3 names resolve to
+        this endpoint's ENIs. Cost: the endpoint's hourly charge per AZ and per-GB processing for
+        S3 traffic of the VPC (image layers included), accepted for egress that can be enforced.
+        """
+        prefix = args.name_prefix
+        child = pulumi.ResourceOptions(parent=self)
+        endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-s3-interface-sg",
+            vpc_id=vpc.id,
+            description=f"S3 interface endpoint of {prefix}: HTTPS from the VPC",
+            tags=tags(f"{prefix}-s3-interface-sg"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-s3-interface-https",
+            security_group_id=endpoint_sg.id,
+            cidr_ipv4=args.vpc_cidr,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS to S3 from the VPC",
+            tags=tags(f"{prefix}-s3-interface-https"),
+            opts=child,
+        )
+        return aws.ec2.VpcEndpoint(
+            f"{name}-s3-interface-endpoint",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Interface",
+            subnet_ids=[subnet.id for subnet in data_subnets],
+            security_group_ids=[endpoint_sg.id],
+            private_dns_enabled=True,
+            dns_options=aws.ec2.VpcEndpointDnsOptionsArgs(
+                dns_record_ip_type="ipv4",
+                private_dns_only_for_inbound_resolver_endpoint=False,
+            ),
+            tags=tags(f"{prefix}-s3-interface-endpoint"),
+            opts=child,
         )
 
     def _subnet(

@@ -22,19 +22,28 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from infra.cluster.iam import pod_identity_trust_policy
+from infra.cluster.iam import account_from_cluster_arn, pod_identity_trust_policy
 from infra.contracts import (
     APP_NAMESPACE,
     APPS,
     EXTERNAL_SECRETS_NAMESPACE,
     KEDA_NAMESPACE,
+    KUBE_SYSTEM_NAMESPACE,
+    LOGGING_NAMESPACE,
     TOPICS,
     TOPICS_JOB_SERVICE_ACCOUNT,
     AppContract,
 )
 from infra.naming import merge_tags, physical_name
-from infra.platform import iam_policies
-from infra.platform.charts import EXTERNAL_SECRETS_SERVICE_ACCOUNT, KEDA_OPERATOR_SERVICE_ACCOUNT
+from infra.platform import controller_policies, iam_policies
+from infra.platform.charts import (
+    CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+    EXTERNAL_DNS_SERVICE_ACCOUNT,
+    EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+    FLUENT_BIT_SERVICE_ACCOUNT,
+    KEDA_OPERATOR_SERVICE_ACCOUNT,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+)
 
 IAM_ROLE_NAME_LIMIT = 64
 TOPIC_NAMES = tuple(t.name for t in TOPICS)
@@ -56,13 +65,22 @@ class WorkloadIdentitiesArgs:
         db_secret_kms_key_arn: the CMK that encrypts that secret, if not the AWS-managed key.
         audit_bucket_arn: the audit archive bucket's ARN (only the audit app gets access).
         audit_bucket_kms_key_arn: the CMK of the bucket's SSE-KMS encryption, if any.
+        cluster_arn: the EKS cluster's ARN: every trust policy is conditioned on it and on its
+            account (`aws:SourceArn`, `aws:SourceAccount`).
+        vpc_id: the VPC (the load balancer controller may change security groups there only).
+        hosted_zone_id: the Route 53 zone external-dns writes to (None: no external-dns role).
+        pod_log_group_arn: the pods' CloudWatch log group (None: no Fluent Bit role).
         tags: base + user tags for every taggable resource.
     """
 
     name_prefix: str
     region: str
     cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
     audit_bucket_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str] | None = None
+    hosted_zone_id: str | None = None
+    pod_log_group_arn: pulumi.Input[str] | None = None
     msk_cluster_arn: pulumi.Input[str] | None = None
     msk_cluster_name: pulumi.Input[str] | None = None
     msk_cluster_uuid: pulumi.Input[str] | None = None
@@ -88,6 +106,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
     external_secrets_association: aws.eks.PodIdentityAssociation | None
     keda_association: aws.eks.PodIdentityAssociation | None
     topics_job_association: aws.eks.PodIdentityAssociation | None
+    controller_associations: dict[str, aws.eks.PodIdentityAssociation]
 
     def __init__(
         self,
@@ -113,6 +132,10 @@ class WorkloadIdentities(pulumi.ComponentResource):
             db_kms=args.db_secret_kms_key_arn,
             bucket=args.audit_bucket_arn,
             bucket_kms=args.audit_bucket_kms_key_arn,
+            cluster_arn=args.cluster_arn,
+            vpc_id=args.vpc_id,
+            log_group=args.pod_log_group_arn,
+            cluster_name=args.cluster_name,
         )
 
         self.associations = []
@@ -166,8 +189,13 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
             )
 
+        self.controller_associations = self._controllers()
+
         self.register_outputs(
             {
+                "controller_associations": {
+                    k: a.association_arn for k, a in self.controller_associations.items()
+                },
                 "app_role_arns": self.app_role_arns,
                 "associations": [a.association_arn for a in self.associations],
                 "external_secrets_association": (
@@ -185,6 +213,52 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
             }
         )
+
+    def _controllers(self) -> dict[str, aws.eks.PodIdentityAssociation]:
+        """Roles of the ingress, DNS, node-autoscaling and log-shipping controllers."""
+        args, region = self._args, self._args.region
+        documents: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+        if args.vpc_id is not None:
+            documents["load-balancer-controller"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+                lambda v: controller_policies.load_balancer_controller_policy(
+                    region=region,
+                    account=account_from_cluster_arn(v["cluster_arn"]),
+                    vpc_id=v["vpc_id"],
+                    cluster_name=v["cluster_name"],
+                ),
+            )
+            documents["cluster-autoscaler"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+                lambda v: controller_policies.cluster_autoscaler_policy(
+                    region=region,
+                    account=account_from_cluster_arn(v["cluster_arn"]),
+                    cluster_name=v["cluster_name"],
+                ),
+            )
+        zone_id = args.hosted_zone_id
+        if zone_id is not None:
+            documents["external-dns"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                EXTERNAL_DNS_SERVICE_ACCOUNT,
+                lambda _: controller_policies.external_dns_policy(zone_id=zone_id),
+            )
+        if args.pod_log_group_arn is not None:
+            documents["fluent-bit"] = (
+                LOGGING_NAMESPACE,
+                FLUENT_BIT_SERVICE_ACCOUNT,
+                lambda v: controller_policies.log_shipper_policy(log_group_arn=v["log_group"]),
+            )
+        found: dict[str, aws.eks.PodIdentityAssociation] = {}
+        for role, (namespace, service_account, document) in documents.items():
+            identity = self._role_with_policy(
+                role, self._inputs.apply(document), has_statements=True
+            )
+            found[role] = self._associate(role, identity, namespace, service_account)
+            self.associations.append(found[role])
+        return found
 
     def _msk_controller(
         self,
@@ -237,7 +311,9 @@ class WorkloadIdentities(pulumi.ComponentResource):
             f"{self._name}-{role}-role",
             name=role_name,
             description=f"Pod Identity role of {role} ({self._args.name_prefix})",
-            assume_role_policy=json.dumps(pod_identity_trust_policy()),
+            assume_role_policy=pulumi.Output.from_input(self._args.cluster_arn).apply(
+                lambda arn: json.dumps(pod_identity_trust_policy(arn))
+            ),
             tags=merge_tags(role_name, self._args.tags, {}),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -18,6 +19,7 @@ from tests.infra.platform_support import (
     audit_bucket_arn,
     db_secret_arn,
     declared,
+    eks_cluster_arn,
     msk_cluster_arn,
     msk_cluster_name,
 )
@@ -120,7 +122,8 @@ def test_keda_only_describes_consumer_topics_and_groups() -> None:
 
 
 def test_trust_policy_is_pod_identity_only() -> None:
-    (statement,) = pod_identity_trust_policy()["Statement"]
+    arn = "arn:aws:eks:eu-west-1:123456789012:cluster/c"
+    (statement,) = pod_identity_trust_policy(arn)["Statement"]
     assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
 
@@ -161,15 +164,27 @@ def test_declared_app_policies_are_scoped_to_this_stack(env: str) -> None:
         )
 
 
+CONTROLLER_ROLE = re.compile(r"(load-balancer-controller|external-dns|cluster-autoscaler)")
+
+
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_every_declared_policy_is_free_of_wildcards(env: str) -> None:
     policies = declared(env).of_type("aws:iam/rolePolicy:RolePolicy")
-    assert len(policies) == len(APPS) + 3  # the apps, External Secrets, KEDA, the topics Job
+    # The apps, External Secrets, KEDA, the topics Job, and four controllers (load balancer,
+    # external-dns, cluster-autoscaler, Fluent Bit).
+    assert len(policies) == len(APPS) + 3 + 4
     for resource in policies:
         policy = json.loads(resource.inputs["policy"])
         assert policy["Statement"], resource.name
         assert not iam_policies.has_wildcard_action(policy), resource.name
-        assert "*" not in iam_policies.resources_of(policy), resource.name
+        for statement in policy["Statement"]:
+            if "*" not in statement["Resource"]:
+                continue
+            # IAM has no resource-level permission for these reads; nothing that changes
+            # anything may be on `*`.
+            assert CONTROLLER_ROLE.search(resource.name), resource.name
+            verbs = {a.split(":", 1)[1] for a in statement["Action"]}
+            assert all(v.startswith(("Describe", "List", "Get")) for v in verbs), statement
 
 
 def test_external_secrets_role_reads_only_the_db_secret() -> None:
@@ -193,9 +208,16 @@ def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
     expected = {("apps", app.service_account) for app in APPS}
     expected |= {("external-secrets", "external-secrets"), ("keda", "keda-operator")}
     expected |= {("apps", TOPICS_JOB_SERVICE_ACCOUNT)}
+    expected |= {
+        ("kube-system", "aws-load-balancer-controller"),
+        ("kube-system", "external-dns"),
+        ("kube-system", "cluster-autoscaler"),
+        ("logging", "fluent-bit"),
+    }
     assert bindings == expected
     for role in d.of_type("aws:iam/role:Role"):
-        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy()
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        assert trust == pod_identity_trust_policy(eks_cluster_arn(load_stack_file(env))), role.name
 
 
 def test_cluster_uuid_comes_from_a_real_arn_or_is_required() -> None:

@@ -16,6 +16,8 @@ from infra.contracts import (
     TOPICS_JOB_SERVICE_ACCOUNT,
 )
 
+from infra.platform.charts import INGRESS_CLASS
+
 Manifest = dict[str, Any]
 
 PART_OF = "event-platform"
@@ -70,7 +72,7 @@ class EnvContext:
 
     @property
     def ingress_class(self) -> str:
-        return "alb" if self.eks else "nginx"
+        return INGRESS_CLASS if self.eks else "nginx"
 
 
 def labels(app: str, component: str = WORKLOAD_COMPONENT) -> dict[str, str]:
