@@ -99,7 +99,7 @@ class AuditService:
         cfg = self.config
         # One connection per writer, plus one for the readiness probe.
         self._pool = make_pool(
-            cfg.db.conninfo(), min_size=1, max_size=cfg.app.writers + 1, name="audit"
+            cfg.db.conninfo, min_size=1, max_size=cfg.app.writers + 1, name="audit"
         )
         producer = make_producer(cfg.kafka)
         consumer = make_consumer(

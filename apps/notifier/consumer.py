@@ -68,7 +68,7 @@ class NotifierService:
         if not cfg.app.routes():
             self._wait_unconfigured()
             return
-        self._pool = make_pool(cfg.db.conninfo(), min_size=1, max_size=2, name="notifier")
+        self._pool = make_pool(cfg.db.conninfo, min_size=1, max_size=2, name="notifier")
         producer = make_producer(cfg.kafka)
         consumer = make_consumer(
             cfg.kafka, cfg.app.consumer_group, cfg.app.topics, **cfg.tuning.overrides()
