@@ -321,6 +321,7 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
         ingress=cfg.ingress,
         node_autoscaling=cfg.node_autoscaling,
         log_retention_days=cfg.observability.log_retention_days,
+        secrets_recovery_window_days=30 if protect else 0,
     )
 
 

@@ -19,6 +19,7 @@ from infra.config import PlatformConfig, load_stack_file
 from infra.contracts import (
     APP_NAMES,
     ARGOCD_PROJECT,
+    DB_ROLES_SERVICE_ACCOUNT,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
     KAFKA_PLAINTEXT_PORT,
@@ -26,6 +27,7 @@ from infra.contracts import (
     NOTIFIER_CHANNELS_SECRET,
     OTLP_HTTP_PORT,
     POSTGRES_PORT,
+    TOPICS_JOB_SERVICE_ACCOUNT,
     Fact,
     app_contract,
 )
@@ -144,18 +146,22 @@ def check_service_monitors(objs: list[Obj]) -> list[str]:
     return problems
 
 
-def _required_egress(template: Manifest, kafka_port: int) -> set[int]:
+def _required_egress(template: Manifest, kafka_port: int, own_db_logins: bool) -> set[int]:
     """Ports the pod's configuration points it at, from what it mounts: the facts ConfigMap
-    (Kafka; plus OTLP and S3 over HTTPS when the app's contract reads those facts) and the DB
-    Secret (PostgreSQL)."""
+    (Kafka for the apps and the topics Job; OTLP and S3 over HTTPS when the app's contract reads
+    those facts), a database login (PostgreSQL; on RDS each app's own login comes from Secrets
+    Manager over HTTPS), and the notifier's channel credentials (HTTPS)."""
     app = template["metadata"]["labels"].get("app.kubernetes.io/name")
-    facts = set(app_contract(app).facts) if app in APP_NAMES else set()
+    contract = app_contract(app) if app in APP_NAMES else None
+    facts = set(contract.facts) if contract else set()
+    if app == DB_ROLES_SERVICE_ACCOUNT:
+        return {POSTGRES_PORT, HTTPS_PORT}  # the database, and Secrets Manager
     ports: set[int] = set()
     for container in template["spec"]["containers"]:
         sources = container.get("envFrom", [])
         maps = {s["configMapRef"]["name"] for s in sources if "configMapRef" in s}
         secrets = {s["secretRef"]["name"] for s in sources if "secretRef" in s}
-        if FACTS_CONFIGMAP in maps:
+        if FACTS_CONFIGMAP in maps and (contract or app == TOPICS_JOB_SERVICE_ACCOUNT):
             ports.add(kafka_port)
             if Fact.OTEL_EXPORTER_OTLP_ENDPOINT in facts:
                 ports.add(OTLP_HTTP_PORT)
@@ -163,6 +169,8 @@ def _required_egress(template: Manifest, kafka_port: int) -> set[int]:
                 ports.add(HTTPS_PORT)
         if FACTS_DB_SECRET in secrets:
             ports.add(POSTGRES_PORT)
+        if contract and contract.uses_database and own_db_logins:
+            ports |= {POSTGRES_PORT, HTTPS_PORT}
         if NOTIFIER_CHANNELS_SECRET in secrets:
             ports.add(HTTPS_PORT)  # the channels' HTTPS APIs
     return ports
@@ -204,7 +212,7 @@ def check_network_policies(env: str, objs: list[Obj]) -> list[str]:
     for owner, template in _pod_templates(objs):
         labels = template["metadata"]["labels"]
         allowed, dns = _egress_ports(policies, labels)
-        needed = _required_egress(template, kafka_port)
+        needed = _required_egress(template, kafka_port, cfg.database.mode == "rds")
         missing = sorted(needed - allowed)
         if missing:
             problems.append(

@@ -42,7 +42,14 @@ STAND_IN_CHANGES = (
     'CMD ["python3"]',
 )
 # Sources every image copies besides the app's own package (see apps/Dockerfile).
-SHARED_SOURCES = ("apps/__init__.py", "apps/__main__.py", "apps/common", "apps/topics_job")
+SHARED_SOURCES = (
+    "apps/__init__.py",
+    "apps/__main__.py",
+    "apps/common",
+    "apps/topics_job",
+    "apps/db_roles",
+    "apps/certs",
+)
 
 BaseChoice = Literal["auto", "official", "stand-in"]
 Progress = Callable[[str], None]

@@ -59,6 +59,9 @@ def ensure_roles(conn: psycopg.Connection, owner: str, database: str) -> None:
     ident = sql.Identifier
     if not _role_exists(conn, owner):
         conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(ident(owner)))
+    # The admin (RDS's master user: CREATEROLE, not a superuser) must be able to act as the
+    # owner to give it a schema; since PostgreSQL 16 creating a role grants only ADMIN on it.
+    conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(ident(owner)))
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0} AUTHORIZATION {0}").format(ident(owner)))
     conn.execute(sql.SQL("ALTER SCHEMA {0} OWNER TO {0}").format(ident(owner)))
     conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(ident(database)))

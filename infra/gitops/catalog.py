@@ -63,6 +63,8 @@ def app_command(contract: AppContract, verb: str) -> tuple[str, ...]:
 
 
 TOPICS_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.topics_job")
+DB_ROLES_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "ensure")
+"""The PreSync db-roles Job's command; `apps/db_roles` is shipped in every app image."""
 """The PreSync topics Job's command; `apps/topics_job` is shipped in every app image."""
 
 

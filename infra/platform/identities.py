@@ -15,7 +15,7 @@ depend on the associations declared here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from infra.cluster.iam import account_from_cluster_arn, pod_identity_trust_polic
 from infra.contracts import (
     APP_NAMESPACE,
     APPS,
+    DB_ROLES_SERVICE_ACCOUNT,
     EXTERNAL_SECRETS_NAMESPACE,
     KEDA_NAMESPACE,
     KUBE_SYSTEM_NAMESPACE,
@@ -70,6 +71,10 @@ class WorkloadIdentitiesArgs:
         vpc_id: the VPC (the load balancer controller may change security groups there only).
         hosted_zone_id: the Route 53 zone external-dns writes to (None: no external-dns role).
         pod_log_group_arn: the pods' CloudWatch log group (None: no Fluent Bit role).
+        db_credentials_secret_arns: app name -> its own credentials secret (db_credentials);
+            with `db_secret_arn`, the db-roles Job gets a role that reads the master secret.
+        operator_secret_names: names of the secrets External Secrets syncs (the notifier's
+            channels, Alertmanager's receivers), which operators create.
         tags: base + user tags for every taggable resource.
     """
 
@@ -81,6 +86,8 @@ class WorkloadIdentitiesArgs:
     vpc_id: pulumi.Input[str] | None = None
     hosted_zone_id: str | None = None
     pod_log_group_arn: pulumi.Input[str] | None = None
+    db_credentials_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    operator_secret_names: tuple[str, ...] = ()
     msk_cluster_arn: pulumi.Input[str] | None = None
     msk_cluster_name: pulumi.Input[str] | None = None
     msk_cluster_uuid: pulumi.Input[str] | None = None
@@ -106,6 +113,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
     external_secrets_association: aws.eks.PodIdentityAssociation | None
     keda_association: aws.eks.PodIdentityAssociation | None
     topics_job_association: aws.eks.PodIdentityAssociation | None
+    db_roles_association: aws.eks.PodIdentityAssociation | None
     controller_associations: dict[str, aws.eks.PodIdentityAssociation]
 
     def __init__(
@@ -136,6 +144,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
             vpc_id=args.vpc_id,
             log_group=args.pod_log_group_arn,
             cluster_name=args.cluster_name,
+            credentials=dict(args.db_credentials_secret_arns),
         )
 
         self.associations = []
@@ -150,14 +159,18 @@ class WorkloadIdentities(pulumi.ComponentResource):
             )
 
         self.external_secrets_association = None
-        if args.db_secret_arn is not None:
+        if args.operator_secret_names:
+            names = args.operator_secret_names
             role = self._role_with_policy(
                 "external-secrets",
                 self._inputs.apply(
                     lambda v: iam_policies.external_secrets_policy(
-                        db_secret_arn=v["db_secret"],
-                        region=args.region,
-                        db_secret_kms_key_arn=v["db_kms"],
+                        secret_arns=[
+                            iam_policies.operator_secret_arn(
+                                args.region, account_from_cluster_arn(v["cluster_arn"]), name
+                            )
+                            for name in names
+                        ]
                     )
                 ),
                 has_statements=True,
@@ -169,6 +182,27 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 EXTERNAL_SECRETS_SERVICE_ACCOUNT,
             )
             self.associations.append(self.external_secrets_association)
+
+        self.db_roles_association = None
+        if args.db_secret_arn is not None and args.db_credentials_secret_arns:
+            self.db_roles_association = self._associate(
+                "db-roles",
+                self._role_with_policy(
+                    "db-roles",
+                    self._inputs.apply(
+                        lambda v: iam_policies.db_roles_policy(
+                            master_secret_arn=v["db_secret"],
+                            credentials_secret_arns=sorted(v["credentials"].values()),
+                            region=args.region,
+                            kms_key_arn=v["db_kms"],
+                        )
+                    ),
+                    has_statements=True,
+                ),
+                APP_NAMESPACE,
+                DB_ROLES_SERVICE_ACCOUNT,
+            )
+            self.associations.append(self.db_roles_association)
 
         self.keda_association = None
         self.topics_job_association = None
@@ -205,6 +239,9 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
                 "keda_association": (
                     self.keda_association.association_arn if self.keda_association else None
+                ),
+                "db_roles_association": (
+                    self.db_roles_association.association_arn if self.db_roles_association else None
                 ),
                 "topics_job_association": (
                     self.topics_job_association.association_arn
@@ -284,7 +321,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
         args = self._args
         return (
             args.msk_cluster_arn is not None
-            or (app.uses_database and args.db_secret_arn is not None)
+            or (app.uses_database and app.name in args.db_credentials_secret_arns)
             or app.uses_archive_bucket
         )
 
@@ -295,7 +332,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 app,
                 msk=_msk_arns(v),
                 region=region,
-                db_secret_arn=v["db_secret"],
+                db_credentials_secret_arn=v["credentials"].get(app.name),
                 db_secret_kms_key_arn=v["db_kms"],
                 archive_bucket_arn=v["bucket"],
                 archive_kms_key_arn=v["bucket_kms"],

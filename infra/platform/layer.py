@@ -32,10 +32,16 @@ from typing import Any, Literal
 import pulumi
 
 from infra.config import IngressConfig, NodeAutoscalingConfig
-from infra.contracts import DATABASE_NAMESPACE, ENVIRONMENTS, gitops_path
+from infra.contracts import (
+    DATABASE_NAMESPACE,
+    ENVIRONMENTS,
+    gitops_path,
+    notifier_channels_secret_id,
+)
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
 from infra.platform.autoscaling import Autoscaling, AutoscalingArgs
+from infra.platform.db_credentials import DatabaseCredentials, DatabaseCredentialsArgs
 from infra.platform.external_secrets import (
     ExternalSecrets,
     ExternalSecretsArgs,
@@ -58,6 +64,8 @@ from infra.platform.storage import Storage, StorageArgs
 from infra.platform.tracing import Tracing, TracingArgs
 
 LAYER_TYPE = "platform:platform:PlatformLayer"
+RDS_SSLMODE = "verify-full"
+"""The apps verify RDS's certificate and host name (the images ship the RDS CA bundle)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +122,8 @@ class ManagedLayerArgs(_LayerArgs):
         logs_kms_key_arn / log_retention_days: the pods' CloudWatch log group.
         ingress: `cfg.ingress` (certificate, scheme, CIDRs, zone).
         node_autoscaling: `cfg.node_autoscaling` (cluster-autoscaler's limits).
+        secrets_recovery_window_days: how long the apps' deleted credential secrets stay
+            restorable (0 where the stack is torn down and re-created).
     """
 
     flavour: Literal["aws"] = field(default="aws", init=False)
@@ -137,6 +147,7 @@ class ManagedLayerArgs(_LayerArgs):
     ingress: IngressConfig
     node_autoscaling: NodeAutoscalingConfig
     log_retention_days: int
+    secrets_recovery_window_days: int = 7
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,6 +211,7 @@ class PlatformLayer(pulumi.ComponentResource):
     facts channel, the local data services and the root app, wired in bootstrap order."""
 
     identities: WorkloadIdentities | None
+    db_credentials: DatabaseCredentials | None
     storage: Storage | None
     ingress: Ingress | None
     node_autoscaling: NodeAutoscaling | None
@@ -320,6 +332,7 @@ class PlatformLayer(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "identities": self.identities.urn if self.identities else None,
+                "db_credentials": self.db_credentials.urn if self.db_credentials else None,
                 "storage": self.storage.urn if self.storage else None,
                 "ingress": self.ingress.urn if self.ingress else None,
                 "node_autoscaling": (self.node_autoscaling.urn if self.node_autoscaling else None),
@@ -358,6 +371,19 @@ class PlatformLayer(pulumi.ComponentResource):
             child,
         )
         self._log_group = log_group
+        self.db_credentials = DatabaseCredentials(
+            f"{name}-db-credentials",
+            DatabaseCredentialsArgs(
+                name_prefix=args.name_prefix,
+                kms_key_arn=args.db_secret_kms_key_arn,
+                recovery_window_days=args.secrets_recovery_window_days,
+                tags=args.tags,
+            ),
+            child,
+        )
+        operator_secrets = [notifier_channels_secret_id(args.name_prefix)]
+        if args.alert_receivers:
+            operator_secrets.append(alertmanager_receivers_secret_id(args.name_prefix))
         identities = WorkloadIdentities(
             f"{name}-identities",
             WorkloadIdentitiesArgs(
@@ -368,6 +394,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 vpc_id=args.vpc_id,
                 hosted_zone_id=args.ingress.zone_id,
                 pod_log_group_arn=log_group.arn,
+                db_credentials_secret_arns=self.db_credentials.secret_arns,
+                operator_secret_names=tuple(operator_secrets),
                 audit_bucket_arn=args.audit_bucket_arn,
                 msk_cluster_arn=args.msk_cluster_arn,
                 msk_cluster_name=args.msk_cluster_name,
@@ -391,6 +419,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": args.db_port,
                 "db_name": args.db_name,
                 "db_secret_ref": args.db_secret_arn,
+                "db_sslmode": RDS_SSLMODE,
+                "sync_db_secret": False,
             },
             facts_wait_for=[],
             keda_waits_for=[keda] if keda else [],
@@ -416,6 +446,7 @@ class PlatformLayer(pulumi.ComponentResource):
         )
         self.identities, self.local_data = None, local_data
         self.storage = None
+        self.db_credentials = None
         return _FlavourParts(
             secret_store={
                 "store": "kubernetes",
@@ -431,6 +462,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": local_data.db_port,
                 "db_name": args.database_name,
                 "db_secret_ref": local_data.db_secret_name,
+                # CloudNativePG serves TLS with its own CA, which the images do not carry.
+                "db_sslmode": "require",
             },
             facts_wait_for=[local_data.postgres],
             keda_waits_for=[],
@@ -503,7 +536,7 @@ class PlatformLayer(pulumi.ComponentResource):
         needed: list[pulumi.Resource] = [
             self.facts.namespace,
             self.facts.config_map,
-            self.facts.db_secret,
+            *([self.facts.db_secret] if self.facts.db_secret else []),
             self.observability.release,
             self.tracing.collector,
             self.external_secrets.store,

@@ -14,6 +14,7 @@ so a wrong or stale password really is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -38,13 +39,16 @@ HBA = (
     "host all all 127.0.0.1/32 scram-sha-256",
 )
 DATABASE = "platform"
+MASTER, MASTER_PASSWORD = "master", "master-password"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[PostgresServer]:
     with postgres_server(hba=HBA, allow_external=False) as pg:
         with psycopg.connect(pg.dsn, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
+            # RDS's master user: may create roles and owns the database, but is no superuser.
+            conn.execute(f"CREATE ROLE {MASTER} LOGIN CREATEROLE PASSWORD '{MASTER_PASSWORD}'")
+            conn.execute(f"CREATE DATABASE {DATABASE} OWNER {MASTER}")
         yield pg
 
 
@@ -67,10 +71,8 @@ def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
     for secret_id in APPS.values():
         # Pulumi declares each app's secret without a value; the Job publishes the first one.
-        try:
+        with contextlib.suppress(client.exceptions.ResourceNotFoundException):
             client.delete_secret(SecretId=secret_id, ForceDeleteWithoutRecovery=True)
-        except client.exceptions.ResourceNotFoundException:
-            pass
         client.create_secret(Name=secret_id)
     return client
 
@@ -82,7 +84,7 @@ def provisioned(
     """The Job's run: master credentials from `DB_SECRET_REF`, every app's roles and secret."""
     master = aws.create_secret(
         Name=f"rds-master-{time.monotonic_ns()}",
-        SecretString=json.dumps({"username": "postgres", "password": "unused-on-trust"}),
+        SecretString=json.dumps({"username": MASTER, "password": MASTER_PASSWORD}),
     )
     env = {
         "DB_HOST": "127.0.0.1",
@@ -141,6 +143,8 @@ def test_an_app_owns_only_its_own_schema(provisioned: PostgresServer) -> None:
             "WHERE u.rolname = session_user"
         ).fetchone()
         assert member_of == (["events_api"],)  # not the admin, not another app
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = %s", (MASTER,))
+        assert superuser.fetchone() == (False,)  # what the Job needs works without superuser
 
 
 def test_a_wrong_password_is_refused(provisioned: PostgresServer) -> None:

@@ -106,12 +106,12 @@ def test_no_installer_or_compiler_ships(built_images: dict[str, str], app: str) 
 
 @pytest.mark.parametrize("app", APP_NAMES)
 def test_every_module_the_image_ships_imports(built_images: dict[str, str], app: str) -> None:
-    """The requirements cover every import: each module of the app, apps.common and the topics
-    job is imported inside the image."""
+    """The requirements cover every import: each module of the app, apps.common, the topics job
+    and the db-roles job is imported inside the image."""
     package = app_contract(app).package
     probe = (
         "import importlib, pkgutil; import apps; names = []\n"
-        f"for pkg in ('apps.{package}', 'apps.common', 'apps.topics_job'):\n"
+        f"for pkg in ('apps.{package}', 'apps.common', 'apps.topics_job', 'apps.db_roles'):\n"
         "    mod = importlib.import_module(pkg)\n"
         "    names += [m.name for m in pkgutil.walk_packages(mod.__path__, pkg + '.')]\n"
         "for name in names:\n"
@@ -121,6 +121,24 @@ def test_every_module_the_image_ships_imports(built_images: dict[str, str], app:
     result = run_in(built_images[app], "-c", probe, entrypoint="python")
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip()) >= 5
+
+
+@pytest.mark.parametrize("app", APP_NAMES)
+def test_libpq_is_pointed_at_the_shipped_database_ca_folder(
+    built_images: dict[str, str], app: str
+) -> None:
+    """PGSSLROOTCERT names a file in /etc/ssl/certs/rds/, the folder the image ships (the RDS
+    bundle itself is placed there by the release build, apps/certs/README.md)."""
+    probe = (
+        "import os, pathlib; root = os.environ['PGSSLROOTCERT']\n"
+        "folder = pathlib.Path(root).parent\n"
+        "print(root, folder.is_dir(), sorted(p.name for p in folder.iterdir()))"
+    )
+    result = run_in(built_images[app], "-c", probe, entrypoint="python")
+    assert result.returncode == 0, result.stderr
+    root, is_dir, *_ = result.stdout.split(" ", 2)
+    assert root == "/etc/ssl/certs/rds/global-bundle.pem"
+    assert is_dir == "True"
 
 
 def test_healthcheck_and_a_notifier_without_channels(built_images: dict[str, str]) -> None:

@@ -78,6 +78,7 @@ def layer_args(
         db_port=5432,
         db_name=cfg.database.database_name,
         db_secret_arn=db_secret_arn(cfg),
+        db_secret_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/rds",
         cluster_arn=eks_cluster_arn(cfg),
         kubernetes_version=cfg.cluster.version,
         vpc_id="vpc-0123456789abcdef0",

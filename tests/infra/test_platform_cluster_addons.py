@@ -326,18 +326,21 @@ def test_vpc_cni_enforces_network_policies(env: str) -> None:
 
 
 @pytest.mark.parametrize("env", MANAGED_ENVS)
-def test_s3_has_an_interface_endpoint_in_the_data_subnets(env: str) -> None:
+def test_s3_and_secrets_manager_have_interface_endpoints_in_the_data_subnets(env: str) -> None:
     d = program(env)
-    (endpoint,) = [
-        r
+    endpoints = {
+        r.inputs["serviceName"].rsplit(".", 1)[1]: r
         for r in d.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
         if r.inputs["vpcEndpointType"] == "Interface"
-    ]
-    assert endpoint.inputs["privateDnsEnabled"] is True
-    assert endpoint.inputs["dnsOptions"]["privateDnsOnlyForInboundResolverEndpoint"] is False
-    subnets = endpoint.inputs["subnetIds"]
-    assert len(subnets) == load_stack_file(env).network.az_count
-    assert all(subnet.startswith("network-isolated-") for subnet in subnets), subnets
+    }
+    assert set(endpoints) == {"s3", "secretsmanager"}
+    for endpoint in endpoints.values():
+        assert endpoint.inputs["privateDnsEnabled"] is True
+        subnets = endpoint.inputs["subnetIds"]
+        assert len(subnets) == load_stack_file(env).network.az_count
+        assert all(subnet.startswith("network-isolated-") for subnet in subnets), subnets
+    dns = endpoints["s3"].inputs["dnsOptions"]
+    assert dns["privateDnsOnlyForInboundResolverEndpoint"] is False
 
 
 def test_the_local_flavour_declares_none_of_the_eks_add_ons() -> None:

@@ -118,7 +118,22 @@ def test_managed_facts_point_at_msk_iam_and_rds(env: str) -> None:
     assert data[Fact.DB_PORT] == "5432"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", MANAGED_ENVS)
+def test_on_rds_no_secret_copies_the_master_credentials(env: str) -> None:
+    """Each app reads its own login (db_credentials); nothing syncs the master secret."""
+    names = {e.inputs["metadata"]["name"] for e in custom(declared(env), "ExternalSecret")}
+    assert FACTS_DB_SECRET not in names
+    secrets = declared(env).of_type("aws:secretsmanager/secret:Secret")
+    uses_db = {app.name for app in APPS if app.uses_database}
+    assert {s.inputs["name"] for s in secrets} == {
+        f"{load_stack_file(env).name_prefix}/db/{app}" for app in uses_db
+    }
+    for secret in secrets:
+        assert "secretString" not in secret.inputs  # the value never passes through Pulumi
+        assert secret.inputs["kmsKeyId"]
+
+
+@pytest.mark.parametrize("env", ["localstack"])
 def test_db_secret_is_synced_with_the_contract_keys(env: str) -> None:
     (external,) = [
         e

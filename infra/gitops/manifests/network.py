@@ -115,11 +115,12 @@ def egress_rules(
                 "ports": [_tcp(ctx.otlp_port)],
             }
         )
-    if Fact.AUDIT_ARCHIVE_BUCKET in facts:
-        # EKS: the S3 interface endpoint in the data subnets. Local: the AWS emulator outside
-        # the cluster, named as outside-the-cluster addresses.
-        s3 = subnet_blocks(ctx, "isolated") if ctx.eks else [_outside_vpc(ctx)]
-        rules.append({"to": s3, "ports": [_tcp(HTTPS_PORT)]})
+    own_login = uses_database and ctx.own_db_logins
+    if Fact.AUDIT_ARCHIVE_BUCKET in facts or own_login:
+        # EKS: the S3 and Secrets Manager interface endpoints in the data subnets (the archive;
+        # the app's own database login). Local: the AWS emulator outside the cluster.
+        aws_apis = subnet_blocks(ctx, "isolated") if ctx.eks else [_outside_vpc(ctx)]
+        rules.append({"to": aws_apis, "ports": [_tcp(HTTPS_PORT)]})
     if channels:
         rules.append({"to": [_outside_vpc(ctx)], "ports": [_tcp(HTTPS_PORT)]})
     if ctx.eks:
@@ -182,6 +183,20 @@ def topics_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
             "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
             "policyTypes": ["Ingress", "Egress"],
             "egress": egress_rules((Fact.KAFKA_BOOTSTRAP_SERVERS,), ctx, uses_database=False),
+        },
+    }
+
+
+def db_roles_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
+    """The db-roles Job: PostgreSQL and Secrets Manager (both in the data subnets), credentials."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(job_name, job_name, component="network", wave=wave),
+        "spec": {
+            "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": egress_rules((Fact.DB_HOST,), ctx, uses_database=True),
         },
     }
 
