@@ -705,8 +705,13 @@ class Rehearsal:
         import psycopg
 
         assert self.postgres is not None
+        # The checks read the apps' tables where the apps keep them: on RDS each app's own
+        # schema (apps/db_roles), locally `public`.
+        schemas = ",".join([*(app.package for app in APPS if app.uses_database), "public"])
         return psycopg.connect(
-            self.postgres.url(self.cfg.database.database_name), connect_timeout=5
+            self.postgres.url(self.cfg.database.database_name),
+            connect_timeout=5,
+            options=f"-c search_path={schemas}",
         )
 
     def _audited(self, ids: set[str]) -> set[str]:
