@@ -244,20 +244,29 @@ def app_policy(
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def operator_secret_arn(region: str, account: str, secret_name: str) -> str:
-    """A secret operators create by name: its ARN ends with `-` and six random characters."""
-    return f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_name}-??????"
-
-
-def external_secrets_policy(*, secret_arns: list[str]) -> dict[str, Any]:
+def external_secrets_policy(
+    *,
+    region: str,
+    app_secret_arns: tuple[str, ...],
+    app_secrets_kms_key_arn: str | None = None,
+) -> dict[str, Any]:
     """External Secrets' role: read the secrets it syncs (the notifier's channels, Alertmanager's
-    receivers); on AWS it copies no database credential (each app reads its own)."""
-    if not secret_arns:
-        raise ValueError("secret_arns is empty; External Secrets needs the secrets it syncs")
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": [_statement("ReadSyncedSecrets", SECRET_READ_ACTIONS, secret_arns)],
-    }
+    receivers) by exact ARN. On AWS it copies no database credential: each app reads its own
+    login, and only the db-roles Job reads the master secret (`db_roles_policy`)."""
+    if not app_secret_arns:
+        raise ValueError("app_secret_arns is empty; External Secrets needs the secrets it syncs")
+    statements = [_statement("ReadAppSecrets", SECRET_READ_ACTIONS, sorted(app_secret_arns))]
+    if app_secrets_kms_key_arn:
+        statements.append(
+            _kms_via(
+                "DecryptAppSecrets",
+                KMS_DECRYPT_ACTIONS,
+                app_secrets_kms_key_arn,
+                "secretsmanager",
+                region,
+            )
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def db_roles_policy(

@@ -73,8 +73,9 @@ class WorkloadIdentitiesArgs:
         pod_log_group_arn: the pods' CloudWatch log group (None: no Fluent Bit role).
         db_credentials_secret_arns: app name -> its own credentials secret (db_credentials);
             with `db_secret_arn`, the db-roles Job gets a role that reads the master secret.
-        operator_secret_names: names of the secrets External Secrets syncs (the notifier's
-            channels, Alertmanager's receivers), which operators create.
+        app_secret_arns / app_secrets_kms_key_arn: the apps' own secrets External Secrets syncs
+            (the notifier's channels,
+            Alertmanager's receivers), and their CMK.
         tags: base + user tags for every taggable resource.
     """
 
@@ -87,13 +88,14 @@ class WorkloadIdentitiesArgs:
     hosted_zone_id: str | None = None
     pod_log_group_arn: pulumi.Input[str] | None = None
     db_credentials_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
-    operator_secret_names: tuple[str, ...] = ()
     msk_cluster_arn: pulumi.Input[str] | None = None
     msk_cluster_name: pulumi.Input[str] | None = None
     msk_cluster_uuid: pulumi.Input[str] | None = None
     db_secret_arn: pulumi.Input[str] | None = None
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
     audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
+    app_secret_arns: tuple[pulumi.Input[str], ...] = ()
+    app_secrets_kms_key_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -145,6 +147,8 @@ class WorkloadIdentities(pulumi.ComponentResource):
             log_group=args.pod_log_group_arn,
             cluster_name=args.cluster_name,
             credentials=dict(args.db_credentials_secret_arns),
+            app_secrets=list(args.app_secret_arns),
+            app_secrets_kms=args.app_secrets_kms_key_arn,
         )
 
         self.associations = []
@@ -159,18 +163,14 @@ class WorkloadIdentities(pulumi.ComponentResource):
             )
 
         self.external_secrets_association = None
-        if args.operator_secret_names:
-            names = args.operator_secret_names
+        if args.app_secret_arns:
             role = self._role_with_policy(
                 "external-secrets",
                 self._inputs.apply(
                     lambda v: iam_policies.external_secrets_policy(
-                        secret_arns=[
-                            iam_policies.operator_secret_arn(
-                                args.region, account_from_cluster_arn(v["cluster_arn"]), name
-                            )
-                            for name in names
-                        ]
+                        region=args.region,
+                        app_secret_arns=tuple(v["app_secrets"]),
+                        app_secrets_kms_key_arn=v["app_secrets_kms"],
                     )
                 ),
                 has_statements=True,

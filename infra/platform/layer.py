@@ -26,6 +26,7 @@ AWS component of the program.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -36,7 +37,6 @@ from infra.contracts import (
     DATABASE_NAMESPACE,
     ENVIRONMENTS,
     gitops_path,
-    notifier_channels_secret_id,
 )
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
@@ -124,6 +124,8 @@ class ManagedLayerArgs(_LayerArgs):
         node_autoscaling: `cfg.node_autoscaling` (cluster-autoscaler's limits).
         secrets_recovery_window_days: how long the apps' deleted credential secrets stay
             restorable (0 where the stack is torn down and re-created).
+        app_secret_arns / app_secrets_kms_key_arn: the Secrets Manager secrets External Secrets
+            may read (the notifier's channels, Alertmanager's receivers), and their CMK.
     """
 
     flavour: Literal["aws"] = field(default="aws", init=False)
@@ -148,6 +150,8 @@ class ManagedLayerArgs(_LayerArgs):
     node_autoscaling: NodeAutoscalingConfig
     log_retention_days: int
     secrets_recovery_window_days: int = 7
+    app_secret_arns: Sequence[pulumi.Input[str]] = ()
+    app_secrets_kms_key_arn: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -381,9 +385,6 @@ class PlatformLayer(pulumi.ComponentResource):
             ),
             child,
         )
-        operator_secrets = [notifier_channels_secret_id(args.name_prefix)]
-        if args.alert_receivers:
-            operator_secrets.append(alertmanager_receivers_secret_id(args.name_prefix))
         identities = WorkloadIdentities(
             f"{name}-identities",
             WorkloadIdentitiesArgs(
@@ -395,7 +396,6 @@ class PlatformLayer(pulumi.ComponentResource):
                 hosted_zone_id=args.ingress.zone_id,
                 pod_log_group_arn=log_group.arn,
                 db_credentials_secret_arns=self.db_credentials.secret_arns,
-                operator_secret_names=tuple(operator_secrets),
                 audit_bucket_arn=args.audit_bucket_arn,
                 msk_cluster_arn=args.msk_cluster_arn,
                 msk_cluster_name=args.msk_cluster_name,
@@ -403,6 +403,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 db_secret_arn=args.db_secret_arn,
                 db_secret_kms_key_arn=args.db_secret_kms_key_arn,
                 audit_bucket_kms_key_arn=args.audit_bucket_kms_key_arn,
+                app_secret_arns=tuple(args.app_secret_arns),
+                app_secrets_kms_key_arn=args.app_secrets_kms_key_arn,
                 tags=args.tags,
             ),
             child,

@@ -33,6 +33,12 @@ def db_secret_arn(cfg: PlatformConfig) -> str:
     return f"arn:aws:secretsmanager:{cfg.region}:{FAKE_ACCOUNT}:secret:rds!db-{cfg.stack}-AbCdEf"
 
 
+def app_secret_arns(cfg: PlatformConfig) -> list[str]:
+    """The value-less secrets External Secrets syncs (infra.security.app_secrets)."""
+    base = f"arn:aws:secretsmanager:{cfg.region}:{FAKE_ACCOUNT}:secret:{cfg.name_prefix}"
+    return [f"{base}/notifier-channels-AbCdEf", f"{base}/alertmanager-receivers-AbCdEf"]
+
+
 def eks_cluster_arn(cfg: PlatformConfig) -> str:
     return f"arn:aws:eks:{cfg.region}:{FAKE_ACCOUNT}:cluster/{cfg.name_prefix}-eks"
 
@@ -79,6 +85,8 @@ def layer_args(
         db_name=cfg.database.database_name,
         db_secret_arn=db_secret_arn(cfg),
         db_secret_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/rds",
+        app_secret_arns=app_secret_arns(cfg),
+        app_secrets_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/secrets",
         cluster_arn=eks_cluster_arn(cfg),
         kubernetes_version=cfg.cluster.version,
         vpc_id="vpc-0123456789abcdef0",

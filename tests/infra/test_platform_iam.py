@@ -16,6 +16,7 @@ from infra.platform import iam_policies
 from infra.platform.iam_policies import MskArns
 from tests.infra.platform_support import (
     MSK_UUID,
+    app_secret_arns,
     audit_bucket_arn,
     db_secret_arn,
     declared,
@@ -210,12 +211,14 @@ def test_external_secrets_reads_the_secrets_it_syncs_and_no_database_secret() ->
         .one("aws:iam/rolePolicy:RolePolicy", "external-secrets-policy")
         .inputs["policy"]
     )
-    prefix = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:plat-dev/"
-    assert set(iam_policies.resources_of(policy)) == {
-        f"{prefix}notifier-channels-??????",
-        f"{prefix}alertmanager-receivers-??????",
+    cfg = load_stack_file("dev")
+    secrets_key = f"arn:aws:kms:{cfg.region}:123456789012:key/secrets"
+    assert set(iam_policies.resources_of(policy)) == {*app_secret_arns(cfg), secrets_key}
+    assert db_secret_arn(cfg) not in iam_policies.resources_of(policy)
+    assert set(iam_policies.actions_of(policy)) <= {
+        *iam_policies.SECRET_READ_ACTIONS,
+        *iam_policies.KMS_DECRYPT_ACTIONS,
     }
-    assert set(iam_policies.actions_of(policy)) == set(iam_policies.SECRET_READ_ACTIONS)
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
