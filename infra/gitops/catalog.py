@@ -64,6 +64,7 @@ def app_command(contract: AppContract, verb: str) -> tuple[str, ...]:
 
 TOPICS_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.topics_job")
 DB_ROLES_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "ensure")
+DB_ROLES_ROTATE_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "rotate")
 """The PreSync db-roles Job's command; `apps/db_roles` is shipped in every app image."""
 """The PreSync topics Job's command; `apps/topics_job` is shipped in every app image."""
 

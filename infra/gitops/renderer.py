@@ -132,9 +132,11 @@ def render_env(cfg: PlatformConfig, catalog: Catalog) -> dict[str, str]:
     ]
     if ctx.own_db_logins:
         # Same wave as the topics: both before the apps, whose migrations log in as their role.
-        folders.append(
-            (DB_ROLES_JOB_NAME, APP_WAVE_TOPICS, False, [jobs.db_roles_job(ctx, catalog.images)])
-        )
+        db_roles = [
+            jobs.db_roles_job(ctx, catalog.images),
+            jobs.db_roles_rotation_cron_job(ctx, catalog.images, WAVE_WORKLOAD),
+        ]
+        folders.append((DB_ROLES_JOB_NAME, APP_WAVE_TOPICS, False, db_roles))
     folders += [
         (app.name, APP_WAVE_APPS, True, app_objects(app.name, ctx, catalog)) for app in APPS
     ]

@@ -11,6 +11,7 @@ import json
 from infra.contracts import APPS, DB_ROLES_SERVICE_ACCOUNT, FACTS_CONFIGMAP, TOPICS
 from infra.gitops.catalog import (
     DB_ROLES_JOB_COMMAND,
+    DB_ROLES_ROTATE_COMMAND,
     TOPICS_JOB_COMMAND,
     AppSpec,
     ImageCatalog,
@@ -123,6 +124,38 @@ def db_roles_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
         "spec": pod_spec(DB_ROLES_SERVICE_ACCOUNT, [main], restartPolicy="Never"),
     }
     return _job(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME, WORKLOAD_COMPONENT, template)
+
+
+DB_ROTATION_SCHEDULE = "23 3 * * 1"
+"""Weekly, Monday 03:23 UTC: each app's login moves to its other role with a new password."""
+
+
+def db_roles_rotation_cron_job(ctx: EnvContext, images: ImageCatalog, wave: int) -> Manifest:
+    """`python -m apps.db_roles rotate` on a schedule (alternating users: the previous login keeps
+    working until the next rotation, so open connections and pods that read the secret a moment
+    earlier never fail). `Forbid`: two rotations must not race on one app's roles."""
+    job = db_roles_job(ctx, images)
+    template = job["spec"]["template"]
+    template["spec"]["containers"][0]["command"] = list(DB_ROLES_ROTATE_COMMAND)
+    name = f"{DB_ROLES_JOB_NAME}-rotate"
+    labels = metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, DB_ROLES_JOB_NAME, wave=wave),
+        "spec": {
+            "schedule": DB_ROTATION_SCHEDULE,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 900, "template": template},
+            },
+        },
+    }
 
 
 def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manifest:
