@@ -76,7 +76,7 @@ class ApiSettings(BaseSettings):
     stream_history: int = Field(default=50, ge=0, le=500, validation_alias=_env("STREAM_HISTORY"))
     console_dir: Path = Field(default=CONSOLE_DIR, validation_alias=_env("CONSOLE_DIR"))
 
-    # Nested settings read their own variables (KAFKA_*, AWS_REGION, DATABASE_URL, DB_*);
+    # Nested settings read their own variables (KAFKA_*, AWS_REGION, DB_*);
     # tests pass explicit instances instead.
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(client_id=APP_NAME))
     db: DbSettings = Field(default_factory=DbSettings)

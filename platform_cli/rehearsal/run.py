@@ -6,7 +6,7 @@ period. Around them, what the cluster and AWS would provide:
 
 - a container network (podman's bridge) standing in for the pod network; the broker (Tansu),
   PostgreSQL, the AWS emulator (moto), a webhook sink and an OTLP sink listen on its gateway;
-- the facts channel: `platform-facts` is built by `infra.platform.facts.facts_data`, the function
+- the facts channel: `platform-facts` is built by `infra.contracts.app_environment`, the function
   the Pulumi program uses, with values pointing at those parts (`DB_SSLMODE=disable`: the local
   PostgreSQL has no RDS certificate); every rendered ExternalSecret is synced from the emulator's
   Secrets Manager by a stand-in for External Secrets (`secrets.sync`), as podman secrets of the
@@ -52,9 +52,10 @@ from infra.contracts import (
     FACTS_DB_SECRET,
     TOPICS,
     Fact,
+    app_environment,
     db_credentials_secret_id,
 )
-from infra.platform.facts import db_external_secret_spec, facts_data
+from infra.platform.facts import db_external_secret_spec
 from platform_cli import embedded, images, podman
 from platform_cli.progress import Step
 from platform_cli.rehearsal import plan as argo
@@ -403,7 +404,7 @@ class Rehearsal:
                     self._aws("secretsmanager").create_secret(
                         Name=db_credentials_secret_id(self.cfg.name_prefix, app.name)
                     )
-        data = facts_data(
+        data = app_environment(
             {
                 Fact.ENVIRONMENT: self.cfg.stack,
                 Fact.AWS_REGION: self.cfg.region,

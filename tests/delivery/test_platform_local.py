@@ -42,8 +42,10 @@ MARK = "PLATFORM_LOCAL_TEST_RUN"
 
 
 def _env(mark: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LOCALSTACK_"))}
-    env.pop("DATABASE_URL", None)
+    # No external broker, database (the DB_* facts) or emulator: the run starts its own.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DB_", "LOCALSTACK_"))
+    }
     return {**env, "COLUMNS": "160", MARK: mark}
 
 
