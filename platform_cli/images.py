@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from infra.contracts import APP_NAMES, AppContract, app_contract
-from platform_cli import podman
+from platform_cli import certs, podman
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "apps" / "Dockerfile"
@@ -227,6 +227,10 @@ def build_all(
     if reason:
         raise ImageBuildError(f"cannot build images here: {reason}")
     log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        certs.ensure_bundle()
+    except certs.CertsError as exc:
+        raise ImageBuildError(f"the RDS CA bundle every image ships: {exc}") from None
     base_ref = resolve_base(base, log_dir / "base.log", progress)
     built = []
     for app in apps:

@@ -196,3 +196,18 @@ def test_healthcheck_and_a_notifier_without_channels(built_images: dict[str, str
         assert time.monotonic() - begun < 10  # SIGTERM ends the wait, no SIGKILL needed
     finally:
         podman.run(["podman", "rm", "--force", name], check=False)
+
+
+@pytest.mark.parametrize("app", APP_NAMES)
+def test_the_rds_ca_bundle_ships_where_libpq_reads_it(
+    built_images: dict[str, str], app: str
+) -> None:
+    probe = (
+        "import os, ssl; path = os.environ['PGSSLROOTCERT']; "
+        "certs = ssl.create_default_context(cafile=path).get_ca_certs(); "
+        "print(len(certs), all('Amazon RDS' in str(c['subject']) for c in certs))"
+    )
+    result = run_in(built_images[app], "-c", probe, entrypoint="python")
+    assert result.returncode == 0, result.stderr
+    count, only_rds = result.stdout.split()
+    assert int(count) >= 80 and only_rds == "True"
