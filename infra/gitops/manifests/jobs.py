@@ -41,6 +41,9 @@ TOPICS_JOB_IMAGE_APP = "events-api"
 """The topics job is `python -m apps.topics_job`, shipped in every app image; the API's is used."""
 
 
+DB_ROLES_ROTATE_JOB = f"{DB_ROLES_JOB_NAME}-rotate"
+"""The CronJob that rotates every app's login (also run once by hand after an RDS restore)."""
+
 def topics_spec(ctx: EnvContext) -> str:
     """Every topic from the contracts (dead-letter topics included) with this env's replication."""
     return topics_spec_json(ctx.cfg.kafka.replication_factor, ctx.cfg.kafka.min_insync_replicas)
@@ -143,7 +146,7 @@ def db_roles_rotation_cron_job(ctx: EnvContext, images: ImageCatalog, wave: int)
     job = db_roles_job(ctx, images)
     template = job["spec"]["template"]
     template["spec"]["containers"][0]["command"] = list(DB_ROLES_ROTATE_COMMAND)
-    name = f"{DB_ROLES_JOB_NAME}-rotate"
+    name = DB_ROLES_ROTATE_JOB
     labels = metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]
     return {
         "apiVersion": "batch/v1",
