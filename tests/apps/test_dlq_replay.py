@@ -62,7 +62,9 @@ def _write_dead_letters(
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         for record, reason, timestamp_ms in letters:
-            headers = dead_letter_headers(record, reason, "detail", 1, "notifier")
+            headers = dead_letter_headers(
+                record, reason=reason, detail="detail", attempts=1, consumer_group="notifier"
+            )
             producer.send(
                 dlq, key=record.key, value=record.value, headers=headers, timestamp_ms=timestamp_ms
             )
