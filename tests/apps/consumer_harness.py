@@ -144,6 +144,24 @@ def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
         committed_reader.close()
 
 
+def notifier_idle(database_url: str, bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """Nothing left that could send or dead-letter: every record committed by `group`, and no
+    delivery scheduled or in progress. After this the sink's and the dead-letter topic's counts
+    are final, with no waiting to see whether more arrive."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM notifier_retry_schedule)"
+                " + (SELECT count(*) FROM notifier_deliveries"
+                "     WHERE status IN ('sending', 'scheduled'))"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return False
+    return row == (0,) and group_caught_up(bootstrap, group, topics)
+
+
 class Runnable(Protocol):
     def run(self) -> None: ...
 

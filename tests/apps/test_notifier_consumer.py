@@ -23,6 +23,7 @@ from tests.apps.consumer_harness import (
     envelopes,
     group_caught_up,
     metric_value,
+    notifier_idle,
     produce,
     read_topic,
     running_in_thread,
@@ -77,7 +78,7 @@ def test_events_and_tasks_are_delivered_and_poison_is_dead_lettered(
         assert wait_until(lambda: len(sink.received("/hook")) >= 8, timeout=40)
         # Every record committed: its dead letter (if any) was acked before, so the dead-letter
         # topic is complete now, and no late delivery can follow.
-        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20)
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
         dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
         assert wait_until(lambda: service.ready()["consumer"], timeout=5)
         base = f"http://127.0.0.1:{health.port}"
@@ -139,7 +140,9 @@ def test_failing_target_dead_letters_with_attempts_and_keeps_consuming(
     produce(kafka.bootstrap, unique_topics.events, events)
     stop = threading.Event()
     with running_in_thread(NotifierService(config, stop), stop):
-        assert wait_until(lambda: _idle(database_url, kafka, unique_topics), timeout=40)
+        assert wait_until(
+            lambda: _idle(database_url, kafka, unique_topics), timeout=40, interval=0.5
+        )
     dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
     assert len(dead) == 1
     headers = header_dict(dead[0].headers)
@@ -169,7 +172,7 @@ def test_a_retry_waits_off_the_loop_and_later_records_are_committed_meanwhile(
     stop = threading.Event()
     with running_in_thread(NotifierService(config, stop), stop):
         assert wait_until(lambda: len(sink.received("/hook", status=200)) >= 11, timeout=40)
-        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20)
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
         with psycopg.connect(database_url) as conn:
             scheduled = conn.execute(
                 "SELECT d.event_id::text, d.status, d.attempts, s.next_attempt_at > now()"
@@ -206,7 +209,9 @@ def test_one_keys_order_is_kept_behind_a_retry_only_where_the_channel_needs_it(
     produce(kafka.bootstrap, unique_topics.events, events)
     stop = threading.Event()
     with running_in_thread(NotifierService(config, stop), stop):
-        assert wait_until(lambda: _idle(database_url, kafka, unique_topics), timeout=40)
+        assert wait_until(
+            lambda: _idle(database_url, kafka, unique_topics), timeout=40, interval=0.5
+        )
     delivered = [r.json()["data"]["n"] for r in sink.received("/hook", status=200)]
     # Ordered: the later three wait behind the first one's retry. Unordered: they go at once.
     assert delivered == ([0, 1, 2, 3] if ordered else [1, 2, 3, 0])
@@ -217,10 +222,4 @@ def _caught_up(kafka: KafkaBroker, topics: TopicNames) -> bool:
 
 
 def _idle(database_url: str, kafka: KafkaBroker, topics: TopicNames) -> bool:
-    """Nothing left that could send: every record committed, no retry scheduled or running."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM notifier_retry_schedule)"
-            " + (SELECT count(*) FROM notifier_deliveries WHERE status IN ('sending', 'scheduled'))"
-        ).fetchone()
-    return row == (0,) and _caught_up(kafka, topics)
+    return notifier_idle(database_url, kafka.bootstrap, "notifier", [topics.events, topics.tasks])
