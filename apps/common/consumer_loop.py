@@ -407,13 +407,17 @@ class ConsumerLoop:
             offsets = oldest.pending.result()
         except HandBack:
             raise
-        except Exception:
-            # None of the batches in flight is committed: their offsets would cover this one.
+        except Exception as exc:
+            # What this batch made durable is committed; nothing of the later ones, whose
+            # offsets would cover the rest of it: all of that is read again.
+            done = exc.done if isinstance(exc, BatchIncomplete) else {}
             log.exception("batch failed; re-reading it and every later batch")
             self.metrics.failures.labels("batch").inc()
             batches = [item.batch for item in in_flight]
             in_flight.clear()
-            self._rewind(consumer, batches, {})
+            if done:
+                self._record_done(consumer, commits, oldest.batch, done, oldest.started)
+            self._rewind(consumer, batches, done)
             return
         in_flight.popleft()
         self._record_done(consumer, commits, oldest.batch, offsets, oldest.started)

@@ -22,6 +22,8 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -32,12 +34,12 @@ from apps.common.consumer import database_ready
 from apps.common.consumer_loop import (
     Batch,
     BatchIncomplete,
-    Completed,
     ConsumerLoop,
     DeadLetterSink,
     HandBack,
     LoopContext,
     LoopSettings,
+    Offsets,
 )
 from apps.common.db import make_pool
 from apps.common.envelope import EnvelopeError, decode
@@ -56,6 +58,28 @@ POLL_TIMEOUT_MS = 500
 RecordId = tuple[str, int, int]  # topic, partition, offset
 
 
+class BatchAbandoned(Exception):
+    """Not delivered because an earlier batch failed; the loop reads both again."""
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """A batch's delivery rounds, queued on (or running on) the handler's rounds thread."""
+
+    future: Future[Offsets]
+    handler: NotifierHandler
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def result(self) -> Offsets:
+        try:
+            return self.future.result()
+        except BaseException:
+            self.handler.failed()
+            raise
+
+
 class NotifierHandler:
     def __init__(self, config: NotifierConfig, metrics: NotifierMetrics) -> None:
         self.config = config
@@ -64,11 +88,13 @@ class NotifierHandler:
         self._routes = config.app.routes()
         self._stop = threading.Event()
         self._pool: ConnectionPool | None = None
-        self._http: httpx.Client | None = None
+        self._clients: list[httpx.Client] = []
         self._deliverer: Deliverer | None = None
         self._retry_deliverer: Deliverer | None = None
         self._scheduler: RetryScheduler | None = None
         self._dead_letters: DeadLetterSink | None = None
+        self._rounds: ThreadPoolExecutor | None = None
+        self._last: Future[Offsets] | None = None
 
     def open(self, context: LoopContext) -> None:
         app = self.config.app
@@ -76,21 +102,25 @@ class NotifierHandler:
         self._dead_letters = context.dead_letters
         # The consumer's rounds, the retry scheduler's rounds, and the readiness probe.
         self._pool = make_pool(self.config.db.conninfo(), min_size=1, max_size=3, name="notifier")
-        # New records and retries each send up to `concurrency` requests at once.
-        connections = 2 * app.concurrency
-        self._http = httpx.Client(
-            timeout=httpx.Timeout(app.http_timeout_s, connect=min(3.0, app.http_timeout_s)),
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        )
         store = DeliveryStore(self._pool, owner=f"notifier-{uuid.uuid4()}", lease_s=app.lease_s)
 
         def deliverer(name: str) -> Deliverer:
-            assert self._http is not None
+            # New records and retries each get their own connection pool of `concurrency`:
+            # retries to a slow target never hold the connections new records need. (httpx
+            # scans its whole pool on every request: a pool larger than the threads using it
+            # only costs CPU.)
+            http = httpx.Client(
+                timeout=httpx.Timeout(app.http_timeout_s, connect=min(3.0, app.http_timeout_s)),
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=app.concurrency, max_keepalive_connections=app.concurrency
+                ),
+            )
+            self._clients.append(http)
             return Deliverer(
                 self._channels,
                 store,
-                self._http,
+                http,
                 app.backoff(),
                 context.dead_letters,
                 context.stop,
@@ -100,6 +130,8 @@ class NotifierHandler:
             )
 
         self._deliverer = deliverer("notifier-send")
+        # One thread: batches are delivered strictly one after another.
+        self._rounds = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notifier-rounds")
         self._retry_deliverer = deliverer("notifier-retry")
         self._scheduler = RetryScheduler(
             store,
@@ -121,26 +153,55 @@ class NotifierHandler:
 
     def close(self) -> None:
         for closer in (
+            self._rounds.shutdown if self._rounds else None,
             self._scheduler.close if self._scheduler else None,
             self._retry_deliverer.close if self._retry_deliverer else None,
             self._deliverer.close if self._deliverer else None,
-            self._http.close if self._http else None,
+            *(client.close for client in self._clients),
             self._pool.close if self._pool else None,
         ):
             if closer is not None:
                 closer()
 
-    def handle(self, batch: Batch) -> Completed:
-        assert self._deliverer is not None and self._dead_letters is not None
+    def handle(self, batch: Batch) -> Rounds:
+        """Decode and route the batch here (while the previous batch's deliveries are still
+        going out), then queue its delivery rounds behind the previous batch's."""
+        assert self._rounds is not None
         outstanding: dict[RecordId, int] = {}
         try:
             groups = self._route(batch, outstanding)
+        except Exception as exc:
+            raise BatchIncomplete(_done_offsets(batch, outstanding)) from exc
+        previous = self._last
+        future = self._rounds.submit(self._run_rounds, batch, groups, outstanding, previous)
+        self._last = future
+        return Rounds(future, self)
+
+    def _run_rounds(
+        self,
+        batch: Batch,
+        groups: dict[tuple[str, str], deque[Delivery]],
+        outstanding: dict[RecordId, int],
+        previous: Future[Offsets] | None,
+    ) -> Offsets:
+        """On the rounds thread, one batch after another in poll order (a key's deliveries
+        stay in Kafka order across batches too)."""
+        if previous is not None and previous.exception() is not None:
+            # An earlier batch failed: the loop re-reads it and this one; sending this one's
+            # records first would overtake that one's unfinished deliveries of the same keys.
+            raise BatchAbandoned("an earlier batch failed; this one is read again")
+        try:
             self._deliver_in_rounds(groups, outstanding)
         except HandBack:
             raise
         except Exception as exc:
             raise BatchIncomplete(_done_offsets(batch, outstanding)) from exc
-        return Completed(_done_offsets(batch, outstanding))
+        return _done_offsets(batch, outstanding)
+
+    def failed(self) -> None:
+        """The loop saw a batch fail and re-reads every batch in flight: the next batch
+        starts a new chain."""
+        self._last = None
 
     def _route(
         self, batch: Batch, outstanding: dict[RecordId, int]
@@ -227,6 +288,8 @@ def loop_settings(config: NotifierConfig) -> LoopSettings:
         kafka=config.kafka,
         consumer_options=config.tuning.overrides(),
         poll_timeout_ms=POLL_TIMEOUT_MS,
+        # The next batch is polled and decoded while this one's deliveries go out.
+        in_flight=2,
     )
 
 

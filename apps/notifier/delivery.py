@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
 import psycopg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
 
 from apps.common.consumer_loop import HandBack
 from apps.common.kafka import ConsumedRecord
@@ -78,6 +80,10 @@ class ChannelResult:
         return self.delivery.channel
 
 
+CHUNK_PER_THREAD = 16
+"""Deliveries claimed at a time per sender thread: enough queued work that the senders never
+wait for the next claim, few enough that a claim stays a short statement."""
+
 Claimed = tuple[Delivery, int, "str | None"]
 """A delivery we hold the lease of, its attempt number, and the last attempt's error."""
 
@@ -89,6 +95,16 @@ class Attempt:
     """False when the attempts were already used up and nothing was sent."""
     target: str = ""
     """The request's loggable URL (secrets masked); never the real one."""
+
+
+@dataclass
+class _Chunk:
+    """Part of a round: claimed (and being sent), parked, or already done."""
+
+    claimed: list[Claimed] = field(default_factory=list)
+    parked: list[Later] = field(default_factory=list)
+    results: list[ChannelResult] = field(default_factory=list)
+    sends: list[Future[Attempt]] = field(default_factory=list)
 
 
 class Deliverer:
@@ -111,43 +127,84 @@ class Deliverer:
         self._dead_letters = dead_letters
         self._stop = stop
         self._metrics = metrics
+        self._concurrency = concurrency
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
     def deliver(self, deliveries: Sequence[Delivery]) -> list[ChannelResult]:
-        """Claim and deliver one round (at most one delivery per (event, channel))."""
-        claims = self._durably(lambda: self._store.claim(deliveries))
-        claimed: list[Claimed] = []
-        parked: list[Later] = []
+        """Claim and deliver one round (at most one delivery per (event, channel)).
+
+        Pipelined in chunks: while one chunk's requests are out, the next chunk is claimed and
+        the previous one's outcomes are recorded, so the database round trips overlap the HTTP
+        ones instead of adding to them. Within a round every key is distinct, so the chunks
+        need no order among themselves. A stop request ends the round after the chunks in
+        flight: the deliveries not claimed get no result (their records are handed back)."""
+        size = self._concurrency * CHUNK_PER_THREAD
+        in_flight: deque[_Chunk] = deque()
         results: list[ChannelResult] = []
+        errors: list[Exception] = []
+        try:
+            for start in range(0, len(deliveries), size):
+                if self._stop.is_set():
+                    break  # the rest is handed back: not claimed, so its records stay uncommitted
+                in_flight.append(self._start(deliveries[start : start + size]))
+                while len(in_flight) > 1:
+                    results += self._finish(in_flight.popleft(), errors)
+        finally:
+            # Whatever happened, record the outcome of every request already sent.
+            while in_flight:
+                results += self._finish(in_flight.popleft(), errors)
+        if errors:
+            raise errors[0]
+        return results
+
+    def run(self, claimed: Sequence[Claimed], parked: Sequence[Later] = ()) -> list[ChannelResult]:
+        """Send what we hold the lease of and record every outcome, `parked` included."""
+        errors: list[Exception] = []
+        results = self._record(claimed, self._send_all(claimed), parked, errors)
+        if errors:
+            raise errors[0]
+        return results
+
+    def _start(self, deliveries: Sequence[Delivery]) -> _Chunk:
+        claims = self._durably(lambda: self._store.claim(deliveries))
+        chunk = _Chunk()
         for delivery, claim in zip(deliveries, claims, strict=True):
             if claim.state is ClaimState.CLAIMED:
-                claimed.append((delivery, claim.attempt, claim.last_error))
+                chunk.claimed.append((delivery, claim.attempt, claim.last_error))
             elif claim.state is ClaimState.DONE:
-                results.append(ChannelResult(delivery, "skipped", 0, claim.status))
+                chunk.results.append(ChannelResult(delivery, "skipped", 0, claim.status))
             else:
                 # BLOCKED: behind an earlier delivery of its key; BUSY: behind another
                 # replica's lease. Either way the schedule takes it from here.
-                parked.append(Later(delivery, delay_s=claim.retry_in_s))
-                results.append(ChannelResult(delivery, "scheduled", 0, claim.state.value))
-        return results + self.run(claimed, parked)
+                chunk.parked.append(Later(delivery, delay_s=claim.retry_in_s))
+                chunk.results.append(ChannelResult(delivery, "scheduled", 0, claim.state.value))
+        chunk.sends = [self._executor.submit(self._attempt, item) for item in chunk.claimed]
+        return chunk
 
-    def run(self, claimed: Sequence[Claimed], parked: Sequence[Later] = ()) -> list[ChannelResult]:
-        """Send what we hold the lease of and record every outcome, `parked` included.
+    def _finish(self, chunk: _Chunk, errors: list[Exception]) -> list[ChannelResult]:
+        attempts_made = [send.result() for send in chunk.sends]
+        return chunk.results + self._record(chunk.claimed, attempts_made, chunk.parked, errors)
 
-        Dead letters go out first, then the one transaction that records the outcomes. If a
-        dead-letter publish fails, every other outcome is still recorded, and the error is
-        raised: the failed delivery stays `sending` under our lease, and whoever takes it next
-        (a Kafka redelivery, or the scheduler once the lease expires) dead-letters it again
-        without sending, its attempts being used up."""
-        attempts_made = self._send_all(claimed)
+    def _record(
+        self,
+        claimed: Sequence[Claimed],
+        attempts_made: Sequence[Attempt],
+        parked: Sequence[Later],
+        errors: list[Exception],
+    ) -> list[ChannelResult]:
+        """Record every outcome (and `parked`) in one transaction, dead letters first.
+
+        If a dead-letter publish fails, every other outcome is still recorded and the error is
+        added to `errors`: the failed delivery stays `sending` under our lease, and whoever takes
+        it next (a Kafka redelivery, or the scheduler once the lease expires) dead-letters it
+        again without sending, its attempts being used up."""
         finished: list[Finished] = []
         later: list[Later] = list(parked)
         failed: list[Finished] = []
         results: list[ChannelResult] = []
-        dead_letter_error: Exception | None = None
         for (delivery, attempt, _), made in zip(claimed, attempts_made, strict=True):
             outcome = made.outcome
             attempts = attempt if made.sent else attempt - 1
@@ -170,15 +227,13 @@ class Deliverer:
             try:
                 self._dead_letter(delivery, outcome, attempts)
             except Exception as exc:
-                dead_letter_error = dead_letter_error or exc
+                errors.append(exc)
                 failed.append(Finished(delivery, "sending", outcome.status_code, outcome.reason))
                 continue
             finished.append(Finished(delivery, "dead", outcome.status_code, outcome.reason))
             results.append(ChannelResult(delivery, "dead", attempts, outcome.reason))
         self._durably(lambda: self._store.resolve(finished, later, failed))
         self._count(results)
-        if dead_letter_error is not None:
-            raise dead_letter_error
         return results
 
     # --- sending -------------------------------------------------------------------------------
@@ -195,17 +250,27 @@ class Deliverer:
             # dead-lettering without sending again.
             return Attempt(Outcome(Verdict.TRANSIENT, last_error or "not_attempted"), sent=False)
         envelope, source = delivery.envelope, delivery.source
-        with tracer.start_as_current_span(
-            "notifier.process", context=extract_context(source.headers), kind=SpanKind.CONSUMER
-        ) as span:
-            span.set_attribute("messaging.destination.name", source.topic)
-            span.set_attribute("messaging.kafka.offset", source.offset)
-            span.set_attribute("event.id", str(envelope.id))
-            span.set_attribute("notifier.channel", delivery.channel)
-            span.set_attribute("notifier.attempt", attempt)
+        attributes: dict[str, AttributeValue] = {
+            "messaging.destination.name": source.topic,
+            "messaging.kafka.offset": source.offset,
+            "event.id": str(envelope.id),
+            "notifier.channel": delivery.channel,
+            "notifier.attempt": attempt,
+        }
+        # A child of the producer's span (its context came in the record's headers). Not made
+        # current: nothing logs inside it, and attaching a context costs as much as the span.
+        span = tracer.start_span(
+            "notifier.process",
+            context=extract_context(source.headers),
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+        )
+        try:
             request = self._channels[delivery.channel].build(envelope, delivery.idempotency_key)
             outcome = self._send(request)
             span.set_attribute("notifier.outcome", outcome.reason)
+        finally:
+            span.end()
         return Attempt(outcome, target=request.safe_url)
 
     def _send(self, request: OutboundRequest) -> Outcome:
@@ -244,8 +309,9 @@ class Deliverer:
         )
 
     def _count(self, results: Sequence[ChannelResult]) -> None:
+        log_sent = log.isEnabledFor(logging.INFO)  # the line costs more than a cheap delivery
         for result in results:
-            if result.status == "sent":
+            if result.status == "sent" and log_sent:
                 log.info(
                     "delivered",
                     extra={
@@ -260,7 +326,7 @@ class Deliverer:
             if result.status == "scheduled":
                 self._metrics.retries_scheduled.labels(result.channel).inc()
             else:
-                self._metrics.deliveries.labels(result.channel, result.status).inc()
+                self._metrics.delivery(result.channel, result.status).inc()
 
     def _durably(self, action: Callable[[], T]) -> T:
         """Run a database step, retrying through outages (e.g. a PostgreSQL restart).

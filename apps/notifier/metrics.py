@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import CollectorRegistry, Counter
 
 from apps.common.consumer_loop import ConsumerMetrics
@@ -30,3 +32,6 @@ class NotifierMetrics(ConsumerMetrics):
             ["channel"],
             registry=r,
         )
+
+        # `labels()` parses and locks on every call; a delivery's counter is looked up once.
+        self.delivery = cache(self.deliveries.labels)

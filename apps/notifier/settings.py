@@ -32,7 +32,10 @@ from apps.notifier.routing import Route, parse_routes
 class NotifierTuning(ConsumerTuning):
     """Group timings plus the poll batch."""
 
-    max_poll_records: int = Field(500, validation_alias=env("KAFKA_MAX_POLL_RECORDS"))
+    max_poll_records: int = Field(2000, ge=1, validation_alias=env("KAFKA_MAX_POLL_RECORDS"))
+    """Records per batch. Large, because each batch's first claim and last outcome are round
+    trips no request overlaps (~10% of a 500-record batch's time here, ~3% at 2,000); a stop
+    still ends within two claim chunks, not a whole batch."""
 
     def overrides(self) -> dict[str, int]:
         return {**super().overrides(), "max_poll_records": self.max_poll_records}
