@@ -119,6 +119,7 @@ class Deliverer:
         metrics: NotifierMetrics | None = None,
         concurrency: int = 8,
         name: str = "notifier-send",
+        traced: bool = True,
     ) -> None:
         self._channels = channels
         self._store = store
@@ -128,6 +129,7 @@ class Deliverer:
         self._stop = stop
         self._metrics = metrics
         self._concurrency = concurrency
+        self._traced = traced
         self._executor = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name)
 
     def close(self) -> None:
@@ -250,6 +252,9 @@ class Deliverer:
             # dead-lettering without sending again.
             return Attempt(Outcome(Verdict.TRANSIENT, last_error or "not_attempted"), sent=False)
         envelope, source = delivery.envelope, delivery.source
+        if not self._traced:
+            request = self._channels[delivery.channel].build(envelope, delivery.idempotency_key)
+            return Attempt(self._send(request), target=request.safe_url)
         attributes: dict[str, AttributeValue] = {
             "messaging.destination.name": source.topic,
             "messaging.kafka.offset": source.offset,
