@@ -54,7 +54,7 @@ web:
 test: venv lint tools localstack-venv web
 	$(BIN)/python -m pytest
 
-local: venv
+local: venv web
 	$(BIN)/platform local
 
 render: venv

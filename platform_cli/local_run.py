@@ -142,6 +142,8 @@ class LocalRun:
         self.postgres: embedded.PostgresServer | None = None
         self.aws_endpoint = ""
         self.databases: dict[str, str] = {}
+        self.demo_key = ""
+        """The demo's API key: printed once with --keep-running, never in the report file."""
         self.ports: dict[str, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -220,6 +222,7 @@ class LocalRun:
         options = self.options
         with self.step(f"demo burst: {options.events} events, {options.tasks} tasks"):
             key = self._create_api_key()
+            self.demo_key = key
             self._send_burst(key)
         with self.step("1 poison record straight to Kafka"):
             self._send_poison()

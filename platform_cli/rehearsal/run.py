@@ -50,6 +50,7 @@ from infra.contracts import (
 )
 from infra.platform.facts import db_external_secret_spec, facts_data
 from platform_cli import embedded, images, podman
+from platform_cli.progress import Step
 from platform_cli.rehearsal import plan as argo
 from platform_cli.rehearsal import probes
 from platform_cli.rehearsal import secrets as eso
@@ -65,8 +66,6 @@ SECRET_STORE = "aws-secrets-manager"
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # podman itself writes these into every container; they are not the app's writes.
 PODMAN_MANAGED_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/dev")
-
-Step = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
 class RehearsalError(RuntimeError):
@@ -222,6 +221,8 @@ class Rehearsal:
         with self._timed("checks"):
             with self.step("topics as the catalog declares them"):
                 self._check_topics()
+            with self.step("the web console, served by the events-api container"):
+                self._check_console()
             with self.step("one event: events-api -> audit row and webhook delivery"):
                 key = self._create_api_key()
                 self._check_event_path(key)
@@ -634,6 +635,34 @@ class Rehearsal:
         port = probes.http_probe(api.workload.containers[0], "readiness")
         assert port is not None
         return f"http://{self._pod_ip(api)}:{port.port}"
+
+    def _check_console(self) -> None:
+        """The bundle ships in the events-api image and is served with its CSP (no inline
+        script); a JS asset it links loads too."""
+        import re
+
+        import httpx
+
+        with httpx.Client(base_url=self._api_url(), timeout=10) as client:
+            page = client.get("/console/")
+            policy = page.headers.get("content-security-policy", "")
+            script = re.search(r'src="(/console/assets/[^"]+\.js)"', page.text)
+            asset = client.get(script.group(1)) if script else None
+        ok = (
+            page.status_code == 200
+            and "script-src 'self'" in policy
+            and "unsafe-inline" not in policy
+            and asset is not None
+            and asset.status_code == 200
+        )
+        detail = (
+            f"/console/ {page.status_code}, CSP {'set' if policy else 'missing'}, "
+            f"{script.group(1) if script else 'no script'} "
+            f"{asset.status_code if asset is not None else '-'}"
+        )
+        if page.status_code == 503:
+            detail += " (the image has no console bundle: run `make web` before building)"
+        self.report.check("web console served with its CSP", ok, detail)
 
     def _post_event(self, client: Any, key: str, message: str) -> str | None:
         import httpx
