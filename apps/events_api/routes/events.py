@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from apps.events_api import metrics
 from apps.events_api.admission import accept_event as store_admitted_event
 from apps.events_api.deps import EventCallerKey
+from apps.events_api.limits import limit_time
 from apps.events_api.routes import COMMON_RESPONSES
 from apps.events_api.schemas import EventAccepted, EventIn
 from apps.events_api.settings import ApiSettings
@@ -30,7 +31,7 @@ async def accept_event(event: EventIn, request: Request, key: EventCallerKey) ->
     pool: AsyncConnectionPool = request.app.state.async_pool
     async with pool.connection() as conn:
         event_id = await store_admitted_event(
-            conn, key, event, correlation_id, settings.events_topic
+            conn, key, event, correlation_id, settings.events_topic, limit_time(request.app.state)
         )
     metrics.EVENTS_ACCEPTED.inc()
     return EventAccepted(id=event_id, correlation_id=correlation_id)
