@@ -28,6 +28,8 @@ MONITORING_NAMESPACE = "monitoring"
 TRACING_NAMESPACE = "tracing"
 EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
 KEDA_NAMESPACE = "keda"
+LOGGING_NAMESPACE = "logging"
+"""Fluent Bit (the log shipper, EKS)."""
 KUBE_SYSTEM_NAMESPACE = "kube-system"
 """Exists on every cluster; never created nor deleted by us."""
 KAFKA_NAMESPACE = "kafka"
@@ -72,6 +74,8 @@ class Fact(StrEnum):
     DB_PORT = "DB_PORT"
     DB_NAME = "DB_NAME"
     DB_SECRET_REF = "DB_SECRET_REF"  # ARN of the RDS-managed secret, or the CNPG secret's name
+    # libpq's sslmode: verify-full on RDS (the image ships the RDS CA bundle), require in-cluster
+    DB_SSLMODE = "DB_SSLMODE"
     OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
     AUDIT_ARCHIVE_BUCKET = "AUDIT_ARCHIVE_BUCKET"
 
@@ -229,6 +233,7 @@ _COMMON_FACTS = (
     Fact.DB_HOST,
     Fact.DB_PORT,
     Fact.DB_NAME,
+    Fact.DB_SSLMODE,
     Fact.OTEL_EXPORTER_OTLP_ENDPOINT,
 )
 
@@ -318,6 +323,17 @@ def gitops_path(env: str) -> str:
 
 OTLP_HTTP_PORT = 4318
 """Port of the in-cluster OTLP/HTTP endpoint the apps export traces to."""
+
+DB_ROLES_SERVICE_ACCOUNT = "db-roles"
+"""ServiceAccount (in APP_NAMESPACE) of the PreSync Job that creates each app's database roles and
+publishes their credentials (`python -m apps.db_roles`); the only workload whose Pod Identity role
+may read the RDS-managed master secret."""
+
+
+def db_credentials_secret_id(name_prefix: str, app: str) -> str:
+    """The Secrets Manager secret (JSON username/password) an app logs in to PostgreSQL with."""
+    return f"{name_prefix}/db/{app}"
+
 
 TOPICS_JOB_SERVICE_ACCOUNT = "kafka-topics"
 """ServiceAccount (in APP_NAMESPACE) of the PreSync Job that creates and updates the topics; on MSK

@@ -224,13 +224,12 @@ def rollback(
 
 
 def _api_url(env: str) -> str:
-    from infra.gitops.catalog import APP_SPECS
+    from infra.config import load_stack_file
 
-    spec = next(s for s in APP_SPECS if s.name == "events-api")
-    host = spec.ingress_hosts.get(env)
-    if not host:
-        raise RolloutError(f"--env {env}: events-api has no ingress host; give --api-url")
-    return f"https://{host}"
+    hosts = load_stack_file(env).ingress.hosts
+    if not hosts:
+        raise RolloutError(f"--env {env}: the stack has no ingress host; give --api-url")
+    return f"https://{hosts[0]}"
 
 
 def rollout_command(

@@ -1,7 +1,7 @@
 """`POST /api/v1/events` in one database round trip: rate, quota, event row and outbox row.
 
-The `events_api_accept_event` SQL function (migration 0002; prefixed because the apps may share
-one database) increments the key's per-minute rate and monthly quota counters and inserts the
+The `events_api_accept_event` SQL function (migrations 0002-0004; prefixed because the apps may
+share one database) increments the key's per-minute rate and monthly quota counters and inserts the
 event and its outbox row in one statement. The connection is in
 autocommit mode, so the statement is its own transaction: when `execute` returns, the rows and the
 counters are committed (or nothing is), which is what a 202 promises. No quota unit is ever taken
@@ -13,6 +13,7 @@ Async (psycopg's `AsyncConnection`) so the request never hops to the threadpool.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
@@ -27,14 +28,22 @@ _ACCEPT = """
 SELECT outcome, retry_after_s FROM events_api_accept_event(
     %(key)s, %(rate)s, %(quota)s, %(id)s, %(category)s, %(message)s, %(description)s,
     %(fields)s, %(correlation_id)s, %(received_at)s, %(topic)s, %(subject)s, %(payload)s,
-    %(headers)s)
+    %(headers)s, %(at)s)
 """
 
 
 async def accept_event(
-    conn: AsyncConnection, key: ApiKey, event: EventIn, correlation_id: str, topic: str
+    conn: AsyncConnection,
+    key: ApiKey,
+    event: EventIn,
+    correlation_id: str,
+    topic: str,
+    at: datetime | None = None,
 ) -> uuid.UUID:
-    """Store the event and its outbox record; raise LimitExceeded (nothing stored) if refused."""
+    """Store the event and its outbox record; raise LimitExceeded (nothing stored) if refused.
+
+    `at` is the time rate and quota are counted at (None: the database's clock; see
+    `limits.limit_time`)."""
     envelope = event_envelope(key, event, correlation_id)
     cur = await conn.execute(
         _ACCEPT,
@@ -53,6 +62,7 @@ async def accept_event(
             "subject": envelope.subject,
             "payload": encode(envelope),
             "headers": outbox_headers(envelope),
+            "at": at,
         },
     )
     row = await cur.fetchone()

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def make_relay(settings: ApiSettings) -> OutboxRelay:
     return OutboxRelay(
-        settings.db.conninfo(),
+        settings.db.conninfo,  # called per connection: rotated credentials are picked up
         settings.kafka,
         batch_size=settings.relay_batch_size,
         idle_s=settings.relay_idle_s,
@@ -85,7 +85,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # multi-statement work opens an explicit transaction. No checkout probe: a connection
         # broken by a database restart fails one request (503) and is discarded.
         app.state.pool = make_pool(
-            settings.db.conninfo(),
+            settings.db.conninfo,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             name=APP_NAME,
@@ -95,7 +95,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # `POST /api/v1/events` is async end to end (see routes/events.py) and uses its own
         # pool of asyncio connections, with the same settings, so it never waits for a thread.
         app.state.async_pool = AsyncConnectionPool(
-            settings.db.conninfo(),
+            settings.db.conninfo_async,
             connection_class=AsyncConnection,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
@@ -107,7 +107,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         )
         await app.state.async_pool.open(wait=False)
         app.state.stream_hub = StreamHub(
-            app.state.async_pool, settings.db.conninfo(), hub_settings(settings)
+            app.state.async_pool, settings.db.conninfo_async, hub_settings(settings)
         ).start()
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
         purger = Purger(app.state.pool).start()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -132,13 +131,12 @@ def serve(
 @app.command()
 def relay() -> None:
     """Run only the outbox relay (e.g. when the API replicas run with the relay disabled)."""
+    from apps.common.stop import stop_on_signals
     from apps.events_api.app import make_relay
 
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals(threading.Event(), APP_NAME)
     outbox_relay = make_relay(settings)
     try:
         outbox_relay.run(stop)

@@ -20,7 +20,7 @@ from apps.events_api.keys import (
     find_key_by_digest_async,
     hash_key,
 )
-from apps.events_api.limits import admit_request
+from apps.events_api.limits import admit_request, limit_time
 from apps.events_api.settings import ApiSettings
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `events-api create-key`.")
@@ -60,6 +60,7 @@ def _presented_digest(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 def api_key(
+    request: Request,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
     cache: Annotated[KeyCache, Depends(get_key_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -75,7 +76,7 @@ def api_key(
             if key is None:
                 raise _unauthorized("invalid API key")
             cache.put(digest, key)
-        admit_request(conn, key)
+        admit_request(conn, key, limit_time(request.app.state))
     return key
 
 

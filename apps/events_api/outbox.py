@@ -25,7 +25,7 @@ import psycopg
 from kafka import KafkaProducer
 from psycopg_pool import ConnectionPool
 
-from apps.common.db import make_pool
+from apps.common.db import Conninfo, make_pool
 from apps.common.kafka import KafkaSettings, make_producer
 from apps.events_api import metrics
 
@@ -109,7 +109,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        conninfo: str,
+        conninfo: Conninfo,
         kafka: KafkaSettings,
         *,
         batch_size: int = 200,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.console import Console
@@ -21,15 +18,6 @@ app = typer.Typer(
     help="Schedule task reminders from task changes and fire them on time (task.reminder.due)."
 )
 console = Console(stderr=True)
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def _handler(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger(APP_NAME).info("stop requested", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
 
 
 @app.command("migrate")
@@ -47,7 +35,8 @@ def run_cmd(
     ),
 ) -> None:
     """Consume the tasks topic into the schedule and fire due reminders until SIGTERM."""
-    from apps.common.health import HealthServer
+    from apps.common.consumer_loop import run_with_probes
+    from apps.common.stop import stop_on_signals
     from apps.common.tracing import setup_tracing
     from apps.reminders.consumer import RemindersService
     from apps.reminders.settings import RemindersConfig
@@ -57,14 +46,8 @@ def run_cmd(
     setup_tracing(APP_NAME, config.app.otlp_endpoint)
     if apply_migrations:
         migrate(config.db.conninfo(), APP_NAME, MIGRATIONS)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    service = RemindersService(config, stop)
-    health = HealthServer(config.app.port, service.ready, registry=service.metrics.registry).start()
-    try:
-        service.run()
-    finally:
-        health.stop()
+    stop = stop_on_signals(threading.Event(), APP_NAME)
+    run_with_probes(RemindersService(config, stop), config.app.port)
 
 
 if __name__ == "__main__":

@@ -149,10 +149,10 @@ class Scheduler:
         try:
             result = self._cycle()
         except (psycopg.Error, OSError) as exc:
-            self._metrics.failed.labels("database").inc()
+            self._metrics.failures.labels("database").inc()
             return CycleResult(0, 0, 0, f"database: {type(exc).__name__}: {exc}"[:300])
         except Exception as exc:  # the loop must outlive anything a client library throws
-            self._metrics.failed.labels("unexpected").inc()
+            self._metrics.failures.labels("unexpected").inc()
             log.exception("scheduler cycle failed")
             return CycleResult(0, 0, 0, f"{type(exc).__name__}: {exc}"[:300])
         self.last_cycle_ok = time.monotonic()
@@ -181,7 +181,7 @@ class Scheduler:
             self._metrics.fired.labels("true" if late else "false").inc()
             self._metrics.lateness.observe(int(row["late_ms"]) / 1000)
         if failed:
-            self._metrics.failed.labels("publish").inc()
+            self._metrics.failures.labels("publish").inc()
         return CycleResult(len(rows), len(done), len(failed), error)
 
     def _publish(self, envelopes: list[EventEnvelope]) -> tuple[list[bool], str | None]:

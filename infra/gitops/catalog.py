@@ -63,6 +63,9 @@ def app_command(contract: AppContract, verb: str) -> tuple[str, ...]:
 
 
 TOPICS_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.topics_job")
+DB_ROLES_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "ensure")
+DB_ROLES_ROTATE_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "rotate")
+"""The PreSync db-roles Job's command; `apps/db_roles` is shipped in every app image."""
 """The PreSync topics Job's command; `apps/topics_job` is shipped in every app image."""
 
 
@@ -131,8 +134,10 @@ class AppSpec:
     """Consumers: target lag per replica for KEDA (records)."""
     target_cpu_percent: int = 70
     """The API: HPA CPU utilisation target."""
-    ingress_hosts: dict[str, str] = field(default_factory=dict)
-    """The API: public host name per env (an Ingress is rendered only for apps that set this)."""
+    public_paths: tuple[str, ...] = ()
+    """Path prefixes published through the env's Ingress (hosts: `platform:ingress.hosts`); an
+    Ingress is rendered only for apps that set this. Health, metrics and docs are never listed:
+    they stay inside the cluster."""
     metrics_prefix: str = ""
     """Prefix of the app's Prometheus metric names (`apps/<app>/metrics.py`)."""
     routes: dict[str, tuple[ChannelRoute, ...]] = field(default_factory=dict)
@@ -204,12 +209,8 @@ APP_SPECS: tuple[AppSpec, ...] = (
         },
         resources=Resources("100m", "192Mi", "1", "384Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},
-        ingress_hosts={
-            "localstack": "events.localstack.platform.internal",
-            "dev": "events.dev.platform.example.com",
-            "staging": "events.staging.platform.example.com",
-            "prod": "events.platform.example.com",
-        },
+        # The API and the web console (events-api serves it at the same origin).
+        public_paths=("/api/", "/console/"),
         metrics_prefix="events_api",
     ),
     AppSpec(

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from apps.events_api import idempotency, metrics, read_storage
 from apps.events_api.admission import accept_event as store_admitted_event
 from apps.events_api.deps import EventCallerKey, EventsReader
+from apps.events_api.limits import limit_time
 from apps.events_api.routes import COMMON_RESPONSES
 from apps.events_api.schemas import EventAccepted, EventIn, EventOut, Problem
 from apps.events_api.settings import ApiSettings
@@ -38,9 +39,10 @@ async def accept_event(
     correlation_id = str(getattr(request.state, "correlation_id", None) or uuid.uuid4().hex)
     pool: AsyncConnectionPool = request.app.state.async_pool
     async with pool.connection() as conn:
+        at = limit_time(request.app.state)
         if idem_key is None:
             event_id = await store_admitted_event(
-                conn, key, event, correlation_id, settings.events_topic
+                conn, key, event, correlation_id, settings.events_topic, at
             )
         else:
             claim = idempotency.Claim(
@@ -53,7 +55,7 @@ async def accept_event(
                 if replay is not None:
                     return replay.response()
                 event_id = await store_admitted_event(
-                    conn, key, event, correlation_id, settings.events_topic
+                    conn, key, event, correlation_id, settings.events_topic, at
                 )
                 accepted = EventAccepted(id=event_id, correlation_id=correlation_id)
                 await idempotency.record_async(conn, claim, 202, accepted.model_dump(mode="json"))
