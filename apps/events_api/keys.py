@@ -22,7 +22,7 @@ KEY_PREFIX = "evk_"
 
 
 SCOPES: tuple[str, ...] = ("events:write", "events:read", "tasks:read", "tasks:write", "audit:read")
-"""What a key may do (migration 0004 checks the same list)."""
+"""What a key may do (migration 0005 checks the same list)."""
 DEFAULT_SCOPES: tuple[str, ...] = ("events:write", "events:read", "tasks:read", "tasks:write")
 """A new key's scopes unless told otherwise; `audit:read` is only ever granted explicitly."""
 

@@ -1,9 +1,10 @@
 """Reads for GET /api/v1/events/{id} and GET /api/v1/audit (asyncio connections).
 
 Delivery status is the notifier's table and the audit trail is the audit app's: both live in
-the one database every app shares in deployed environments (a single DB_NAME fact), and
-`stream_storage.status_tables` tells whether they exist here (a local run may give each app a
-database of its own: then the answers say "unknown", never fail).
+the one database every app shares (a single DB_NAME fact), each in its app's schema where the
+apps have their own roles (their migrations grant events-api SELECT on exactly these tables);
+`stream_storage.status_tables` finds them, or says they are not readable here (then the answers
+say "unknown", never fail).
 
 Tenancy: an audit entry belongs to the tenant named in its envelope's `data.tenant` (events-api
 writes it on every event and task change; the reminders app copies it onto reminders), indexed
@@ -22,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from apps.events_api.stream_storage import StatusTables, status_tables
+from apps.events_api.stream_storage import StatusTables, on_table, status_tables
 
 _EVENT = """
 SELECT id, category, message, description, fields, correlation_id, received_at
@@ -31,9 +32,9 @@ FROM events WHERE id = %s AND api_key_id = %s
 _DELIVERIES = """
 SELECT channel, status, attempts, last_status_code, left(last_error, 500) AS last_error,
        first_attempt_at, sent_at
-FROM notifier_deliveries WHERE event_id = %s ORDER BY channel
+FROM {} WHERE event_id = %s ORDER BY channel
 """
-_AUDITED = "SELECT recorded_at FROM audit_log WHERE event_id = %s"
+_AUDITED = "SELECT recorded_at FROM {} WHERE event_id = %s"
 
 
 async def tables(conn: psycopg.AsyncConnection) -> StatusTables:
@@ -54,10 +55,10 @@ async def event_with_status(
     event["audited"] = None
     event["audited_at"] = None
     if present.deliveries:
-        await cur.execute(_DELIVERIES, (event_id,))
+        await cur.execute(on_table(_DELIVERIES, present.deliveries_table), (event_id,))
         event["deliveries"] = await cur.fetchall()
     if present.audit:
-        await cur.execute(_AUDITED, (event_id,))
+        await cur.execute(on_table(_AUDITED, present.audit_table), (event_id,))
         row = await cur.fetchone()
         event["audited"] = row is not None
         event["audited_at"] = row["recorded_at"] if row else None
@@ -106,11 +107,12 @@ class AuditQuery:
         return AuditQuery(**{**self.__dict__, "after": after})
 
 
-# Unset filters are NULL and drop out: one static statement. Entries of the tenant only.
+# Unset filters are NULL and drop out: one statement (the table named by `status_tables`).
+# Entries of the tenant only.
 _AUDIT_PAGE = """
 SELECT event_id, event_type AS type, subject, source, correlation_id, occurred_at, recorded_at,
        envelope -> 'data' AS data
-FROM audit_log
+FROM {}
 WHERE (envelope -> 'data' ->> 'tenant') = %(tenant)s
   AND (%(subject)s::text IS NULL OR subject = %(subject)s::text)
   AND (%(type)s::text IS NULL OR event_type = %(type)s::text)
@@ -124,13 +126,13 @@ LIMIT %(limit)s
 
 
 async def audit_page(
-    conn: psycopg.AsyncConnection, query: AuditQuery
+    conn: psycopg.AsyncConnection, tables: StatusTables, query: AuditQuery
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the tenant's audit entries, oldest first, and the next cursor."""
     after_t, after_id = query.after if query.after else (None, None)
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(
-        _AUDIT_PAGE,
+        on_table(_AUDIT_PAGE, tables.audit_table),
         {
             "tenant": query.tenant,
             "subject": query.subject,

@@ -6,7 +6,7 @@ does not show it) or after it (the next page does): no task is shown twice and n
 existed is skipped, unlike OFFSET, where every insert before the offset shifts the page.
 
 The SQL text is assembled only from the fixed fragments below (chosen by which filters are
-set); every value travels as a parameter. Each sort has an index (migration 0005).
+set); every value travels as a parameter. Each sort has an index (migration 0006).
 """
 
 from __future__ import annotations

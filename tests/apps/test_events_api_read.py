@@ -15,11 +15,11 @@ from fastapi.testclient import TestClient
 
 from apps.audit import store as audit_store
 from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
-from apps.common.db import make_pool, migrate
+from apps.common.db import migrate
 from apps.common.envelope import decode
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
-from apps.notifier.store import DeliveryStore
 from tests.apps.conftest import EventsApiEnv, read_topic
+from tests.apps.delivery_records import record_deliveries
 
 
 @pytest.fixture
@@ -57,15 +57,10 @@ def test_an_event_shows_its_deliveries_per_channel_and_its_audit_state(
     before = client.get(f"/api/v1/events/{event_id}", headers=auth).json()
     assert (before["message"], before["deliveries"], before["audited"]) == ("v2 is out", [], False)
 
-    pool = make_pool(shared_db.database_url, name="notifier-test")
-    try:
-        deliveries = DeliveryStore(pool, owner="test", lease_s=30)
-        deliveries.claim(event_id, "webhook", "event.received", "c")
-        deliveries.mark_sent(event_id, "webhook", 204)
-        deliveries.claim(event_id, "slack", "event.received", "c")
-        deliveries.record_failure(event_id, "slack", "timeout", None)
-    finally:
-        pool.close()
+    (record,) = read_topic(shared_db.bootstrap, shared_db.topics.events, 1)
+    record_deliveries(
+        shared_db.database_url, record, sent={"webhook": 204}, failing={"slack": "timeout"}
+    )
     _audit_what_was_published(shared_db, shared_db.topics.events, 1)
 
     after = client.get(f"/api/v1/events/{event_id}", headers=auth).json()

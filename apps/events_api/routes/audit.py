@@ -65,9 +65,10 @@ async def audit_trail(
             raise _invalid("cursor", str(exc)) from None
     pool: AsyncConnectionPool = request.app.state.async_pool
     async with pool.connection() as conn:
-        if not (await read_storage.tables(conn)).audit:
-            raise HTTPException(503, "the audit log is not in this database")
-        rows, next_cursor = await read_storage.audit_page(conn, query)
+        tables = await read_storage.tables(conn)
+        if not tables.audit:
+            raise HTTPException(503, "the audit log is not readable in this database")
+        rows, next_cursor = await read_storage.audit_page(conn, tables, query)
     return AuditPage(
         items=[AuditEntry.model_validate(r) for r in rows], limit=limit, next_cursor=next_cursor
     )
