@@ -91,6 +91,7 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
         Fact.DB_HOST: "db.example.internal",
         Fact.DB_PORT: "6432",
         Fact.DB_NAME: "platform_db",
+        Fact.DB_SSLMODE: "verify-full",
         Fact.OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector:4318",
     }
     assert set(contract.facts) <= set(values), "a new fact needs a value in this test"
@@ -105,6 +106,7 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
         Fact.DB_HOST: settings.db.host,
         Fact.DB_PORT: str(settings.db.port),
         Fact.DB_NAME: settings.db.name,
+        Fact.DB_SSLMODE: settings.db.sslmode,
         Fact.OTEL_EXPORTER_OTLP_ENDPOINT: settings.otel_endpoint,
     }
     for fact in contract.facts:
