@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 import apps.events_api.metrics  # noqa: F401 - registers the API's metrics in REGISTRY
 from apps.audit.metrics import AuditMetrics
 from apps.notifier.metrics import NotifierMetrics
+from apps.reminders.metrics import RemindersMetrics
 from infra.config import load_stack_file
 from infra.contracts import ENVIRONMENTS
 from infra.gitops.catalog import APP_SPECS
@@ -25,7 +26,7 @@ METRIC = re.compile(r"\b(?:" + "|".join(PREFIXES) + r")[a-z0-9_]+\b")
 def exported_series() -> set[str]:
     """The series names the apps' registries expose (counters as _total, histograms' parts)."""
     registries = [REGISTRY]
-    for metrics in (AuditMetrics, NotifierMetrics):
+    for metrics in (AuditMetrics, NotifierMetrics, RemindersMetrics):
         registry = CollectorRegistry()
         metrics(registry)
         registries.append(registry)
