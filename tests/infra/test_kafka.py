@@ -20,6 +20,7 @@ from infra.data.kafka_properties import (
     validate_replication,
 )
 from platform_cli.offline import Declared, DeclaredResource, run_program
+from tests.infra.stack_fixtures import REGION, prod_and_dev
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/msk-data-key"
@@ -54,18 +55,13 @@ def _args(stack: str, **overrides: Any) -> KafkaClusterArgs:
     return dataclasses.replace(base, **overrides)
 
 
-def _run(args: KafkaClusterArgs, stack: str) -> Declared:
-    return run_program(lambda: KafkaCluster("kafka", args), stack=stack, region="eu-west-1")
+def _declare(stack: str, **overrides: Any) -> Declared:
+    return run_program(
+        lambda: KafkaCluster("kafka", _args(stack, **overrides)), stack=stack, region=REGION
+    )
 
 
-@pytest.fixture(scope="module")
-def prod() -> Declared:
-    return _run(_args("prod"), "prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Declared:
-    return _run(_args("dev"), "dev")
+prod, dev = prod_and_dev(_declare)
 
 
 def _cluster(declared: Declared) -> DeclaredResource:
@@ -219,7 +215,7 @@ def test_security_group_admits_only_the_node_group_on_the_iam_port(prod: Declare
 
 
 def test_prometheus_scrape_ports_open_only_to_the_node_group_when_asked() -> None:
-    declared = _run(_args("dev", allow_prometheus_scrape=True), "dev")
+    declared = _declare("dev", allow_prometheus_scrape=True)
     rules = declared.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]
     assert [(r["fromPort"], r["toPort"]) for r in rules] == [(9098, 9098), (11001, 11002)]
     assert all(r["securityGroups"] == [NODE_SG] and not r.get("cidrBlocks") for r in rules)

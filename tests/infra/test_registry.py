@@ -13,6 +13,7 @@ from infra.contracts import APP_NAMES
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.registry.lifecycle import lifecycle_policy, lifecycle_policy_json, repository_name
 from platform_cli.offline import Declared, run_program
+from tests.infra.stack_fixtures import REGION, prod_and_dev
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/ecr-key"
@@ -29,18 +30,13 @@ def _args(stack: str, **overrides: Any) -> RegistryArgs:
     return RegistryArgs(**fields)
 
 
-def _run(args: RegistryArgs, stack: str) -> Declared:
-    return run_program(lambda: Registry("registry", args), stack=stack, region="eu-west-1")
+def _declare(stack: str, **overrides: Any) -> Declared:
+    return run_program(
+        lambda: Registry("registry", _args(stack, **overrides)), stack=stack, region=REGION
+    )
 
 
-@pytest.fixture(scope="module")
-def prod() -> Declared:
-    return _run(_args("prod"), "prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Declared:
-    return _run(_args("dev"), "dev")
+prod, dev = prod_and_dev(_declare)
 
 
 # --- Pure functions ------------------------------------------------------------------------------
@@ -144,7 +140,7 @@ def test_every_repository_is_tagged_and_parented(dev: Declared) -> None:
 
 
 def test_custom_app_list_and_no_prefix() -> None:
-    declared = _run(_args("dev", app_names=("svc",), repository_prefix=""), "dev")
+    declared = _declare("dev", app_names=("svc",), repository_prefix="")
     assert [r.inputs["name"] for r in declared.of_type("aws:ecr/repository:Repository")] == ["svc"]
 
 
