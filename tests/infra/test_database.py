@@ -17,8 +17,12 @@ from infra.data.rds_parameters import (
     postgres_parameters,
     valid_performance_insights_retention,
 )
-from platform_cli.offline import Declared, DeclaredResource, run_program
-from tests.infra.stack_fixtures import REGION, prod_and_dev
+from platform_cli.offline import Declared, DeclaredResource
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    declare_component,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/rds-data-key"
@@ -52,9 +56,7 @@ def _args(stack: str, **overrides: Any) -> DatabaseArgs:
 
 
 def _declare(stack: str, **overrides: Any) -> Declared:
-    return run_program(
-        lambda: Database("db", _args(stack, **overrides)), stack=stack, region=REGION
-    )
+    return declare_component(lambda: Database("db", _args(stack, **overrides)), stack)
 
 
 prod, dev = prod_and_dev(_declare)
@@ -268,6 +270,4 @@ def test_every_taggable_resource_carries_base_tags(
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ValueError) as info:
-        Database("db", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(lambda: Database("db", _args("prod", **overrides)), fragment)

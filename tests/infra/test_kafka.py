@@ -19,8 +19,12 @@ from infra.data.kafka_properties import (
     server_properties,
     validate_replication,
 )
-from platform_cli.offline import Declared, DeclaredResource, run_program
-from tests.infra.stack_fixtures import REGION, prod_and_dev
+from platform_cli.offline import Declared, DeclaredResource
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    declare_component,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/msk-data-key"
@@ -56,9 +60,7 @@ def _args(stack: str, **overrides: Any) -> KafkaClusterArgs:
 
 
 def _declare(stack: str, **overrides: Any) -> Declared:
-    return run_program(
-        lambda: KafkaCluster("kafka", _args(stack, **overrides)), stack=stack, region=REGION
-    )
+    return declare_component(lambda: KafkaCluster("kafka", _args(stack, **overrides)), stack)
 
 
 prod, dev = prod_and_dev(_declare)
@@ -326,7 +328,6 @@ def test_registered_outputs_are_what_apps_need(prod: Declared) -> None:
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    # Outside a Pulumi program: validation must run before the component registers anything.
-    with pytest.raises(ValueError) as info:
-        KafkaCluster("kafka", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(
+        lambda: KafkaCluster("kafka", _args("prod", **overrides)), fragment
+    )

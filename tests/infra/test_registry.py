@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 from infra.contracts import APP_NAMES
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.registry.lifecycle import lifecycle_policy, lifecycle_policy_json, repository_name
-from platform_cli.offline import Declared, run_program
-from tests.infra.stack_fixtures import REGION, prod_and_dev
+from platform_cli.offline import Declared
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    declare_component,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/ecr-key"
@@ -31,9 +35,7 @@ def _args(stack: str, **overrides: Any) -> RegistryArgs:
 
 
 def _declare(stack: str, **overrides: Any) -> Declared:
-    return run_program(
-        lambda: Registry("registry", _args(stack, **overrides)), stack=stack, region=REGION
-    )
+    return declare_component(lambda: Registry("registry", _args(stack, **overrides)), stack)
 
 
 prod, dev = prod_and_dev(_declare)
@@ -157,6 +159,6 @@ def test_custom_app_list_and_no_prefix() -> None:
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ValueError) as info:
-        Registry("registry", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(
+        lambda: Registry("registry", _args("prod", **overrides)), fragment
+    )

@@ -41,28 +41,23 @@ def _deployment_scaler(
 
 
 def cpu_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
-    return _deployment_scaler(
-        _HPA,
-        spec,
-        ctx,
-        wave,
-        {
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": spec.target_cpu_percent,
-                        },
+    cpu = {
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": spec.target_cpu_percent,
                     },
-                }
-            ],
-            # Scale down slowly: a burst of events usually comes back.
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
-        },
-    )
+                },
+            }
+        ],
+        # Scale down slowly: a burst of events usually comes back.
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+    }
+    return _deployment_scaler(_HPA, spec, ctx, wave, cpu)
 
 
 def trigger_auth_name(app: str) -> str:
@@ -103,16 +98,9 @@ def _kafka_trigger(spec: AppSpec, ctx: EnvContext, topic_name: str) -> Manifest:
 
 
 def lag_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
-    return _deployment_scaler(
-        _KEDA,
-        spec,
-        ctx,
-        wave,
-        {
-            "pollingInterval": 30,
-            "cooldownPeriod": 300,
-            "triggers": [
-                _kafka_trigger(spec, ctx, name) for name in sorted(spec.contract.consumes)
-            ],
-        },
-    )
+    lag = {
+        "pollingInterval": 30,
+        "cooldownPeriod": 300,
+        "triggers": [_kafka_trigger(spec, ctx, name) for name in sorted(spec.contract.consumes)],
+    }
+    return _deployment_scaler(_KEDA, spec, ctx, wave, lag)
