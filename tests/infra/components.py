@@ -1,10 +1,8 @@
 """What the component tests (database, kafka, registry) share: declaring one component under the
 recording mocks, its `prod` and `dev` fixtures, and the bad-input check.
 
-    def _declare(stack: str, **overrides: Any) -> Declared:
-        return declare_component(lambda: Registry("registry", _args(stack, **overrides)), stack)
-
-    prod, dev = prod_and_dev(_declare)
+    prod, dev = prod_and_dev(lambda stack: Registry("registry", _args(stack)))
+    declared = declare_component(lambda: Registry("registry", _args("dev", ...)), "dev")
 """
 
 from __future__ import annotations
@@ -25,13 +23,13 @@ def declare_component(build: Callable[[], object], stack: str) -> Declared:
     return run_program(build, stack=stack, region=REGION)
 
 
-def prod_and_dev(declare: Callable[[str], Declared]) -> tuple[Any, Any]:
-    """Module-scoped fixtures named `prod` and `dev`: `declare(stack)` for each stack."""
+def prod_and_dev(build: Callable[[str], object]) -> tuple[Any, Any]:
+    """Module-scoped fixtures named `prod` and `dev`: what `build(stack)` declares in each."""
 
     def for_stack(stack: str) -> Any:
         @pytest.fixture(scope="module", name=stack)
         def declared() -> Declared:
-            return declare(stack)
+            return declare_component(lambda: build(stack), stack)
 
         return declared
 

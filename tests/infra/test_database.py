@@ -20,7 +20,6 @@ from infra.data.rds_parameters import (
 from platform_cli.offline import Declared, DeclaredResource
 from tests.infra.components import (
     assert_refused_naming_the_field,
-    declare_component,
     prod_and_dev,
 )
 from tests.infra.taggable import assert_tagged
@@ -55,11 +54,7 @@ def _args(stack: str, **overrides: Any) -> DatabaseArgs:
     return dataclasses.replace(base, **overrides)
 
 
-def _declare(stack: str, **overrides: Any) -> Declared:
-    return declare_component(lambda: Database("db", _args(stack, **overrides)), stack)
-
-
-prod, dev = prod_and_dev(_declare)
+prod, dev = prod_and_dev(lambda stack: Database("db", _args(stack)))
 
 
 def _instance(declared: Declared) -> DeclaredResource:

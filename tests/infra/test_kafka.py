@@ -59,11 +59,7 @@ def _args(stack: str, **overrides: Any) -> KafkaClusterArgs:
     return dataclasses.replace(base, **overrides)
 
 
-def _declare(stack: str, **overrides: Any) -> Declared:
-    return declare_component(lambda: KafkaCluster("kafka", _args(stack, **overrides)), stack)
-
-
-prod, dev = prod_and_dev(_declare)
+prod, dev = prod_and_dev(lambda stack: KafkaCluster("kafka", _args(stack)))
 
 
 def _cluster(declared: Declared) -> DeclaredResource:
@@ -217,7 +213,9 @@ def test_security_group_admits_only_the_node_group_on_the_iam_port(prod: Declare
 
 
 def test_prometheus_scrape_ports_open_only_to_the_node_group_when_asked() -> None:
-    declared = _declare("dev", allow_prometheus_scrape=True)
+    declared = declare_component(
+        lambda: KafkaCluster("kafka", _args("dev", allow_prometheus_scrape=True)), "dev"
+    )
     rules = declared.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]
     assert [(r["fromPort"], r["toPort"]) for r in rules] == [(9098, 9098), (11001, 11002)]
     assert all(r["securityGroups"] == [NODE_SG] and not r.get("cidrBlocks") for r in rules)

@@ -34,11 +34,7 @@ def _args(stack: str, **overrides: Any) -> RegistryArgs:
     return RegistryArgs(**fields)
 
 
-def _declare(stack: str, **overrides: Any) -> Declared:
-    return declare_component(lambda: Registry("registry", _args(stack, **overrides)), stack)
-
-
-prod, dev = prod_and_dev(_declare)
+prod, dev = prod_and_dev(lambda stack: Registry("registry", _args(stack)))
 
 
 # --- Pure functions ------------------------------------------------------------------------------
@@ -142,7 +138,8 @@ def test_every_repository_is_tagged_and_parented(dev: Declared) -> None:
 
 
 def test_custom_app_list_and_no_prefix() -> None:
-    declared = _declare("dev", app_names=("svc",), repository_prefix="")
+    args = _args("dev", app_names=("svc",), repository_prefix="")
+    declared = declare_component(lambda: Registry("registry", args), "dev")
     assert [r.inputs["name"] for r in declared.of_type("aws:ecr/repository:Repository")] == ["svc"]
 
 
