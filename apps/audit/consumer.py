@@ -46,7 +46,7 @@ from apps.common.consumer import readiness
 from apps.common.db import make_pool
 from apps.common.envelope import EnvelopeError, canonical_json
 from apps.common.kafka import dead_letter, make_consumer, make_producer
-from apps.common.tracing import extract_context
+from apps.common.tracing import max_span_links, span_context_of
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("apps.audit")
@@ -54,7 +54,6 @@ tracer = trace.get_tracer("apps.audit")
 DB_RETRY_S = 0.2
 DB_RETRY_MAX_S = 5.0
 RECOVERY_BACKOFF_S = 1.0
-MAX_SPAN_LINKS = 32
 
 
 class Stopping(Exception):
@@ -172,12 +171,10 @@ class AuditService:
         for tp, rs in batch.items():
             self.metrics.consumed.labels(tp.topic).inc(len(rs))
         self.metrics.batch_size.observe(len(records))
-        # One span per batch, linked to (a sample of) the producers' spans: a batch has many
-        # parents, which is what span links are for.
-        links = [
-            Link(trace.get_current_span(extract_context(r.headers)).get_span_context())
-            for r in records[:MAX_SPAN_LINKS]
-        ]
+        # One span per batch, linked to its records' publish spans: a batch has many parents,
+        # which is what span links are for. At most the SDK's link limit (128 by default,
+        # OTEL_SPAN_LINK_COUNT_LIMIT): the records of a bigger batch beyond it are not linked.
+        links = [Link(span_context_of(r.headers)) for r in records[: max_span_links()]]
         with tracer.start_as_current_span(
             "audit.batch", kind=SpanKind.CONSUMER, links=[lk for lk in links if lk.context.is_valid]
         ) as span:
