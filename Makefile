@@ -1,5 +1,6 @@
 # The two commands a new user needs: `make local` (the platform's main job on embedded parts)
-# and `make test` (the whole suite). Both create the virtualenv themselves.
+# and `make test` (the whole suite). Both create the virtualenv themselves. `make unit` is the
+# fast lane (the suite without the slow tier).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -54,7 +55,13 @@ web:
 test: venv lint tools localstack-venv web
 	$(BIN)/python -m pytest
 
-local: venv
+# The fast lane while you work: every test outside the slow tier (tests/conftest.py says what is
+# slow: real servers, processes, containers, a browser), without the LocalStack and tools venvs,
+# on every core (one test file per worker, so module fixtures run once).
+unit: venv
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
+
+local: venv web
 	$(BIN)/platform local
 
 render: venv

@@ -17,9 +17,11 @@ Measures:
 - notifier delivery rate to a local webhook;
 - peak RSS (VmHWM) of every app process.
 
-Uses the embedded Tansu broker and PostgreSQL unless KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are
-set. Everything (load generator included) shares this machine's cores, which is part of what
-the figures say.
+Uses the embedded Tansu broker and PostgreSQL unless KAFKA_BOOTSTRAP_SERVERS / DB_HOST (with
+the other DB_* facts) are set. The apps get the facts channel from the same function as a pod
+(`platform_cli.local_facts`) and run under the process kit (`platform_cli.processes`).
+Everything (load generator included) shares this machine's cores, which is part of what the
+figures say.
 """
 
 from __future__ import annotations
@@ -29,9 +31,7 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -59,6 +59,9 @@ from platform_cli.embedded import (  # noqa: E402
     kafka_broker,
     postgres_server,
 )
+from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
+from platform_cli.processes import Process, poll_until  # noqa: E402
+from platform_cli.processes import http_ok as _http_ok  # noqa: E402
 
 PARTITIONS = 3
 RUNS = 3
@@ -85,52 +88,41 @@ def pct(values: list[float], q: float) -> float:
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
+    """True once `predicate` holds, False after `timeout` (the kit's `poll_until`)."""
+    return poll_until(predicate, timeout, interval)
 
 
 @dataclass
 class AppProcess:
-    """A subprocess whose peak RSS we report; stopped with SIGTERM."""
+    """A Python subprocess (the process kit's) whose peak RSS we report; stopped with SIGTERM."""
 
     name: str
     args: list[str]
     env: dict[str, str]
     log_dir: Path
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
 
     def start(self) -> AppProcess:
-        log = (self.log_dir / f"{self.name}.log").open("ab")
-        self.process = subprocess.Popen(
+        self.process = Process(
             [sys.executable, *self.args],
-            cwd=REPO,
             env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+            cwd=REPO,
+            log=self.log_dir / f"{self.name}.log",
+            stop_grace_s=15.0,
+        ).spawn()
         return self
 
     def peak_rss_mb(self) -> float:
         assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.process.started_pid}/status").read_text()
         for line in status.splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process is not None:
+            self.process.terminate()
 
 
 def metric(port: int, name: str) -> float:
@@ -147,10 +139,7 @@ def metric(port: int, name: str) -> float:
 
 
 def http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
+    return _http_ok(url)
 
 
 # --- phase 1: raw kafka-python -------------------------------------------------------------------
@@ -317,10 +306,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ):
             migrate(dsn, app, directory)
         base_env = {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DATABASE_URL": dsn,
+            **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
             "LOG_LEVEL": "WARNING",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": "",
             **FAST_GROUP,
         }
         try:

@@ -188,6 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from apps.common.db import migrate
     from apps.events_api.cli import MIGRATIONS_DIR
     from platform_cli.embedded import create_topics, free_port
+    from platform_cli.local_facts import Database, local_app_environment
 
     results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds")}
     client_counts = [1, 10, 50] if args.quick else [1, 10, 50, 100, 200]
@@ -202,12 +203,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "events-api",
             ["-m", "apps.events_api.cli", "serve", "--host", LOCAL, "--port", str(port)],
             {
-                "DATABASE_URL": dsn,
-                "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
                 "EVENTS_TOPIC": topics["events"],
                 "TASKS_TOPIC": topics["tasks"],
                 "LOG_LEVEL": "WARNING",
-                "OTEL_EXPORTER_OTLP_ENDPOINT": "",
                 "STREAM_HISTORY": "0",
                 "STREAM_MAX_CLIENTS": "1000",
             },

@@ -7,9 +7,12 @@ rename happens in one place and the tests catch every consumer that did not foll
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, TypeVar
+
+V = TypeVar("V")
 
 ENVIRONMENTS: tuple[str, ...] = ("localstack", "dev", "staging", "prod")
 """Every stack of the Pulumi project; each has `stacks/Pulumi.<env>.yaml` and `gitops/<env>/`."""
@@ -81,6 +84,44 @@ class DbSecretKey(StrEnum):
 
 
 KAFKA_AUTH_MODES: tuple[str, ...] = ("iam", "plaintext")
+
+
+def app_environment(
+    facts: Mapping[Fact, V],
+    db_credentials: Mapping[DbSecretKey, V] | None = None,
+    *,
+    complete: bool = True,
+) -> dict[str, V]:
+    """The facts channel as an app sees it: one environment variable per `Fact` (the
+    `platform-facts` ConfigMap) and per `DbSecretKey` (the `platform-db` Secret), named by its key.
+
+    The one place this mapping is written. `FactsChannel` builds the ConfigMap from it (without
+    credentials: External Secrets writes those), and every run without a cluster (`platform
+    local`, compose.yaml, the deploy rehearsal, the bench, the tests) sets the apps' environment
+    from it, so an app reads the same variables wherever it runs.
+
+    `complete` (the default) requires every `Fact`, and both credentials when any are given; a
+    partial environment (`complete=False`) is for tests that give an app only its database.
+    """
+    fact_keys = {fact.value for fact in Fact}
+    secret_keys = {key.value for key in DbSecretKey}
+    unknown = [str(k) for k in facts if str(k) not in fact_keys]
+    unknown += [str(k) for k in (db_credentials or {}) if str(k) not in secret_keys]
+    if unknown:
+        raise ValueError(
+            f"facts channel: unknown key(s) {', '.join(unknown)}; allowed: "
+            f"{', '.join(sorted(fact_keys | secret_keys))}"
+        )
+    if complete:
+        missing = [fact.value for fact in Fact if fact not in facts]
+        if db_credentials is not None:
+            missing += [key.value for key in DbSecretKey if key not in db_credentials]
+        if missing:
+            raise ValueError(f"facts channel: missing {', '.join(missing)}; every key is required")
+    credentials = db_credentials or {}
+    env = {fact.value: facts[fact] for fact in Fact if fact in facts}
+    env.update({key.value: credentials[key] for key in DbSecretKey if key in credentials})
+    return env
 
 
 # --- The notifier's channel credentials ------------------------------------------------------

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from infra.cluster.eks import EksCluster, EksClusterArgs
 from infra.cluster.kubeconfig import KubeconfigCluster, KubeconfigClusterArgs
 from infra.config import PlatformConfig
+from infra.contracts import NOTIFIER_CHANNELS_SECRET, notifier_channels_secret_id
 from infra.data.database import Database, DatabaseArgs
 from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
@@ -26,6 +27,7 @@ from infra.platform.layer import (
     PlatformLayerArgs,
 )
 from infra.registry.ecr import Registry, RegistryArgs
+from infra.security.app_secrets import AppSecrets, AppSecretsArgs
 from infra.security.ci_roles import CiRoles, CiRolesArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
@@ -292,8 +294,20 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
         "dbName": database.db_name,
         "dbSecretArn": database.master_secret_arn,
     }
+    app_secrets = AppSecrets(
+        "app-secrets",
+        AppSecretsArgs(
+            secrets={NOTIFIER_CHANNELS_SECRET: notifier_channels_secret_id(prefix)},
+            kms_key_arn=keys.arns["secrets"],
+            protect=protect,
+            tags=tags,
+        ),
+        opts=with_aws,
+    )
     return ManagedLayerArgs(
         **base.layer_fields(eks.provider),
+        app_secret_arns=list(app_secrets.arns.values()),
+        app_secrets_kms_key_arn=keys.arns["secrets"],
         cluster_name=eks.cluster_name,
         audit_bucket_arn=base.archive.bucket_arn,
         audit_bucket_kms_key_arn=keys.arns["s3"],
@@ -338,5 +352,8 @@ def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:
         "msk": cfg.kafka.mode == "msk",
         "rds": cfg.database.mode == "rds",
         "ecr": cfg.registry.create,
+        # The apps' own Secrets Manager secrets (the notifier's channels); the local flavour
+        # keeps them as Kubernetes Secrets.
+        "secrets": cfg.flavour == "aws",
     }
     return tuple(purpose for purpose in KEY_PURPOSES if used[purpose])

@@ -2,7 +2,7 @@
 
 The broker comes from the facts channel's variables (`KAFKA_BOOTSTRAP_SERVERS`,
 `KAFKA_AUTH_MODE`, `AWS_REGION`), the notifier's database (for re-arming its dead deliveries)
-from `DATABASE_URL` or `DB_*`, as the apps read them.
+from the DB_* variables, as the apps read them.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def replay_command(
         True,
         "--rearm/--no-rearm",
         help="Re-arm the notifier's dead deliveries of replayed delivery failures (needs its "
-        "database: DATABASE_URL or DB_*); without it the notifier skips them as done.",
+        "database: the DB_* variables); without it the notifier skips them as done.",
     ),
     read_timeout: float = typer.Option(
         120.0, "--read-timeout", min=1.0, help="Seconds allowed to read the topic to its end."
@@ -252,8 +252,8 @@ def _rearm(console: Console, db: DbSettings, event_ids: list[uuid.UUID]) -> int:
     except psycopg.Error as exc:
         console.print(
             f"[red]cannot re-arm the notifier's dead deliveries on {db.redacted()}: "
-            f"{escape(str(exc).strip())}[/red]\nNothing was published. Point DATABASE_URL (or "
-            "DB_*) at the notifier's database, or pass --no-rearm to replay without it "
+            f"{escape(str(exc).strip())}[/red]\nNothing was published. Point the DB_* variables "
+            "at the notifier's database, or pass --no-rearm to replay without it "
             "(the notifier then skips the deliveries it recorded as dead).",
             soft_wrap=True,
         )

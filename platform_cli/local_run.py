@@ -1,15 +1,20 @@
 """The whole platform on one machine: what `platform local` runs, step by step.
 
 Embedded parts (from `platform_cli.embedded`): the Tansu broker, PostgreSQL and the AWS emulator
-(moto's server, or LocalStack when `LOCALSTACK_ENDPOINT` answers). Then the topics from
-`infra.contracts`, one database per app with its migrations, the archive bucket, a webhook sink,
-and events-api, notifier and audit as real subprocesses. A demo burst goes through the front door
-(events and tasks over HTTP with an API key) plus one poison record straight to Kafka (to show
-the dead-letter path). Then the audit log is archived to S3 in short windows, so the whole demo
-lands in the bucket within seconds (the deployed archiver uses hour windows).
+(moto's server, or LocalStack when `LOCALSTACK_ENDPOINT` answers). Then what a deployed env runs,
+in the same order and with the same commands (the catalog's, `infra.gitops.catalog`): the topics
+Job (the topics' one owner), each app's migrations into the one shared database, the archive
+bucket, a webhook sink, and every app's workload as a real subprocess. The apps get the facts
+channel from `infra.contracts.app_environment` (through `platform_cli.local_facts`), as pods do.
 
-Every process started here runs in its own session (a Ctrl-C in the terminal reaches only us) and
-is stopped by `LocalRun.close()`, which the CLI calls on every exit path.
+A demo burst goes through the front door (events and tasks over HTTP with an API key) plus one
+poison record straight to Kafka (to show the dead-letter path). Then the audit log is archived to
+S3 in short windows, so the whole demo lands in the bucket within seconds (the deployed archiver
+uses hour windows).
+
+Every process started here comes from the process kit (`platform_cli.processes`): it runs in its
+own session (a Ctrl-C in the terminal reaches only us) and is stopped by `LocalRun.close()`,
+which the CLI calls on every exit path.
 """
 
 from __future__ import annotations
@@ -19,14 +24,11 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,14 +43,24 @@ from infra.contracts import (
     TOPICS,
     app_contract,
 )
+from infra.gitops.catalog import APP_SPECS, TOPICS_JOB_COMMAND, AppSpec
+from infra.gitops.manifests.jobs import TOPICS_SPEC_ENV, topics_spec_json
 from platform_cli import embedded
+from platform_cli.local_facts import (
+    LOCAL_REGION,
+    Database,
+    local_app_environment,
+    local_database_name,
+)
+from platform_cli.processes import HttpProcess, NotReady, Process, poll_until
 from platform_cli.webhook_sink import count_deliveries
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RUN_DIR = REPO_ROOT / ".local-run"
 ARCHIVE_BUCKET = "plat-local-audit-archive"
-REGION = "us-east-1"
+REGION = LOCAL_REGION
 DEMO_CATEGORIES = ("signup", "payment", "deploy", "alert")
+APP_STOP_GRACE_S = 10.0
 
 Step = Callable[[str], contextlib.AbstractContextManager[None]]
 """`with step("starting X"):` — the CLI shows progress; tests pass a no-op."""
@@ -104,17 +116,16 @@ class Report:
 
 @dataclass
 class Child:
+    """A process this run started: a server (`long_running`, must not exit) or a one-shot."""
+
     name: str
-    process: subprocess.Popen[bytes]
+    process: Process | HttpProcess
     log: Path
+    long_running: bool = False
 
-
-def _http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
-            return bool(200 <= response.status < 300)
-    except (urllib.error.URLError, OSError):
-        return False
+    @property
+    def pid(self) -> int | None:
+        return self.process.started_pid
 
 
 def _tail(path: Path, chars: int = 1500) -> str:
@@ -141,7 +152,10 @@ class LocalRun:
         self.kafka: embedded.KafkaBroker | None = None
         self.postgres: embedded.PostgresServer | None = None
         self.aws_endpoint = ""
-        self.databases: dict[str, str] = {}
+        self.database: Database | None = None
+        """The one database every app shares, as in a deployed env."""
+        self.demo_key = ""
+        """The demo's API key: printed once with --keep-running, never in the report file."""
         self.ports: dict[str, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -153,7 +167,7 @@ class LocalRun:
                 return
             self._closed = True
         for child in reversed(self.children):
-            _terminate(child.process)
+            child.process.terminate()
         if self._plan_thread is not None:
             self._plan_thread.join(timeout=30)
         self._stack.close()
@@ -172,23 +186,29 @@ class LocalRun:
             pg_dir = Path(tempfile.mkdtemp(prefix="platform-local-pg-"))
             self._stack.callback(shutil.rmtree, pg_dir, True)
             self.postgres = self._stack.enter_context(embedded.postgres_server(pg_dir / "data"))
+            self.database = self.postgres.database(local_database_name())
+            self.postgres.create_database(self.database.name)
         with self.step("AWS emulator"):
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
             emulator = self._stack.enter_context(embedded.aws_emulator())
             self.aws_endpoint = emulator.endpoint
             self._s3().create_bucket(Bucket=ARCHIVE_BUCKET)
         with self.step(f"topics: {', '.join(t.name for t in TOPICS)}"):
-            for partitions in sorted({t.partitions for t in TOPICS}):
-                names = [t.name for t in TOPICS if t.partitions == partitions]
-                embedded.create_topics(self.kafka.bootstrap, names, partitions=partitions)
-        with self.step("databases and migrations"):
-            for app in APPS:
-                self.databases[app.name] = self.postgres.create_database(app.name.replace("-", "_"))
-            self._run_all([(app.name, [*_app_command(app.name), "migrate"]) for app in APPS])
+            # The topics Job, as the PreSync hook runs it: one replica here, so replication 1.
+            topics_env = {
+                **self._app_env(APPS[0].name),
+                TOPICS_SPEC_ENV: topics_spec_json(replication_factor=1, min_insync_replicas=1),
+            }
+            self._run_all([("kafka-topics", _python(TOPICS_JOB_COMMAND), topics_env)])
+        with self.step("migrations"):
+            # In parallel, as the PreSync Jobs run, into the one database all apps share.
+            self._run_all(
+                [(f"{app.name}-migrate", _command(app.name, "migrate"), None) for app in APPS]
+            )
         with self.step("webhook sink"):
             port = embedded.free_port()
             self.ports["webhook-sink"] = port
-            self._spawn(
+            sink = self._spawn_server(
                 "webhook-sink",
                 [
                     sys.executable,
@@ -200,15 +220,23 @@ class LocalRun:
                     str(self.sink_file),
                 ],
                 dict(os.environ),
+                f"http://127.0.0.1:{port}/healthz",
             )
-            self._wait_http("webhook-sink", f"http://127.0.0.1:{port}/healthz")
-        with self.step("events-api, notifier, audit"):
+            self._wait_ready(sink)
+        with self.step(", ".join(app.name for app in APPS)):
+            servers = []
             for app in APPS:
                 self.ports[app.name] = embedded.free_port()
-                command = [*_app_command(app.name), "serve" if app.kind == "producer" else "run"]
-                self._spawn(app.name, command, self._app_env(app.name))
-            for app in APPS:
-                self._wait_http(app.name, f"http://127.0.0.1:{self.ports[app.name]}/readyz")
+                servers.append(
+                    self._spawn_server(
+                        app.name,
+                        _command(app.name, _spec(app.name).main_verb),
+                        self._app_env(app.name),
+                        f"http://127.0.0.1:{self.ports[app.name]}/readyz",
+                    )
+                )
+            for server in servers:
+                self._wait_ready(server)
         self.report.urls = self._urls()
         self.report.logs = str(self.logs)
         self.report.elapsed_s = round(time.monotonic() - started, 1)
@@ -220,6 +248,7 @@ class LocalRun:
         options = self.options
         with self.step(f"demo burst: {options.events} events, {options.tasks} tasks"):
             key = self._create_api_key()
+            self.demo_key = key
             self._send_burst(key)
         with self.step("1 poison record straight to Kafka"):
             self._send_poison()
@@ -237,9 +266,8 @@ class LocalRun:
         with self.step("archiving the audit log to S3"):
             self._wait_for_windows_to_close()
             window = str(options.archive_window_s)
-            self._run_all(
-                [("audit-archive", [*_app_command("audit"), "archive", "--window-seconds", window])]
-            )
+            archive = _command("audit", "archive", "--window-seconds", window)
+            self._run_all([("audit-archive", archive, None)])
             self.report.archive_objects = self._count_archive_objects()
             self.report.archived_rows = self._archived_rows()
             # Every window the archiver recorded must be an object in the bucket.
@@ -247,15 +275,15 @@ class LocalRun:
         if self._plan_thread is not None:
             with self.step("offline plan of every stack"):
                 self._plan_thread.join(timeout=self.options.timeout_s)
-        self.report.pids = [c.process.pid for c in self.children] + self._embedded_pids()
+        self.report.pids = [c.pid for c in self.children if c.pid] + self._embedded_pids()
         return self.report
 
     def _embedded_pids(self) -> list[int]:
         """The broker's and PostgreSQL's server pids (started by `embedded`, stopped by close)."""
         pids = []
-        broker = getattr(self.kafka, "_process", None)
+        broker = self.kafka.pid if self.kafka is not None else None
         if broker is not None:
-            pids.append(broker.pid)
+            pids.append(broker)
         data_dir = self.postgres.data_dir if self.postgres is not None else None
         if data_dir is not None:
             with contextlib.suppress(OSError, ValueError, IndexError):
@@ -265,16 +293,13 @@ class LocalRun:
     def _create_api_key(self) -> str:
         name = f"local-demo-{int(time.time())}"
         result = subprocess.run(
-            [
-                *_app_command("events-api"),
+            _command(
+                "events-api",
                 "create-key",
-                "--name",
-                name,
-                "--monthly-quota",
-                "1000000",
-                "--rate-per-minute",
-                "100000",
-            ],
+                *("--name", name),
+                *("--monthly-quota", "1000000"),
+                *("--rate-per-minute", "100000"),
+            ),
             env=self._app_env("events-api"),
             cwd=REPO_ROOT,
             capture_output=True,
@@ -329,24 +354,26 @@ class LocalRun:
             time.sleep(remaining)
 
     def _wait_for_pipeline(self) -> None:
-        deadline = time.monotonic() + self.options.timeout_s
-        while True:
+        """Until audit, notifier and both dead-letter topics have it all (or the timeout: the
+        report then shows what is missing); an app that dies ends the run with its log."""
+
+        def processed() -> bool:
+            self.check_children()
             self._count_pipeline()
-            done = all(
+            return all(
                 getattr(self.report, key) >= self.report.expected[key]
                 for key in ("audit_rows", "notifications_delivered", "dead_letters")
             )
-            if done or time.monotonic() > deadline:
-                return
-            self.check_children()
-            time.sleep(0.5)
+
+        poll_until(processed, timeout=self.options.timeout_s, interval=0.5)
 
     # --- counting ------------------------------------------------------------------------------
 
     def _audit_scalar(self, sql: str) -> Any:
         import psycopg
 
-        with psycopg.connect(self.databases["audit"], connect_timeout=5) as conn:
+        assert self.database is not None
+        with psycopg.connect(self.database.url, connect_timeout=5) as conn:
             row = conn.execute(sql).fetchone()
         return row[0] if row else None
 
@@ -405,7 +432,7 @@ class LocalRun:
     def _plan_one(self, stack: str) -> None:
         out = self.options.run_dir / f"plan-{stack}.json"
         log = self.logs / f"plan-{stack}.log"
-        child = self._spawn(
+        child = self._spawn_one_shot(
             f"plan-{stack}",
             [
                 sys.executable,
@@ -421,10 +448,11 @@ class LocalRun:
             {**os.environ, "COLUMNS": "200"},
             log=log,
         )
-        child.process.wait()
+        assert isinstance(child.process, Process)
+        code = child.process.wait(timeout=self.options.timeout_s * 5)
         policy = next(
             (ln.strip() for ln in _tail(log, 5000).splitlines() if ln.startswith("policy:")),
-            f"plan exited {child.process.returncode}",
+            f"plan exited {code}",
         )
         resources = None
         with contextlib.suppress(OSError, ValueError, KeyError):
@@ -439,25 +467,29 @@ class LocalRun:
             old.unlink(missing_ok=True)
 
     def _app_env(self, name: str) -> dict[str, str]:
-        assert self.kafka is not None
+        """The facts channel (`local_app_environment`) plus what is local-only: the emulator's
+        endpoint and test keys, short consumer heartbeats, the app's port and channels."""
         contract = app_contract(name)
         env = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("AWS_", "KAFKA_", "DB_", "NOTIFIER_", "AUDIT_", "EVENTS_API_"))
-            and key not in ("DATABASE_URL", "PORT")
+            and key not in ("PORT", "PLATFORM_ENVIRONMENT", "OTEL_EXPORTER_OTLP_ENDPOINT")
         }
+        assert self.kafka is not None and self.database is not None
         env.update(
-            PLATFORM_ENVIRONMENT="local",
+            local_app_environment(
+                kafka_bootstrap=self.kafka.bootstrap,
+                database=self.database,
+                archive_bucket=ARCHIVE_BUCKET if contract.uses_archive_bucket else "",
+            )
+        )
+        env.update(
             PYTHONUNBUFFERED="1",
             LOG_LEVEL="INFO",
-            KAFKA_BOOTSTRAP_SERVERS=self.kafka.bootstrap,
-            KAFKA_AUTH_MODE="plaintext",
             # Tansu's first group join waits a few heartbeats: keep them short locally.
             KAFKA_HEARTBEAT_INTERVAL_MS="500",
             KAFKA_SESSION_TIMEOUT_MS="6000",
-            DATABASE_URL=self.databases[name],
-            AWS_REGION=REGION,
             AWS_ENDPOINT_URL=self.aws_endpoint,
             AWS_ACCESS_KEY_ID="test",
             AWS_SECRET_ACCESS_KEY="test",
@@ -473,67 +505,68 @@ class LocalRun:
             )
             env["NOTIFIER_ROUTES"] = json.dumps([{"channels": ["webhook"]}])
         if contract.uses_archive_bucket:
-            env["AUDIT_ARCHIVE_BUCKET"] = ARCHIVE_BUCKET
             env["AUDIT_ARCHIVE_GRACE_S"] = "0"  # the demo waits for its windows to close itself
         return env
 
-    def _spawn(
-        self, name: str, command: list[str], env: dict[str, str], log: Path | None = None
-    ) -> Child:
-        log = log or self.logs / f"{name}.log"
-        with self._lock, log.open("ab") as handle:
+    def _register(self, child: Child) -> Child:
+        """Spawn `child` unless the run is closing (no process may start after `close`)."""
+        with self._lock:
             if self._closed:
-                raise LocalRunError(f"not starting {name}: the run is stopping")
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            child = Child(name, process, log)
+                raise LocalRunError(f"not starting {child.name}: the run is stopping")
+            child.process.spawn()
             self.children.append(child)
         return child
 
-    def _run_all(self, commands: list[tuple[str, list[str]]]) -> None:
-        """Run one-shot commands in parallel; fail naming the first that failed."""
+    def _spawn_one_shot(
+        self, name: str, command: list[str], env: dict[str, str], log: Path | None = None
+    ) -> Child:
+        log = log or self.logs / f"{name}.log"
+        process = Process(command, env=env, cwd=REPO_ROOT, log=log, stop_grace_s=APP_STOP_GRACE_S)
+        return self._register(Child(name, process, log))
+
+    def _spawn_server(self, name: str, command: list[str], env: dict[str, str], url: str) -> Child:
+        log = self.logs / f"{name}.log"
+        process = HttpProcess(
+            command,
+            url=url,
+            env=env,
+            cwd=REPO_ROOT,
+            log=log,
+            ready_timeout_s=self.options.timeout_s,
+            stop_grace_s=APP_STOP_GRACE_S,
+        )
+        return self._register(Child(name, process, log, long_running=True))
+
+    def _wait_ready(self, child: Child) -> None:
+        assert isinstance(child.process, HttpProcess)
+        try:
+            child.process.wait_ready()
+        except NotReady as exc:
+            raise LocalRunError(f"{child.name} not ready: {exc}\n{_tail(child.log)}") from None
+
+    def _run_all(self, commands: list[tuple[str, list[str], dict[str, str] | None]]) -> None:
+        """Run one-shot commands in parallel (env None: the app's own, by name); fail naming
+        the first that failed."""
         started = [
-            self._spawn(f"{name}-{command[-1]}", command, self._app_env(_app_of(name)))
-            for name, command in commands
+            self._spawn_one_shot(name, command, env or self._app_env(_app_of(name)))
+            for name, command, env in commands
         ]
         for child in started:
-            try:
-                child.process.wait(timeout=self.options.timeout_s)
-            except subprocess.TimeoutExpired:
-                _terminate(child.process)
-            if child.process.returncode != 0:
-                raise LocalRunError(
-                    f"{child.name} failed ({child.process.returncode}):\n{_tail(child.log)}"
-                )
-
-    def _wait_http(self, name: str, url: str) -> None:
-        deadline = time.monotonic() + self.options.timeout_s
-        while time.monotonic() < deadline:
-            if _http_ok(url):
-                return
-            self.check_children()
-            time.sleep(0.2)
-        raise LocalRunError(f"{name} not ready at {url} after {self.options.timeout_s:.0f}s")
+            assert isinstance(child.process, Process)
+            code = child.process.wait(timeout=self.options.timeout_s)
+            if code != 0:
+                raise LocalRunError(f"{child.name} failed ({code}):\n{_tail(child.log)}")
 
     def check_children(self) -> None:
+        """Raise, with its log tail, if a server of this run has exited."""
         for child in self.children:
-            long_running = not child.name.startswith("plan-") and child.name.endswith(
-                ("events-api", "notifier", "audit", "webhook-sink")
-            )
-            if long_running and child.process.poll() is not None:
+            if child.long_running and child.process.exited():
                 raise LocalRunError(
-                    f"{child.name} exited with {child.process.returncode}:\n{_tail(child.log)}"
+                    f"{child.name} exited with {child.process.poll()}:\n{_tail(child.log)}"
                 )
 
     def alive(self) -> Iterator[Child]:
-        return (c for c in self.children if c.process.poll() is None)
+        return (c for c in self.children if c.process.running())
 
     def _urls(self) -> dict[str, str]:
         api = f"http://127.0.0.1:{self.ports['events-api']}"
@@ -542,13 +575,14 @@ class LocalRun:
             "API docs": f"{api}/docs",
             "events-api metrics": f"{api}/metrics",
         }
-        for name in ("notifier", "audit"):
-            urls[f"{name} metrics"] = f"http://127.0.0.1:{self.ports[name]}/metrics"
+        for app in APPS:
+            if app.name != "events-api":
+                urls[f"{app.name} metrics"] = f"http://127.0.0.1:{self.ports[app.name]}/metrics"
         urls["webhook deliveries"] = str(self.sink_file)
         urls["AWS emulator"] = self.aws_endpoint
-        assert self.kafka is not None and self.postgres is not None
+        assert self.kafka is not None and self.database is not None
         urls["Kafka bootstrap"] = self.kafka.bootstrap
-        urls["PostgreSQL"] = self.postgres.dsn
+        urls["PostgreSQL"] = self.database.url
         return urls
 
 
@@ -559,19 +593,16 @@ def _app_of(name: str) -> str:
     raise KeyError(name)
 
 
-def _app_command(name: str) -> list[str]:
-    """`python -m apps.<package>.cli` for a bundled app."""
-    return [sys.executable, "-m", f"apps.{name.replace('-', '_')}.cli"]
+def _spec(name: str) -> AppSpec:
+    return next(spec for spec in APP_SPECS if spec.name == name)
 
 
-def _terminate(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL whatever is left."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace_s)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(5)
+def _python(command: tuple[str, ...]) -> list[str]:
+    """A catalog command (`python -m ...`, as the images run it) with this interpreter."""
+    head, *rest = command
+    return [sys.executable if head == "python" else head, *rest]
+
+
+def _command(app: str, verb: str, *args: str) -> list[str]:
+    """The app's workload command from the catalog (`AppSpec.command`), run with this Python."""
+    return [*_python(_spec(app).command(verb)), *args]

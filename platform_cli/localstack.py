@@ -6,7 +6,7 @@ own `.localstack-venv`, built once (about 100 s) and marked by a stamp file.
 
 `localstack_server()` starts it on 4566 when that port is free (else on a free loopback port),
 waits for `/_localstack/health`, and on exit stops its whole process group and deletes its
-temporary state, so nothing survives the caller.
+temporary state, so nothing survives the caller (the process kit, `platform_cli.processes`).
 
 Command line (used by the Makefile):
     python -m platform_cli.localstack ensure-venv   # build the venv, or say why not; exit 0
@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from platform_cli.processes import HttpProcess, NotReady, free_port, port_is_free
 
 log = logging.getLogger(__name__)
 
@@ -132,24 +133,9 @@ def ensure_venv(venv: Path | None = None) -> Path:
 # --- Running it --------------------------------------------------------------------------------
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Like the server will: a just-closed listener's TIME_WAIT must not count as "in use".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def pick_port() -> int:
     """4566 (LocalStack's usual port, what the `localstack` stack config expects) when free."""
-    if _port_free(DEFAULT_PORT):
-        return DEFAULT_PORT
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return DEFAULT_PORT if port_is_free("127.0.0.1", DEFAULT_PORT) else free_port()
 
 
 def health(endpoint: str, timeout: float = 2.0) -> dict[str, str] | None:
@@ -193,26 +179,12 @@ class LocalStack:
 
     endpoint: str
     external: bool = False
-    process: subprocess.Popen[bytes] | None = None
+    process: HttpProcess | None = None
     state_dir: Path | None = None
 
     @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-
-def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
-    """SIGTERM the whole process group (LocalStack may fork helpers), then SIGKILL."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(grace_s)
-    # Children may outlive the leader; the group id is still the leader's pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(5)
+        return self.process.started_pid if self.process else None
 
 
 def start(venv: Path | None = None, timeout: float = READY_TIMEOUT_S) -> LocalStack:
@@ -230,37 +202,32 @@ def start(venv: Path | None = None, timeout: float = READY_TIMEOUT_S) -> LocalSt
     endpoint = f"http://127.0.0.1:{port}"
     state_dir = Path(tempfile.mkdtemp(prefix="localstack-"))
     (state_dir / "home").mkdir()
-    log_file = (state_dir / "localstack.log").open("wb")
-    process = subprocess.Popen(
+    log_path = state_dir / "localstack.log"
+    process = HttpProcess(
         [str(python), "-m", "localstack.runtime.main"],
+        url=f"{endpoint}/_localstack/health",
         env=host_mode_environment(port, state_dir),
         cwd=state_dir,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: stopped as a whole, immune to our Ctrl-C
+        log=log_path,
+        ready_timeout_s=timeout,
+        stop_grace_s=15.0,  # LocalStack may fork helpers; the kit stops the whole group
     )
-    log_file.close()
     server = LocalStack(endpoint=endpoint, process=process, state_dir=state_dir)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = (state_dir / "localstack.log").read_text(errors="replace")[-2000:]
-            stop(server)
-            raise LocalStackUnavailable(f"LocalStack exited with {process.returncode}:\n{tail}")
-        if health(endpoint):
-            log.info("LocalStack ready at %s (pid %s)", endpoint, process.pid)
-            return server
-        time.sleep(0.5)
-    stop(server)
-    raise LocalStackUnavailable(f"LocalStack not healthy at {endpoint} after {timeout:.0f}s")
+    try:
+        process.start()
+    except NotReady as exc:
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        stop(server)
+        raise LocalStackUnavailable(f"LocalStack not healthy at {endpoint}: {exc}\n{tail}") from exc
+    log.info("LocalStack ready at %s (pid %s)", endpoint, process.started_pid)
+    return server
 
 
 def stop(server: LocalStack) -> None:
     """Stop a LocalStack we started and delete its state; an external one is left alone."""
     if server.external or server.process is None:
         return
-    _stop(server.process)
+    server.process.terminate()
     if server.state_dir is not None:
         shutil.rmtree(server.state_dir, ignore_errors=True)
 
@@ -311,7 +278,7 @@ def _main(argv: list[str]) -> int:
         with localstack_server() as server:
             log.info("LocalStack at %s; Ctrl-C stops it", server.endpoint)
             with contextlib.suppress(KeyboardInterrupt):
-                while server.process is None or server.process.poll() is None:
+                while server.process is None or server.process.running():
                     time.sleep(1)
         return 0
     log.error("usage: python -m platform_cli.localstack [ensure-venv|run]")

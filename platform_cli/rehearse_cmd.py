@@ -7,19 +7,20 @@ stand-ins added. Everything made is removed on every exit path, Ctrl-C and SIGTE
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from infra.contracts import ENVIRONMENTS
+from platform_cli.progress import stepper
+
+if TYPE_CHECKING:
+    from platform_cli.images import BuiltImage
 
 images_app = typer.Typer(help="Build the bundled apps' images (buildah, cached).")
 
@@ -38,17 +39,6 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _stepper(console: Console) -> object:
-    @contextlib.contextmanager
-    def step(label: str) -> Iterator[None]:
-        begun = time.monotonic()
-        with console.status(f"{label} ..."):
-            yield
-        console.print(f"[green]ok[/green] {label} [dim]({time.monotonic() - begun:.1f} s)[/dim]")
-
-    return step
-
-
 def _check_base(base: str) -> None:
     if base not in BASES:
         raise typer.BadParameter(f"{base!r}; allowed: {', '.join(BASES)}", param_hint="--base")
@@ -59,25 +49,30 @@ def _check_env(env: str) -> None:
         raise typer.BadParameter(f"{env!r}; allowed: {', '.join(ENVIRONMENTS)}", param_hint="--env")
 
 
+def _built_images(console: Console, base: str, log_dir: Path) -> list[BuiltImage]:
+    """Build (or reuse) every image, or exit: 2 when the tools cannot run here, 1 on failure."""
+    from platform_cli import images, podman
+
+    _check_base(base)
+    reason = podman.unavailable_reason()
+    if reason:
+        console.print(f"[red]cannot build or run images here:[/red] {reason}")
+        raise typer.Exit(2)
+    try:
+        return images.build_all(log_dir, base=base, progress=console.print)  # type: ignore[arg-type]
+    except (images.ImageBuildError, podman.ContainerToolError) as exc:
+        console.print(f"[red]image build failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @images_app.command("build")
 def build_command(
     base: BaseOption = "auto",
     log_dir: Annotated[Path, typer.Option(help="Where build logs go.")] = Path(".rehearsal/logs"),
 ) -> None:
     """Build every app image from apps/Dockerfile (an unchanged image is reused in seconds)."""
-    from platform_cli import images, podman
-
-    _check_base(base)
     console = Console()
-    reason = podman.unavailable_reason()
-    if reason:
-        console.print(f"[red]cannot build images here:[/red] {reason}")
-        raise typer.Exit(2)
-    try:
-        built = images.build_all(log_dir, base=base, progress=console.print)  # type: ignore[arg-type]
-    except (images.ImageBuildError, podman.ContainerToolError) as exc:
-        console.print(f"[red]image build failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+    built = _built_images(console, base, log_dir)
     table = Table(title="images")
     for column in ("app", "image", "built"):
         table.add_column(column)
@@ -98,16 +93,15 @@ def push_command(
     from infra.gitops.catalog import tag_problem
     from platform_cli import images, podman
 
-    _check_base(base)
     problem = tag_problem(tag)
     if problem:
         raise typer.BadParameter(problem, param_hint="--tag")
     console = Console()
+    built = _built_images(console, base, log_dir)
     try:
-        built = images.build_all(log_dir, base=base, progress=console.print)  # type: ignore[arg-type]
         for ref in images.push_all(built, registry.rstrip("/"), tag):
             console.print(f"pushed {ref}")
-    except (images.ImageBuildError, podman.ContainerToolError) as exc:
+    except podman.ContainerToolError as exc:
         console.print(f"[red]push failed:[/red] {exc}")
         raise typer.Exit(1) from None
 
@@ -121,19 +115,14 @@ def check_command(
     log_dir: Annotated[Path, typer.Option(help="Where build logs go.")] = Path(".rehearsal/logs"),
 ) -> None:
     """Run every command gitops/<env>/ names, with --help, in the image it names."""
-    from platform_cli import images, podman
+    from platform_cli import images
     from platform_cli.rehearsal.run import GITOPS_ROOT
 
-    _check_base(base)
     envs = env or list(ENVIRONMENTS)
     for name in envs:
         _check_env(name)
     console = Console()
-    reason = podman.unavailable_reason()
-    if reason:
-        console.print(f"[red]cannot run images here:[/red] {reason}")
-        raise typer.Exit(2)
-    built = images.build_all(log_dir, base=base, progress=console.print)  # type: ignore[arg-type]
+    built = _built_images(console, base, log_dir)
     checks = images.check_commands(
         {b.app: b.ref for b in built}, images.rendered_commands(GITOPS_ROOT, envs)
     )
@@ -166,7 +155,7 @@ def rehearse_command(
         console.print(f"[yellow]rehearsal skipped:[/yellow] {reason}")
         raise typer.Exit(3)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    rehearsal = Rehearsal(RehearsalOptions(env=env, base=base), _stepper(console))  # type: ignore[arg-type]
+    rehearsal = Rehearsal(RehearsalOptions(env=env, base=base), stepper(console))  # type: ignore[arg-type]
     exit_code = 0
     try:
         rehearsal.run()

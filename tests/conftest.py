@@ -1,4 +1,8 @@
-"""Fixtures shared by several test tiers.
+"""Fixtures shared by several test tiers, and the slow tier.
+
+The slow tier (`-m slow`; `make unit` leaves it out, `make test` runs everything): the tiers that
+start real servers, processes, containers or a browser (`REAL_PARTS_TIERS`), and single tests
+elsewhere marked `@pytest.mark.slow` because they run a subprocess or take seconds.
 
 `localstack_endpoint`: real LocalStack for the whole session, started once and shared by every
 tier that runs its boto3 tests against it as well as against moto (tests/aws, tests/apps).
@@ -10,10 +14,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from platform_cli.localstack import LocalStackUnavailable, localstack_server
+
+TESTS_ROOT = Path(__file__).resolve().parent
+REAL_PARTS_TIERS = ("apps", "aws", "images", "web")
+"""Real broker, database and AWS emulators; real images and containers; a real browser."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS_ROOT).parts
+        if parts and parts[0] in REAL_PARTS_TIERS:
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

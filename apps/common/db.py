@@ -29,13 +29,11 @@ MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 
 class DbSettings(BaseSettings):
-    """`DATABASE_URL` if set (local runs), otherwise the facts channel's DB_* parts."""
+    """The facts channel's DB_* parts and the `platform-db` Secret's DB_USER/DB_PASSWORD: the
+    same variables wherever the app runs (a pod, `platform local`, compose, the tests)."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    database_url: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("DATABASE_URL")
-    )
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("DB_HOST"))
     port: int = Field(default=5432, validation_alias=AliasChoices("DB_PORT"))
     name: str = Field(default="postgres", validation_alias=AliasChoices("DB_NAME"))
@@ -46,8 +44,6 @@ class DbSettings(BaseSettings):
 
     def conninfo(self) -> str:
         """A libpq URL; the password is percent-encoded, never logged (see `redacted`)."""
-        if self.database_url is not None:
-            return self.database_url.get_secret_value()
         secret = self.password.get_secret_value()
         auth = quote(self.user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
         return (
@@ -57,9 +53,6 @@ class DbSettings(BaseSettings):
 
     def redacted(self) -> str:
         """Where we connect, for logs: host, port and database only."""
-        if self.database_url is not None:
-            info = psycopg.conninfo.conninfo_to_dict(self.database_url.get_secret_value())
-            return f"{info.get('host')}:{info.get('port', 5432)}/{info.get('dbname')}"
         return f"{self.host}:{self.port}/{self.name}"
 
 
@@ -140,7 +133,11 @@ def migrate(conninfo: str, app: str, directory: Path) -> list[int]:
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_lock_key(app),))
         try:
-            conn.execute(_BOOKKEEPING)
+            # All apps share one database: their runners may start together, and two concurrent
+            # CREATE TABLE IF NOT EXISTS can still collide, so this one takes a shared lock.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("bookkeeping"),))
+                conn.execute(_BOOKKEEPING)
             rows = conn.execute(
                 "SELECT version, checksum FROM schema_migrations WHERE app = %s", (app,)
             ).fetchall()

@@ -104,7 +104,7 @@ class ApiSettings(BaseSettings):
     def head_limits(self) -> HeadLimits:
         return HeadLimits(self.max_head_bytes, self.max_headers, self.head_timeout_s)
 
-    # Nested settings read their own variables (KAFKA_*, AWS_REGION, DATABASE_URL, DB_*);
+    # Nested settings read their own variables (KAFKA_*, AWS_REGION, DB_*);
     # tests pass explicit instances instead.
     kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings(client_id=APP_NAME))
     db: DbSettings = Field(default_factory=DbSettings)

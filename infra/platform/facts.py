@@ -12,7 +12,7 @@ ExternalSecret makes External Secrets copy it from the RDS-managed secret in Sec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from infra.contracts import (
     KAFKA_AUTH_MODES,
     DbSecretKey,
     Fact,
+    app_environment,
 )
 from infra.platform.external_secrets import ESO_API_VERSION
 from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, k8s_opts, namespace
@@ -39,14 +40,6 @@ SOURCE_KEYS: dict[DbSecretKey, str] = {
     DbSecretKey.USER: "username",
     DbSecretKey.PASSWORD: "password",
 }
-
-
-def facts_data(values: Mapping[Fact, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
-    """The ConfigMap data: exactly one entry per `Fact`, or a ValueError naming what is missing."""
-    missing = [fact.value for fact in Fact if fact not in values]
-    if missing:
-        raise ValueError(f"facts channel: missing {', '.join(missing)}; every Fact key is required")
-    return {fact.value: values[fact] for fact in Fact}
 
 
 def db_external_secret_spec(store_name: str, source_key: str) -> dict[str, Any]:
@@ -116,7 +109,8 @@ class FactsChannel(pulumi.ComponentResource):
             )
         if not args.wait_for:
             raise ValueError("wait_for: empty; allowed: the ClusterSecretStore (ESO CRDs first)")
-        self.data = facts_data(
+        # The ConfigMap data: one entry per Fact (`app_environment` refuses a missing one).
+        self.data = app_environment(
             {
                 Fact.ENVIRONMENT: args.environment,
                 Fact.AWS_REGION: args.region,

@@ -233,15 +233,33 @@ def app_policy(
 
 
 def external_secrets_policy(
-    *, db_secret_arn: str, region: str, db_secret_kms_key_arn: str | None = None
+    *,
+    db_secret_arn: str,
+    region: str,
+    db_secret_kms_key_arn: str | None = None,
+    app_secret_arns: tuple[str, ...] = (),
+    app_secrets_kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """External Secrets' role: read the one database secret that feeds `platform-db`."""
+    """External Secrets' role: read the database secret that feeds `platform-db`, and the
+    apps' own secrets (the notifier's channels) by exact ARN."""
     if not db_secret_arn:
         raise ValueError("db_secret_arn is empty; External Secrets needs the RDS-managed secret")
-    return {
-        "Version": POLICY_VERSION,
-        "Statement": _secret_statements(db_secret_arn, db_secret_kms_key_arn, region),
-    }
+    statements = _secret_statements(db_secret_arn, db_secret_kms_key_arn, region)
+    if app_secret_arns:
+        statements.append(
+            _statement("ReadAppSecrets", SECRET_READ_ACTIONS, sorted(app_secret_arns))
+        )
+        if app_secrets_kms_key_arn:
+            statements.append(
+                _kms_via(
+                    "DecryptAppSecrets",
+                    KMS_DECRYPT_ACTIONS,
+                    app_secrets_kms_key_arn,
+                    "secretsmanager",
+                    region,
+                )
+            )
+    return {"Version": POLICY_VERSION, "Statement": statements}
 
 
 def keda_lag_reader_policy(apps: tuple[AppContract, ...], *, msk: MskArns) -> dict[str, Any]:

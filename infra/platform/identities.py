@@ -56,6 +56,8 @@ class WorkloadIdentitiesArgs:
         db_secret_kms_key_arn: the CMK that encrypts that secret, if not the AWS-managed key.
         audit_bucket_arn: the audit archive bucket's ARN (only the audit app gets access).
         audit_bucket_kms_key_arn: the CMK of the bucket's SSE-KMS encryption, if any.
+        app_secret_arns / app_secrets_kms_key_arn: the apps' own secrets External Secrets syncs
+            (the notifier's channels), and their CMK.
         tags: base + user tags for every taggable resource.
     """
 
@@ -69,6 +71,8 @@ class WorkloadIdentitiesArgs:
     db_secret_arn: pulumi.Input[str] | None = None
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
     audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
+    app_secret_arns: tuple[pulumi.Input[str], ...] = ()
+    app_secrets_kms_key_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -113,6 +117,8 @@ class WorkloadIdentities(pulumi.ComponentResource):
             db_kms=args.db_secret_kms_key_arn,
             bucket=args.audit_bucket_arn,
             bucket_kms=args.audit_bucket_kms_key_arn,
+            app_secrets=list(args.app_secret_arns),
+            app_secrets_kms=args.app_secrets_kms_key_arn,
         )
 
         self.associations = []
@@ -135,6 +141,8 @@ class WorkloadIdentities(pulumi.ComponentResource):
                         db_secret_arn=v["db_secret"],
                         region=args.region,
                         db_secret_kms_key_arn=v["db_kms"],
+                        app_secret_arns=tuple(v["app_secrets"]),
+                        app_secrets_kms_key_arn=v["app_secrets_kms"],
                     )
                 ),
                 has_statements=True,

@@ -26,6 +26,7 @@ AWS component of the program.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -89,6 +90,8 @@ class ManagedLayerArgs(_LayerArgs):
         db_host / db_port / db_name: the RDS endpoint.
         db_secret_arn: the RDS-managed master secret (source of `platform-db`).
         db_secret_kms_key_arn: its CMK (None: the AWS-managed key).
+        app_secret_arns / app_secrets_kms_key_arn: the apps' own Secrets Manager secrets (the
+            notifier's channels) that External Secrets may read, and their CMK.
     """
 
     flavour: Literal["aws"] = field(default="aws", init=False)
@@ -104,6 +107,8 @@ class ManagedLayerArgs(_LayerArgs):
     db_secret_arn: pulumi.Input[str]
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
     audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
+    app_secret_arns: Sequence[pulumi.Input[str]] = ()
+    app_secrets_kms_key_arn: pulumi.Input[str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -296,6 +301,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 db_secret_arn=args.db_secret_arn,
                 db_secret_kms_key_arn=args.db_secret_kms_key_arn,
                 audit_bucket_kms_key_arn=args.audit_bucket_kms_key_arn,
+                app_secret_arns=tuple(args.app_secret_arns),
+                app_secrets_kms_key_arn=args.app_secrets_kms_key_arn,
                 tags=args.tags,
             ),
             child,

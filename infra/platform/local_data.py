@@ -2,8 +2,9 @@
 pool) and PostgreSQL through CloudNativePG. They replace MSK and RDS on the `localstack` stack,
 whose emulator does not offer either.
 
-The topics come from `infra.contracts.TOPICS` as Strimzi `KafkaTopic` CRs (MSK's topics are not
-this layer's job); brokers never auto-create topics, as on MSK.
+Topics are not this layer's job, here or on MSK: their one owner is the topics Job that Argo CD
+runs before the apps (`python -m apps.topics_job`, spec from `infra.contracts.TOPICS`), so
+Strimzi's topic operator is not deployed. Brokers never auto-create topics, as on MSK.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from infra.contracts import (
     KAFKA_NAMESPACE,
     KAFKA_PLAINTEXT_PORT,
     POSTGRES_PORT,
-    TOPICS,
-    Topic,
 )
 from infra.platform import charts
 from infra.platform.kube import (
@@ -78,8 +77,6 @@ def kafka_spec(replication_factor: int) -> dict[str, Any]:
                 "transaction.state.log.min.isr": min_isr,
             },
         },
-        # The topic operator turns the KafkaTopic CRs below into topics.
-        "entityOperator": {"topicOperator": {}},
     }
 
 
@@ -104,15 +101,6 @@ def node_pool_spec(replicas: int, storage_gib: int) -> dict[str, Any]:
     }
 
 
-def topic_spec(topic: Topic, replication_factor: int) -> dict[str, Any]:
-    return {
-        "topicName": topic.name,
-        "partitions": topic.partitions,
-        "replicas": replication_factor,
-        "config": {"retention.ms": topic.retention_ms},
-    }
-
-
 def postgres_cluster_spec(
     *, postgres_version: str, database_name: str, storage_gib: int
 ) -> dict[str, Any]:
@@ -132,7 +120,8 @@ class LocalDataArgs:
     Attributes:
         k8s_provider: the cluster's Kubernetes provider.
         kafka_replicas: Kafka nodes (each controller + broker).
-        kafka_replication_factor: replication of every topic (<= kafka_replicas).
+        kafka_replication_factor: the brokers' default replication (<= kafka_replicas); the
+            topics Job sets each topic's from the same stack setting.
         kafka_storage_gib: volume per Kafka node.
         postgres_version: PostgreSQL image tag (major.minor, pinned by the stack config).
         database_name: the application database.
@@ -149,7 +138,7 @@ class LocalDataArgs:
 
 
 class LocalData(pulumi.ComponentResource):
-    """Strimzi + `Kafka`/`KafkaNodePool`/`KafkaTopic`, CloudNativePG + `Cluster`."""
+    """Strimzi + `Kafka`/`KafkaNodePool`, CloudNativePG + `Cluster` (topics: the topics Job)."""
 
     kafka: k8s.apiextensions.CustomResource
     postgres: k8s.apiextensions.CustomResource
@@ -230,19 +219,6 @@ class LocalData(pulumi.ComponentResource):
             provider=provider,
             depends_on=[self.strimzi, pool],
         )
-        for topic in TOPICS:
-            custom_resource(
-                f"{name}-topic-{topic.name.replace('.', '-')}",
-                api_version=STRIMZI_API_VERSION,
-                kind="KafkaTopic",
-                name=topic.name.replace(".", "-"),
-                namespace=KAFKA_NAMESPACE,
-                spec=topic_spec(topic, args.kafka_replication_factor),
-                labels=cluster_label,
-                parent=self,
-                provider=provider,
-                depends_on=[self.strimzi, self.kafka],
-            )
 
     def _declare_postgres(self, name: str, args: LocalDataArgs) -> None:
         provider = args.k8s_provider

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 from infra.cluster.iam import POLICY_VERSION
 from infra.naming import merge_tags
 
-KEY_PURPOSES: tuple[str, ...] = ("eks", "ebs", "msk", "rds", "s3", "ecr", "logs")
+KEY_PURPOSES: tuple[str, ...] = ("eks", "ebs", "msk", "rds", "s3", "ecr", "logs", "secrets")
 """eks: Kubernetes secrets envelope; ebs: node volumes; msk/rds/s3/ecr: data at rest;
 logs: CloudWatch log groups (flow logs, control plane, broker logs)."""
 

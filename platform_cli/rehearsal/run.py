@@ -6,7 +6,7 @@ period. Around them, what the cluster and AWS would provide:
 
 - a container network (podman's bridge) standing in for the pod network; the broker (Tansu),
   PostgreSQL, the AWS emulator (moto), a webhook sink and an OTLP sink listen on its gateway;
-- the facts channel: `platform-facts` is built by `infra.platform.facts.facts_data`, the function
+- the facts channel: `platform-facts` is built by `infra.contracts.app_environment`, the function
   the Pulumi program uses, with values pointing at those parts; `platform-db` and every rendered
   ExternalSecret are synced from the emulator's Secrets Manager by a stand-in for External
   Secrets (`secrets.sync`), as podman secrets of the same names and keys;
@@ -47,9 +47,11 @@ from infra.contracts import (
     FACTS_DB_SECRET,
     TOPICS,
     Fact,
+    app_environment,
 )
-from infra.platform.facts import db_external_secret_spec, facts_data
+from infra.platform.facts import db_external_secret_spec
 from platform_cli import embedded, images, podman
+from platform_cli.progress import Step
 from platform_cli.rehearsal import plan as argo
 from platform_cli.rehearsal import probes
 from platform_cli.rehearsal import secrets as eso
@@ -65,8 +67,6 @@ SECRET_STORE = "aws-secrets-manager"
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 # podman itself writes these into every container; they are not the app's writes.
 PODMAN_MANAGED_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/dev")
-
-Step = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
 class RehearsalError(RuntimeError):
@@ -222,6 +222,8 @@ class Rehearsal:
         with self._timed("checks"):
             with self.step("topics as the catalog declares them"):
                 self._check_topics()
+            with self.step("the web console, served by the events-api container"):
+                self._check_console()
             with self.step("one event: events-api -> audit row and webhook delivery"):
                 key = self._create_api_key()
                 self._check_event_path(key)
@@ -385,7 +387,7 @@ class Rehearsal:
             SecretString=json.dumps({"username": DB_USER, "password": self.db_password}),
         )
         self.db_secret_arn = secret["ARN"]
-        data = facts_data(
+        data = app_environment(
             {
                 Fact.ENVIRONMENT: self.cfg.stack,
                 Fact.AWS_REGION: self.cfg.region,
@@ -634,6 +636,34 @@ class Rehearsal:
         port = probes.http_probe(api.workload.containers[0], "readiness")
         assert port is not None
         return f"http://{self._pod_ip(api)}:{port.port}"
+
+    def _check_console(self) -> None:
+        """The bundle ships in the events-api image and is served with its CSP (no inline
+        script); a JS asset it links loads too."""
+        import re
+
+        import httpx
+
+        with httpx.Client(base_url=self._api_url(), timeout=10) as client:
+            page = client.get("/console/")
+            policy = page.headers.get("content-security-policy", "")
+            script = re.search(r'src="(/console/assets/[^"]+\.js)"', page.text)
+            asset = client.get(script.group(1)) if script else None
+        ok = (
+            page.status_code == 200
+            and "script-src 'self'" in policy
+            and "unsafe-inline" not in policy
+            and asset is not None
+            and asset.status_code == 200
+        )
+        detail = (
+            f"/console/ {page.status_code}, CSP {'set' if policy else 'missing'}, "
+            f"{script.group(1) if script else 'no script'} "
+            f"{asset.status_code if asset is not None else '-'}"
+        )
+        if page.status_code == 503:
+            detail += " (the image has no console bundle: run `make web` before building)"
+        self.report.check("web console served with its CSP", ok, detail)
 
     def _post_event(self, client: Any, key: str, message: str) -> str | None:
         import httpx

@@ -3,7 +3,8 @@
 Session-scoped servers start once per test run on free loopback ports and are stopped at the
 end; each test gets a fresh database (`database_url`) and may ask for unique topic names
 (`unique_topics`) so tests never see each other's data. Set `KAFKA_BOOTSTRAP_SERVERS`,
-`DATABASE_URL` or `LOCALSTACK_ENDPOINT` to run against external services instead.
+`DB_HOST` (with the other DB_* facts) or `LOCALSTACK_ENDPOINT` to run against external services
+instead. Apps get a database as pods do, through the DB_* variables (`tests/apps/db_env.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from platform_cli.embedded import (
     kafka_broker,
     postgres_server,
 )
+from tests.apps.app_env import db_settings
 
 FAST_GROUP_SETTINGS = {"heartbeat_interval_ms": 500, "session_timeout_ms": 6000}
 """kafka-python consumer overrides: the first group join on Tansu takes ~3 heartbeats."""
@@ -141,14 +143,13 @@ class EventsApiEnv:
 def events_api_env(
     kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
 ) -> EventsApiEnv:
-    from apps.common.db import DbSettings
     from apps.common.kafka import KafkaSettings
     from apps.events_api.cli import apply_migrations
     from apps.events_api.settings import ApiSettings
 
     settings = ApiSettings(
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id="events-api-test"),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         events_topic=unique_topics.events,
         tasks_topic=unique_topics.tasks,
         relay_idle_s=0.02,

@@ -1,11 +1,10 @@
 """Helpers for the consumer tests: produce envelopes, read topics, run a consumer in a thread or as
-a real subprocess (for SIGKILL/SIGTERM scenarios), and wait for conditions with a deadline."""
+a real subprocess (for SIGKILL/SIGTERM scenarios), and wait for conditions with a deadline.
+Processes and waits come from the process kit (`platform_cli.processes`)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from apps.common.envelope import EventEnvelope, encode, new_envelope
-from platform_cli.embedded import free_port
+from platform_cli.processes import Process, free_port, poll_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,12 +30,8 @@ FAST_CONSUMER_ENV = {
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
+    """True once `predicate` holds, False if it still does not after `timeout` seconds."""
+    return poll_until(predicate, timeout, interval)
 
 
 def envelopes(
@@ -135,39 +130,35 @@ class ConsumerProcess:
     env: dict[str, str]
     log_path: Path
     port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    process: Process | None = None
 
     def start(self) -> ConsumerProcess:
         self.port = free_port()
         env = {**os.environ, **FAST_CONSUMER_ENV, **self.env, "PORT": str(self.port)}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", f"apps.{self.app}.cli", "run"],
-                cwd=REPO_ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.process = Process(
+            [sys.executable, "-m", f"apps.{self.app}.cli", "run"],
+            env=env,
+            cwd=REPO_ROOT,
+            log=self.log_path,
+            stop_grace_s=30.0,
+        ).spawn()
         return self
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+        assert self.process is not None and self.process.started_pid is not None
+        return self.process.started_pid
 
     def kill(self) -> None:
         """SIGKILL: no handler runs, nothing is flushed or committed."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
+        self.process.kill()
 
     def terminate(self) -> float:
         """SIGTERM and wait; returns seconds until the process exited."""
         assert self.process is not None
         started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(30)
+        self.process.terminate()
         return time.monotonic() - started
 
     def returncode(self) -> int | None:
@@ -190,9 +181,8 @@ class ConsumerProcess:
             return False
 
     def stop_quietly(self) -> None:
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.process.running():
             self.process.kill()
-            self.process.wait(10)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
 
-from platform_cli.embedded import free_port
+from platform_cli.processes import free_port, poll_until
 
 
 @contextmanager
@@ -49,11 +48,9 @@ def live_server(
         target=server.run, kwargs={"sockets": [listener]}, name=f"uvicorn-{port}", daemon=True
     )
     thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"uvicorn did not start on port {port}")
-        time.sleep(0.02)
+    poll_until(lambda: server.started or not thread.is_alive(), timeout_s, interval=0.02)
+    if not server.started:
+        raise RuntimeError(f"uvicorn did not start on port {port}")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -19,6 +19,7 @@ from apps.audit.archive import archive_closed_windows, object_key
 from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
+from tests.apps.app_env import use_database
 
 HOUR = timedelta(hours=1)
 
@@ -158,7 +159,7 @@ def test_archive_command_uses_the_bucket_from_settings(
 ) -> None:
     now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
     _seed(conn, now - 5 * HOUR, 2)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     monkeypatch.setenv("AUDIT_ARCHIVE_BUCKET", bucket)
     first = CliRunner().invoke(app, ["archive"])
     second = CliRunner().invoke(app, ["archive"])
@@ -171,7 +172,7 @@ def test_archive_command_uses_the_bucket_from_settings(
 def test_archive_command_without_a_bucket_fails_clearly(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     monkeypatch.delenv("AUDIT_ARCHIVE_BUCKET", raising=False)
     result = CliRunner().invoke(app, ["archive"])
     assert result.exit_code == 2

@@ -12,10 +12,11 @@ from prometheus_client import generate_latest
 from apps.audit.cli import MIGRATIONS
 from apps.audit.consumer import AuditService
 from apps.audit.settings import AuditConfig, AuditSettings, ConsumerTuning
-from apps.common.db import DbSettings, migrate
+from apps.common.db import migrate
 from apps.common.envelope import encode
 from apps.common.kafka import KafkaSettings, header_dict
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
@@ -38,7 +39,7 @@ def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditC
             }
         ),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         tuning=ConsumerTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
 

@@ -31,6 +31,7 @@ from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from platform_cli.embedded import PostgresServer, free_port
+from tests.apps.app_env import db_env, use_database
 from tests.apps.consumer_harness import REPO_ROOT
 
 HOUR = timedelta(hours=1)
@@ -70,7 +71,7 @@ def bucket(s3: Any, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def conn(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[psycopg.Connection[Any]]:
     migrate(database_url, "audit", MIGRATIONS)
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     with psycopg.connect(database_url, autocommit=True) as c:
         yield c
 
@@ -172,7 +173,7 @@ def test_a_new_database_gets_the_rows_and_the_archive_bookkeeping(
     name = f"t_{uuid.uuid4().hex[:12]}"
     fresh_url = postgres.create_database(name)
     try:
-        monkeypatch.setenv("DATABASE_URL", fresh_url)
+        use_database(monkeypatch, fresh_url)
         result = _restore()
         assert result.exit_code == 0, result.output
         with psycopg.connect(fresh_url, autocommit=True) as fresh:
@@ -198,7 +199,7 @@ def test_killed_mid_run_resumes_and_every_row_is_back_once(
     before = _rows(conn)
     conn.execute("DROP TABLE audit_log")
 
-    env = {**os.environ, **aws_env, "DATABASE_URL": database_url, "AUDIT_ARCHIVE_BUCKET": bucket}
+    env = {**os.environ, **aws_env, **db_env(database_url), "AUDIT_ARCHIVE_BUCKET": bucket}
     process = subprocess.Popen(
         [sys.executable, "-m", "apps.audit.cli", "restore"],
         cwd=REPO_ROOT,
@@ -343,7 +344,7 @@ def test_since_and_until_select_windows_by_start(
 def test_restore_without_a_bucket_fails_clearly(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     monkeypatch.delenv("AUDIT_ARCHIVE_BUCKET", raising=False)
     result = _restore()
     assert result.exit_code == 2
@@ -386,7 +387,7 @@ def test_a_missing_bucket_or_database_stops_with_a_clear_line(
     assert result.exit_code == 1
     assert f"restore stopped: s3://{missing}: NoSuchBucket" in result.output
 
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    use_database(monkeypatch, f"postgresql://postgres@127.0.0.1:{free_port()}/x")
     s3.create_bucket(Bucket=missing)
     down = _restore("--bucket", missing)
     assert down.exit_code == 1

@@ -24,6 +24,7 @@ from apps.common.envelope import (
     new_envelope,
 )
 from infra.contracts import app_contract
+from tests.apps.app_env import use_database
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -143,7 +144,7 @@ def test_query_command_prints_json_lines(
 ) -> None:
     envelopes = [_make("task.created", "task-9", 0), _make("task.updated", "task-9", 5)]
     store.insert_batch(conn, _records(envelopes))
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     result = CliRunner().invoke(
         app,
         [
@@ -160,14 +161,14 @@ def test_query_command_prints_json_lines(
 def test_query_command_rejects_a_bad_time(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     result = CliRunner().invoke(app, ["query", "--since", "yesterday-ish"])
     assert result.exit_code == 2
     assert "ISO-8601" in result.output
 
 
 def test_migrate_command_is_idempotent(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     first = CliRunner().invoke(app, ["migrate"])
     second = CliRunner().invoke(app, ["migrate"])
     assert first.exit_code == 0 and second.exit_code == 0
@@ -183,7 +184,6 @@ def test_every_fact_of_the_contract_is_read(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(fact.value, f"sentinel-{fact.value.lower()}")
     monkeypatch.setenv("DB_PORT", "6543")
     monkeypatch.setenv("KAFKA_AUTH_MODE", "iam")
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     config = AuditConfig()
     seen = " ".join(
         repr(part.model_dump()) for part in (config.app, config.kafka, config.db, config.tuning)

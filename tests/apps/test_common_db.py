@@ -19,7 +19,6 @@ def _write(directory: Path, files: dict[str, str]) -> Path:
 
 
 def test_db_settings_build_conninfo_from_facts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("DB_HOST", "db.internal")
     monkeypatch.setenv("DB_PORT", "6543")
     monkeypatch.setenv("DB_NAME", "platform")
@@ -32,10 +31,12 @@ def test_db_settings_build_conninfo_from_facts(monkeypatch: pytest.MonkeyPatch) 
     assert "p@ss" not in settings.redacted() and "p@ss" not in repr(settings)
 
 
-def test_database_url_overrides_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h:1/d")
-    monkeypatch.setenv("DB_HOST", "ignored")
-    assert DbSettings().conninfo() == "postgresql://u@h:1/d"
+def test_only_the_facts_channel_names_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A DATABASE_URL left in a shell must not win over the DB_* facts every deployed pod gets.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@elsewhere:1/d")
+    monkeypatch.setenv("DB_HOST", "db.internal")
+    info = psycopg.conninfo.conninfo_to_dict(DbSettings().conninfo())
+    assert info["host"] == "db.internal"
 
 
 def test_migrate_applies_in_order_then_is_a_no_op(database_url: str, tmp_path: Path) -> None:

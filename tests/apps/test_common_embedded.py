@@ -59,7 +59,7 @@ def test_postgres_fresh_database_and_restart(postgres: PostgresServer, database_
         conn.execute("CREATE TABLE kept (v int)")
         conn.execute("INSERT INTO kept VALUES (42)")
     if postgres.external:
-        pytest.skip("external database (DATABASE_URL): we never restart what we did not start")
+        pytest.skip("external database (DB_HOST): we never restart what we did not start")
     postgres.restart()
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]

@@ -31,6 +31,7 @@ from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.dlq_replay import REPLAYED_FROM_HEADER
 from platform_cli.embedded import KafkaBroker, free_port
 from platform_cli.main import app
+from tests.apps.app_env import app_env, db_env
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
@@ -194,8 +195,8 @@ def test_delivery_failures_are_not_replayed_when_the_notifier_db_is_unreachable(
     dlq, origin = dlq_topics
     (original,) = _originals(origin, 1)
     _write_dead_letters(kafka.bootstrap, dlq, [(original, "delivery_attempts_exhausted", None)])
-    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres?connect_timeout=2"
-    result = _replay(kafka.bootstrap, "--topic", dlq, DATABASE_URL=closed)
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    result = _replay(kafka.bootstrap, "--topic", dlq, **db_env(closed), DB_CONNECT_TIMEOUT="2")
     assert result.exit_code == 1
     assert "cannot re-arm the notifier's dead deliveries" in result.output
     assert "Nothing was published" in result.output
@@ -264,11 +265,9 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
     tasks = envelopes(5, type_="task.created")
     ids = {str(e.id) for e in events + tasks}
     base = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
     notifier = ConsumerProcess(
         "notifier",
@@ -306,7 +305,7 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
         assert _delivered(sink, SLACK_PATH) == Counter()
 
         sink.plan(SLACK_PATH)  # the channel is fixed: 200 from now on
-        env = {"DATABASE_URL": database_url}
+        env = db_env(database_url)
         dry = _replay(kafka.bootstrap, "--topic", unique_topics.notifier_dlq, "--dry-run", **env)
         assert dry.exit_code == 0, dry.output
         assert "15 to replay" in dry.output

@@ -12,13 +12,14 @@ from apps.common.db import applied_versions
 from apps.events_api.cli import app as cli
 from apps.events_api.settings import ApiSettings
 from infra.contracts import DbSecretKey, Fact, app_contract
+from tests.apps.app_env import use_database
 from tests.apps.conftest import EventsApiEnv
 
 runner = CliRunner()
 
 
 def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    use_database(monkeypatch, database_url)
     first = runner.invoke(cli, ["migrate"])
     assert first.exit_code == 0, first.output
     assert "applied [1, 2, 3]" in first.output
@@ -35,7 +36,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
 def test_create_key_prints_a_key_that_authenticates(
     events_api_env: EventsApiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", events_api_env.database_url)
+    use_database(monkeypatch, events_api_env.database_url)
     args = ["create-key", "--name", "ops", "--monthly-quota", "10", "--rate-per-minute", "5"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -68,7 +69,6 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
         Fact.OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector:4318",
     }
     assert set(contract.facts) <= set(values), "a new fact needs a value in this test"
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     for fact in contract.facts:
         monkeypatch.setenv(fact.value, values[fact])
     settings = ApiSettings()
@@ -93,7 +93,6 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
 
 
 def test_settings_read_the_database_secret_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv(DbSecretKey.USER.value, "events_api")
     monkeypatch.setenv(DbSecretKey.PASSWORD.value, "s3cret")
     info = psycopg.conninfo.conninfo_to_dict(ApiSettings().db.conninfo())

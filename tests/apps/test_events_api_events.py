@@ -226,7 +226,7 @@ def test_database_outage_is_503_not_500(
     events_api_env: EventsApiEnv, postgres: PostgresServer, auth: dict[str, str]
 ) -> None:
     if postgres.external:
-        pytest.skip("external database (DATABASE_URL): we never stop what we did not start")
+        pytest.skip("external database (DB_HOST): we never stop what we did not start")
     with TestClient(events_api_env.app(relay_enabled=False)) as client:
         assert client.post("/api/v1/events", json=EVENT, headers=auth).status_code == 202
         postgres.stop()

@@ -16,6 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from platform_cli.embedded import KafkaBroker, create_topics, free_port
+from platform_cli.processes import http_ok, poll_until
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv, read_topic
 
 SHUTDOWN_LIMIT_S = 10.0
@@ -24,8 +26,7 @@ SHUTDOWN_LIMIT_S = 10.0
 def _env(env: EventsApiEnv, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        "DATABASE_URL": env.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
+        **app_env(env.bootstrap, env.database_url),
         "EVENTS_TOPIC": env.topics.events,
         "TASKS_TOPIC": env.topics.tasks,
         "LOG_LEVEL": "WARNING",
@@ -59,16 +60,11 @@ def _terminate_and_time(process: subprocess.Popen[bytes]) -> tuple[int, float]:
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+    def ready() -> bool:
         assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        time.sleep(0.2)
-    raise AssertionError("events-api serve never became ready")
+        return http_ok(f"{base}/readyz")
+
+    assert poll_until(ready, timeout=30, interval=0.2), "events-api serve never became ready"
 
 
 def test_serve_accepts_publishes_and_exits_on_sigterm(events_api_env: EventsApiEnv) -> None:

@@ -30,6 +30,7 @@ from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from apps.events_api.storage import enqueue
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
 from tests.apps.live_server import live_server
@@ -242,8 +243,7 @@ def _consumer(app: str, env: EventsApiEnv, tmp_path: Path, **extra: str) -> Cons
     return ConsumerProcess(
         app,
         {
-            "KAFKA_BOOTSTRAP_SERVERS": env.bootstrap,
-            "DATABASE_URL": env.database_url,
+            **app_env(env.bootstrap, env.database_url),
             "EVENTS_TOPIC": topics.events,
             "TASKS_TOPIC": topics.tasks,
             "DEAD_LETTER_TOPIC": topics.notifier_dlq if app == "notifier" else topics.audit_dlq,

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import generate_latest
 
-from apps.common.db import DbSettings, make_pool, migrate
+from apps.common.db import make_pool, migrate
 from apps.common.health import HealthServer
 from apps.common.kafka import KafkaSettings, header_dict
 from apps.notifier.cli import MIGRATIONS
 from apps.notifier.consumer import NotifierService
 from apps.notifier.settings import NotifierConfig, NotifierSettings, NotifierTuning
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
@@ -53,7 +54,7 @@ def _config(
     return NotifierConfig(
         app=NotifierSettings.model_validate(settings),
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         tuning=NotifierTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
 

@@ -143,7 +143,6 @@ def test_every_fact_of_the_contract_is_read(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(fact.value, f"sentinel-{fact.value.lower()}")
     monkeypatch.setenv("DB_PORT", "6543")  # an int field; its sentinel must parse
     monkeypatch.setenv("KAFKA_AUTH_MODE", "iam")
-    monkeypatch.delenv("DATABASE_URL", raising=False)
     config = NotifierConfig()
     seen = " ".join(
         repr(part.model_dump()) for part in (config.app, config.kafka, config.db, config.tuning)

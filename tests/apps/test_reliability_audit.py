@@ -16,6 +16,7 @@ import pytest
 from apps.audit.cli import MIGRATIONS
 from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, PostgresServer
+from tests.apps.app_env import app_env
 from tests.apps.consumer_harness import ConsumerProcess, PacedProducer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -56,8 +57,7 @@ def audit_process(
     migrate(database_url, "audit", MIGRATIONS)
     events, tasks, dlq = topics
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": events,
         "TASKS_TOPIC": tasks,
         "DEAD_LETTER_TOPIC": dlq,
@@ -144,7 +144,7 @@ def test_postgres_restart_under_load_recovers_without_loss(
     audit_process: Callable[[], ConsumerProcess],
 ) -> None:
     if postgres.external:
-        pytest.skip("DATABASE_URL points at an external PostgreSQL, which tests never restart")
+        pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
     total = 2000
     producer = PacedProducer(kafka.bootstrap, topics[0], total=total, rate=250).start()
     process = audit_process()

@@ -21,6 +21,7 @@ from apps.common.db import migrate
 from apps.common.kafka import header_dict
 from apps.notifier.cli import MIGRATIONS
 from platform_cli.embedded import KafkaBroker, PostgresServer
+from tests.apps.app_env import app_env
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
@@ -53,8 +54,7 @@ def notifier_process(
 ) -> Iterator[Callable[..., ConsumerProcess]]:
     migrate(database_url, "notifier", MIGRATIONS)
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
         "DEAD_LETTER_TOPIC": unique_topics.notifier_dlq,
@@ -163,7 +163,7 @@ def test_postgres_restart_under_load_delivers_every_event_once(
     notifier_process: Callable[..., ConsumerProcess],
 ) -> None:
     if postgres.external:
-        pytest.skip("DATABASE_URL points at an external PostgreSQL, which tests never restart")
+        pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
     total = 300
     producer = PacedProducer(
         kafka.bootstrap, unique_topics.events, total=total, rate=60, category="ok"

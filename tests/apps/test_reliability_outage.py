@@ -19,6 +19,7 @@ import pytest
 from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
 from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, create_topics, free_port
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import REPO_ROOT, ConsumerProcess, wait_until
 
@@ -35,8 +36,7 @@ def api_base(events_api_env: EventsApiEnv, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": events_api_env.database_url,
-        "KAFKA_BOOTSTRAP_SERVERS": events_api_env.bootstrap,
+        **app_env(events_api_env.bootstrap, events_api_env.database_url),
         "EVENTS_TOPIC": events_api_env.topics.events,
         "TASKS_TOPIC": events_api_env.topics.tasks,
         "OUTBOX_MAX_BACKOFF_SECONDS": "1",
@@ -83,8 +83,7 @@ def test_broker_outage_while_api_accepts_1000_events_loses_and_duplicates_nothin
     audit = ConsumerProcess(
         "audit",
         {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-            "DATABASE_URL": events_api_env.database_url,
+            **app_env(kafka.bootstrap, events_api_env.database_url),
             "EVENTS_TOPIC": topics.events,
             "TASKS_TOPIC": topics.tasks,
             "DEAD_LETTER_TOPIC": topics.audit_dlq,

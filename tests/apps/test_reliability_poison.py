@@ -17,6 +17,7 @@ from apps.common.envelope import EventEnvelope, encode
 from apps.common.kafka import header_dict
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.embedded import KafkaBroker
+from tests.apps.app_env import app_env
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import ConsumerProcess, envelopes, produce, read_topic, wait_until
 from tests.apps.webhook_sink import webhook_sink
@@ -67,11 +68,9 @@ def test_poison_is_dead_lettered_by_both_consumers_and_good_records_flow(
     produce(kafka.bootstrap, unique_topics.tasks, tasks)
 
     base_env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
         "TASKS_TOPIC": unique_topics.tasks,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
     with webhook_sink() as sink:
         audit = ConsumerProcess(

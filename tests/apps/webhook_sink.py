@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from platform_cli.processes import poll_until
+
 
 @dataclass(frozen=True)
 class RecordedRequest:
@@ -90,12 +92,7 @@ class WebhookSink:
     def wait_for(
         self, count: int, path: str | None = None, status: int | None = None, timeout: float = 30.0
     ) -> list[RecordedRequest]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.received(path, status)
-            if len(got) >= count:
-                return got
-            time.sleep(0.05)
+        poll_until(lambda: len(self.received(path, status)) >= count, timeout, interval=0.05)
         return self.received(path, status)
 
     def _respond(self, path: str, key: str | None) -> tuple[int, float]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from platform_cli import localstack
+from platform_cli.processes import port_is_free
 
 
 def test_without_python313_the_reason_is_given(
@@ -40,7 +41,7 @@ def test_make_target_prints_the_reason_and_succeeds(
 
 def test_port_4566_is_used_only_when_free() -> None:
     with contextlib.ExitStack() as stack:
-        if localstack._port_free(localstack.DEFAULT_PORT):
+        if port_is_free("127.0.0.1", localstack.DEFAULT_PORT):
             holder = stack.enter_context(socket.socket())
             holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # 4566 may be TIME_WAIT
             holder.bind(("127.0.0.1", localstack.DEFAULT_PORT))
@@ -68,14 +69,15 @@ def test_host_mode_environment_keeps_our_credentials_and_paths_out(tmp_path: Pat
 def test_start_answers_health_and_stop_leaves_no_process() -> None:
     server = localstack.start()
     try:
-        assert server.process is not None and server.process.poll() is None
+        assert server.process is not None and server.process.running()
         services = localstack.health(server.endpoint)
         assert services is not None and "s3" in services
-        pid, state_dir = server.process.pid, server.state_dir
+        pid, state_dir = server.pid, server.state_dir
+        assert pid is not None
     finally:
         localstack.stop(server)
 
-    assert server.process.poll() is not None
+    assert not server.process.running()
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # the whole process group is gone
     assert state_dir is not None and not state_dir.exists()

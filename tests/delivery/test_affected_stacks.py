@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,6 +67,7 @@ def test_apps_gitops_docs_and_the_renderer_affect_no_stack() -> None:
     assert affected.affected_stacks(paths) == []
 
 
+@pytest.mark.slow  # a fresh interpreter imports the program
 def test_the_program_never_imports_the_gitops_renderer() -> None:
     """The rule above holds only while `infra/program.py` does not import `infra/gitops/`."""
     probe = (

@@ -127,6 +127,7 @@ def test_the_trust_policy_admits_only_this_accounts_tagged_principals() -> None:
     }
 
 
+@pytest.mark.slow  # the whole program under the mocks, per stack
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_the_program_declares_the_role_with_those_documents(env: str) -> None:
     declared = stack(env)

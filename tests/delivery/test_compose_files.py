@@ -1,5 +1,9 @@
 """The compose files (no Docker here): valid against the Compose Specification schema, and
 complete: every service the apps need exists, has a health check, and is waited for.
+
+compose.yaml is rendered from the catalog and the contracts (platform_cli/compose.py) and checked
+by `platform gitops render --check`; these tests hold it to the same sources: the topics Job's
+spec, the catalog's commands and probes, the facts channel.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import jsonschema
 import pytest
 import yaml
 
-from infra.contracts import APPS, TOPICS, Fact
+from apps.topics_job.spec import parse
+from infra.contracts import APPS, TOPICS, DbSecretKey, Fact
+from infra.gitops.catalog import APP_SPECS, TOPICS_JOB_COMMAND
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((REPO / "tests/delivery/data/compose-spec.schema.json").read_text())
@@ -23,7 +29,8 @@ FULL = REPO / "compose.yaml"
 LOCALSTACK_ONLY = REPO / "localstack" / "docker-compose.yml"
 
 INFRA_SERVICES = {"kafka", "postgres", "localstack", "webhook-sink"}
-ONE_SHOT = {"kafka-topics"}
+ONE_SHOT = {"kafka-topics"} | {f"{app.name}-migrate" for app in APPS}
+SPECS = {spec.name: spec for spec in APP_SPECS}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -81,32 +88,59 @@ def test_apps_are_built_from_their_dockerfiles_and_wait_for_what_they_need(app: 
         "args": {"APP": app.package, "PORT": str(app.port)},
     }
 
+    # As in a cluster: the topics Job and the app's migrations finish before the app starts.
     depends = service["depends_on"]
     assert depends["kafka-topics"] == {"condition": "service_completed_successfully"}
+    assert depends[f"{app.name}-migrate"] == {"condition": "service_completed_successfully"}
     assert depends["postgres"] == {"condition": "service_healthy"}
     if app.uses_archive_bucket:
         assert depends["localstack"] == {"condition": "service_healthy"}
         assert service["environment"]["AWS_ENDPOINT_URL"] == "http://localstack:4566"
     health = " ".join(service["healthcheck"]["test"])
-    assert f"127.0.0.1:{app.port}/healthz" in health
+    assert f"127.0.0.1:{app.port}{SPECS[app.name].probes.liveness_path}" in health
     assert service["ports"] == [f"127.0.0.1:{app.port}:{app.port}"]
+    migrate = _load(FULL)["services"][f"{app.name}-migrate"]
+    assert migrate["build"] == service["build"]
+    assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
 @pytest.mark.parametrize("app", APPS, ids=lambda a: a.name)
-def test_apps_get_every_fact_of_their_contract(app: Any) -> None:
-    env = _load(FULL)["services"][app.name]["environment"]
-    # No tracing backend in compose: the apps run without an OTLP endpoint there.
-    wanted = {fact.value for fact in app.facts} - {Fact.OTEL_EXPORTER_OTLP_ENDPOINT.value}
-    assert wanted - set(env) == set()
+def test_apps_get_the_whole_facts_channel_and_can_log_in(app: Any) -> None:
+    services = _load(FULL)["services"]
+    env = services[app.name]["environment"]
+    channel = {fact.value for fact in Fact} | {key.value for key in DbSecretKey}
+    assert channel - set(env) == set()
+    assert "DATABASE_URL" not in env
     assert env["KAFKA_AUTH_MODE"] == "plaintext"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    # No tracing backend in compose: an empty endpoint turns the exporter off.
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == ""
+    # The one shared database, with the login the postgres service is created with.
+    server = services["postgres"]["environment"]
+    assert env["DB_HOST"] == "postgres"
+    assert (env["DB_NAME"], env["DB_USER"], env["DB_PASSWORD"]) == (
+        server["POSTGRES_DB"],
+        server["POSTGRES_USER"],
+        server["POSTGRES_PASSWORD"],
+    )
+    assert services[f"{app.name}-migrate"]["environment"] == env
 
 
-def test_topics_job_creates_exactly_the_contract_topics() -> None:
-    command = "\n".join(_load(FULL)["services"]["kafka-topics"]["command"])
-    specs = re.search(r"for spec in ([^;]+);", command)
-    assert specs is not None
-    declared = sorted(tuple(s.split(":")) for s in specs.group(1).split())
-    assert declared == sorted((t.name, str(t.partitions), str(t.retention_ms)) for t in TOPICS)
+def test_topics_come_from_the_topics_job_with_the_rendered_spec() -> None:
+    service = _load(FULL)["services"]["kafka-topics"]
+    assert service["entrypoint"] == list(TOPICS_JOB_COMMAND)
+    assert service["restart"] == "no"
+    spec = parse(service["environment"]["TOPICS_SPEC"])
+    assert sorted((t.name, t.partitions, t.retention_ms) for t in spec.topics) == sorted(
+        (t.name, t.partitions, t.retention_ms) for t in TOPICS
+    )
+    assert (spec.replication_factor, spec.min_insync_replicas) == (1, 1)  # one broker
+    # The same topics as the Job a cluster runs (its replication aside).
+    job = _load(REPO / "gitops/localstack/kafka-topics/job-kafka-topics.yaml")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    cluster = parse(next(e["value"] for e in container["env"] if e["name"] == "TOPICS_SPEC"))
+    assert cluster.topics == spec.topics
+    assert container["command"] == service["entrypoint"]
 
 
 def test_kafka_runs_in_kraft_mode_without_auto_created_topics() -> None:
@@ -135,18 +169,42 @@ def test_every_published_port_is_bound_to_loopback() -> None:
 
 
 @pytest.mark.parametrize("app", APPS, ids=lambda a: a.name)
-def test_app_commands_are_valid_invocations_of_the_app_cli(app: Any) -> None:
-    """The compose `command` (appended to the image's `python -m apps` entrypoint, which runs
-    the CLI of the image's app; the real images are run by tests/images) names a real
+def test_app_commands_are_the_catalogs_and_valid_invocations_of_the_app_cli(app: Any) -> None:
+    """The compose entrypoints are the catalog's commands (what the rendered workloads and
+    migration Jobs run; tests/images runs them in the real images), and each names a real
     sub-command with real options."""
     from typer.main import get_command
 
+    services = _load(FULL)["services"]
+    assert services[app.name]["entrypoint"] == list(SPECS[app.name].command())
+    assert services[f"{app.name}-migrate"]["entrypoint"] == list(SPECS[app.name].command("migrate"))
     package = app.package
     cli: Any = get_command(importlib.import_module(f"apps.{package}.cli").app)
-    sub, *args = _load(FULL)["services"][app.name]["command"]
+    python, flag, module, sub, *args = services[app.name]["entrypoint"]
+    assert (python, flag, module) == ("python", "-m", f"apps.{package}")
     parent = cli.make_context(app.name, [sub, *args])
     command = cli.get_command(parent, sub)
     assert command is not None, f"{app.name}: no sub-command {sub!r}"
     command.make_context(sub, list(args), parent=parent)  # raises on an unknown option
     with pytest.raises(Exception, match="No such option"):
         command.make_context(sub, [*args, "--no-such-option"], parent=parent)
+
+
+def test_the_committed_file_is_what_the_renderer_writes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from platform_cli.compose import render_compose
+    from platform_cli.main import app
+
+    assert FULL.read_text() == render_compose()
+    compose, trees = tmp_path / "compose.yaml", ["--gitops-dir", str(tmp_path / "gitops")]
+    compose.write_text(FULL.read_text().replace("apache/kafka:", "apache/kafka-edited:"))
+    fixed = CliRunner().invoke(app, ["gitops", "render", *trees, "--compose-file", str(compose)])
+    assert fixed.exit_code == 0, fixed.output
+    assert compose.read_text() == FULL.read_text()
+
+    compose.write_text(FULL.read_text() + "# edited by hand\n")
+    check = ["gitops", "render", "--check", *trees, "--compose-file", str(compose)]
+    result = CliRunner().invoke(app, check)
+    assert result.exit_code == 1
+    assert "stale:   compose.yaml" in result.output

@@ -278,6 +278,7 @@ def test_the_pr_comment_is_posted_with_the_token_in_a_header(recorder: str, tmp_
 # --- shellcheck ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the shellcheck binary over every stage script (also in `make lint`)
 def test_shellcheck_is_clean_on_the_stage_scripts() -> None:
     shellcheck = Path(sys.executable).with_name("shellcheck")
     if not shellcheck.exists():

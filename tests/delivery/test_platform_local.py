@@ -42,8 +42,10 @@ MARK = "PLATFORM_LOCAL_TEST_RUN"
 
 
 def _env(mark: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "LOCALSTACK_"))}
-    env.pop("DATABASE_URL", None)
+    # No external broker, database (the DB_* facts) or emulator: the run starts its own.
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "DB_", "LOCALSTACK_"))
+    }
     return {**env, "COLUMNS": "160", MARK: mark}
 
 
@@ -100,6 +102,12 @@ def test_demo_report_matches_what_was_sent_and_nothing_survives(tmp_path: Path) 
 
 
 def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    """It stays usable: the printed demo key signs in to the printed console URL and the API;
+    the key is shown once and is not in the report file."""
+    import threading
+
+    import httpx
+
     report_file = tmp_path / "report.json"
     mark = uuid.uuid4().hex
     process = subprocess.Popen(
@@ -120,24 +128,46 @@ def test_keep_running_then_ctrl_c_stops_everything(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 300
-        while not report_file.exists() and time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()[0][-4000:]
+        while not any("sign in with the demo API key" in ln for ln in lines[:-1]):
+            assert process.poll() is None, "".join(lines)[-4000:]
+            assert time.monotonic() < deadline, "".join(lines)[-4000:]
             time.sleep(0.5)
         report = json.loads(report_file.read_text())
         assert report["complete"] is True
-        time.sleep(1)
+        at = next(i for i, ln in enumerate(lines) if "sign in with the demo API key" in ln)
+        console_url = lines[at].split("web console:", 1)[1].split()[0]
+        key = lines[at + 1].strip()
+        assert key and key not in report_file.read_text()
         assert process.poll() is None  # still serving
         assert all(_alive(pid) for pid in report["pids"][-2:])  # broker and database are up
+        api = console_url.removesuffix("/console/")
+        with httpx.Client(base_url=api, timeout=10) as client:
+            tasks = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+            assert tasks.status_code == 200, tasks.text
+            assert client.get("/api/v1/tasks").status_code == 401
+            page = client.get("/console/")
+            if (REPO / "apps" / "events_api" / "console" / "index.html").exists():
+                assert page.status_code == 200 and "script-src 'self'" in page.headers.get(
+                    "content-security-policy", ""
+                )
+            else:
+                assert page.status_code == 503  # not built: it says how (make web)
 
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
+    output = "".join(lines)
     assert process.returncode == 130, output[-4000:]
     assert "nothing left running" in output
+    assert output.count(key) == 1  # shown once
     assert [pid for pid in report["pids"] if _alive(pid)] == []
     assert _survivors(mark) == []
 

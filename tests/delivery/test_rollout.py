@@ -32,6 +32,9 @@ from tests.apps.conftest import EventsApiEnv, read_topic
 from tests.apps.test_events_api_process import _env, _process, _wait_ready
 from tests.delivery.argocd_standin import application, argocd_standin
 
+# Slow tier: a stand-in Argo CD API server and real waits: seconds per test.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 SHA = "3f2c1e0d9b8a7f6e5d4c3b2a1908f7e6d5c4b3a2"
 TOKEN = "argocd-test-token-0001"

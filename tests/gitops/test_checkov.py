@@ -20,6 +20,9 @@ import yaml
 from infra.config import REPO_ROOT
 from infra.gitops.renderer import GITOPS_ROOT
 
+# Slow tier: checkov over every rendered manifest, from its own venv (`make tools`).
+pytestmark = pytest.mark.slow
+
 CONFIG = REPO_ROOT / ".checkov.yaml"
 
 

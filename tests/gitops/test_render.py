@@ -37,6 +37,7 @@ def _cli(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output + (result.stderr if result.stderr_bytes else "")
 
 
+@pytest.mark.slow  # a fresh process renders with another hash seed
 def test_render_is_byte_identical_across_runs(tmp_path: Path, rendered: dict[str, str]) -> None:
     assert render(load_catalog()) == rendered
     # A separate process with another hash seed: set/dict ordering must not leak into output.

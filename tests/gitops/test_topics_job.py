@@ -19,6 +19,9 @@ from apps.topics_job.reconcile import reconcile
 from apps.topics_job.spec import parse
 from platform_cli.embedded import kafka_broker
 
+# Slow tier: a real broker and the Job as a real process.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def bootstrap() -> Iterator[str]:

@@ -25,23 +25,5 @@ def built_images() -> dict[str, str]:
     return {image.app: image.ref for image in built}
 
 
-def run_in(image: str, *args: str, entrypoint: str | None = None) -> podman.Result:
-    """`podman run` as Kubernetes runs our pods: non-root, read-only root, no network."""
-    extra = ["--entrypoint", entrypoint] if entrypoint else []
-    return podman.run(
-        [
-            "podman",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--read-only",
-            "--user",
-            "10001:10001",
-            *extra,
-            image,
-            *args,
-        ],
-        check=False,
-        timeout=120,
-    )
+run_in = images.run_confined
+"""`podman run` as Kubernetes runs our pods: non-root, read-only root, no network."""

@@ -156,3 +156,9 @@ def test_the_notifier_is_configured_only_by_rendered_config_and_its_secret() -> 
     )
     refs = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert {"secretRef": {"name": external["spec"]["target"]["name"]}} in refs
+
+
+def test_the_console_ships_in_the_events_api_image(report: dict) -> None:
+    """`make test` builds the console (make web) before the images, so the image serves it."""
+    check = _check(report, "web console served with its CSP")
+    assert check["ok"], check["detail"]

@@ -151,7 +151,6 @@ def test_custom_resources_wait_for_their_operator(env: str) -> None:
         "ExternalSecret": "external-secrets",
         "Kafka": "strimzi-kafka-operator",
         "KafkaNodePool": "strimzi-kafka-operator",
-        "KafkaTopic": "strimzi-kafka-operator",
         "Cluster": "cloudnative-pg",
     }
     customs = [
@@ -240,8 +239,10 @@ def test_local_flavour_declares_strimzi_and_cnpg_and_no_aws() -> None:
     assert (
         pool.inputs["metadata"]["labels"]["strimzi.io/cluster"] == kafka.inputs["metadata"]["name"]
     )
-    topics = {t.inputs["spec"]["topicName"] for t in custom(d, "KafkaTopic")}
-    assert topics == {"events", "tasks", "notifier.dlq", "audit.dlq"}
+    # Topics have one owner, the topics Job (rendered into gitops/): no KafkaTopic CRs, and no
+    # topic operator that could create or delete topics behind its back.
+    assert custom(d, "KafkaTopic") == []
+    assert "entityOperator" not in kafka.inputs["spec"]
     (postgres,) = custom(d, "Cluster")
     assert postgres.inputs["apiVersion"] == "postgresql.cnpg.io/v1"
     assert postgres.inputs["spec"]["imageName"].endswith(":16.6")
@@ -330,14 +331,15 @@ def test_aws_resources_carry_the_base_tags(env: str) -> None:
     assert_tagged(declared(env))
 
 
-def test_facts_data_refuses_a_missing_key() -> None:
-    from infra.platform.facts import facts_data
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_the_config_map_is_the_facts_function_of_the_layer_values(env: str) -> None:
+    from infra.contracts import app_environment
 
-    complete = {fact: "x" for fact in Fact}
-    assert set(facts_data(complete)) == {fact.value for fact in Fact}
-    partial: dict[Fact, str] = {f: v for f, v in complete.items() if f != Fact.DB_SECRET_REF}
+    data = declared(env).one("kubernetes:core/v1:ConfigMap").inputs["data"]
+    assert data == app_environment({Fact(key): value for key, value in data.items()})
+    partial: dict[Fact, str] = {Fact(k): v for k, v in data.items() if k != Fact.DB_SECRET_REF}
     with pytest.raises(ValueError, match="missing DB_SECRET_REF"):
-        facts_data(partial)
+        app_environment(partial)
 
 
 def test_local_kafka_replication_cannot_exceed_its_nodes() -> None:

@@ -285,8 +285,8 @@ def test_only_keys_that_encrypt_something_are_declared() -> None:
     def purposes(stack: str) -> set[str]:
         return {k.inputs["tags"]["purpose"] for k in declared(stack).of_type("aws:kms/key:Key")}
 
-    assert purposes("dev") == {"eks", "ebs", "msk", "rds", "s3", "ecr", "logs"}
-    assert purposes("prod") == {"eks", "ebs", "msk", "rds", "s3", "logs"}  # no registry here
+    assert purposes("dev") == {"eks", "ebs", "msk", "rds", "s3", "ecr", "logs", "secrets"}
+    assert purposes("prod") == {"eks", "ebs", "msk", "rds", "s3", "logs", "secrets"}  # no registry
     assert purposes("localstack") == {"s3", "logs"}
 
 

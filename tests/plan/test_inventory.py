@@ -9,6 +9,7 @@ import sys
 
 import pulumi
 import pulumi_aws as aws
+import pytest
 
 from infra.config import REPO_ROOT, load_stack_file
 from platform_cli.inventory import build_inventory, diff_inventories, dumps, scrub, to_dot
@@ -21,6 +22,7 @@ def test_two_runs_give_byte_identical_inventories(declared) -> None:
     assert first == second
 
 
+@pytest.mark.slow  # a fresh process runs the whole program
 def test_inventory_is_identical_from_a_separate_process(tmp_path, declared) -> None:
     """A fresh interpreter (another hash seed) writes the same bytes through the CLI."""
     out = tmp_path / "staging.json"

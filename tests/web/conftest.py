@@ -19,6 +19,7 @@ import pytest
 
 from apps.events_api.settings import CONSOLE_DIR
 from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
+from tests.apps.app_env import app_env, db_settings
 from tests.apps.conftest import TopicNames, kafka, postgres
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
 from tests.apps.live_server import live_server
@@ -94,7 +95,7 @@ def stack(
     kafka: KafkaBroker, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
     from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
-    from apps.common.db import DbSettings, migrate
+    from apps.common.db import migrate
     from apps.common.kafka import KafkaSettings
     from apps.events_api.app import create_app
     from apps.events_api.cli import apply_migrations
@@ -110,7 +111,7 @@ def stack(
     create_topics(kafka.bootstrap, topics.all())
     settings = ApiSettings(
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id="events-api-web"),
-        db=DbSettings(database_url=database_url),
+        db=db_settings(database_url),
         events_topic=topics.events,
         tasks_topic=topics.tasks,
         relay_idle_s=0.02,
@@ -122,11 +123,9 @@ def stack(
     migrate(database_url, "audit", AUDIT_MIGRATIONS)
     logs = tmp_path_factory.mktemp("web-stack")
     common = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-        "DATABASE_URL": database_url,
+        **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": topics.events,
         "TASKS_TOPIC": topics.tasks,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
     with webhook_sink() as sink:
         notifier = ConsumerProcess(

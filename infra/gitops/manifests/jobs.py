@@ -35,9 +35,15 @@ TOPICS_JOB_IMAGE_APP = "events-api"
 
 def topics_spec(ctx: EnvContext) -> str:
     """Every topic from the contracts (dead-letter topics included) with this env's replication."""
+    return topics_spec_json(ctx.cfg.kafka.replication_factor, ctx.cfg.kafka.min_insync_replicas)
+
+
+def topics_spec_json(replication_factor: int, min_insync_replicas: int) -> str:
+    """The topics Job's `TOPICS_SPEC` (apps/topics_job/spec.py): every topic of the contracts.
+    The Job is the topics' one owner: the clusters, compose and `platform local` all run it."""
     spec = {
-        "replicationFactor": ctx.cfg.kafka.replication_factor,
-        "minInsyncReplicas": ctx.cfg.kafka.min_insync_replicas,
+        "replicationFactor": replication_factor,
+        "minInsyncReplicas": min_insync_replicas,
         "topics": [
             {"name": t.name, "partitions": t.partitions, "retentionMs": t.retention_ms}
             for t in sorted(TOPICS, key=lambda t: t.name)

@@ -190,15 +190,6 @@ SOURCES: tuple[CrdSource, ...] = (
         _STRIMZI_WHY,
     ),
     CrdSource(
-        "kafka.strimzi.io/v1beta2",
-        "KafkaTopic",
-        charts.STRIMZI,
-        "strimzi/strimzi-kafka-operator",
-        "{version}",
-        "helm-charts/helm3/strimzi-kafka-operator/crds/043-Crd-kafkatopic.yaml",
-        _STRIMZI_WHY,
-    ),
-    CrdSource(
         "postgresql.cnpg.io/v1",
         "Cluster",
         charts.CLOUDNATIVE_PG,
