@@ -36,6 +36,7 @@ from platform_cli.embedded import (
     kafka_broker,
 )
 from tests.apps.api_process import ApiProcess
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
@@ -152,8 +153,7 @@ def test_broker_killed_twice_mid_stream_every_event_reaches_audit_and_notifier_o
     migrate(url, "audit", AUDIT_MIGRATIONS)
     migrate(url, "notifier", NOTIFIER_MIGRATIONS)
     common = {
-        "DATABASE_URL": url,
-        "KAFKA_BOOTSTRAP_SERVERS": durable_broker.bootstrap,
+        **app_env(durable_broker.bootstrap, url),
         "EVENTS_TOPIC": topics["events"],
         "TASKS_TOPIC": topics["tasks"],
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",

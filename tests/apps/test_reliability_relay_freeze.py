@@ -27,6 +27,7 @@ from apps.events_api.cli import apply_migrations
 from apps.events_api.storage import enqueue
 from platform_cli.embedded import KafkaBroker, create_topics, kafka_broker
 from tests.apps.api_process import ApiProcess, unstructured_lines
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import read_topic, wait_until
 
@@ -78,8 +79,7 @@ def test_three_broker_freezes_leak_no_thread_and_log_only_json(
     relay = ApiProcess(
         "relay",
         {
-            "DATABASE_URL": url,
-            "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
+            **app_env(own_broker.bootstrap, url),
             "OUTBOX_MAX_BACKOFF_SECONDS": "1",
             "OUTBOX_IDLE_SECONDS": "0.5",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",

@@ -24,6 +24,7 @@ from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
 from apps.common.db import migrate
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from tests.apps.api_process import ApiProcess
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
 from tests.apps.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
@@ -72,8 +73,7 @@ def test_every_event_has_api_publish_notifier_and_audit_in_one_trace_across_a_si
     migrate(url, "notifier", NOTIFIER_MIGRATIONS)
     suffix = uuid.uuid4().hex[:6]
     common = {
-        "DATABASE_URL": url,
-        "KAFKA_BOOTSTRAP_SERVERS": events_api_env.bootstrap,
+        **app_env(events_api_env.bootstrap, url),
         "EVENTS_TOPIC": topics.events,
         "TASKS_TOPIC": topics.tasks,
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
