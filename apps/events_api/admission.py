@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 500
 """Requests per statement at most; a longer queue is flushed in several statements."""
+DEFAULT_MAX_IN_FLIGHT = 1
+"""Statements in the database at once: while one commits, the next tick's batch is already
+on its way (its rows wait for the first one's counter locks only where their keys overlap)."""
 
 _ACCEPT_BATCH = "SELECT outcomes, retry_after_s FROM events_api_accept_events(%s::json)"
 
@@ -54,13 +57,19 @@ class AcceptBatcher:
     """Coalesces concurrent accepts of this process into one statement per flush."""
 
     def __init__(
-        self, pool: AsyncConnectionPool, topic: str, max_batch: int = DEFAULT_MAX_BATCH
+        self,
+        pool: AsyncConnectionPool,
+        topic: str,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self._pool = pool
         self._topic = topic
         self._max_batch = max_batch
+        self._max_in_flight = max_in_flight
         self._queue: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        self._flusher_pending = False  # a flusher is created but has not taken the queue yet
         self.statements = 0
         """Statements sent so far (each one transaction): accepted / statements = batch size."""
 
@@ -71,26 +80,28 @@ class AcceptBatcher:
         loop = asyncio.get_running_loop()
         item = _Pending(key, event, envelope, outbox_headers(envelope).obj, loop.create_future())
         self._queue.append(item)
-        if self._flusher is None:
-            # Started now, it first runs on the loop's next iteration: every request handled
+        if not self._flusher_pending and len(self._flushers) < self._max_in_flight:
+            # Created now, it first runs on the loop's next iteration: every request handled
             # in this one has queued by then.
-            self._flusher = loop.create_task(self._flush_all(), name="accept-group-commit")
+            self._flusher_pending = True
+            flusher = loop.create_task(self._flush_all(), name="accept-group-commit")
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
         await item.done
         return envelope.id
 
     async def drain(self) -> None:
         """Wait until everything queued so far is flushed (for shutdown)."""
-        while self._flusher is not None:
-            await asyncio.shield(self._flusher)
+        while self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
 
     async def _flush_all(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
-                await self._flush(batch)
-        finally:
-            self._flusher = None
+        while self._queue:
+            self._flusher_pending = False
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            await self._flush(batch)
+        self._flusher_pending = False
 
     async def _flush(self, batch: list[_Pending]) -> None:
         try:
