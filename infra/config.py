@@ -96,6 +96,16 @@ EKS_ADDON_VERSIONS: dict[str, dict[str, str]] = {
 }
 
 
+# Retention values CloudWatch Logs accepts; anything else fails at apply time, so we fail earlier.
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+ON_DEMAND_FLOOR = 2
+"""Prod keeps at least this many on-demand nodes whatever the autoscaler decides."""
+
+
 class ConfigError(ValueError):
     """Invalid stack configuration. The message names each key, its value and what is allowed."""
 
@@ -187,9 +197,9 @@ class NodeGroupConfig(_Model):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,30}$")
     instance_types: tuple[str, ...] = Field(min_length=1)
-    min_size: int = Field(ge=1)
+    min_size: int = Field(ge=0, description="0 lets the autoscaler remove the group's last node.")
     max_size: int = Field(ge=1)
-    desired_size: int = Field(ge=1)
+    desired_size: int = Field(ge=0)
     disk_size_gib: int = Field(50, ge=20, le=1000)
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
 
@@ -318,6 +328,109 @@ class DatabaseConfig(_Model):
         return f"postgres{self.engine_version.split('.')[0]}"
 
 
+_HOST_NAME = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+ACM_CERTIFICATE_ARN = r"^arn:aws:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$"
+ROUTE53_ZONE_ID = r"^Z[A-Z0-9]{1,31}$"
+INGRESS_SCHEMES: tuple[str, ...] = ("internal", "internet-facing")
+
+
+class IngressConfig(_Model):
+    """How the events API is published: DNS name -> ALB (HTTPS only) -> Service -> pods."""
+
+    hosts: tuple[Annotated[str, Field(pattern=_HOST_NAME)], ...] = Field(
+        min_length=1, description="Host names the API answers on; each inside `zoneName`."
+    )
+    scheme: Literal["internal", "internet-facing"] = Field(
+        "internal", description="internal: reachable from the VPC (and peers) only."
+    )
+    allowed_cidrs: tuple[str, ...] = Field(
+        min_length=1, description="Client CIDRs the load balancer's security group admits."
+    )
+    certificate_arn: str | None = Field(
+        None, pattern=ACM_CERTIFICATE_ARN, description="ACM certificate (aws flavour: required)."
+    )
+    zone_name: str = Field(pattern=_HOST_NAME, description="The Route 53 zone external-dns uses.")
+    zone_id: str | None = Field(
+        None, pattern=ROUTE53_ZONE_ID, description="Its hosted zone id (aws flavour: required)."
+    )
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            _parse_network(cidr, "ingress.allowedCidrs")
+        return value
+
+    @model_validator(mode="after")
+    def _hosts_in_zone(self) -> IngressConfig:
+        outside = [h for h in self.hosts if not h.endswith(f".{self.zone_name}")]
+        if outside:
+            raise ValueError(
+                f"hosts {outside} are not inside zoneName {self.zone_name!r}; allowed: names "
+                f"ending in .{self.zone_name}"
+            )
+        return self
+
+
+class NodeAutoscalingConfig(_Model):
+    """cluster-autoscaler's limits (it resizes the managed node groups within their bounds)."""
+
+    max_nodes_total: int = Field(ge=1, le=1000, description="Hard cap over all node groups.")
+    scale_down_utilization_threshold: float = Field(
+        0.5, gt=0, lt=1, description="A node below this requested share is a removal candidate."
+    )
+    scale_down_unneeded_minutes: int = Field(
+        10, ge=1, le=120, description="How long a node stays unneeded before it is removed."
+    )
+
+
+ALERT_SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+
+
+class AlertReceiverConfig(_Model):
+    """Where alerts of some severities go; the credential comes through External Secrets."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,40}$")
+    kind: Literal["slack", "pagerduty"]
+    severities: tuple[Literal["critical", "warning", "info"], ...] = Field(min_length=1)
+    slack_channel: str | None = Field(None, pattern=r"^#[a-z0-9_-]{1,80}$")
+
+    @model_validator(mode="after")
+    def _slack_channel(self) -> AlertReceiverConfig:
+        if self.kind == "slack" and not self.slack_channel:
+            raise ValueError(f"receiver {self.name!r}: kind slack needs slackChannel (#name)")
+        return self
+
+
+class ObservabilityConfig(_Model):
+    """Logs, alerts and traces: where they go and how long they stay."""
+
+    log_retention_days: int = Field(description="CloudWatch retention of the pods' logs.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{value}; allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)} (CloudWatch)"
+            )
+        return value
+
+    alert_receivers: tuple[AlertReceiverConfig, ...] = Field(
+        (), description="Alertmanager receivers by severity; none: alerts stay in Alertmanager."
+    )
+    trace_storage_gib: int | None = Field(
+        None, ge=1, le=1000, description="Jaeger's persistent volume; None keeps traces in memory."
+    )
+
+    @model_validator(mode="after")
+    def _receivers(self) -> ObservabilityConfig:
+        names = [r.name for r in self.alert_receivers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"alertReceivers names must be unique, got {names}")
+        return self
+
+
 class ProtectionConfig(_Model):
     """Safety switches. Prod must keep all of them on."""
 
@@ -404,6 +517,9 @@ class PlatformConfig(_Model):
     protection: ProtectionConfig = ProtectionConfig()
     gitops: GitOpsConfig
     registry: RegistryConfig = RegistryConfig()
+    ingress: IngressConfig
+    node_autoscaling: NodeAutoscalingConfig | None = None
+    observability: ObservabilityConfig
     tags: dict[str, str] = Field(default_factory=dict)
     localstack: LocalStackConfig | None = None
 
@@ -474,6 +590,22 @@ def _flavour_rules(cfg: PlatformConfig) -> list[str]:
                 )
                 + ")"
             )
+    if cfg.flavour == "aws":
+        for key, value in (
+            ("ingress.certificateArn", cfg.ingress.certificate_arn),
+            ("ingress.zoneId", cfg.ingress.zone_id),
+            ("nodeAutoscaling", cfg.node_autoscaling),
+        ):
+            if value is None:
+                problems.append(f"platform:{key}: missing; flavour 'aws' needs it")
+        if cfg.node_autoscaling is not None:
+            ceiling = sum(group.max_size for group in cfg.cluster.node_groups)
+            if cfg.node_autoscaling.max_nodes_total > ceiling:
+                problems.append(
+                    f"platform:nodeAutoscaling.maxNodesTotal: "
+                    f"{cfg.node_autoscaling.max_nodes_total} exceeds the node groups' maxSize "
+                    f"sum {ceiling}; allowed: 1..{ceiling}"
+                )
     if cfg.flavour == "local":
         # The local flavour's AWS API is LocalStack, whose free edition has no ECR.
         if cfg.localstack is None:
@@ -521,6 +653,18 @@ def _prod_rules(cfg: PlatformConfig) -> list[str]:
         )
     if not cfg.database.multi_az:
         problems.append("platform:database.multiAz: false; prod must be true")
+    floor = sum(g.min_size for g in cfg.cluster.node_groups if g.capacity_type == "ON_DEMAND")
+    if floor < ON_DEMAND_FLOOR:
+        problems.append(
+            f"platform:cluster.nodeGroups: {floor} on-demand nodes at minimum; prod must keep "
+            f">= {ON_DEMAND_FLOOR} (ON_DEMAND groups' minSize)"
+        )
+    if cfg.observability.trace_storage_gib is None:
+        problems.append("platform:observability.traceStorageGib: missing; prod keeps traces")
+    if not any(r.kind == "pagerduty" for r in cfg.observability.alert_receivers):
+        problems.append(
+            "platform:observability.alertReceivers: no pagerduty receiver; prod must page someone"
+        )
     if cfg.database.backup_retention_days < 30:
         problems.append(
             f"platform:database.backupRetentionDays: {cfg.database.backup_retention_days}; "

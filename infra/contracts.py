@@ -28,6 +28,8 @@ MONITORING_NAMESPACE = "monitoring"
 TRACING_NAMESPACE = "tracing"
 EXTERNAL_SECRETS_NAMESPACE = "external-secrets"
 KEDA_NAMESPACE = "keda"
+LOGGING_NAMESPACE = "logging"
+"""Fluent Bit (the log shipper, EKS)."""
 KUBE_SYSTEM_NAMESPACE = "kube-system"
 """Exists on every cluster; never created nor deleted by us."""
 KAFKA_NAMESPACE = "kafka"
@@ -72,6 +74,8 @@ class Fact(StrEnum):
     DB_PORT = "DB_PORT"
     DB_NAME = "DB_NAME"
     DB_SECRET_REF = "DB_SECRET_REF"  # ARN of the RDS-managed secret, or the CNPG secret's name
+    # libpq's sslmode: verify-full on RDS (the image ships the RDS CA bundle), require in-cluster
+    DB_SSLMODE = "DB_SSLMODE"
     OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
     AUDIT_ARCHIVE_BUCKET = "AUDIT_ARCHIVE_BUCKET"
 
@@ -171,10 +175,20 @@ THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
 EVENTS_TOPIC = Topic("events", partitions=6, retention_ms=SEVEN_DAYS_MS)
 TASKS_TOPIC = Topic("tasks", partitions=6, retention_ms=SEVEN_DAYS_MS)
+REMINDERS_TOPIC = Topic("reminders", partitions=6, retention_ms=SEVEN_DAYS_MS)
+"""`task.reminder.due` envelopes, published by the reminders app, keyed by task id."""
 NOTIFIER_DLQ = Topic("notifier.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
 AUDIT_DLQ = Topic("audit.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
+REMINDERS_DLQ = Topic("reminders.dlq", partitions=3, retention_ms=THIRTY_DAYS_MS)
 
-TOPICS: tuple[Topic, ...] = (EVENTS_TOPIC, TASKS_TOPIC, NOTIFIER_DLQ, AUDIT_DLQ)
+TOPICS: tuple[Topic, ...] = (
+    EVENTS_TOPIC,
+    TASKS_TOPIC,
+    REMINDERS_TOPIC,
+    NOTIFIER_DLQ,
+    AUDIT_DLQ,
+    REMINDERS_DLQ,
+)
 
 
 # --- The bundled apps --------------------------------------------------------------------------
@@ -219,6 +233,7 @@ _COMMON_FACTS = (
     Fact.DB_HOST,
     Fact.DB_PORT,
     Fact.DB_NAME,
+    Fact.DB_SSLMODE,
     Fact.OTEL_EXPORTER_OTLP_ENDPOINT,
 )
 
@@ -234,7 +249,7 @@ APPS: tuple[AppContract, ...] = (
         name="notifier",
         kind="consumer",
         port=8001,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
         consumer_group="notifier",
         dead_letter_topic=NOTIFIER_DLQ.name,
         facts=_COMMON_FACTS,
@@ -243,11 +258,23 @@ APPS: tuple[AppContract, ...] = (
         name="audit",
         kind="consumer",
         port=8002,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
+        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
         consumer_group="audit",
         dead_letter_topic=AUDIT_DLQ.name,
         uses_archive_bucket=True,
         facts=(*_COMMON_FACTS, Fact.AUDIT_ARCHIVE_BUCKET),
+    ),
+    # Schedules task reminders (from task changes) in PostgreSQL and publishes each one when
+    # it falls due; the notifier delivers them, audit records them.
+    AppContract(
+        name="reminders",
+        kind="consumer",
+        port=8003,
+        consumes=(TASKS_TOPIC.name,),
+        produces=(REMINDERS_TOPIC.name,),
+        consumer_group="reminders",
+        dead_letter_topic=REMINDERS_DLQ.name,
+        facts=_COMMON_FACTS,
     ),
 )
 
@@ -296,6 +323,17 @@ def gitops_path(env: str) -> str:
 
 OTLP_HTTP_PORT = 4318
 """Port of the in-cluster OTLP/HTTP endpoint the apps export traces to."""
+
+DB_ROLES_SERVICE_ACCOUNT = "db-roles"
+"""ServiceAccount (in APP_NAMESPACE) of the PreSync Job that creates each app's database roles and
+publishes their credentials (`python -m apps.db_roles`); the only workload whose Pod Identity role
+may read the RDS-managed master secret."""
+
+
+def db_credentials_secret_id(name_prefix: str, app: str) -> str:
+    """The Secrets Manager secret (JSON username/password) an app logs in to PostgreSQL with."""
+    return f"{name_prefix}/db/{app}"
+
 
 TOPICS_JOB_SERVICE_ACCOUNT = "kafka-topics"
 """ServiceAccount (in APP_NAMESPACE) of the PreSync Job that creates and updates the topics; on MSK

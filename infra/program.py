@@ -20,6 +20,8 @@ from infra.contracts import NOTIFIER_CHANNELS_SECRET, notifier_channels_secret_i
 from infra.data.database import Database, DatabaseArgs
 from infra.data.kafka import KafkaCluster, KafkaClusterArgs
 from infra.network.vpc import Network, NetworkArgs
+from infra.platform.charts import ALERTMANAGER_RECEIVERS_SECRET, AlertReceiver
+from infra.platform.external_secrets import alertmanager_receivers_secret_id
 from infra.platform.layer import (
     InClusterLayerArgs,
     ManagedLayerArgs,
@@ -96,6 +98,11 @@ class _Foundation:
             "high_availability": cfg.tier.high_availability,
             "prometheus_retention": cfg.tier.prometheus.retention,
             "prometheus_storage_gib": cfg.tier.prometheus.storage_gib,
+            "alert_receivers": tuple(
+                AlertReceiver(r.name, r.kind, tuple(r.severities), r.slack_channel)
+                for r in cfg.observability.alert_receivers
+            ),
+            "trace_storage_gib": cfg.observability.trace_storage_gib,
             "tags": self.tags,
         }
 
@@ -196,6 +203,7 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     cfg, keys, network, tags, with_aws = base.cfg, base.keys, base.network, base.tags, base.with_aws
     prefix = cfg.name_prefix
     protect = cfg.protection.protect_resources
+    assert cfg.node_autoscaling is not None  # config requires it with flavour aws
     eks = EksCluster(
         "cluster",
         EksClusterArgs(
@@ -297,7 +305,16 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     app_secrets = AppSecrets(
         "app-secrets",
         AppSecretsArgs(
-            secrets={NOTIFIER_CHANNELS_SECRET: notifier_channels_secret_id(prefix)},
+            # The notifier's channels and, where receivers are configured, Alertmanager's
+            # receiver credentials: External Secrets syncs both by exact ARN.
+            secrets={
+                NOTIFIER_CHANNELS_SECRET: notifier_channels_secret_id(prefix),
+                **(
+                    {ALERTMANAGER_RECEIVERS_SECRET: alertmanager_receivers_secret_id(prefix)}
+                    if cfg.observability.alert_receivers
+                    else {}
+                ),
+            },
             kms_key_arn=keys.arns["secrets"],
             protect=protect,
             tags=tags,
@@ -320,6 +337,15 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
         db_name=database.db_name,
         db_secret_arn=database.master_secret_arn,
         db_secret_kms_key_arn=keys.arns["rds"],
+        cluster_arn=eks.cluster_arn,
+        kubernetes_version=cfg.cluster.version,
+        vpc_id=network.vpc_id,
+        ebs_kms_key_arn=keys.arns["ebs"],
+        logs_kms_key_arn=keys.arns["logs"],
+        ingress=cfg.ingress,
+        node_autoscaling=cfg.node_autoscaling,
+        log_retention_days=cfg.observability.log_retention_days,
+        secrets_recovery_window_days=30 if protect else 0,
     )
 
 

@@ -27,6 +27,7 @@ from platform_cli.teardown import (
     WAIT_APPLICATIONS_GONE,
     WAIT_CLOUD_LOAD_BALANCERS_GONE,
     WAIT_DESCRIPTIONS,
+    WAIT_INGRESSES_GONE,
     WAIT_LOAD_BALANCER_SERVICES_GONE,
     WAIT_PLATFORM_VOLUMES_GONE,
     TeardownStep,
@@ -36,6 +37,7 @@ from platform_cli.teardown import (
     load_balancer_eni_descriptions,
     nodes_from_deployment,
     remaining_applications,
+    remaining_ingresses,
     remaining_load_balancer_services,
     remaining_platform_volumes,
 )
@@ -153,11 +155,15 @@ class ClusterProbe:
             self._kubectl("get", "services", "--all-namespaces")
         )
 
+    def ingresses(self) -> list[str]:
+        return remaining_ingresses(self._kubectl("get", "ingresses", "--all-namespaces"))
+
     def platform_volumes(self) -> list[str]:
         return remaining_platform_volumes(self._kubectl("get", "persistentvolumes"))
 
     def cloud_load_balancers(self) -> list[str]:
-        """ARNs of ELBs that the cluster's controllers created (both tagging conventions)."""
+        """ARNs of the ELBs and target groups that the cluster's controllers created (both
+        tagging conventions)."""
         import boto3
 
         tagging = boto3.client("resourcegroupstaggingapi", region_name=self.region)
@@ -167,7 +173,10 @@ class ClusterProbe:
             {"Key": f"kubernetes.io/cluster/{self.cluster_name}"},
         ):
             pages = tagging.get_paginator("get_resources").paginate(
-                ResourceTypeFilters=["elasticloadbalancing:loadbalancer"],
+                ResourceTypeFilters=[
+                    "elasticloadbalancing:loadbalancer",
+                    "elasticloadbalancing:targetgroup",
+                ],
                 TagFilters=[tag_filter],
             )
             for page in pages:
@@ -200,6 +209,7 @@ def run_waits(
     checks: dict[str, Callable[[], list[str]]] = {
         WAIT_APPLICATIONS_GONE: probe.applications,
         WAIT_LOAD_BALANCER_SERVICES_GONE: probe.load_balancer_services,
+        WAIT_INGRESSES_GONE: probe.ingresses,
         WAIT_CLOUD_LOAD_BALANCERS_GONE: probe.cloud_leftovers,
         WAIT_PLATFORM_VOLUMES_GONE: probe.platform_volumes,
     }

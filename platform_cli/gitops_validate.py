@@ -18,6 +18,8 @@ import yaml
 from infra.config import PlatformConfig, load_stack_file
 from infra.contracts import (
     APP_NAMES,
+    ARGOCD_PROJECT,
+    DB_ROLES_SERVICE_ACCOUNT,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
     KAFKA_PLAINTEXT_PORT,
@@ -25,6 +27,7 @@ from infra.contracts import (
     NOTIFIER_CHANNELS_SECRET,
     OTLP_HTTP_PORT,
     POSTGRES_PORT,
+    TOPICS_JOB_SERVICE_ACCOUNT,
     Fact,
     app_contract,
 )
@@ -143,18 +146,22 @@ def check_service_monitors(objs: list[Obj]) -> list[str]:
     return problems
 
 
-def _required_egress(template: Manifest, kafka_port: int) -> set[int]:
+def _required_egress(template: Manifest, kafka_port: int, own_db_logins: bool) -> set[int]:
     """Ports the pod's configuration points it at, from what it mounts: the facts ConfigMap
-    (Kafka; plus OTLP and S3 over HTTPS when the app's contract reads those facts) and the DB
-    Secret (PostgreSQL)."""
+    (Kafka for the apps and the topics Job; OTLP and S3 over HTTPS when the app's contract reads
+    those facts), a database login (PostgreSQL; on RDS each app's own login comes from Secrets
+    Manager over HTTPS), and the notifier's channel credentials (HTTPS)."""
     app = template["metadata"]["labels"].get("app.kubernetes.io/name")
-    facts = set(app_contract(app).facts) if app in APP_NAMES else set()
+    contract = app_contract(app) if app in APP_NAMES else None
+    facts = set(contract.facts) if contract else set()
+    if app == DB_ROLES_SERVICE_ACCOUNT:
+        return {POSTGRES_PORT, HTTPS_PORT}  # the database, and Secrets Manager
     ports: set[int] = set()
     for container in template["spec"]["containers"]:
         sources = container.get("envFrom", [])
         maps = {s["configMapRef"]["name"] for s in sources if "configMapRef" in s}
         secrets = {s["secretRef"]["name"] for s in sources if "secretRef" in s}
-        if FACTS_CONFIGMAP in maps:
+        if FACTS_CONFIGMAP in maps and (contract or app == TOPICS_JOB_SERVICE_ACCOUNT):
             ports.add(kafka_port)
             if Fact.OTEL_EXPORTER_OTLP_ENDPOINT in facts:
                 ports.add(OTLP_HTTP_PORT)
@@ -162,6 +169,8 @@ def _required_egress(template: Manifest, kafka_port: int) -> set[int]:
                 ports.add(HTTPS_PORT)
         if FACTS_DB_SECRET in secrets:
             ports.add(POSTGRES_PORT)
+        if contract and contract.uses_database and own_db_logins:
+            ports |= {POSTGRES_PORT, HTTPS_PORT}
         if NOTIFIER_CHANNELS_SECRET in secrets:
             ports.add(HTTPS_PORT)  # the channels' HTTPS APIs
     return ports
@@ -203,7 +212,7 @@ def check_network_policies(env: str, objs: list[Obj]) -> list[str]:
     for owner, template in _pod_templates(objs):
         labels = template["metadata"]["labels"]
         allowed, dns = _egress_ports(policies, labels)
-        needed = _required_egress(template, kafka_port)
+        needed = _required_egress(template, kafka_port, cfg.database.mode == "rds")
         missing = sorted(needed - allowed)
         if missing:
             problems.append(
@@ -212,6 +221,35 @@ def check_network_policies(env: str, objs: list[Obj]) -> list[str]:
             )
         if not dns:
             problems.append(f"{owner.path}: no NetworkPolicy allows DNS (UDP 53)")
+    return problems
+
+
+def check_egress_destinations(objs: list[Obj]) -> list[str]:
+    """Every egress rule names where it may go (`to`), not only a port: a port-only rule lets a
+    pod reach any host on that port (the internet included)."""
+    problems = []
+    for policy in _of(objs, "NetworkPolicy"):
+        for index, rule in enumerate(policy.body["spec"].get("egress", [])):
+            if not rule.get("to"):
+                ports = [p.get("port") for p in rule.get("ports", [])] or "every port"
+                problems.append(
+                    f"{policy.path}: egress rule {index} allows {ports} to any destination; "
+                    "allowed: a rule with `to` (ipBlock, namespaceSelector or podSelector)"
+                )
+    return problems
+
+
+def check_application_projects(objs: list[Obj]) -> list[str]:
+    """Every child Application belongs to `platform-apps`, whose sources and destinations are
+    locked; another project (`default` above all) would escape that scoping."""
+    problems = []
+    for app in _of(objs, "Application"):
+        project = app.body.get("spec", {}).get("project")
+        if project != ARGOCD_PROJECT:
+            problems.append(
+                f"{app.path}: project {project!r}; allowed: {ARGOCD_PROJECT!r} (the locked "
+                "AppProject of every child Application)"
+            )
     return problems
 
 
@@ -291,6 +329,8 @@ def cross_check(files: dict[str, str], images: ImageCatalog) -> list[str]:
         problems += check_services(objs)
         problems += check_service_monitors(objs)
         problems += check_network_policies(env, objs)
+        problems += check_egress_destinations(objs)
+        problems += check_application_projects(objs)
         problems += check_topics(env, objs)
         problems += check_no_copied_facts(objs)
     problems += check_promotions(tree, images)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from infra.contracts import APP_NAMES, AppContract, app_contract
-from platform_cli import podman
+from platform_cli import certs, podman
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO_ROOT / "apps" / "Dockerfile"
@@ -42,7 +42,14 @@ STAND_IN_CHANGES = (
     'CMD ["python3"]',
 )
 # Sources every image copies besides the app's own package (see apps/Dockerfile).
-SHARED_SOURCES = ("apps/__init__.py", "apps/__main__.py", "apps/common", "apps/topics_job")
+SHARED_SOURCES = (
+    "apps/__init__.py",
+    "apps/__main__.py",
+    "apps/common",
+    "apps/topics_job",
+    "apps/db_roles",
+    "apps/certs",
+)
 
 BaseChoice = Literal["auto", "official", "stand-in"]
 Progress = Callable[[str], None]
@@ -198,15 +205,22 @@ def build_app(app: str, base: str, log: Path) -> BuiltImage:
     return BuiltImage(app, ref, cached=False, seconds=time.monotonic() - started)
 
 
-def _remove_stale(app: str, keep: str) -> None:
-    """Older builds of this app (other input digests) would pile up with every change."""
+def _remove_stale(app: str, keep: str, older_than_s: float = 24 * 3600) -> None:
+    """Remove this app's builds of other inputs once they are a day old: every change makes a
+    new tag, and they would pile up. Younger ones stay, because another checkout on the same
+    machine (a second worktree, a CI job) may be using its own build right now."""
+    import json
+    from datetime import UTC, datetime
+
     listed = podman.run(
-        ["podman", "images", "--format", "{{.Repository}}:{{.Tag}}", f"{LOCAL_REPOSITORY}/{app}"],
-        check=False,
+        ["podman", "images", "--format", "json", f"{LOCAL_REPOSITORY}/{app}"], check=False
     )
-    for ref in listed.stdout.split():
-        if ref != keep:
-            podman.run(["podman", "rmi", ref], check=False)  # in use by a container: kept
+    now = datetime.now(UTC).timestamp()
+    for image in json.loads(listed.stdout or "[]"):
+        refs = [ref for ref in image.get("Names") or [] if ref != keep]
+        if refs and now - float(image.get("Created", now)) > older_than_s:
+            for ref in refs:
+                podman.run(["podman", "rmi", ref], check=False)  # in use by a container: kept
 
 
 def build_all(
@@ -220,6 +234,10 @@ def build_all(
     if reason:
         raise ImageBuildError(f"cannot build images here: {reason}")
     log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        certs.ensure_bundle()
+    except certs.CertsError as exc:
+        raise ImageBuildError(f"the RDS CA bundle every image ships: {exc}") from None
     base_ref = resolve_base(base, log_dir / "base.log", progress)
     built = []
     for app in apps:

@@ -27,6 +27,7 @@ _LABELS = {
     "tasks_created": "tasks created (HTTP 201)",
     "audit_rows": "audit rows (audit_log)",
     "notifications_delivered": "notifications delivered (webhook sink)",
+    "reminders_delivered": "reminders fired, delivered (webhook sink)",
     "dead_letters": "dead letters (notifier.dlq + audit.dlq)",
     "archive_objects": "S3 archive objects",
     "archived_rows": "audit rows archived to S3",
@@ -44,6 +45,9 @@ def local_command(
     ] = False,
     events: Annotated[int, typer.Option(min=0, help="Events in the demo burst.")] = 24,
     tasks: Annotated[int, typer.Option(min=0, help="Tasks in the demo burst.")] = 8,
+    reminders: Annotated[
+        int, typer.Option(min=0, help="Tasks due in seconds whose reminder the demo waits for.")
+    ] = 1,
     plan: Annotated[
         bool,
         typer.Option("--plan/--no-plan", help="Also summarise the offline plan of each stack."),
@@ -52,7 +56,7 @@ def local_command(
         Path | None, typer.Option("--report-json", help="Also write the report as JSON.")
     ] = None,
 ) -> None:
-    """Run the platform locally: broker, PostgreSQL, AWS emulator, the three apps, a demo."""
+    """Run the platform locally: broker, PostgreSQL, AWS emulator, the four apps, a demo."""
     from platform_cli.local_run import LocalOptions, LocalRun, LocalRunError
 
     console = Console()
@@ -63,7 +67,7 @@ def local_command(
     # a shell starts background jobs with it ignored, and Python keeps that.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    run = LocalRun(LocalOptions(events=events, tasks=tasks, plan=plan), step)
+    run = LocalRun(LocalOptions(events=events, tasks=tasks, reminders=reminders, plan=plan), step)
     exit_code = 0
     try:
         run.start()
@@ -112,7 +116,8 @@ def _print_report(console: Console, report: Report, total_s: float) -> None:
         table.add_row(label, f"[{style}]{got}[/{style}]", str(want))
     console.print(table)
     console.print(
-        f"sent: {report.events_accepted} events and {report.tasks_created} tasks over HTTP, "
+        f"sent: {report.events_accepted} events and {report.tasks_created} tasks (some due in "
+        f"seconds, with a reminder) over HTTP, "
         f"{report.poison_records} poison record straight to Kafka"
     )
     where = Table(title="where to look", show_header=False)

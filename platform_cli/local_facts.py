@@ -101,6 +101,8 @@ def local_app_environment(
             Fact.DB_PORT: str(database.port),
             Fact.DB_NAME: database.name,
             Fact.DB_SECRET_REF: "",
+            # A local PostgreSQL has no RDS certificate: TLS when offered, as libpq's default.
+            Fact.DB_SSLMODE: "prefer",
             Fact.OTEL_EXPORTER_OTLP_ENDPOINT: otlp_endpoint,
             Fact.AUDIT_ARCHIVE_BUCKET: archive_bucket,
         },

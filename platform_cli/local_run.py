@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +71,16 @@ class LocalRunError(RuntimeError):
     """A part did not start or the demo did not complete; the message says which and why."""
 
 
+REMINDER_DUE_IN_S = 3.0
+"""The demo's reminder tasks are due this long after they are created."""
+
+
 @dataclass(frozen=True)
 class LocalOptions:
     events: int = 24
     tasks: int = 8
+    reminders: int = 1
+    """Tasks due in a few seconds with a reminder at their due time (on top of `tasks`)."""
     archive_window_s: int = 2
     """Archive windows for the demo: short, so they close seconds after the burst."""
     timeout_s: float = 120.0
@@ -95,6 +102,7 @@ class Report:
     poison_records: int = 0
     audit_rows: int = 0
     notifications_delivered: int = 0
+    reminders_delivered: int = 0
     dead_letters: int = 0
     archive_objects: int = 0
     archived_rows: int = 0
@@ -246,22 +254,26 @@ class LocalRun:
     def demo(self) -> Report:
         """Send the burst, wait until every part has processed it, archive, and count."""
         options = self.options
-        with self.step(f"demo burst: {options.events} events, {options.tasks} tasks"):
+        burst = f"demo burst: {options.events} events, {options.tasks} tasks"
+        with self.step(f"{burst}, {options.reminders} due in {REMINDER_DUE_IN_S:.0f} s"):
             key = self._create_api_key()
             self.demo_key = key
             self._send_burst(key)
         with self.step("1 poison record straight to Kafka"):
             self._send_poison()
-        expected_flow = options.events + options.tasks
+        # Every event and task change, plus each fired reminder (task.reminder.due), reaches
+        # audit and the webhook once.
+        expected_flow = options.events + options.tasks + 2 * options.reminders
         self.report.expected = {
             "events_accepted": options.events,
-            "tasks_created": options.tasks,
+            "tasks_created": options.tasks + options.reminders,
             "audit_rows": expected_flow,
             "notifications_delivered": expected_flow,
+            "reminders_delivered": options.reminders,
             "dead_letters": 2,  # the poison record, once per consumer's dead-letter topic
             "archived_rows": expected_flow,
         }
-        with self.step("waiting for audit, notifier and the dead-letter topics"):
+        with self.step("waiting for audit, notifier, reminders and the dead-letter topics"):
             self._wait_for_pipeline()
         with self.step("archiving the audit log to S3"):
             self._wait_for_windows_to_close()
@@ -331,6 +343,18 @@ class LocalRun:
                 )
                 if response.status_code == 201:
                     self.report.tasks_created += 1
+            for i in range(self.options.reminders):
+                due = datetime.now(UTC) + timedelta(seconds=REMINDER_DUE_IN_S)
+                response = client.post(
+                    "/api/v1/tasks",
+                    json={
+                        "title": f"demo reminder #{i}",
+                        "due_at": due.isoformat(),
+                        "reminders": ["PT0S"],
+                    },
+                )
+                if response.status_code == 201:
+                    self.report.tasks_created += 1
 
     def _send_poison(self) -> None:
         from kafka import KafkaProducer
@@ -362,7 +386,12 @@ class LocalRun:
             self._count_pipeline()
             return all(
                 getattr(self.report, key) >= self.report.expected[key]
-                for key in ("audit_rows", "notifications_delivered", "dead_letters")
+                for key in (
+                    "audit_rows",
+                    "notifications_delivered",
+                    "reminders_delivered",
+                    "dead_letters",
+                )
             )
 
         poll_until(processed, timeout=self.options.timeout_s, interval=0.5)
@@ -386,6 +415,7 @@ class LocalRun:
     def _count_pipeline(self) -> None:
         self.report.audit_rows = int(self._audit_scalar("SELECT count(*) FROM audit_log"))
         self.report.notifications_delivered = count_deliveries(self.sink_file)
+        self.report.reminders_delivered = count_deliveries(self.sink_file, "task.reminder.due")
         self.report.dead_letters = self._count_records((NOTIFIER_DLQ.name, AUDIT_DLQ.name))
 
     def _count_records(self, topics: tuple[str, ...]) -> int:

@@ -122,9 +122,13 @@ class Declared:
         return dict(sorted(counts.items()))
 
 
+# ARN paths AWS uses where the program parses them (e.g. the account of an EKS cluster ARN).
+_ARN_PATHS: dict[str, str] = {"aws:eks/cluster:Cluster": "cluster/"}
+
+
 def _fake_arn(type_: str, name: str, region: str) -> str:
     service = type_.split(":")[1].split("/")[0] if ":" in type_ else "x"
-    return f"arn:aws:{service}:{region}:{FAKE_ACCOUNT}:{name}"
+    return f"arn:aws:{service}:{region}:{FAKE_ACCOUNT}:{_ARN_PATHS.get(type_, '')}{name}"
 
 
 class PlatformMocks(pulumi_mocks.Mocks):
@@ -137,7 +141,11 @@ class PlatformMocks(pulumi_mocks.Mocks):
         state = dict(args.inputs)
         digest = hashlib.sha256(f"{args.typ}/{args.name}".encode()).hexdigest()[:12]
         resource_id = f"{args.name}-{digest}"
-        state.setdefault("arn", _fake_arn(args.typ, args.name, self.region))
+        physical = str(args.inputs.get("name") or args.name)
+        state.setdefault(
+            "arn",
+            _fake_arn(args.typ, physical if args.typ in _ARN_PATHS else args.name, self.region),
+        )
         state.setdefault("id", resource_id)
         # Auto-named resources get their physical name from the provider; echo the logical name
         # so references such as `parameter_group.name` resolve (and keep their dependency).

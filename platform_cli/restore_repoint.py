@@ -9,9 +9,12 @@ instance has to BECOME the stack's instance:
    (an RDS endpoint is `<identifier>.<account/region suffix>`, so DB_HOST comes back unchanged);
 2. swap the Pulumi state: drop the old instance's entry, import the restored one under the
    same URN, parent and provider (otherwise the next `pulumi up` would "fix" the rename);
-3. `pulumi up`: the outputs now read the restored instance, the `platform-facts` ConfigMap
-   gets its DB_SECRET_REF (a restore makes a new RDS-managed secret) and External Secrets
-   copies the new password into `platform-db`.
+3. `pulumi up`: the outputs now read the restored instance and the `platform-facts` ConfigMap
+   gets its DB_SECRET_REF (a restore makes a new RDS-managed secret). The restored database
+   holds the apps' login roles as they were at the restore point, so their passwords may be
+   older than the apps' own secrets: one run of the db-roles rotation Job (connecting as the
+   restored master user) gives each app a fresh login and publishes it; the apps read their
+   secret on every new connection.
 
 `tests/aws/test_rds_restore.py` checks the URNs printed here against the program run offline.
 """
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from infra.config import PROJECT, PlatformConfig
-from infra.contracts import APP_NAMESPACE, FACTS_CONFIGMAP, FACTS_DB_SECRET, Fact
+from infra.contracts import APP_NAMESPACE, FACTS_CONFIGMAP, Fact
+from infra.gitops.manifests.jobs import DB_ROLES_ROTATE_JOB
 from platform_cli.rds_restore import Instance
 
 DATABASE_COMPONENT = ("platform:data:Database", "database")
@@ -173,13 +177,15 @@ def repoint_steps(
             ),
         ),
         Step(
-            "Let the facts channel follow (ConfigMap, ExternalSecret), then restart the apps",
+            "Let the facts channel follow, give the apps fresh logins, restart them",
             (
                 f"pulumi preview -s {stack} --diff",
                 f"pulumi up -s {stack}",
                 f"kubectl -n {APP_NAMESPACE} get configmap {FACTS_CONFIGMAP} -o yaml",
-                f"kubectl -n {APP_NAMESPACE} annotate externalsecret {FACTS_DB_SECRET} "
-                'force-sync="$(date +%s)" --overwrite',
+                f"kubectl -n {APP_NAMESPACE} create job {DB_ROLES_ROTATE_JOB}-after-restore "
+                f"--from=cronjob/{DB_ROLES_ROTATE_JOB}",
+                f"kubectl -n {APP_NAMESPACE} wait --for=condition=complete --timeout=10m "
+                f"job/{DB_ROLES_ROTATE_JOB}-after-restore",
                 f"kubectl -n {APP_NAMESPACE} rollout restart deployment",
             ),
         ),

@@ -3,9 +3,9 @@
 1. Wait (up to the environment's `rolloutTimeoutSeconds`, jenkins/delivery.yaml) until ArgoCD
    reports every bundled app Synced and Healthy at the gitops commit `promote.sh` pushed.
 2. Smoke-test the deployed events-api with the smoke API key from Secrets Manager: `/readyz`,
-   one event (`POST /api/v1/events`, 202), and the narrowest authenticated read that proves the
-   API -> database path today: a task created, read back by id, and deleted. (Read APIs for
-   events and the audit log are being added elsewhere; the event's own read joins here then.)
+   one event (`POST /api/v1/events`, 202), then its read API (`GET /api/v1/events/{id}`) until
+   it says audit has the event: the whole path API -> outbox -> Kafka -> audit -> PostgreSQL;
+   and a task created, read back by id, and deleted.
 3. On any failure: put each app's previous image tag back (`set-image`, from the catalog as it
    was before the bump), commit with the reason, push, and exit 1 so the build is red.
 """
@@ -107,8 +107,25 @@ def _expect(response: httpx.Response, status: int, what: str) -> Any:
     return response.json() if response.content else None
 
 
-def smoke_test(api_url: str, api_key: str, label: str, timeout_s: float = 15.0) -> SmokeResult:
-    """One event and one task round trip through the deployed API; raises RolloutError."""
+def _wait_audited(api: httpx.Client, event_id: str, within_s: float) -> str:
+    """Poll the event's read API until audit has it; the seconds it took, or RolloutError."""
+    started = time.monotonic()
+    while True:
+        found = _expect(api.get(f"/api/v1/events/{event_id}"), 200, "GET /api/v1/events/{id}")
+        if found.get("audited") is None:
+            raise RolloutError("smoke: the API cannot see audit's records (audited is null)")
+        if found["audited"]:
+            return f"{time.monotonic() - started:.1f}"
+        if time.monotonic() - started > within_s:
+            raise RolloutError(f"smoke: event {event_id} not audited within {within_s:.0f} s")
+        time.sleep(0.5)
+
+
+def smoke_test(
+    api_url: str, api_key: str, label: str, timeout_s: float = 15.0, audit_within_s: float = 60.0
+) -> SmokeResult:
+    """One event (accepted, then seen audited through the read API) and one task round trip
+    through the deployed API; raises RolloutError."""
     result = SmokeResult()
     headers = {"Authorization": f"Bearer {api_key}"}
     try:
@@ -131,6 +148,8 @@ def smoke_test(api_url: str, api_key: str, label: str, timeout_s: float = 15.0) 
                 raise RolloutError(f"smoke: event not accepted: {event}")
             uuid.UUID(str(event.get("id")))
             result.steps.append(f"POST /api/v1/events 202 id={event['id']}")
+            took = _wait_audited(api, str(event["id"]), audit_within_s)
+            result.steps.append(f"GET /api/v1/events/{{id}}: audited after {took} s")
             title = f"rollout smoke {label} {uuid.uuid4().hex[:8]}"
             task = _expect(
                 api.post("/api/v1/tasks", json={"title": title, "tags": ["smoke"]}),
@@ -224,13 +243,12 @@ def rollback(
 
 
 def _api_url(env: str) -> str:
-    from infra.gitops.catalog import APP_SPECS
+    from infra.config import load_stack_file
 
-    spec = next(s for s in APP_SPECS if s.name == "events-api")
-    host = spec.ingress_hosts.get(env)
-    if not host:
-        raise RolloutError(f"--env {env}: events-api has no ingress host; give --api-url")
-    return f"https://{host}"
+    hosts = load_stack_file(env).ingress.hosts
+    if not hosts:
+        raise RolloutError(f"--env {env}: the stack has no ingress host; give --api-url")
+    return f"https://{hosts[0]}"
 
 
 def rollout_command(

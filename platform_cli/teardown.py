@@ -36,14 +36,20 @@ GITOPS_BRIDGE_TYPE = "platform:platform:GitOpsBridge"
 # Wait checks, run after a step's destroy (implemented by the destroy command).
 WAIT_APPLICATIONS_GONE = "argocd-applications-gone"
 WAIT_LOAD_BALANCER_SERVICES_GONE = "load-balancer-services-gone"
+WAIT_INGRESSES_GONE = "ingresses-gone"
 WAIT_CLOUD_LOAD_BALANCERS_GONE = "cloud-load-balancers-and-enis-gone"
 WAIT_PLATFORM_VOLUMES_GONE = "platform-volumes-gone"
 
 WAIT_DESCRIPTIONS: dict[str, str] = {
     WAIT_APPLICATIONS_GONE: "no Argo CD Application is left in the argocd namespace",
     WAIT_LOAD_BALANCER_SERVICES_GONE: "no Service of type LoadBalancer is left in the cluster",
+    WAIT_INGRESSES_GONE: (
+        "no Ingress is left in the cluster (the load balancer controller has removed its ALB "
+        "and released the Ingress finalizer)"
+    ),
     WAIT_CLOUD_LOAD_BALANCERS_GONE: (
-        "no ELB tagged for the cluster, and no ENI of those load balancers, is left (EKS only)"
+        "no ELB and no target group tagged for the cluster, and no ENI of those load "
+        "balancers, is left (EKS only)"
     ),
     WAIT_PLATFORM_VOLUMES_GONE: "no PersistentVolume claimed from a platform namespace is left",
 }
@@ -76,7 +82,10 @@ TEARDOWN_ORDER: tuple[TeardownStep, ...] = (
         key="gitops",
         title="Delete the root Application; Argo CD prunes every app it deployed",
         component_type=GITOPS_BRIDGE_TYPE,
-        waits=(WAIT_APPLICATIONS_GONE, WAIT_LOAD_BALANCER_SERVICES_GONE),
+        waits=(WAIT_APPLICATIONS_GONE, WAIT_INGRESSES_GONE, WAIT_LOAD_BALANCER_SERVICES_GONE),
+        # The load balancer controller is an add-on (step 2): it is still running here, so the
+        # ALB and target groups it made are deleted by it, and step 2 starts only once they are
+        # gone (a controller removed first would leave them, and their ENIs would block the VPC).
         eks_only_waits=(WAIT_CLOUD_LOAD_BALANCERS_GONE,),
     ),
     TeardownStep(
@@ -181,6 +190,13 @@ def remaining_load_balancer_services(service_list: Mapping[str, Any]) -> list[st
     ]
 
 
+def remaining_ingresses(ingress_list: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{item['metadata'].get('namespace', '')}/{item['metadata']['name']}"
+        for item in ingress_list.get("items", [])
+    ]
+
+
 def remaining_platform_volumes(
     volume_list: Mapping[str, Any], namespaces: tuple[str, ...] = PLATFORM_VOLUME_NAMESPACES
 ) -> list[str]:
@@ -197,6 +213,8 @@ def load_balancer_eni_descriptions(load_balancer_arns: Iterable[str]) -> list[st
     `ELB <name>` for a classic ELB (whose ARN ends `loadbalancer/<name>`)."""
     patterns = []
     for arn in load_balancer_arns:
+        if ":loadbalancer/" not in arn:
+            continue  # a target group has no ENI of its own
         resource = arn.split(":loadbalancer/", 1)[-1]
         patterns.append(f"ELB {resource}")
     return patterns

@@ -42,12 +42,23 @@ def make_handler(out: Path, lock: threading.Lock) -> type[BaseHTTPRequestHandler
     return Sink
 
 
-def count_deliveries(out: Path) -> int:
-    """How many webhook calls the sink has recorded."""
+def count_deliveries(out: Path, event_type: str | None = None) -> int:
+    """How many webhook calls the sink has recorded (of one envelope type, if given)."""
     if not out.exists():
         return 0
     with out.open(encoding="utf-8") as sink:
-        return sum(1 for line in sink if line.strip())
+        lines = [line for line in sink if line.strip()]
+    if event_type is None:
+        return len(lines)
+    return sum(1 for line in lines if _body_type(line) == event_type)
+
+
+def _body_type(line: str) -> str | None:
+    try:
+        body = json.loads(line).get("body")
+    except ValueError:
+        return None
+    return body.get("type") if isinstance(body, dict) else None
 
 
 def main(argv: list[str]) -> int:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn
 
 import typer
@@ -26,15 +23,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-
-
-def _stop_on_signals(stop: threading.Event) -> None:
-    def _handler(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger(APP_NAME).info("stop requested", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -65,7 +53,8 @@ def run_cmd(
     """Consume the events and tasks topics into audit_log until SIGTERM."""
     from apps.audit.consumer import AuditService
     from apps.audit.settings import AuditConfig
-    from apps.common.health import HealthServer
+    from apps.common.consumer_loop import run_with_probes
+    from apps.common.stop import stop_on_signals
     from apps.common.tracing import setup_tracing
 
     config = AuditConfig()
@@ -73,14 +62,8 @@ def run_cmd(
     setup_tracing(APP_NAME, config.app.otlp_endpoint)
     if apply_migrations:
         migrate(config.db.conninfo(), APP_NAME, MIGRATIONS)
-    stop = threading.Event()
-    _stop_on_signals(stop)
-    service = AuditService(config, stop)
-    health = HealthServer(config.app.port, service.ready, registry=service.metrics.registry).start()
-    try:
-        service.run()
-    finally:
-        health.stop()
+    stop = stop_on_signals(threading.Event(), APP_NAME)
+    run_with_probes(AuditService(config, stop), config.app.port)
 
 
 @app.command("query")

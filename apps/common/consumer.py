@@ -1,12 +1,12 @@
-"""What every bundled consumer shares: its settings, group timings and readiness probe.
+"""What every bundled consumer shares: its settings, group timings and database probe.
 
 notifier and audit differ in what they do with a record, not in how they join the group, which
-topics they read, where they report, or what "ready" means; those live here once.
+topics they read, where they report, or what "ready" means; those live here once, and the loop
+itself in `apps.common.consumer_loop`.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pydantic import AliasChoices, Field
@@ -52,25 +52,21 @@ class ConsumerSettings(BaseSettings):
     otlp_endpoint: str | None = Field(None, validation_alias=env("OTEL_EXPORTER_OTLP_ENDPOINT"))
     events_topic: str = Field("events", validation_alias=env("EVENTS_TOPIC"))
     tasks_topic: str = Field("tasks", validation_alias=env("TASKS_TOPIC"))
+    reminders_topic: str = Field("reminders", validation_alias=env("REMINDERS_TOPIC"))
     log_level: str = Field("INFO", validation_alias=env("LOG_LEVEL"))
 
     @property
-    def topics(self) -> tuple[str, str]:
-        return (self.events_topic, self.tasks_topic)
+    def topics(self) -> tuple[str, ...]:
+        """What the notifier and audit read: events, task changes and fired reminders."""
+        return (self.events_topic, self.tasks_topic, self.reminders_topic)
 
 
-POLL_STALE_AFTER_S = 30.0
-"""A consumer that has not polled for this long is not ready (stuck handler or lost group)."""
-
-
-def readiness(running: bool, last_poll: float, pool: Any) -> dict[str, bool]:
-    """`/readyz` checks of a consumer: polling recently, and its database answering."""
-    polled_recently = running and time.monotonic() - last_poll < POLL_STALE_AFTER_S
-    db_ok = False
-    if pool is not None:
-        try:
-            with pool.connection(timeout=2) as conn:
-                db_ok = conn.execute("SELECT 1").fetchone() is not None
-        except Exception:  # any failure means "not ready"
-            db_ok = False
-    return {"consumer": polled_recently, "database": db_ok}
+def database_ready(pool: Any) -> bool:
+    """`/readyz`'s database check: a pooled connection answers `SELECT 1` within 2 s."""
+    if pool is None:
+        return False
+    try:
+        with pool.connection(timeout=2) as conn:
+            return conn.execute("SELECT 1").fetchone() is not None
+    except Exception:  # any failure means "not ready"
+        return False

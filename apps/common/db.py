@@ -10,9 +10,12 @@ Why not Alembic: the apps use plain SQL through psycopg (no ORM), and the whole 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,13 @@ MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
 
 class DbSettings(BaseSettings):
     """The facts channel's DB_* parts and the `platform-db` Secret's DB_USER/DB_PASSWORD: the
-    same variables wherever the app runs (a pod, `platform local`, compose, the tests)."""
+    same variables wherever the app runs (a pod, `platform local`, compose, the tests).
+
+    On RDS the login is the app's own instead: with `DB_CREDENTIALS_SECRET` the user and password
+    are read from that Secrets Manager secret (JSON `username`/`password`, written by the db-roles
+    Job) each time a connection is opened, so a rotation reaches the next connection without a
+    restart.
+    """
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
@@ -41,25 +50,74 @@ class DbSettings(BaseSettings):
     password: SecretStr = Field(default=SecretStr(""), validation_alias=AliasChoices("DB_PASSWORD"))
     sslmode: str = Field(default="prefer", validation_alias=AliasChoices("DB_SSLMODE"))
     connect_timeout_s: int = Field(default=5, validation_alias=AliasChoices("DB_CONNECT_TIMEOUT"))
+    credentials_secret: str | None = Field(
+        default=None, validation_alias=AliasChoices("DB_CREDENTIALS_SECRET")
+    )
+    aws_region: str | None = Field(default=None, validation_alias=AliasChoices("AWS_REGION"))
+
+    def credentials(self) -> tuple[str, str]:
+        """(user, password): the secret's current values, or the static settings."""
+        if not self.credentials_secret:
+            return self.user, self.password.get_secret_value()
+        return read_credentials(self.credentials_secret, self.aws_region)
 
     def conninfo(self) -> str:
-        """A libpq URL; the password is percent-encoded, never logged (see `redacted`)."""
-        secret = self.password.get_secret_value()
-        auth = quote(self.user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
+        """A libpq URL; the password is percent-encoded, never logged (see `redacted`).
+
+        Pass the bound method (`settings.db.conninfo`) to a pool: it calls it for every new
+        connection, which is how a rotated password is picked up.
+        """
+        user, secret = self.credentials()
+        auth = quote(user, safe="") + (f":{quote(secret, safe='')}" if secret else "")
         return (
             f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.name, safe='')}"
             f"?sslmode={self.sslmode}&connect_timeout={self.connect_timeout_s}"
         )
+
+    async def conninfo_async(self) -> str:
+        """`conninfo` off the event loop (the secret read is a blocking HTTPS call)."""
+        return await asyncio.to_thread(self.conninfo)
 
     def redacted(self) -> str:
         """Where we connect, for logs: host, port and database only."""
         return f"{self.host}:{self.port}/{self.name}"
 
 
+CREDENTIAL_KEYS = ("username", "password")
+
+
+def read_credentials(secret_id: str, region: str | None = None) -> tuple[str, str]:
+    """The `username`/`password` of a Secrets Manager secret (AWSCURRENT), read now.
+
+    No cache on purpose: pools open connections rarely, and a cached password is exactly what
+    makes a rotation fail until a restart. Pod Identity (or the SDK's default chain) signs it.
+    """
+    import boto3  # imported here: local runs without a secret never need the SDK
+
+    client = boto3.client("secretsmanager", region_name=region)
+    value = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    document = json.loads(value)
+    missing = [key for key in CREDENTIAL_KEYS if not document.get(key)]
+    if missing:
+        raise ValueError(f"secret {secret_id!r} lacks {', '.join(missing)}")
+    return str(document["username"]), str(document["password"])
+
+
+Conninfo = str | Callable[[], str]
+
+
 def make_pool(
-    conninfo: str, *, min_size: int = 1, max_size: int = 10, name: str = "app", **kwargs: Any
+    conninfo: Conninfo,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    name: str = "app",
+    **kwargs: Any,
 ) -> ConnectionPool:
     """An open pool that does not block start-up on the database being reachable.
+
+    `conninfo` may be a callable (e.g. `DbSettings.conninfo`): the pool calls it for each new
+    connection, so rotated credentials are used from the next connection on.
 
     By default `check` revalidates a connection on checkout, so a PostgreSQL restart costs no
     failed work; latency-sensitive callers may pass `check=None` (one extra round trip saved

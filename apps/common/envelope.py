@@ -23,8 +23,16 @@ from pydantic import (
     field_validator,
 )
 
-EventType = Literal["event.received", "task.created", "task.updated", "task.deleted"]
-EVENT_TYPES: tuple[str, ...] = ("event.received", "task.created", "task.updated", "task.deleted")
+EventType = Literal[
+    "event.received", "task.created", "task.updated", "task.deleted", "task.reminder.due"
+]
+EVENT_TYPES: tuple[str, ...] = (
+    "event.received",
+    "task.created",
+    "task.updated",
+    "task.deleted",
+    "task.reminder.due",  # published by the reminders app to the `reminders` topic
+)
 
 CURRENT_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)

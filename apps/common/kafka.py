@@ -149,6 +149,7 @@ class ConsumedRecord(Protocol):
 
 def dead_letter_headers(
     record: ConsumedRecord,
+    *,
     reason: str,
     detail: str,
     attempts: int,
@@ -171,24 +172,32 @@ def dead_letter_headers(
 
 def dead_letter(
     producer: KafkaProducer,
-    dlq_topic: str,
     record: ConsumedRecord,
+    *,
+    topic: str,
     reason: str,
     detail: str,
-    attempts: int,
+    attempts: int = 1,
     consumer_group: str | None = None,
     timeout_s: float = 30.0,
 ) -> None:
-    """Publish the ORIGINAL key and bytes to `dlq_topic` and wait for the broker's ack.
+    """Publish the ORIGINAL key and bytes of `record` to `topic` and wait for the broker's ack.
 
     Raises the producer's error if the ack does not come: the caller must then not commit the
-    offset, so the record is retried rather than lost.
+    offset, so the record is retried rather than lost. Consumers call this through their loop's
+    `DeadLetterSink` (apps.common.consumer_loop), which adds the metric and the log line.
     """
     future = producer.send(
-        dlq_topic,
+        topic,
         key=record.key,
         value=record.value,
-        headers=dead_letter_headers(record, reason, detail, attempts, consumer_group),
+        headers=dead_letter_headers(
+            record,
+            reason=reason,
+            detail=detail,
+            attempts=attempts,
+            consumer_group=consumer_group,
+        ),
     )
     producer.flush(timeout=timeout_s)
     future.get(timeout=timeout_s)

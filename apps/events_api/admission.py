@@ -2,7 +2,7 @@
 
 Each request hands its event to the process's `AcceptBatcher` and awaits the outcome. The first
 request of a tick schedules a flush for the next tick; the flush sends everything queued by then
-to `events_api_accept_events` (migration 0004) as ONE statement on an autocommit connection, so
+to `events_api_accept_events` (migration 0008) as ONE statement on an autocommit connection, so
 its rows, outbox records and limit counters commit together, in one WAL flush. Requests that
 arrive while a flush is in the database queue for the next one: under load the batches grow by
 themselves, and at low load a request waits at most one tick plus one round trip.
@@ -14,6 +14,10 @@ key's requests in arrival order against its locked counters) and a refused event
 One flush in the database at a time per process: concurrent batches of one process would queue
 on the same keys' counter rows anyway, and one at a time keeps each key's admissions (and its
 outbox ids) in arrival order.
+
+A request with an `Idempotency-Key` does not join the batch: its key's row must commit in the
+same transaction as its event, so it takes `accept_event` below (one statement in the caller's
+transaction, `events_api_accept_event`, migrations 0002-0004).
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from apps.common.envelope import EventEnvelope, encode
@@ -41,7 +49,10 @@ DEFAULT_MAX_IN_FLIGHT = 1
 """Statements in the database at once: while one commits, the next tick's batch is already
 on its way (its rows wait for the first one's counter locks only where their keys overlap)."""
 
-_ACCEPT_BATCH = "SELECT outcomes, retry_after_s FROM events_api_accept_events(%s::json)"
+_ACCEPT_BATCH = "SELECT outcomes, retry_after_s FROM events_api_accept_events(%s::json, %s)"
+
+LimitClock = Callable[[], datetime | None]
+"""The time a batch is counted at (`limits.limit_time`; None: the database's clock)."""
 
 
 @dataclass
@@ -62,8 +73,10 @@ class AcceptBatcher:
         topic: str,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        clock: LimitClock = lambda: None,
     ) -> None:
         self._pool = pool
+        self._clock = clock
         self._topic = topic
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -157,7 +170,7 @@ class AcceptBatcher:
             for item in batch
         ]
         async with self._pool.connection() as conn:
-            cursor = await conn.execute(_ACCEPT_BATCH, (json.dumps(rows),))
+            cursor = await conn.execute(_ACCEPT_BATCH, (json.dumps(rows), self._clock()))
             row = await cursor.fetchone()
         self.statements += 1
         if row is None:  # a function with OUT parameters always returns one row
@@ -173,3 +186,55 @@ def _fail(item: _Pending, exc: BaseException) -> None:
         item.done.set_exception(exc)
     else:  # cancelled (shutdown): the request is cancelled too
         item.done.cancel()
+
+
+_ACCEPT = """
+SELECT outcome, retry_after_s FROM events_api_accept_event(
+    %(key)s, %(rate)s, %(quota)s, %(id)s, %(category)s, %(message)s, %(description)s,
+    %(fields)s, %(correlation_id)s, %(received_at)s, %(topic)s, %(subject)s, %(payload)s,
+    %(headers)s, %(at)s)
+"""
+
+
+async def accept_event(
+    conn: AsyncConnection,
+    key: ApiKey,
+    event: EventIn,
+    correlation_id: str,
+    topic: str,
+    at: datetime | None = None,
+) -> uuid.UUID:
+    """Store the event and its outbox record; raise LimitExceeded (nothing stored) if refused.
+
+    `at` is the time rate and quota are counted at (None: the database's clock; see
+    `limits.limit_time`)."""
+    envelope = event_envelope(key, event, correlation_id)
+    cur = await conn.execute(
+        _ACCEPT,
+        {
+            "key": key.id,
+            "rate": key.rate_per_minute,
+            "quota": key.monthly_quota,
+            "id": envelope.id,
+            "category": event.category,
+            "message": event.message,
+            "description": event.description,
+            "fields": Jsonb(event.fields),
+            "correlation_id": correlation_id,
+            "received_at": envelope.occurred_at,
+            "topic": topic,
+            "subject": envelope.subject,
+            "payload": encode(envelope),
+            "headers": outbox_headers(envelope),
+            "at": at,
+        },
+    )
+    row = await cur.fetchone()
+    if row is None:  # a function with OUT parameters always returns one row
+        raise RuntimeError("events_api_accept_event returned no row")
+    outcome, retry_after_s = row
+    if outcome == "rate":
+        raise LimitExceeded("rate", key.rate_per_minute, retry_after_s)
+    if outcome == "quota":
+        raise LimitExceeded("monthly quota", key.monthly_quota, retry_after_s)
+    return envelope.id

@@ -16,10 +16,12 @@ from apps.common.logging import configure_logging
 from apps.common.tracing import flush_tracing, setup_tracing
 from apps.events_api import errors, server_limits
 from apps.events_api.admission import AcceptBatcher
+from apps.events_api.idempotency import Purger
 from apps.events_api.keys import KeyCache
+from apps.events_api.limits import limit_time
 from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from apps.events_api.outbox import OutboxRelay
-from apps.events_api.routes import console, events, ops, stream, tasks
+from apps.events_api.routes import audit, console, events, ops, stream, tasks
 from apps.events_api.settings import APP_NAME, ApiSettings
 from apps.events_api.stream import HubSettings, StreamHub
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def make_relay(settings: ApiSettings) -> OutboxRelay:
     return OutboxRelay(
-        settings.db.conninfo(),
+        settings.db.conninfo,  # called per connection: rotated credentials are picked up
         settings.kafka,
         batch_size=settings.relay_batch_size,
         idle_s=settings.relay_idle_s,
@@ -87,7 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # multi-statement work opens an explicit transaction. No checkout probe: a connection
         # broken by a database restart fails one request (503) and is discarded.
         app.state.pool = make_pool(
-            settings.db.conninfo(),
+            settings.db.conninfo,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             name=APP_NAME,
@@ -97,7 +99,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # `POST /api/v1/events` is async end to end (see routes/events.py) and uses its own
         # pool of asyncio connections, with the same settings, so it never waits for a thread.
         app.state.async_pool = AsyncConnectionPool(
-            settings.db.conninfo(),
+            settings.db.conninfo_async,
             connection_class=AsyncConnection,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
@@ -108,11 +110,16 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             kwargs={"autocommit": True},
         )
         await app.state.async_pool.open(wait=False)
-        app.state.accept_batcher = AcceptBatcher(app.state.async_pool, settings.events_topic)
+        app.state.accept_batcher = AcceptBatcher(
+            app.state.async_pool,
+            settings.events_topic,
+            clock=lambda: limit_time(app.state),  # a test may pin it (limits.limit_time)
+        )
         app.state.stream_hub = StreamHub(
-            app.state.async_pool, settings.db.conninfo(), hub_settings(settings)
+            app.state.async_pool, settings.db.conninfo_async, hub_settings(settings)
         ).start()
         app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
+        purger = Purger(app.state.pool).start()
         log.info(
             "events-api started",
             extra={"database": settings.db.redacted(), "relay": settings.relay_enabled},
@@ -120,6 +127,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            purger.stop()
             # uvicorn has stopped taking requests and waited for the running ones; a flush
             # still in the database finishes before its pool closes.
             await app.state.accept_batcher.drain()
@@ -152,6 +160,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(events.router)
     app.include_router(tasks.router)
+    app.include_router(audit.router)
     app.include_router(ops.router)
     app.include_router(stream.router)
     console.install(app, settings.console_dir)

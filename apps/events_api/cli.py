@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from rich.console import Console
 
 from apps.common.db import migrate as run_migrations
 from apps.common.logging import configure_logging
+from apps.events_api.keys import DEFAULT_SCOPES, SCOPES
 from apps.events_api.keys import create_key as store_key
 from apps.events_api.keys import revoke_key as revoke_stored_key
 from apps.events_api.settings import APP_NAME, ApiSettings
@@ -41,16 +41,43 @@ def create_key(
     name: Annotated[str, typer.Option(help="A unique name for the key's owner.")],
     monthly_quota: Annotated[int, typer.Option(min=0, help="Events accepted per month.")],
     rate_per_minute: Annotated[int, typer.Option(min=0, help="Requests per minute.")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"What the key may do (repeat the option); allowed: {', '.join(SCOPES)}. "
+            f"Default: {', '.join(DEFAULT_SCOPES)} (audit:read only when asked for)."
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Whose audit trail the key sees (keys of one tenant share it). "
+            "Default: the key's name."
+        ),
+    ] = None,
 ) -> None:
     """Create an API key and print it once; only its SHA-256 digest is stored."""
+    scopes = tuple(dict.fromkeys(scope)) if scope else DEFAULT_SCOPES
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        console.print(f"[red]--scope: unknown {unknown}; allowed: {', '.join(SCOPES)}[/red]")
+        raise typer.Exit(2)
+    if tenant is not None and not tenant.strip():
+        console.print("[red]--tenant: empty; allowed: a non-empty name[/red]")
+        raise typer.Exit(2)
     settings = ApiSettings()
     try:
         with psycopg.connect(settings.db.conninfo()) as conn:
-            key, plaintext = store_key(conn, name, monthly_quota, rate_per_minute)
+            key, plaintext = store_key(
+                conn, name, monthly_quota, rate_per_minute, scopes=scopes, tenant=tenant
+            )
     except psycopg.errors.UniqueViolation:
         console.print(f"[red]a key named {name!r} already exists[/red]")
         raise typer.Exit(1) from None
-    console.print(f"created key {key.name!r} ({key.id}); store it now, it is not shown again:")
+    console.print(
+        f"created key {key.name!r} ({key.id}, tenant {key.tenant!r}, scopes "
+        f"{', '.join(sorted(key.scopes))}); store it now, it is not shown again:"
+    )
     typer.echo(plaintext)
 
 
@@ -109,13 +136,12 @@ def serve(
 @app.command()
 def relay() -> None:
     """Run only the outbox relay (e.g. when the API replicas run with the relay disabled)."""
+    from apps.common.stop import stop_on_signals
     from apps.events_api.app import make_relay
 
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals(threading.Event(), APP_NAME)
     outbox_relay = make_relay(settings)
     try:
         outbox_relay.run(stop)

@@ -7,7 +7,7 @@ threadpool, and a threadpool hop (thread handoff, GIL churn) costs more than the
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -20,7 +20,7 @@ from apps.events_api.keys import (
     find_key_by_digest_async,
     hash_key,
 )
-from apps.events_api.limits import admit_request
+from apps.events_api.limits import admit_request, limit_time
 from apps.events_api.settings import ApiSettings
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from `events-api create-key`.")
@@ -60,6 +60,7 @@ def _presented_digest(credentials: HTTPAuthorizationCredentials | None) -> str:
 
 
 def api_key(
+    request: Request,
     pool: Annotated[ConnectionPool, Depends(get_pool)],
     cache: Annotated[KeyCache, Depends(get_key_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -75,7 +76,7 @@ def api_key(
             if key is None:
                 raise _unauthorized("invalid API key")
             cache.put(digest, key)
-        admit_request(conn, key)
+        admit_request(conn, key, limit_time(request.app.state))
     return key
 
 
@@ -104,13 +105,35 @@ Settings = Annotated[ApiSettings, Depends(get_settings)]
 CallerKey = Annotated[ApiKey, Depends(api_key)]
 
 
+def missing_scope(scope: str) -> HTTPException:
+    return HTTPException(403, f"this API key lacks the {scope!r} scope")
+
+
+def _scoped(scope: str) -> Any:
+    async def check(key: CallerKey) -> ApiKey:
+        if scope not in key.scopes:
+            raise missing_scope(scope)
+        return key
+
+    return Depends(check)
+
+
+TasksReader = Annotated[ApiKey, _scoped("tasks:read")]
+TasksWriter = Annotated[ApiKey, _scoped("tasks:write")]
+EventsReader = Annotated[ApiKey, _scoped("events:read")]
+AuditReader = Annotated[ApiKey, _scoped("audit:read")]
+
+
 class _EventKeyBearer(HTTPBearer):
     """The bearer scheme (documented in OpenAPI like `_bearer`) that resolves straight to the
     caller's key: one dependency node, resolved before the body is validated (401 before 422,
     as on every other route)."""
 
     async def __call__(self, request: Request) -> ApiKey:  # type: ignore[override]
-        return await event_key(request, await super().__call__(request))
+        key = await event_key(request, await super().__call__(request))
+        if "events:write" not in key.scopes:
+            raise missing_scope("events:write")
+        return key
 
 
 EventCallerKey = Annotated[

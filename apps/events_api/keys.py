@@ -13,11 +13,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
 KEY_PREFIX = "evk_"
 """A visible prefix so leaked keys are easy to spot in logs and by secret scanners."""
+
+
+SCOPES: tuple[str, ...] = ("events:write", "events:read", "tasks:read", "tasks:write", "audit:read")
+"""What a key may do (migration 0005 checks the same list)."""
+DEFAULT_SCOPES: tuple[str, ...] = ("events:write", "events:read", "tasks:read", "tasks:write")
+"""A new key's scopes unless told otherwise; `audit:read` is only ever granted explicitly."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,14 @@ class ApiKey:
     name: str
     monthly_quota: int
     rate_per_minute: int
+    tenant: str = ""
+    """Whose data the key sees in the audit trail (keys of one tenant share it)."""
+    scopes: frozenset[str] = frozenset(DEFAULT_SCOPES)
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> ApiKey:
+        key_id, name, quota, rate, tenant, scopes = row
+        return cls(key_id, str(name), int(quota), int(rate), str(tenant), frozenset(scopes))
 
 
 def generate_key() -> str:
@@ -37,15 +52,35 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    conn: psycopg.Connection, name: str, monthly_quota: int, rate_per_minute: int
+    conn: psycopg.Connection,
+    name: str,
+    monthly_quota: int,
+    rate_per_minute: int,
+    *,
+    scopes: tuple[str, ...] = DEFAULT_SCOPES,
+    tenant: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Store a new key's digest; return the record and the plaintext key (shown once)."""
+    """Store a new key's digest; return the record and the plaintext key (shown once).
+    `tenant` defaults to the key's own name (a tenant of one key)."""
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ValueError(f"scopes: unknown {unknown}; allowed: {', '.join(SCOPES)}")
     plaintext = generate_key()
-    key = ApiKey(uuid.uuid4(), name, monthly_quota, rate_per_minute)
+    key = ApiKey(
+        uuid.uuid4(), name, monthly_quota, rate_per_minute, tenant or name, frozenset(scopes)
+    )
     conn.execute(
-        "INSERT INTO api_keys (id, name, key_hash, monthly_quota, rate_per_minute)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        (key.id, name, hash_key(plaintext), monthly_quota, rate_per_minute),
+        "INSERT INTO api_keys (id, name, key_hash, monthly_quota, rate_per_minute, tenant, scopes)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        (
+            key.id,
+            name,
+            hash_key(plaintext),
+            monthly_quota,
+            rate_per_minute,
+            key.tenant,
+            sorted(key.scopes),
+        ),
     )
     return key, plaintext
 
@@ -56,20 +91,20 @@ def find_key(conn: psycopg.Connection, plaintext: str) -> ApiKey | None:
 
 
 _FIND_ACTIVE_KEY = (
-    "SELECT id, name, monthly_quota, rate_per_minute FROM api_keys"
+    "SELECT id, name, monthly_quota, rate_per_minute, tenant, scopes FROM api_keys"
     " WHERE key_hash = %s AND revoked_at IS NULL"
 )
 
 
 def find_key_by_digest(conn: psycopg.Connection, digest: str) -> ApiKey | None:
     row = conn.execute(_FIND_ACTIVE_KEY, (digest,)).fetchone()
-    return ApiKey(*row) if row else None
+    return ApiKey.from_row(row) if row else None
 
 
 async def find_key_by_digest_async(conn: psycopg.AsyncConnection, digest: str) -> ApiKey | None:
     cur = await conn.execute(_FIND_ACTIVE_KEY, (digest,))
     row = await cur.fetchone()
-    return ApiKey(*row) if row else None
+    return ApiKey.from_row(row) if row else None
 
 
 class KeyCache:

@@ -1,22 +1,30 @@
 """Per-key rate limit and monthly quota, counted in PostgreSQL so every replica shares them.
 
-Each check is one atomic upsert that increments only while under the limit; when the limit is
-reached the upsert affects no row and the caller gets the seconds until the window resets.
+The rate check has one home, the `events_api_admit_rate` SQL function (migration 0004): one
+atomic upsert that increments only while under the limit and otherwise answers the seconds
+until the key's window resets. `POST /api/v1/events` calls it inside `events_api_accept_event`,
+in the statement that stores the event (`apps/events_api/admission.py`), together with the
+quota. Every other API route calls it here, as a single autocommit statement: a key's counter
+row is the hottest row in the database, and a row lock held across client round trips would
+queue every request of that key behind the slowest one; a single statement holds it only
+inside PostgreSQL.
 
-`POST /api/v1/events` counts both inside the `events_api_accept_event` SQL function, in the
-statement that stores the event (`apps/events_api/admission.py`). Every other API route counts
-the rate here, as a single autocommit statement: a key's counter row is the hottest row in the
-database, and a row lock held across client round trips would queue every request of that key
-behind the slowest one; a single statement holds it only inside PostgreSQL.
+Both paths count at the time `limit_time` gives: by default None, which the SQL reads as the
+database's `clock_timestamp()` (one clock for every replica). A test pins it by setting
+`app.state.limit_clock`, instead of sleeping past a minute boundary.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 import psycopg
 
 from apps.events_api.keys import ApiKey
+
+LimitClock = Callable[[], "datetime | None"]
 
 
 class LimitExceeded(Exception):
@@ -29,31 +37,25 @@ class LimitExceeded(Exception):
         self.retry_after_s = max(1, retry_after_s)
 
 
-# A single row per key holds the current minute; a new minute resets it in the same statement.
+def database_time() -> datetime | None:
+    """The default clock: None, i.e. the database's `clock_timestamp()`."""
+    return None
+
+
+def limit_time(app_state: Any) -> datetime | None:
+    """The time to count a request at: `app_state.limit_clock()` when a test set one."""
+    clock: LimitClock = getattr(app_state, "limit_clock", database_time)
+    return clock()
+
+
 _ADMIT_RATE = """
-INSERT INTO api_key_rate AS r (api_key_id, window_start, admitted)
-VALUES (%(key)s, date_trunc('minute', clock_timestamp()), 1)
-ON CONFLICT (api_key_id) DO UPDATE
-    SET window_start = EXCLUDED.window_start,
-        admitted = CASE WHEN r.window_start = EXCLUDED.window_start THEN r.admitted + 1 ELSE 1 END
-    WHERE r.window_start <> EXCLUDED.window_start OR r.admitted < %(limit)s
-RETURNING admitted
-"""
-
-_SECONDS_TO_NEXT_MINUTE = """
-SELECT extract(epoch FROM date_trunc('minute', clock_timestamp()) + interval '1 minute'
-                         - clock_timestamp())
+SELECT events_api_admit_rate(%(key)s, %(limit)s, coalesce(%(at)s::timestamptz, clock_timestamp()))
 """
 
 
-def _seconds(conn: psycopg.Connection, query: str) -> int:
-    row = conn.execute(query).fetchone()
-    return math.ceil(float(row[0])) if row else 60
-
-
-def admit_request(conn: psycopg.Connection, key: ApiKey) -> None:
+def admit_request(conn: psycopg.Connection, key: ApiKey, at: datetime | None = None) -> None:
     """Count one request against the key's per-minute rate, or raise LimitExceeded."""
-    if key.rate_per_minute <= 0 or (
-        conn.execute(_ADMIT_RATE, {"key": key.id, "limit": key.rate_per_minute}).fetchone() is None
-    ):
-        raise LimitExceeded("rate", key.rate_per_minute, _seconds(conn, _SECONDS_TO_NEXT_MINUTE))
+    row = conn.execute(_ADMIT_RATE, {"key": key.id, "limit": key.rate_per_minute, "at": at})
+    retry_after_s = row.fetchone()
+    if retry_after_s is None or retry_after_s[0] != 0:
+        raise LimitExceeded("rate", key.rate_per_minute, retry_after_s[0] if retry_after_s else 60)

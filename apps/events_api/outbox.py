@@ -37,7 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg_pool import ConnectionPool
 
-from apps.common.db import make_pool
+from apps.common.db import Conninfo, make_pool
 from apps.common.kafka import EVENT_ID_HEADER, KafkaSettings, make_producer
 from apps.common.tracing import extract_context, inject_headers, is_trace_header
 from apps.events_api import metrics
@@ -129,7 +129,7 @@ class OutboxRelay:
 
     def __init__(
         self,
-        conninfo: str,
+        conninfo: Conninfo,
         kafka: KafkaSettings,
         *,
         batch_size: int = 200,
@@ -316,7 +316,8 @@ class OutboxRelay:
         if self._listener is not None and not self._listener.closed:
             return
         try:
-            self._listener = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=3)
+            conninfo = self._conninfo() if callable(self._conninfo) else self._conninfo
+            self._listener = psycopg.connect(conninfo, autocommit=True, connect_timeout=3)
             self._listener.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as exc:
             # The database is away: the claim fails too and backs off; polling covers the rest.

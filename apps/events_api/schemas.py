@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +20,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
 )
+
+from apps.events_api import recurrence
 
 
 def _clean(value: str) -> str:
@@ -67,6 +71,21 @@ UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso8601_only), AfterVali
 
 MAX_FIELDS = 50
 MAX_TAGS = 20
+MAX_REMINDERS = 10
+MAX_REMINDER_OFFSET = timedelta(days=366)
+
+
+def _offset(value: timedelta) -> timedelta:
+    if value < timedelta(0) or value > MAX_REMINDER_OFFSET:
+        raise ValueError("must be between 0 and 366 days before due_at")
+    if value.microseconds:
+        raise ValueError("must be a whole number of seconds")
+    return value
+
+
+ReminderOffset = Annotated[timedelta, AfterValidator(_offset)]
+"""How long before `due_at` a reminder fires: an ISO 8601 duration (`PT1H`, `PT10M`, `P1D`) or
+seconds. Offsets are exact durations: "P1D" is 24 h even across a daylight-saving change."""
 
 
 class RequestModel(BaseModel):
@@ -117,6 +136,34 @@ class TaskPriority(StrEnum):
     URGENT = "urgent"
 
 
+CLOSED_STATUSES = frozenset({TaskStatus.DONE, TaskStatus.CANCELLED})
+"""Closing an occurrence (done, or cancelled: skipped) creates a series' next instance."""
+
+
+class Recurrence(RequestModel):
+    """A series: an RFC 5545 RRULE evaluated in an IANA zone, started at the task's `due_at`."""
+
+    rrule: Annotated[str, StringConstraints(min_length=1, max_length=500), _Clean] = Field(
+        description="One RRULE line, e.g. `FREQ=WEEKLY;BYDAY=MO` or `FREQ=MONTHLY;BYMONTHDAY=31`;"
+        " FREQ is DAILY, WEEKLY, MONTHLY or YEARLY. No DTSTART: the task's due_at starts it.",
+        examples=["FREQ=WEEKLY;BYDAY=MO,WE"],
+    )
+    timezone: Annotated[str, StringConstraints(min_length=1, max_length=64), _Clean] = Field(
+        description="IANA time zone the rule's wall-clock times are in.", examples=["Europe/Berlin"]
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        recurrence.zone(value)
+        return value
+
+    @field_validator("rrule")
+    @classmethod
+    def _valid_rule(cls, value: str) -> str:
+        return recurrence.parse_rule(value).text
+
+
 class TaskIn(RequestModel):
     """A task as created (POST) or fully replaced (PUT)."""
 
@@ -126,6 +173,33 @@ class TaskIn(RequestModel):
     priority: TaskPriority = TaskPriority.MEDIUM
     due_at: UtcDatetime | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
+    reminders: list[ReminderOffset] = Field(
+        default_factory=list,
+        max_length=MAX_REMINDERS,
+        description='Offsets before due_at at which a reminder fires, e.g. `["PT1H", "PT10M"]`.',
+    )
+    recurrence: Recurrence | None = Field(
+        default=None, description="Makes the task a series; its due_at is the first occurrence."
+    )
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_need_due(cls, value: list[timedelta], info: ValidationInfo) -> list[timedelta]:
+        if len(set(value)) != len(value):
+            raise ValueError("must not repeat an offset")
+        if value and "due_at" in info.data and info.data["due_at"] is None:
+            raise ValueError("need a due_at to count back from")
+        return sorted(value, reverse=True)
+
+    @field_validator("recurrence")
+    @classmethod
+    def _rule_needs_due(cls, value: Recurrence | None, info: ValidationInfo) -> Any:
+        # Whether the rule has an occurrence from due_at on is checked by the route
+        # (`recurrence.check_series`): proving it can take a search, which must not run on
+        # the event loop, where request bodies are validated.
+        if value is not None and "due_at" in info.data and info.data["due_at"] is None:
+            raise ValueError("needs a due_at: it is the series' first occurrence")
+        return value
 
 
 class TaskOut(BaseModel):
@@ -136,16 +210,87 @@ class TaskOut(BaseModel):
     priority: TaskPriority
     due_at: datetime | None
     tags: list[str]
+    reminders: list[timedelta]
+    recurrence: Recurrence | None
+    series_id: uuid.UUID | None = Field(description="Shared by every instance of a series.")
+    occurrence_at: datetime | None = Field(
+        description="The series occurrence this instance stands for (due_at may be moved)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
 
 
+class TaskSort(StrEnum):
+    """Sort keys of GET /api/v1/tasks; a leading `-` sorts descending. Tasks without a due date
+    sort last either way."""
+
+    CREATED = "created_at"
+    CREATED_DESC = "-created_at"
+    UPDATED = "updated_at"
+    UPDATED_DESC = "-updated_at"
+    DUE = "due_at"
+    DUE_DESC = "-due_at"
+    PRIORITY = "priority"
+    PRIORITY_DESC = "-priority"
+    TITLE = "title"
+    TITLE_DESC = "-title"
+
+
 class TaskPage(BaseModel):
     items: list[TaskOut]
     limit: int
-    offset: int
-    total: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page (same filters and sort); null at the end."
+    )
+
+
+# --- read APIs ---------------------------------------------------------------------------------
+
+
+class DeliveryStatus(BaseModel):
+    channel: str
+    status: Literal["sending", "sent", "dead"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    first_attempt_at: datetime
+    sent_at: datetime | None
+
+
+class EventOut(BaseModel):
+    """An accepted event, where it went (the notifier's records) and whether audit has it.
+
+    `deliveries` and `audited` are null when this database holds no such app table (a local run
+    with a database per app); in deployed environments every app shares one database."""
+
+    id: uuid.UUID
+    category: str
+    message: str
+    description: str | None
+    fields: dict[str, str]
+    correlation_id: str
+    received_at: datetime
+    deliveries: list[DeliveryStatus] | None
+    audited: bool | None
+    audited_at: datetime | None
+
+
+class AuditEntry(BaseModel):
+    event_id: uuid.UUID
+    type: str
+    subject: str
+    source: str
+    correlation_id: str
+    occurred_at: datetime
+    recorded_at: datetime
+    data: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEntry]
+    limit: int
+    next_cursor: str | None
 
 
 class Problem(BaseModel):

@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ def activity(item: OutboxItem, status: dict[str, Any]) -> bytes:
     envelope = item.envelope or {}
     data = dict(envelope.get("data") or {})
     data.pop("api_key", None)  # the key's name: internal, and the caller knows its own key
+    data.pop("tenant", None)  # routing for the audit trail (by default the key's name too)
     return sse(
         "activity",
         {
@@ -136,7 +137,12 @@ class HubSettings:
 
 
 class StreamHub:
-    def __init__(self, pool: AsyncConnectionPool, conninfo: str, settings: HubSettings) -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        conninfo: str | Callable[[], Awaitable[str]],
+        settings: HubSettings,
+    ) -> None:
         self._pool = pool
         self._conninfo = conninfo
         self.settings = settings
@@ -278,9 +284,11 @@ class StreamHub:
         await self._first_client.wait()
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
-                ) as conn:
+                # Resolved per connection: rotated credentials reach the next LISTEN connection.
+                conninfo = (
+                    self._conninfo if isinstance(self._conninfo, str) else await self._conninfo()
+                )
+                async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     async for _ in conn.notifies():
                         self._wake.set()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 _CURSOR = re.compile(r"^(\d{1,20})-(\d{1,20})$")
 MAX_CURSOR_PART = 2**63 - 1
@@ -81,14 +82,21 @@ WHERE api_key_id = %s AND (stream_xid, id) <= (%s::text::xid8, %s)
 ORDER BY stream_xid DESC, id DESC LIMIT %s
 """
 _OLDEST = "SELECT stream_xid::text, id FROM outbox ORDER BY stream_xid, id LIMIT 1"
-_STATUS_TABLES = (
-    "SELECT to_regclass('notifier_deliveries') IS NOT NULL, to_regclass('audit_log') IS NOT NULL"
-)
+# Where the other apps' tables are, and whether this session may read them: in the public
+# schema (a database shared by one role, as in the tests), or each in its app's schema (the
+# per-app roles of deployed envs, where the notifier's and audit's migrations grant events-api
+# SELECT on exactly these tables). The schema on this session's search path wins.
+_STATUS_TABLES = """
+SELECT c.relname, n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname IN ('notifier_deliveries', 'audit_log') AND c.relkind IN ('r', 'p')
+  AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY n.nspname = ANY(current_schemas(false)) DESC, n.nspname
+"""
 _DELIVERIES = """
-SELECT event_id, channel, status, attempts FROM notifier_deliveries
+SELECT event_id, channel, status, attempts FROM {}
 WHERE event_id = ANY(%s) ORDER BY event_id, channel
 """
-_AUDITED = "SELECT event_id FROM audit_log WHERE event_id = ANY(%s)"
+_AUDITED = "SELECT event_id FROM {} WHERE event_id = ANY(%s)"
 _KEY_ACTIVE = "SELECT 1 FROM api_keys WHERE id = %s AND revoked_at IS NULL"
 
 
@@ -140,13 +148,31 @@ async def read_key_latest(
 
 @dataclass(frozen=True)
 class StatusTables:
-    deliveries: bool
-    audit: bool
+    """The notifier's and audit's tables as this session can read them (None: not here)."""
+
+    deliveries_table: sql.Identifier | None = None
+    audit_table: sql.Identifier | None = None
+
+    @property
+    def deliveries(self) -> bool:
+        return self.deliveries_table is not None
+
+    @property
+    def audit(self) -> bool:
+        return self.audit_table is not None
 
 
 async def status_tables(conn: psycopg.AsyncConnection) -> StatusTables:
-    row = await (await conn.execute(_STATUS_TABLES)).fetchone()
-    return StatusTables(bool(row and row[0]), bool(row and row[1]))
+    found: dict[str, sql.Identifier] = {}
+    for relname, schema in await (await conn.execute(_STATUS_TABLES)).fetchall():
+        found.setdefault(str(relname), sql.Identifier(str(schema), str(relname)))
+    return StatusTables(found.get("notifier_deliveries"), found.get("audit_log"))
+
+
+def on_table(template: str, table: sql.Identifier | None) -> sql.Composed:
+    """A statement over one of the other apps' tables (named by `status_tables`)."""
+    assert table is not None
+    return sql.SQL(template).format(table)
 
 
 async def statuses(
@@ -164,13 +190,13 @@ async def statuses(
     if not event_ids:
         return found
     if tables.deliveries:
-        cur = await conn.execute(_DELIVERIES, (event_ids,))
+        cur = await conn.execute(on_table(_DELIVERIES, tables.deliveries_table), (event_ids,))
         for event_id, channel, status, attempts in await cur.fetchall():
             found[event_id]["deliveries"].append(
                 {"channel": channel, "status": status, "attempts": attempts}
             )
     if tables.audit:
-        cur = await conn.execute(_AUDITED, (event_ids,))
+        cur = await conn.execute(on_table(_AUDITED, tables.audit_table), (event_ids,))
         for (event_id,) in await cur.fetchall():
             found[event_id]["audited"] = True
     return found

@@ -75,6 +75,12 @@ class Channel(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def ordered(self) -> bool:
+        """Deliveries of one key (the envelope's subject) must arrive in Kafka order: a later
+        one waits while an earlier one is being retried."""
+        ...
+
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest: ...
 
 
@@ -92,6 +98,9 @@ class WebhookChannel(_ChannelConfig):
     name: str = "webhook"
     url: str
     signing_secret: SecretStr | None = None
+    ordered: bool = True
+    """A receiver that orders by `occurred_at` itself may turn this off (NOTIFIER_WEBHOOK_ORDERED):
+    then one key's later events do not wait for an earlier one's retries."""
 
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest:
         payload = envelope.model_dump(mode="json")
@@ -114,6 +123,7 @@ class SlackChannel(_ChannelConfig):
     """Slack incoming webhook; the URL itself is the credential."""
 
     name: str = "slack"
+    ordered: bool = True  # read by people, in the order they arrive
     webhook_url: SecretStr
 
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest:
@@ -152,6 +162,7 @@ class DiscordChannel(_ChannelConfig):
     """Discord webhook: `content` plus one embed; mentions disabled so event text cannot ping."""
 
     name: str = "discord"
+    ordered: bool = True  # read by people, in the order they arrive
     webhook_url: SecretStr
 
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest:
@@ -183,6 +194,7 @@ class TelegramChannel(_ChannelConfig):
     """Telegram Bot API `sendMessage`; the bot token is part of the URL path."""
 
     name: str = "telegram"
+    ordered: bool = True  # read by people, in the order they arrive
     bot_token: SecretStr
     chat_id: str
     api_base: str = "https://api.telegram.org"
@@ -201,6 +213,7 @@ class WhatsAppChannel(_ChannelConfig):
     """WhatsApp Cloud API `/{phone-number-id}/messages` text message."""
 
     name: str = "whatsapp"
+    ordered: bool = True  # read by people, in the order they arrive
     access_token: SecretStr
     phone_number_id: str
     recipient: str

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
-from types import FrameType
 
 import typer
 from rich.console import Console
 
 from apps.common.db import DbSettings, migrate
-from apps.common.health import HealthServer
 from apps.common.logging import configure_logging
 from apps.common.tracing import setup_tracing
 
@@ -21,17 +18,6 @@ APP_NAME = "notifier"
 
 app = typer.Typer(help="Deliver events and task changes to webhook and chat channels.")
 console = Console(stderr=True)
-
-
-def install_stop_handlers(stop: threading.Event) -> None:
-    """SIGTERM (Kubernetes) and SIGINT (Ctrl-C) both request a graceful stop."""
-
-    def _handler(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger(APP_NAME).info("stop requested", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
 
 
 def quiet_http_client_logs() -> None:
@@ -55,6 +41,8 @@ def run_cmd(
     ),
 ) -> None:
     """Consume the events and tasks topics until SIGTERM."""
+    from apps.common.consumer_loop import run_with_probes
+    from apps.common.stop import stop_on_signals
     from apps.notifier.consumer import NotifierService
     from apps.notifier.settings import NotifierConfig
 
@@ -64,14 +52,8 @@ def run_cmd(
     setup_tracing(APP_NAME, config.app.otlp_endpoint)
     if apply_migrations:
         migrate(config.db.conninfo(), APP_NAME, MIGRATIONS)
-    stop = threading.Event()
-    install_stop_handlers(stop)
-    service = NotifierService(config, stop)
-    health = HealthServer(config.app.port, service.ready, registry=service.metrics.registry).start()
-    try:
-        service.run()
-    finally:
-        health.stop()
+    stop = stop_on_signals(threading.Event(), APP_NAME)
+    run_with_probes(NotifierService(config, stop), config.app.port)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,21 @@
-"""Prometheus metrics of the notifier (own registry, so several instances can share a process)."""
+"""Prometheus metrics of the notifier: the loop's (`notifier_*`, ConsumerMetrics) and its own."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from functools import cache
+
+from prometheus_client import CollectorRegistry, Counter
+
+from apps.common.consumer_loop import ConsumerMetrics
 
 
-class NotifierMetrics:
+class NotifierMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
+        super().__init__("notifier", registry)
         r = self.registry
-        self.consumed = Counter(
-            "notifier_messages_consumed", "Records polled from Kafka", ["topic"], registry=r
-        )
-        self.processed = Counter(
-            "notifier_messages_processed", "Records whose outcome is durable", ["topic"], registry=r
-        )
         self.deliveries = Counter(
             "notifier_deliveries",
-            "Channel deliveries by outcome (sent, dead, skipped)",
+            "Channel deliveries by final outcome (sent, dead, skipped: done earlier)",
             ["channel", "status"],
             registry=r,
         )
@@ -27,20 +25,13 @@ class NotifierMetrics:
             ["channel", "reason"],
             registry=r,
         )
-        self.dead_lettered = Counter(
-            "notifier_dead_lettered",
-            "Records sent to the dead-letter topic",
-            ["reason"],
+        self.retries_scheduled = Counter(
+            "notifier_retries_scheduled",
+            "Deliveries handed to the retry schedule (after a failure, or behind an earlier"
+            " delivery of their key)",
+            ["channel"],
             registry=r,
         )
-        self.batch_seconds = Histogram(
-            "notifier_batch_seconds",
-            "Time to process one polled batch",
-            registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-        )
-        self.lag = Gauge(
-            "notifier_consumer_lag",
-            "Records behind the high watermark (assigned partitions)",
-            registry=r,
-        )
+
+        # `labels()` parses and locks on every call; a delivery's counter is looked up once.
+        self.delivery = cache(self.deliveries.labels)

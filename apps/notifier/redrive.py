@@ -20,9 +20,11 @@ from uuid import UUID
 
 import psycopg
 
-DELIVERY_REASONS: tuple[str, ...] = ("delivery_attempts_exhausted", "delivery_rejected")
-"""`dlq.reason` of the notifier's delivery failures (`NotifierService._process_record`); the
-other reasons are envelope errors, which no re-arm can fix."""
+from apps.notifier.delivery import ATTEMPTS_EXHAUSTED, REJECTED
+
+DELIVERY_REASONS: tuple[str, ...] = (ATTEMPTS_EXHAUSTED, REJECTED)
+"""`dlq.reason` of the notifier's delivery failures (`apps.notifier.delivery`); the other
+reasons are envelope errors, which no re-arm can fix."""
 
 _REARM = """
 UPDATE notifier_deliveries

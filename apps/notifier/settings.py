@@ -30,9 +30,12 @@ from apps.notifier.routing import Route, parse_routes
 
 
 class NotifierTuning(ConsumerTuning):
-    """Group timings plus the poll batch (each record may wait on HTTP retries)."""
+    """Group timings plus the poll batch."""
 
-    max_poll_records: int = Field(500, validation_alias=env("KAFKA_MAX_POLL_RECORDS"))
+    max_poll_records: int = Field(2000, ge=1, validation_alias=env("KAFKA_MAX_POLL_RECORDS"))
+    """Records per batch. Large, because each batch's first claim and last outcome are round
+    trips no request overlaps (~10% of a 500-record batch's time here, ~3% at 2,000); a stop
+    still ends within two claim chunks, not a whole batch."""
 
     def overrides(self) -> dict[str, int]:
         return {**super().overrides(), "max_poll_records": self.max_poll_records}
@@ -48,8 +51,17 @@ class NotifierSettings(ConsumerSettings):
     backoff_max_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFIER_BACKOFF_MAX_S"))
     http_timeout_s: float = Field(10.0, gt=0, validation_alias=env("NOTIFIER_HTTP_TIMEOUT_S"))
     lease_s: float = Field(30.0, gt=0, validation_alias=env("NOTIFIER_LEASE_S"))
+    concurrency: int = Field(16, ge=1, le=256, validation_alias=env("NOTIFIER_CONCURRENCY"))
+    """Requests in flight at once (different keys; one key's deliveries go one at a time), for
+    new records and, separately, for due retries."""
+    retry_batch: int = Field(100, ge=1, le=10_000, validation_alias=env("NOTIFIER_RETRY_BATCH"))
+    """Due retries the scheduler takes per round."""
+    retry_idle_s: float = Field(1.0, gt=0, le=60, validation_alias=env("NOTIFIER_RETRY_IDLE_S"))
+    """Longest the scheduler sleeps between looks at the schedule (another replica may have
+    scheduled something)."""
 
     webhook_url: str | None = Field(None, validation_alias=env("NOTIFIER_WEBHOOK_URL"))
+    webhook_ordered: bool = Field(True, validation_alias=env("NOTIFIER_WEBHOOK_ORDERED"))
     webhook_signing_secret: SecretStr | None = Field(
         None, validation_alias=env("NOTIFIER_WEBHOOK_SIGNING_SECRET")
     )
@@ -100,7 +112,9 @@ class NotifierSettings(ConsumerSettings):
         found: dict[str, Channel] = {}
         if self.webhook_url:
             found["webhook"] = WebhookChannel(
-                url=self.webhook_url, signing_secret=self.webhook_signing_secret
+                url=self.webhook_url,
+                signing_secret=self.webhook_signing_secret,
+                ordered=self.webhook_ordered,
             )
         if self.slack_webhook_url:
             found["slack"] = SlackChannel(webhook_url=self.slack_webhook_url)

@@ -50,6 +50,8 @@ def summarize(envelope: EventEnvelope) -> Summary:
         return Summary(
             title=f"[{category}] {envelope.subject}", body=body, fields=fields[:MAX_FIELDS]
         )
+    if envelope.type == "task.reminder.due":
+        return _reminder(envelope)
     # task.created / task.updated / task.deleted
     action = envelope.type.split(".", 1)[1]
     title = str(data.get("title") or envelope.subject)
@@ -63,3 +65,13 @@ def summarize(envelope: EventEnvelope) -> Summary:
         body=str(data.get("description") or ""),
         fields=task_fields,
     )
+
+
+def _reminder(envelope: EventEnvelope) -> Summary:
+    """`task.reminder.due`: what is due when, and how late the reminder is if it is."""
+    data = envelope.data
+    title = str(data.get("title") or data.get("task_id") or envelope.subject)
+    fields = [("due_at", _clip(data.get("due_at")))]
+    if data.get("late"):
+        fields.append(("late_by", f"{int(data.get('late_ms') or 0) / 1000:.1f} s"))
+    return Summary(title=f"Reminder: {title}", body="", fields=tuple(fields))

@@ -21,13 +21,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.cluster import iam
-from infra.config import SUPPORTED_EKS_VERSIONS, NodeGroupConfig
+from infra.config import LOG_RETENTION_DAYS, SUPPORTED_EKS_VERSIONS, NodeGroupConfig
 from infra.contracts import KUBE_SYSTEM_NAMESPACE
 from infra.naming import merge_tags
 
@@ -50,11 +51,12 @@ REQUIRED_ADDONS: tuple[str, ...] = ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES
 
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 
-# Retention values CloudWatch Logs accepts; anything else fails at apply time, so we fail earlier.
-LOG_RETENTION_DAYS: tuple[int, ...] = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
-    1096, 1827, 2192, 2557, 2922, 3288, 3653,
-)  # fmt: skip
+# Add-on settings (the add-on's configuration schema, `aws eks describe-addon-configuration`).
+# vpc-cni: its network policy agent enforces the NetworkPolicies the GitOps manifests render;
+# without it they are accepted by the API server and silently ignored.
+ADDON_CONFIGURATION: dict[str, dict[str, object]] = {
+    "vpc-cni": {"enableNetworkPolicy": "true"},
+}
 
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 _ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
@@ -300,11 +302,14 @@ class EksCluster(pulumi.ComponentResource):
         )
 
     def _role(
-        self, role: str, trust: dict, managed_policies: Sequence[str]
+        self,
+        role: str,
+        trust: dict[str, Any] | pulumi.Output[dict[str, Any]],
+        managed_policies: Sequence[str],
     ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
         iam_role = aws.iam.Role(
             f"{self._name}-{role}",
-            assume_role_policy=json.dumps(trust),
+            assume_role_policy=pulumi.Output.from_input(trust).apply(json.dumps),
             tags=self._tags(role),
             opts=self._child(),
         )
@@ -538,7 +543,9 @@ class EksCluster(pulumi.ComponentResource):
 
     def _ebs_csi_identity(self, cluster: aws.eks.Cluster) -> aws.eks.PodIdentityAssociation:
         role, attachments = self._role(
-            "ebs-csi-role", iam.pod_identity_trust_policy(), (iam.EBS_CSI_MANAGED_POLICY,)
+            "ebs-csi-role",
+            cluster.arn.apply(iam.pod_identity_trust_policy),
+            (iam.EBS_CSI_MANAGED_POLICY,),
         )
         kms_policy = aws.iam.RolePolicy(
             f"{self._name}-ebs-csi-kms",
@@ -564,11 +571,13 @@ class EksCluster(pulumi.ComponentResource):
         addon: str,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> aws.eks.Addon:
+        settings = ADDON_CONFIGURATION.get(addon)
         return aws.eks.Addon(
             f"{self._name}-{addon}",
             cluster_name=cluster.name,
             addon_name=addon,
             addon_version=self._args.addon_versions[addon],
+            configuration_values=json.dumps(settings, sort_keys=True) if settings else None,
             # The add-on's pinned settings win over hand edits on create and on upgrade.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",

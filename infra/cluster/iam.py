@@ -69,14 +69,35 @@ def node_trust_policy() -> dict[str, Any]:
     return service_trust_policy(EC2_SERVICE)
 
 
-def pod_identity_trust_policy() -> dict[str, Any]:
+_CLUSTER_ARN = re.compile(r"^arn:aws[a-z-]*:eks:[a-z0-9-]+:(?P<account>\d{12}):cluster/[\w-]+$")
+
+
+def account_from_cluster_arn(cluster_arn: str) -> str:
+    """The account id of an EKS cluster ARN (`arn:aws:eks:<region>:<account>:cluster/<name>`)."""
+    match = _CLUSTER_ARN.fullmatch(cluster_arn)
+    if not match:
+        raise ValueError(
+            f"cluster_arn {cluster_arn!r}; allowed: arn:aws:eks:<region>:<account>:cluster/<name>"
+        )
+    return match["account"]
+
+
+def pod_identity_trust_policy(cluster_arn: str) -> dict[str, Any]:
     """Trust for a role handed to pods by EKS Pod Identity (the EBS CSI controller, the apps,
-    External Secrets, KEDA, the topics Job).
+    External Secrets, KEDA, the topics Job, the ingress/DNS/autoscaling/logging controllers).
 
     The Pod Identity agent assumes the role with session tags (cluster, namespace, service
-    account), so both `sts:AssumeRole` and `sts:TagSession` are required.
+    account), so both `sts:AssumeRole` and `sts:TagSession` are required. The conditions keep
+    the role to this account and this cluster: the EKS service principal acts for every
+    cluster of every account, so without them another cluster's association (a confused deputy)
+    could hand out this role.
     """
-    return service_trust_policy(POD_IDENTITY_SERVICE, tag_session=True, sid="EksPodIdentity")
+    policy = service_trust_policy(POD_IDENTITY_SERVICE, tag_session=True, sid="EksPodIdentity")
+    policy["Statement"][0]["Condition"] = {
+        "StringEquals": {"aws:SourceAccount": account_from_cluster_arn(cluster_arn)},
+        "ArnEquals": {"aws:SourceArn": cluster_arn},
+    }
+    return policy
 
 
 def ebs_kms_policy(key_arn: str) -> dict[str, Any]:

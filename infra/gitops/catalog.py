@@ -63,6 +63,9 @@ def app_command(contract: AppContract, verb: str) -> tuple[str, ...]:
 
 
 TOPICS_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.topics_job")
+DB_ROLES_JOB_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "ensure")
+DB_ROLES_ROTATE_COMMAND: tuple[str, ...] = ("python", "-m", "apps.db_roles", "rotate")
+"""The PreSync db-roles Job's command; `apps/db_roles` is shipped in every app image."""
 """The PreSync topics Job's command; `apps/topics_job` is shipped in every app image."""
 
 
@@ -131,8 +134,10 @@ class AppSpec:
     """Consumers: target lag per replica for KEDA (records)."""
     target_cpu_percent: int = 70
     """The API: HPA CPU utilisation target."""
-    ingress_hosts: dict[str, str] = field(default_factory=dict)
-    """The API: public host name per env (an Ingress is rendered only for apps that set this)."""
+    public_paths: tuple[str, ...] = ()
+    """Path prefixes published through the env's Ingress (hosts: `platform:ingress.hosts`); an
+    Ingress is rendered only for apps that set this. Health, metrics and docs are never listed:
+    they stay inside the cluster."""
     metrics_prefix: str = ""
     """Prefix of the app's Prometheus metric names (`apps/<app>/metrics.py`)."""
     routes: dict[str, tuple[ChannelRoute, ...]] = field(default_factory=dict)
@@ -204,24 +209,22 @@ APP_SPECS: tuple[AppSpec, ...] = (
         },
         resources=Resources("100m", "192Mi", "1", "384Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},
-        ingress_hosts={
-            "localstack": "events.localstack.platform.internal",
-            "dev": "events.dev.platform.example.com",
-            "staging": "events.staging.platform.example.com",
-            "prod": "events.platform.example.com",
-        },
+        # The API and the web console (events-api serves it at the same origin).
+        public_paths=("/api/", "/console/"),
         metrics_prefix="events_api",
     ),
     AppSpec(
         name="notifier",
         main_verb="run",
         metrics_prefix="notifier",
-        # Every event and task change to the team's webhook; prod also pages Slack on alerts.
+        # Every event, task change and reminder to the team's webhook; prod also pages Slack on
+        # alerts and posts due reminders there.
         routes={
             **{env: (ChannelRoute(channels=("webhook",)),) for env in ENVIRONMENTS},
             "prod": (
                 ChannelRoute(channels=("webhook",)),
                 ChannelRoute(channels=("slack",), types=("event.received",), categories=("alert",)),
+                ChannelRoute(channels=("slack",), types=("task.reminder.due",)),
             ),
         },
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
@@ -232,6 +235,17 @@ APP_SPECS: tuple[AppSpec, ...] = (
         name="audit",
         main_verb="run",
         metrics_prefix="audit",
+        sizing=_sizing((1, 1, 2), (2, 2, 6)),
+        resources=Resources("50m", "128Mi", "500m", "256Mi"),
+        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+    ),
+    AppSpec(
+        name="reminders",
+        main_verb="run",
+        metrics_prefix="reminders",
+        # Two replicas outside dev: one is always claiming due reminders during a rollout or a
+        # node drain (they share the schedule through FOR UPDATE SKIP LOCKED). The schedule is
+        # in PostgreSQL, so memory does not grow with it (bench/reminders_capacity.py).
         sizing=_sizing((1, 1, 2), (2, 2, 6)),
         resources=Resources("50m", "128Mi", "500m", "256Mi"),
         log_level={"localstack": "DEBUG", "dev": "DEBUG"},

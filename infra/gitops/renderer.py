@@ -24,7 +24,12 @@ from infra.config import REPO_ROOT, PlatformConfig, load_stack_file
 from infra.contracts import APPS, ENVIRONMENTS, GITOPS_DIR
 from infra.gitops.catalog import Catalog, ensure_valid
 from infra.gitops.manifests import argocd, jobs, monitoring, network, scaling, secrets, workload
-from infra.gitops.manifests.common import TOPICS_JOB_NAME, EnvContext, Manifest
+from infra.gitops.manifests.common import (
+    DB_ROLES_JOB_NAME,
+    TOPICS_JOB_NAME,
+    EnvContext,
+    Manifest,
+)
 
 GITOPS_ROOT = REPO_ROOT / GITOPS_DIR
 PLATFORM_CONFIG = "platform-config"
@@ -68,7 +73,7 @@ def platform_config(ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
         contract = spec.contract
         objects += [
             workload.service_account(contract.service_account, contract.name, WAVE_WORKLOAD),
-            workload.settings_config_map(spec, ctx.env, WAVE_WORKLOAD),
+            workload.settings_config_map(spec, ctx, WAVE_WORKLOAD),
             network.app_policy(spec, ctx, WAVE_WORKLOAD),
         ]
         if spec.routes:
@@ -77,6 +82,11 @@ def platform_config(ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
         workload.service_account(TOPICS_JOB_NAME, TOPICS_JOB_NAME, WAVE_WORKLOAD),
         network.topics_job_policy(TOPICS_JOB_NAME, ctx, WAVE_WORKLOAD),
     ]
+    if ctx.own_db_logins:
+        objects += [
+            workload.service_account(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME, WAVE_WORKLOAD),
+            network.db_roles_job_policy(DB_ROLES_JOB_NAME, ctx, WAVE_WORKLOAD),
+        ]
     return objects
 
 
@@ -102,7 +112,7 @@ def app_objects(name: str, ctx: EnvContext, catalog: Catalog) -> list[Manifest]:
         objects.append(scaling.lag_autoscaler(spec, ctx, WAVE_SCALING))
     else:
         objects.append(scaling.cpu_autoscaler(spec, ctx, WAVE_SCALING))
-    if spec.ingress_hosts:
+    if spec.public_paths:
         objects.append(network.ingress(spec, ctx, WAVE_SCALING))
     objects += [
         monitoring.service_monitor(spec, WAVE_MONITORING),
@@ -120,6 +130,13 @@ def render_env(cfg: PlatformConfig, catalog: Catalog) -> dict[str, str]:
         (PLATFORM_CONFIG, APP_WAVE_CONFIG, False, platform_config(ctx, catalog)),
         (TOPICS_JOB_NAME, APP_WAVE_TOPICS, False, kafka_topics(ctx, catalog)),
     ]
+    if ctx.own_db_logins:
+        # Same wave as the topics: both before the apps, whose migrations log in as their role.
+        db_roles = [
+            jobs.db_roles_job(ctx, catalog.images),
+            jobs.db_roles_rotation_cron_job(ctx, catalog.images, WAVE_WORKLOAD),
+        ]
+        folders.append((DB_ROLES_JOB_NAME, APP_WAVE_TOPICS, False, db_roles))
     folders += [
         (app.name, APP_WAVE_APPS, True, app_objects(app.name, ctx, catalog)) for app in APPS
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -91,6 +91,10 @@ FLOW_LOGS_TRUST = json.dumps(
         ],
     }
 )
+
+
+INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("s3", "secretsmanager")
+"""AWS APIs the pods reach through interface endpoints in the data subnets (EKS flavour)."""
 
 
 class Network(pulumi.ComponentResource):
@@ -222,6 +226,10 @@ class Network(pulumi.ComponentResource):
             tags=tags(f"{prefix}-s3-endpoint"),
             opts=child,
         )
+        if args.eks_cluster_name is not None:
+            self._interface_endpoints(
+                name, vpc, [subnets[("isolated", az)] for az in range(len(azs))], args, tags
+            )
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
@@ -276,6 +284,71 @@ class Network(pulumi.ComponentResource):
                 "nat_gateway_ids": self.nat_gateway_ids,
             }
         )
+
+    def _interface_endpoints(
+        self,
+        name: str,
+        vpc: aws.ec2.Vpc,
+        data_subnets: list[aws.ec2.Subnet],
+        args: NetworkArgs,
+        tags: Any,
+    ) -> list[aws.ec2.VpcEndpoint]:
+        """S3 and Secrets Manager as addresses in the data (isolated) subnets, so a
+        NetworkPolicy can name them.
+
+        Pods' HTTPS to AWS (the audit archive in S3, each app's own database login in Secrets
+        Manager) is allowed only to the data subnets' CIDRs. The S3 gateway endpoint's
+        destinations are S3's public prefix list and Secrets Manager is a public endpoint: a
+        NetworkPolicy can name neither. Private DNS for every client of the VPC makes the
+        regional names resolve to these endpoints' ENIs. Cost: each endpoint's hourly charge per
+        AZ and per-GB processing (for S3, the VPC's image layers too), accepted for egress that
+        can be enforced.
+        """
+        prefix = args.name_prefix
+        child = pulumi.ResourceOptions(parent=self)
+        endpoint_sg = aws.ec2.SecurityGroup(
+            f"{name}-endpoints-sg",
+            vpc_id=vpc.id,
+            description=f"Interface endpoints of {prefix}: HTTPS from the VPC",
+            tags=tags(f"{prefix}-endpoints-sg"),
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-endpoints-https",
+            security_group_id=endpoint_sg.id,
+            cidr_ipv4=args.vpc_cidr,
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            description="HTTPS to the AWS APIs from the VPC",
+            tags=tags(f"{prefix}-endpoints-https"),
+            opts=child,
+        )
+        endpoints = []
+        for service in INTERFACE_ENDPOINT_SERVICES:
+            endpoints.append(
+                aws.ec2.VpcEndpoint(
+                    f"{name}-{service}-interface-endpoint",
+                    vpc_id=vpc.id,
+                    service_name=f"com.amazonaws.{args.region}.{service}",
+                    vpc_endpoint_type="Interface",
+                    subnet_ids=[subnet.id for subnet in data_subnets],
+                    security_group_ids=[endpoint_sg.id],
+                    private_dns_enabled=True,
+                    # S3 with a gateway endpoint too: private DNS for every client of the VPC.
+                    dns_options=(
+                        aws.ec2.VpcEndpointDnsOptionsArgs(
+                            dns_record_ip_type="ipv4",
+                            private_dns_only_for_inbound_resolver_endpoint=False,
+                        )
+                        if service == "s3"
+                        else None
+                    ),
+                    tags=tags(f"{prefix}-{service}-interface-endpoint"),
+                    opts=child,
+                )
+            )
+        return endpoints
 
     def _subnet(
         self,

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER
+from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER, MONITORING_NAMESPACE
 from infra.platform import charts
 from infra.platform.kube import custom_resource, namespaced_release
 
@@ -26,6 +26,32 @@ ESO_API_VERSION = "external-secrets.io/v1"
 AWS_STORE_NAME = "aws-secrets-manager"
 KUBERNETES_STORE_NAME = "in-cluster-database"
 StoreKind = Literal["aws-secrets-manager", "kubernetes"]
+SECRETS_REFRESH = "1h"
+
+
+def alertmanager_receivers_secret_id(name_prefix: str) -> str:
+    """The Secrets Manager secret (JSON, one property per receiver name) of one environment."""
+    return f"{name_prefix}/{charts.ALERTMANAGER_RECEIVERS_SECRET}"
+
+
+def alertmanager_receivers_spec(secret_id: str, receiver_names: Sequence[str]) -> dict[str, Any]:
+    """The ExternalSecret creating `alertmanager-receivers`: one key per receiver, each the
+    receiver's credential (Slack webhook URL, PagerDuty routing key) from Secrets Manager."""
+    if not receiver_names:
+        raise ValueError("receiver_names: empty; allowed: the configured receivers' names")
+    return {
+        "refreshInterval": SECRETS_REFRESH,
+        "secretStoreRef": {"kind": "ClusterSecretStore", "name": AWS_STORE_NAME},
+        "target": {
+            "name": charts.ALERTMANAGER_RECEIVERS_SECRET,
+            "creationPolicy": "Owner",
+            "deletionPolicy": "Delete",
+        },
+        "data": [
+            {"secretKey": name, "remoteRef": {"key": secret_id, "property": name}}
+            for name in receiver_names
+        ],
+    }
 
 
 @dataclass(frozen=True)
@@ -43,6 +69,8 @@ class ExternalSecretsArgs:
         wait_for: what the release waits for: the monitoring CRDs (ServiceMonitor) and, on EKS,
             the controller's Pod Identity association (it must exist before the pod starts).
         store_wait_for: what the store waits for besides the release (the reader's RBAC).
+        alertmanager_receivers / alertmanager_secret_id: the receiver names whose credentials
+            are synced from that Secrets Manager secret into `alertmanager-receivers` (AWS).
     """
 
     k8s_provider: pulumi.ProviderResource
@@ -53,13 +81,17 @@ class ExternalSecretsArgs:
     reader_service_account: str | None = None
     wait_for: Sequence[pulumi.Resource] = ()
     store_wait_for: Sequence[pulumi.Resource] = ()
+    alertmanager_receivers: tuple[str, ...] = ()
+    alertmanager_secret_id: str | None = None
 
 
 def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
     """The ClusterSecretStore spec (pure, tested directly)."""
-    # Only ExternalSecrets in the apps namespace may use the store.
+    # Only ExternalSecrets in the apps namespace may use the store (and, on AWS, Alertmanager's
+    # receiver credentials in the monitoring namespace).
     only_apps = [{"namespaces": [APP_NAMESPACE]}]
     if args.store == "aws-secrets-manager":
+        only_apps = [{"namespaces": [APP_NAMESPACE, MONITORING_NAMESPACE]}]
         # No `auth`: the controller's Pod Identity credentials are used.
         return {
             "provider": {"aws": {"service": "SecretsManager", "region": args.region}},
@@ -135,8 +167,31 @@ class ExternalSecrets(pulumi.ComponentResource):
             # The CRD and the validating webhook come with the release.
             depends_on=[self.release, *args.store_wait_for],
         )
+        self.alertmanager_secret: k8s.apiextensions.CustomResource | None = None
+        if args.alertmanager_receivers:
+            if args.store != "aws-secrets-manager" or not args.alertmanager_secret_id:
+                raise ValueError(
+                    "alertmanager_receivers: set without the aws-secrets-manager store and a "
+                    "secret id; allowed: receivers on the aws flavour only"
+                )
+            self.alertmanager_secret = custom_resource(
+                f"{name}-alertmanager-receivers",
+                api_version=ESO_API_VERSION,
+                kind="ExternalSecret",
+                name=charts.ALERTMANAGER_RECEIVERS_SECRET,
+                namespace=MONITORING_NAMESPACE,
+                spec=alertmanager_receivers_spec(
+                    args.alertmanager_secret_id, args.alertmanager_receivers
+                ),
+                parent=self,
+                provider=args.k8s_provider,
+                depends_on=[self.store],
+            )
         self.register_outputs(
             {
+                "alertmanager_secret": (
+                    self.alertmanager_secret.urn if self.alertmanager_secret else None
+                ),
                 "namespace": self.namespace.metadata,
                 "release": self.release.status,
                 "store": self.store.urn,

@@ -71,6 +71,9 @@ class FactsChannelArgs:
         db_host / db_port / db_name: the PostgreSQL endpoint and database.
         db_secret_ref: ARN of the RDS-managed secret, or the CNPG app secret's name; also the
             ExternalSecret's source key.
+        db_sslmode: libpq's sslmode for the apps (`verify-full` on RDS).
+        sync_db_secret: create `platform-db` from `db_secret_ref` (local flavour only: on AWS
+            each app reads its own credentials secret, and nothing copies the master secret).
         otlp_endpoint: the OTLP/HTTP endpoint of the tracing collector.
         audit_bucket_name: the audit archive bucket.
         secret_store_name: the ClusterSecretStore that can read `db_secret_ref`.
@@ -90,6 +93,8 @@ class FactsChannelArgs:
     audit_bucket_name: pulumi.Input[str]
     secret_store_name: str
     wait_for: Sequence[pulumi.Resource] = ()
+    db_sslmode: str = "verify-full"
+    sync_db_secret: bool = True
 
 
 class FactsChannel(pulumi.ComponentResource):
@@ -97,7 +102,7 @@ class FactsChannel(pulumi.ComponentResource):
 
     namespace: k8s.core.v1.Namespace
     config_map: k8s.core.v1.ConfigMap
-    db_secret: k8s.apiextensions.CustomResource
+    db_secret: k8s.apiextensions.CustomResource | None
     data: dict[str, pulumi.Input[str]]
 
     def __init__(
@@ -120,6 +125,7 @@ class FactsChannel(pulumi.ComponentResource):
                 Fact.DB_PORT: pulumi.Output.from_input(args.db_port).apply(str),
                 Fact.DB_NAME: args.db_name,
                 Fact.DB_SECRET_REF: args.db_secret_ref,
+                Fact.DB_SSLMODE: args.db_sslmode,
                 Fact.OTEL_EXPORTER_OTLP_ENDPOINT: args.otlp_endpoint,
                 Fact.AUDIT_ARCHIVE_BUCKET: args.audit_bucket_name,
             }
@@ -137,24 +143,26 @@ class FactsChannel(pulumi.ComponentResource):
             data=self.data,
             opts=k8s_opts(self, provider, [self.namespace]),
         )
-        self.db_secret = custom_resource(
-            f"{name}-db-external-secret",
-            api_version=ESO_API_VERSION,
-            kind="ExternalSecret",
-            name=FACTS_DB_SECRET,
-            namespace=APP_NAMESPACE,
-            spec=pulumi.Output.from_input(args.db_secret_ref).apply(
-                lambda ref: db_external_secret_spec(args.secret_store_name, ref)
-            ),
-            parent=self,
-            provider=provider,
-            depends_on=[self.namespace, *args.wait_for],
-        )
+        self.db_secret: k8s.apiextensions.CustomResource | None = None
+        if args.sync_db_secret:
+            self.db_secret = custom_resource(
+                f"{name}-db-external-secret",
+                api_version=ESO_API_VERSION,
+                kind="ExternalSecret",
+                name=FACTS_DB_SECRET,
+                namespace=APP_NAMESPACE,
+                spec=pulumi.Output.from_input(args.db_secret_ref).apply(
+                    lambda ref: db_external_secret_spec(args.secret_store_name, ref)
+                ),
+                parent=self,
+                provider=provider,
+                depends_on=[self.namespace, *args.wait_for],
+            )
         self.register_outputs(
             {
                 "namespace": self.namespace.metadata,
                 "config_map": self.config_map.metadata,
-                "db_secret": self.db_secret.urn,
+                "db_secret": self.db_secret.urn if self.db_secret else None,
                 "data": self.data,
             }
         )

@@ -1,7 +1,8 @@
 """The GitOps bridge: the AppProjects and the root Application that points Argo CD at
 `gitops/<env>`, so the apps appear after `pulumi up` without any manual step.
 
-Two AppProjects, because the root app and its children deploy different things:
+Two AppProjects (and Argo CD's `default`, locked), because the root app and its children deploy
+different things:
 
 - `platform-root` (root app only): may deploy nothing but `argoproj.io/Application` objects, and
   only into the `argocd` namespace, where the renderer puts the child Applications.
@@ -36,6 +37,8 @@ from infra.contracts import (
 from infra.platform.kube import custom_resource
 
 ROOT_PROJECT = "platform-root"
+DEFAULT_PROJECT = "default"
+"""Argo CD's built-in project: it allows every source and destination unless locked here."""
 ROOT_APP_NAME = "platform-root"
 
 ROOT_SYNC_OPTIONS: tuple[str, ...] = (
@@ -64,6 +67,19 @@ def apps_project_spec(repo_url: str) -> dict[str, Any]:
             {"group": "", "kind": "LimitRange"},
         ],
         "orphanedResources": {"warn": True},
+    }
+
+
+def locked_default_project_spec() -> dict[str, Any]:
+    """`default`, locked: no source, no destination, no kind. Argo CD (re)creates this project
+    at start with everything allowed, so an Application naming it would escape the scoping of
+    `platform-apps`; locked, such an Application can deploy nothing."""
+    return {
+        "description": "Locked by the platform: use platform-apps",
+        "sourceRepos": [],
+        "destinations": [],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceWhitelist": [],
     }
 
 
@@ -129,6 +145,7 @@ class GitOpsBridge(pulumi.ComponentResource):
 
     apps_project: k8s.apiextensions.CustomResource
     root_project: k8s.apiextensions.CustomResource
+    default_project: k8s.apiextensions.CustomResource
     root_app: k8s.apiextensions.CustomResource
     path: str
 
@@ -152,6 +169,15 @@ class GitOpsBridge(pulumi.ComponentResource):
         self.root_project = self._argocd_object(
             f"{name}-root-project", "AppProject", ROOT_PROJECT, root_project_spec(args.repo_url)
         )
+        # Argo CD created `default` already: server-side apply with force takes its fields over
+        # (`pulumi.com/patchForce`), and deleting the stack leaves Argo CD to recreate its own.
+        self.default_project = self._argocd_object(
+            f"{name}-default-project",
+            "AppProject",
+            DEFAULT_PROJECT,
+            locked_default_project_spec(),
+            annotations={"pulumi.com/patchForce": "true"},
+        )
         self.root_app = self._argocd_object(
             f"{name}-root-app",
             "Application",
@@ -161,12 +187,18 @@ class GitOpsBridge(pulumi.ComponentResource):
             # same finalizer, so their workloads go too) before the object disappears; Pulumi
             # waits for that, which is what makes teardown safe.
             finalizers=[ARGOCD_FINALIZER],
-            depends_on=[self.apps_project, self.root_project, *args.wait_for],
+            depends_on=[
+                self.apps_project,
+                self.root_project,
+                self.default_project,
+                *args.wait_for,
+            ],
         )
         self.register_outputs(
             {
                 "apps_project": self.apps_project.urn,
                 "root_project": self.root_project.urn,
+                "default_project": self.default_project.urn,
                 "root_app": self.root_app.urn,
                 "path": self.path,
             }
@@ -180,6 +212,7 @@ class GitOpsBridge(pulumi.ComponentResource):
         spec: dict[str, Any],
         *,
         finalizers: list[str] | None = None,
+        annotations: dict[str, str] | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> k8s.apiextensions.CustomResource:
         """An Argo CD object in the `argocd` namespace, after the release that brings its CRD."""
@@ -192,6 +225,7 @@ class GitOpsBridge(pulumi.ComponentResource):
             namespace=ARGOCD_NAMESPACE,
             spec=spec,
             finalizers=finalizers,
+            annotations=annotations,
             parent=self,
             provider=args.k8s_provider,
             depends_on=[args.argocd_release, *depends_on],

@@ -6,12 +6,13 @@ contract (`infra.contracts.AppContract`) needs:
 - MSK IAM: `kafka-cluster:Connect`/`DescribeCluster` on this cluster's ARN; read or write on the
   ARNs of its own topics only; its own consumer group only. Actions are listed one by one: no
   `kafka-cluster:*`, no `*` resource.
-- Secrets Manager: read of the database secret only (plus `kms:Decrypt` through Secrets Manager
-  when that secret is encrypted with a customer key).
+- Secrets Manager: read of the app's OWN database credentials only (plus `kms:Decrypt` through
+  Secrets Manager when they are encrypted with a customer key); never the master secret.
 - S3: the audit archive bucket only, for the audit app only.
 
-Two platform controllers get roles too: External Secrets (reads the database secret to create the
-`platform-db` Secret) and the KEDA operator (reads consumer-group lag for scaling).
+Platform workloads get roles too: External Secrets (reads the secrets it syncs: the notifier's
+channels, Alertmanager's receivers), the KEDA operator (reads consumer-group lag for scaling) and
+the db-roles Job (the only reader of the master secret; writes the apps' credentials).
 
 MSK ARN shapes (AWS "IAM access control for Amazon MSK"):
     cluster  arn:aws:kafka:<region>:<account>:cluster/<cluster-name>/<cluster-uuid>
@@ -50,6 +51,8 @@ KAFKA_TOPIC_ADMIN_ACTIONS = (
 )
 KAFKA_LAG_READER_GROUP_ACTIONS = ("kafka-cluster:DescribeGroup",)
 SECRET_READ_ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+SECRET_WRITE_ACTIONS = ("secretsmanager:PutSecretValue",)
+SECRET_KMS_WRITE_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 KMS_DECRYPT_ACTIONS = ("kms:Decrypt",)
 ARCHIVE_OBJECT_ACTIONS = ("s3:PutObject", "s3:GetObject")
 ARCHIVE_BUCKET_ACTIONS = ("s3:ListBucket",)
@@ -151,11 +154,14 @@ def _kms_via(
 
 
 def _secret_statements(
-    secret_arn: str | None, secret_kms_key_arn: str | None, region: str
+    secret_arn: str | None,
+    secret_kms_key_arn: str | None,
+    region: str,
+    sid: str = "ReadDatabaseSecret",
 ) -> list[dict[str, Any]]:
     if not secret_arn:
         return []
-    statements = [_statement("ReadDatabaseSecret", SECRET_READ_ACTIONS, [secret_arn])]
+    statements = [_statement(sid, SECRET_READ_ACTIONS, [secret_arn])]
     if secret_kms_key_arn:
         statements.append(
             _kms_via(
@@ -174,15 +180,16 @@ def app_policy(
     *,
     msk: MskArns | None,
     region: str,
-    db_secret_arn: str | None = None,
+    db_credentials_secret_arn: str | None = None,
     db_secret_kms_key_arn: str | None = None,
     archive_bucket_arn: str | None = None,
     archive_kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
     """The permission policy of one app's role, derived from its contract.
 
-    `msk` is None when Kafka is not MSK (nothing Kafka-related is granted then); `db_secret_arn`
-    is None when the database is not RDS. Raises ValueError when the contract asks for the archive
+    `msk` is None when Kafka is not MSK (nothing Kafka-related is granted then);
+    `db_credentials_secret_arn` (the app's own login, see `db_roles_policy`) is None when the
+    database is not RDS. Raises ValueError when the contract asks for the archive
     bucket but no bucket ARN is given, so a wiring mistake cannot silently drop a permission.
     """
     statements: list[dict[str, Any]] = []
@@ -211,7 +218,12 @@ def app_policy(
                 _statement("KafkaOwnGroup", KAFKA_GROUP_ACTIONS, [msk.group(app.consumer_group)])
             )
     if app.uses_database:
-        statements.extend(_secret_statements(db_secret_arn, db_secret_kms_key_arn, region))
+        # The app's OWN credentials (written by the db-roles Job), never the master secret.
+        statements.extend(
+            _secret_statements(
+                db_credentials_secret_arn, db_secret_kms_key_arn, region, "ReadOwnDbCredentials"
+            )
+        )
     if app.uses_archive_bucket:
         if not archive_bucket_arn:
             raise ValueError(
@@ -234,31 +246,54 @@ def app_policy(
 
 def external_secrets_policy(
     *,
-    db_secret_arn: str,
     region: str,
-    db_secret_kms_key_arn: str | None = None,
-    app_secret_arns: tuple[str, ...] = (),
+    app_secret_arns: tuple[str, ...],
     app_secrets_kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """External Secrets' role: read the database secret that feeds `platform-db`, and the
-    apps' own secrets (the notifier's channels) by exact ARN."""
-    if not db_secret_arn:
-        raise ValueError("db_secret_arn is empty; External Secrets needs the RDS-managed secret")
-    statements = _secret_statements(db_secret_arn, db_secret_kms_key_arn, region)
-    if app_secret_arns:
+    """External Secrets' role: read the secrets it syncs (the notifier's channels, Alertmanager's
+    receivers) by exact ARN. On AWS it copies no database credential: each app reads its own
+    login, and only the db-roles Job reads the master secret (`db_roles_policy`)."""
+    if not app_secret_arns:
+        raise ValueError("app_secret_arns is empty; External Secrets needs the secrets it syncs")
+    statements = [_statement("ReadAppSecrets", SECRET_READ_ACTIONS, sorted(app_secret_arns))]
+    if app_secrets_kms_key_arn:
         statements.append(
-            _statement("ReadAppSecrets", SECRET_READ_ACTIONS, sorted(app_secret_arns))
-        )
-        if app_secrets_kms_key_arn:
-            statements.append(
-                _kms_via(
-                    "DecryptAppSecrets",
-                    KMS_DECRYPT_ACTIONS,
-                    app_secrets_kms_key_arn,
-                    "secretsmanager",
-                    region,
-                )
+            _kms_via(
+                "DecryptAppSecrets",
+                KMS_DECRYPT_ACTIONS,
+                app_secrets_kms_key_arn,
+                "secretsmanager",
+                region,
             )
+        )
+    return {"Version": POLICY_VERSION, "Statement": statements}
+
+
+def db_roles_policy(
+    *,
+    master_secret_arn: str,
+    credentials_secret_arns: list[str],
+    region: str,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """The db-roles Job's role: read the master secret, read and write the apps' credentials.
+
+    The only role that can read the master secret (RDS rotates it; the Job reads it each run).
+    """
+    if not master_secret_arn or not credentials_secret_arns:
+        raise ValueError("master_secret_arn/credentials_secret_arns: empty; the Job needs both")
+    statements = [
+        _statement("ReadMasterSecret", SECRET_READ_ACTIONS, [master_secret_arn]),
+        _statement(
+            "PublishAppCredentials",
+            SECRET_READ_ACTIONS + SECRET_WRITE_ACTIONS,
+            credentials_secret_arns,
+        ),
+    ]
+    if kms_key_arn:
+        statements.append(
+            _kms_via("SecretsKey", SECRET_KMS_WRITE_ACTIONS, kms_key_arn, "secretsmanager", region)
+        )
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -15,26 +15,36 @@ depend on the associations declared here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.cluster.iam import pod_identity_trust_policy
+from infra.cluster.iam import account_from_cluster_arn, pod_identity_trust_policy
 from infra.contracts import (
     APP_NAMESPACE,
     APPS,
+    DB_ROLES_SERVICE_ACCOUNT,
     EXTERNAL_SECRETS_NAMESPACE,
     KEDA_NAMESPACE,
+    KUBE_SYSTEM_NAMESPACE,
+    LOGGING_NAMESPACE,
     TOPICS,
     TOPICS_JOB_SERVICE_ACCOUNT,
     AppContract,
 )
 from infra.naming import merge_tags, physical_name
-from infra.platform import iam_policies
-from infra.platform.charts import EXTERNAL_SECRETS_SERVICE_ACCOUNT, KEDA_OPERATOR_SERVICE_ACCOUNT
+from infra.platform import controller_policies, iam_policies
+from infra.platform.charts import (
+    CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+    EXTERNAL_DNS_SERVICE_ACCOUNT,
+    EXTERNAL_SECRETS_SERVICE_ACCOUNT,
+    FLUENT_BIT_SERVICE_ACCOUNT,
+    KEDA_OPERATOR_SERVICE_ACCOUNT,
+    LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+)
 
 IAM_ROLE_NAME_LIMIT = 64
 TOPIC_NAMES = tuple(t.name for t in TOPICS)
@@ -56,15 +66,28 @@ class WorkloadIdentitiesArgs:
         db_secret_kms_key_arn: the CMK that encrypts that secret, if not the AWS-managed key.
         audit_bucket_arn: the audit archive bucket's ARN (only the audit app gets access).
         audit_bucket_kms_key_arn: the CMK of the bucket's SSE-KMS encryption, if any.
+        cluster_arn: the EKS cluster's ARN: every trust policy is conditioned on it and on its
+            account (`aws:SourceArn`, `aws:SourceAccount`).
+        vpc_id: the VPC (the load balancer controller may change security groups there only).
+        hosted_zone_id: the Route 53 zone external-dns writes to (None: no external-dns role).
+        pod_log_group_arn: the pods' CloudWatch log group (None: no Fluent Bit role).
+        db_credentials_secret_arns: app name -> its own credentials secret (db_credentials);
+            with `db_secret_arn`, the db-roles Job gets a role that reads the master secret.
         app_secret_arns / app_secrets_kms_key_arn: the apps' own secrets External Secrets syncs
-            (the notifier's channels), and their CMK.
+            (the notifier's channels,
+            Alertmanager's receivers), and their CMK.
         tags: base + user tags for every taggable resource.
     """
 
     name_prefix: str
     region: str
     cluster_name: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
     audit_bucket_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str] | None = None
+    hosted_zone_id: str | None = None
+    pod_log_group_arn: pulumi.Input[str] | None = None
+    db_credentials_secret_arns: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     msk_cluster_arn: pulumi.Input[str] | None = None
     msk_cluster_name: pulumi.Input[str] | None = None
     msk_cluster_uuid: pulumi.Input[str] | None = None
@@ -92,6 +115,8 @@ class WorkloadIdentities(pulumi.ComponentResource):
     external_secrets_association: aws.eks.PodIdentityAssociation | None
     keda_association: aws.eks.PodIdentityAssociation | None
     topics_job_association: aws.eks.PodIdentityAssociation | None
+    db_roles_association: aws.eks.PodIdentityAssociation | None
+    controller_associations: dict[str, aws.eks.PodIdentityAssociation]
 
     def __init__(
         self,
@@ -117,6 +142,11 @@ class WorkloadIdentities(pulumi.ComponentResource):
             db_kms=args.db_secret_kms_key_arn,
             bucket=args.audit_bucket_arn,
             bucket_kms=args.audit_bucket_kms_key_arn,
+            cluster_arn=args.cluster_arn,
+            vpc_id=args.vpc_id,
+            log_group=args.pod_log_group_arn,
+            cluster_name=args.cluster_name,
+            credentials=dict(args.db_credentials_secret_arns),
             app_secrets=list(args.app_secret_arns),
             app_secrets_kms=args.app_secrets_kms_key_arn,
         )
@@ -133,14 +163,12 @@ class WorkloadIdentities(pulumi.ComponentResource):
             )
 
         self.external_secrets_association = None
-        if args.db_secret_arn is not None:
+        if args.app_secret_arns:
             role = self._role_with_policy(
                 "external-secrets",
                 self._inputs.apply(
                     lambda v: iam_policies.external_secrets_policy(
-                        db_secret_arn=v["db_secret"],
                         region=args.region,
-                        db_secret_kms_key_arn=v["db_kms"],
                         app_secret_arns=tuple(v["app_secrets"]),
                         app_secrets_kms_key_arn=v["app_secrets_kms"],
                     )
@@ -154,6 +182,27 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 EXTERNAL_SECRETS_SERVICE_ACCOUNT,
             )
             self.associations.append(self.external_secrets_association)
+
+        self.db_roles_association = None
+        if args.db_secret_arn is not None and args.db_credentials_secret_arns:
+            self.db_roles_association = self._associate(
+                "db-roles",
+                self._role_with_policy(
+                    "db-roles",
+                    self._inputs.apply(
+                        lambda v: iam_policies.db_roles_policy(
+                            master_secret_arn=v["db_secret"],
+                            credentials_secret_arns=sorted(v["credentials"].values()),
+                            region=args.region,
+                            kms_key_arn=v["db_kms"],
+                        )
+                    ),
+                    has_statements=True,
+                ),
+                APP_NAMESPACE,
+                DB_ROLES_SERVICE_ACCOUNT,
+            )
+            self.associations.append(self.db_roles_association)
 
         self.keda_association = None
         self.topics_job_association = None
@@ -174,8 +223,13 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
             )
 
+        self.controller_associations = self._controllers()
+
         self.register_outputs(
             {
+                "controller_associations": {
+                    k: a.association_arn for k, a in self.controller_associations.items()
+                },
                 "app_role_arns": self.app_role_arns,
                 "associations": [a.association_arn for a in self.associations],
                 "external_secrets_association": (
@@ -186,6 +240,9 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 "keda_association": (
                     self.keda_association.association_arn if self.keda_association else None
                 ),
+                "db_roles_association": (
+                    self.db_roles_association.association_arn if self.db_roles_association else None
+                ),
                 "topics_job_association": (
                     self.topics_job_association.association_arn
                     if self.topics_job_association
@@ -193,6 +250,52 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 ),
             }
         )
+
+    def _controllers(self) -> dict[str, aws.eks.PodIdentityAssociation]:
+        """Roles of the ingress, DNS, node-autoscaling and log-shipping controllers."""
+        args, region = self._args, self._args.region
+        documents: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+        if args.vpc_id is not None:
+            documents["load-balancer-controller"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
+                lambda v: controller_policies.load_balancer_controller_policy(
+                    region=region,
+                    account=account_from_cluster_arn(v["cluster_arn"]),
+                    vpc_id=v["vpc_id"],
+                    cluster_name=v["cluster_name"],
+                ),
+            )
+            documents["cluster-autoscaler"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
+                lambda v: controller_policies.cluster_autoscaler_policy(
+                    region=region,
+                    account=account_from_cluster_arn(v["cluster_arn"]),
+                    cluster_name=v["cluster_name"],
+                ),
+            )
+        zone_id = args.hosted_zone_id
+        if zone_id is not None:
+            documents["external-dns"] = (
+                KUBE_SYSTEM_NAMESPACE,
+                EXTERNAL_DNS_SERVICE_ACCOUNT,
+                lambda _: controller_policies.external_dns_policy(zone_id=zone_id),
+            )
+        if args.pod_log_group_arn is not None:
+            documents["fluent-bit"] = (
+                LOGGING_NAMESPACE,
+                FLUENT_BIT_SERVICE_ACCOUNT,
+                lambda v: controller_policies.log_shipper_policy(log_group_arn=v["log_group"]),
+            )
+        found: dict[str, aws.eks.PodIdentityAssociation] = {}
+        for role, (namespace, service_account, document) in documents.items():
+            identity = self._role_with_policy(
+                role, self._inputs.apply(document), has_statements=True
+            )
+            found[role] = self._associate(role, identity, namespace, service_account)
+            self.associations.append(found[role])
+        return found
 
     def _msk_controller(
         self,
@@ -218,7 +321,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
         args = self._args
         return (
             args.msk_cluster_arn is not None
-            or (app.uses_database and args.db_secret_arn is not None)
+            or (app.uses_database and app.name in args.db_credentials_secret_arns)
             or app.uses_archive_bucket
         )
 
@@ -229,7 +332,7 @@ class WorkloadIdentities(pulumi.ComponentResource):
                 app,
                 msk=_msk_arns(v),
                 region=region,
-                db_secret_arn=v["db_secret"],
+                db_credentials_secret_arn=v["credentials"].get(app.name),
                 db_secret_kms_key_arn=v["db_kms"],
                 archive_bucket_arn=v["bucket"],
                 archive_kms_key_arn=v["bucket_kms"],
@@ -245,7 +348,9 @@ class WorkloadIdentities(pulumi.ComponentResource):
             f"{self._name}-{role}-role",
             name=role_name,
             description=f"Pod Identity role of {role} ({self._args.name_prefix})",
-            assume_role_policy=json.dumps(pod_identity_trust_policy()),
+            assume_role_policy=pulumi.Output.from_input(self._args.cluster_arn).apply(
+                lambda arn: json.dumps(pod_identity_trust_policy(arn))
+            ),
             tags=merge_tags(role_name, self._args.tags, {}),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -49,7 +49,7 @@ def namespace(
 def helm_release(
     resource_name: str,
     spec: ChartSpec,
-    values: dict[str, Any],
+    values: pulumi.Input[dict[str, Any]],
     *,
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,
@@ -81,7 +81,7 @@ def namespaced_release(
     namespace_resource: str,
     release_resource: str,
     spec: ChartSpec,
-    values: dict[str, Any],
+    values: pulumi.Input[dict[str, Any]],
     *,
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,

@@ -32,19 +32,40 @@ from typing import Any, Literal
 
 import pulumi
 
-from infra.contracts import DATABASE_NAMESPACE, ENVIRONMENTS, gitops_path
+from infra.config import IngressConfig, NodeAutoscalingConfig
+from infra.contracts import (
+    DATABASE_NAMESPACE,
+    ENVIRONMENTS,
+    gitops_path,
+)
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
 from infra.platform.autoscaling import Autoscaling, AutoscalingArgs
-from infra.platform.external_secrets import ExternalSecrets, ExternalSecretsArgs
+from infra.platform.db_credentials import DatabaseCredentials, DatabaseCredentialsArgs
+from infra.platform.external_secrets import (
+    ExternalSecrets,
+    ExternalSecretsArgs,
+    alertmanager_receivers_secret_id,
+)
 from infra.platform.facts import FactsChannel, FactsChannelArgs
 from infra.platform.gitops_bridge import ROOT_APP_NAME, GitOpsBridge, GitOpsBridgeArgs
 from infra.platform.identities import WorkloadIdentities, WorkloadIdentitiesArgs
+from infra.platform.ingress import Ingress, IngressArgs
 from infra.platform.local_data import DATABASE_READER_SERVICE_ACCOUNT, LocalData, LocalDataArgs
+from infra.platform.log_shipping import (
+    LogShipping,
+    LogShippingArgs,
+    PodLogGroupArgs,
+    pod_log_group,
+)
+from infra.platform.node_autoscaling import NodeAutoscaling, NodeAutoscalingArgs
 from infra.platform.observability import Observability, ObservabilityArgs
+from infra.platform.storage import Storage, StorageArgs
 from infra.platform.tracing import Tracing, TracingArgs
 
 LAYER_TYPE = "platform:platform:PlatformLayer"
+RDS_SSLMODE = "verify-full"
+"""The apps verify RDS's certificate and host name (the images ship the RDS CA bundle)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +82,8 @@ class _LayerArgs:
         high_availability: replicas for every controller (Argo CD HA + redis-ha, 2 Prometheus,
             ...), from `cfg.tier.high_availability`.
         prometheus_retention / prometheus_storage_gib: `cfg.tier.prometheus`.
+        alert_receivers: Alertmanager receivers by severity (`observability.alertReceivers`).
+        trace_storage_gib: Jaeger's volume (`observability.traceStorageGib`); None: in memory.
         tags: base + user tags for the AWS resources.
     """
 
@@ -74,6 +97,8 @@ class _LayerArgs:
     high_availability: bool
     prometheus_retention: str
     prometheus_storage_gib: int
+    alert_receivers: tuple[charts.AlertReceiver, ...] = ()
+    trace_storage_gib: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,8 +115,17 @@ class ManagedLayerArgs(_LayerArgs):
         db_host / db_port / db_name: the RDS endpoint.
         db_secret_arn: the RDS-managed master secret (source of `platform-db`).
         db_secret_kms_key_arn: its CMK (None: the AWS-managed key).
-        app_secret_arns / app_secrets_kms_key_arn: the apps' own Secrets Manager secrets (the
-            notifier's channels) that External Secrets may read, and their CMK.
+        cluster_arn: the cluster's ARN (trust conditions of every Pod Identity role).
+        kubernetes_version: the cluster's minor (cluster-autoscaler's image follows it).
+        vpc_id: the VPC (load balancer controller).
+        ebs_kms_key_arn: the EBS key of the default StorageClass.
+        logs_kms_key_arn / log_retention_days: the pods' CloudWatch log group.
+        ingress: `cfg.ingress` (certificate, scheme, CIDRs, zone).
+        node_autoscaling: `cfg.node_autoscaling` (cluster-autoscaler's limits).
+        secrets_recovery_window_days: how long the apps' deleted credential secrets stay
+            restorable (0 where the stack is torn down and re-created).
+        app_secret_arns / app_secrets_kms_key_arn: the Secrets Manager secrets External Secrets
+            may read (the notifier's channels, Alertmanager's receivers), and their CMK.
     """
 
     flavour: Literal["aws"] = field(default="aws", init=False)
@@ -107,6 +141,15 @@ class ManagedLayerArgs(_LayerArgs):
     db_secret_arn: pulumi.Input[str]
     db_secret_kms_key_arn: pulumi.Input[str] | None = None
     audit_bucket_kms_key_arn: pulumi.Input[str] | None = None
+    cluster_arn: pulumi.Input[str]
+    kubernetes_version: str
+    vpc_id: pulumi.Input[str]
+    ebs_kms_key_arn: pulumi.Input[str]
+    logs_kms_key_arn: pulumi.Input[str]
+    ingress: IngressConfig
+    node_autoscaling: NodeAutoscalingConfig
+    log_retention_days: int
+    secrets_recovery_window_days: int = 7
     app_secret_arns: Sequence[pulumi.Input[str]] = ()
     app_secrets_kms_key_arn: pulumi.Input[str] | None = None
 
@@ -161,6 +204,10 @@ class _FlavourParts:
     """The KEDA operator's Pod Identity association, where there is one."""
     workloads_wait_for: list[pulumi.Resource]
     """What the root app waits for besides the shared add-ons (identities, or the data CRs)."""
+    storage_class: str | None = None
+    """The default StorageClass every platform PVC names (EKS); None: the cluster's default."""
+    volumes_wait_for: list[pulumi.Resource] = field(default_factory=list)
+    """What releases with volumes wait for (the StorageClass)."""
 
 
 class PlatformLayer(pulumi.ComponentResource):
@@ -168,6 +215,11 @@ class PlatformLayer(pulumi.ComponentResource):
     facts channel, the local data services and the root app, wired in bootstrap order."""
 
     identities: WorkloadIdentities | None
+    db_credentials: DatabaseCredentials | None
+    storage: Storage | None
+    ingress: Ingress | None
+    node_autoscaling: NodeAutoscaling | None
+    log_shipping: LogShipping | None
     observability: Observability
     tracing: Tracing
     local_data: LocalData | None
@@ -194,6 +246,10 @@ class PlatformLayer(pulumi.ComponentResource):
         k8s_provider = args.k8s_provider
         ha = args.high_availability
 
+        if isinstance(args, ManagedLayerArgs):
+            flavour = self._managed(name, args, child)
+        else:
+            flavour = self._in_cluster(name, args, child)
         self.observability = Observability(
             f"{name}-observability",
             ObservabilityArgs(
@@ -201,17 +257,25 @@ class PlatformLayer(pulumi.ComponentResource):
                 high_availability=ha,
                 prometheus_retention=args.prometheus_retention,
                 prometheus_storage_gib=args.prometheus_storage_gib,
+                storage_class=flavour.storage_class,
+                alert_receivers=args.alert_receivers,
+                wait_for=flavour.volumes_wait_for,
             ),
             child,
         )
         monitoring_crds: list[pulumi.Resource] = [self.observability.release]
         self.tracing = Tracing(
-            f"{name}-tracing", TracingArgs(k8s_provider=k8s_provider, high_availability=ha), child
+            f"{name}-tracing",
+            TracingArgs(
+                k8s_provider=k8s_provider,
+                high_availability=ha,
+                trace_storage_gib=args.trace_storage_gib,
+                storage_class=flavour.storage_class,
+                wait_for=flavour.volumes_wait_for,
+            ),
+            child,
         )
-        if isinstance(args, ManagedLayerArgs):
-            flavour = self._managed(name, args, child)
-        else:
-            flavour = self._in_cluster(name, args, child)
+        self._eks_addons(name, args, child, monitoring_crds)
         self.external_secrets = ExternalSecrets(
             f"{name}-external-secrets",
             ExternalSecretsArgs(
@@ -219,6 +283,8 @@ class PlatformLayer(pulumi.ComponentResource):
                 high_availability=ha,
                 region=args.region,
                 wait_for=[*monitoring_crds, *flavour.secrets_wait_for],
+                alertmanager_receivers=tuple(r.name for r in args.alert_receivers),
+                alertmanager_secret_id=alertmanager_receivers_secret_id(args.name_prefix),
                 **flavour.secret_store,
             ),
             child,
@@ -270,6 +336,11 @@ class PlatformLayer(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "identities": self.identities.urn if self.identities else None,
+                "db_credentials": self.db_credentials.urn if self.db_credentials else None,
+                "storage": self.storage.urn if self.storage else None,
+                "ingress": self.ingress.urn if self.ingress else None,
+                "node_autoscaling": (self.node_autoscaling.urn if self.node_autoscaling else None),
+                "log_shipping": self.log_shipping.urn if self.log_shipping else None,
                 "observability": self.observability.urn,
                 "tracing": self.tracing.urn,
                 "local_data": self.local_data.urn if self.local_data else None,
@@ -288,12 +359,43 @@ class PlatformLayer(pulumi.ComponentResource):
         self, name: str, args: ManagedLayerArgs, child: pulumi.ResourceOptions
     ) -> _FlavourParts:
         """Pod Identity roles, the Secrets Manager store, and facts pointing at MSK and RDS."""
+        self.storage = Storage(
+            f"{name}-storage",
+            StorageArgs(k8s_provider=args.k8s_provider, ebs_kms_key_arn=args.ebs_kms_key_arn),
+            child,
+        )
+        log_group = pod_log_group(
+            f"{name}-pod-logs",
+            PodLogGroupArgs(
+                cluster_name=f"{args.name_prefix}-eks",
+                retention_days=args.log_retention_days,
+                kms_key_arn=args.logs_kms_key_arn,
+                tags=args.tags,
+            ),
+            child,
+        )
+        self._log_group = log_group
+        self.db_credentials = DatabaseCredentials(
+            f"{name}-db-credentials",
+            DatabaseCredentialsArgs(
+                name_prefix=args.name_prefix,
+                kms_key_arn=args.db_secret_kms_key_arn,
+                recovery_window_days=args.secrets_recovery_window_days,
+                tags=args.tags,
+            ),
+            child,
+        )
         identities = WorkloadIdentities(
             f"{name}-identities",
             WorkloadIdentitiesArgs(
                 name_prefix=args.name_prefix,
                 region=args.region,
                 cluster_name=args.cluster_name,
+                cluster_arn=args.cluster_arn,
+                vpc_id=args.vpc_id,
+                hosted_zone_id=args.ingress.zone_id,
+                pod_log_group_arn=log_group.arn,
+                db_credentials_secret_arns=self.db_credentials.secret_arns,
                 audit_bucket_arn=args.audit_bucket_arn,
                 msk_cluster_arn=args.msk_cluster_arn,
                 msk_cluster_name=args.msk_cluster_name,
@@ -319,10 +421,14 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": args.db_port,
                 "db_name": args.db_name,
                 "db_secret_ref": args.db_secret_arn,
+                "db_sslmode": RDS_SSLMODE,
+                "sync_db_secret": False,
             },
             facts_wait_for=[],
             keda_waits_for=[keda] if keda else [],
             workloads_wait_for=list(identities.associations),
+            storage_class=self.storage.name,
+            volumes_wait_for=[self.storage.storage_class],
         )
 
     def _in_cluster(
@@ -341,6 +447,8 @@ class PlatformLayer(pulumi.ComponentResource):
             child,
         )
         self.identities, self.local_data = None, local_data
+        self.storage = None
+        self.db_credentials = None
         return _FlavourParts(
             secret_store={
                 "store": "kubernetes",
@@ -356,10 +464,73 @@ class PlatformLayer(pulumi.ComponentResource):
                 "db_port": local_data.db_port,
                 "db_name": args.database_name,
                 "db_secret_ref": local_data.db_secret_name,
+                # CloudNativePG serves TLS with its own CA, which the images do not carry.
+                "db_sslmode": "require",
             },
             facts_wait_for=[local_data.postgres],
             keda_waits_for=[],
             workloads_wait_for=[local_data.kafka, local_data.postgres],
+        )
+
+    def _eks_addons(
+        self,
+        name: str,
+        args: PlatformLayerArgs,
+        child: pulumi.ResourceOptions,
+        monitoring_crds: list[pulumi.Resource],
+    ) -> None:
+        """Ingress (ALB controller + external-dns), cluster-autoscaler and Fluent Bit (EKS)."""
+        self.ingress = self.node_autoscaling = self.log_shipping = None
+        if not isinstance(args, ManagedLayerArgs) or self.identities is None:
+            return
+        roles = self.identities.controller_associations
+        ingress = args.ingress
+        assert ingress.certificate_arn and ingress.zone_id  # config requires both with flavour aws
+        self.ingress = Ingress(
+            f"{name}-ingress",
+            IngressArgs(
+                k8s_provider=args.k8s_provider,
+                cluster_name=args.cluster_name,
+                region=args.region,
+                vpc_id=args.vpc_id,
+                high_availability=args.high_availability,
+                scheme=ingress.scheme,
+                allowed_cidrs=ingress.allowed_cidrs,
+                certificate_arn=ingress.certificate_arn,
+                zone_name=ingress.zone_name,
+                zone_id=ingress.zone_id,
+                wait_for=[
+                    *monitoring_crds,
+                    roles["load-balancer-controller"],
+                    roles["external-dns"],
+                ],
+            ),
+            child,
+        )
+        limits = args.node_autoscaling
+        self.node_autoscaling = NodeAutoscaling(
+            f"{name}-node-autoscaling",
+            NodeAutoscalingArgs(
+                k8s_provider=args.k8s_provider,
+                cluster_name=args.cluster_name,
+                region=args.region,
+                kubernetes_version=args.kubernetes_version,
+                max_nodes_total=limits.max_nodes_total,
+                scale_down_utilization_threshold=limits.scale_down_utilization_threshold,
+                scale_down_unneeded_minutes=limits.scale_down_unneeded_minutes,
+                wait_for=[*monitoring_crds, roles["cluster-autoscaler"]],
+            ),
+            child,
+        )
+        self.log_shipping = LogShipping(
+            f"{name}-log-shipping",
+            LogShippingArgs(
+                k8s_provider=args.k8s_provider,
+                region=args.region,
+                log_group_name=self._log_group.name,
+                wait_for=[*monitoring_crds, roles["fluent-bit"]],
+            ),
+            child,
         )
 
     def _workload_prerequisites(self) -> list[pulumi.Resource]:
@@ -367,11 +538,25 @@ class PlatformLayer(pulumi.ComponentResource):
         needed: list[pulumi.Resource] = [
             self.facts.namespace,
             self.facts.config_map,
-            self.facts.db_secret,
+            *([self.facts.db_secret] if self.facts.db_secret else []),
             self.observability.release,
             self.tracing.collector,
             self.external_secrets.store,
             self.autoscaling.keda,
             self.autoscaling.metrics_server,
         ]
+        if self.external_secrets.alertmanager_secret is not None:
+            needed.append(self.external_secrets.alertmanager_secret)
+        if self.ingress is not None:
+            # The API's Ingress needs its class and controller; its DNS name needs external-dns.
+            # Pulumi destroys in reverse, so the controller outlives the Ingress and its ALB.
+            needed += [
+                self.ingress.ingress_class,
+                self.ingress.controller,
+                self.ingress.external_dns,
+            ]
+        if self.node_autoscaling is not None:
+            needed.append(self.node_autoscaling.release)
+        if self.log_shipping is not None:
+            needed.append(self.log_shipping.release)
         return needed

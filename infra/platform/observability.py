@@ -25,13 +25,18 @@ class ObservabilityArgs:
         high_availability: two Prometheus replicas and three Alertmanagers (prod).
         prometheus_retention: how long samples are kept, a Prometheus duration such as `15d`.
         prometheus_storage_gib: size of each Prometheus replica's volume.
-        wait_for: resources the release must wait for (none today; kept for the layer's wiring).
+        storage_class: the StorageClass of every volume (None: the cluster default).
+        alert_receivers: Alertmanager receivers by severity; their credentials are files of the
+            `alertmanager-receivers` Secret (External Secrets creates it, see external_secrets).
+        wait_for: resources the release must wait for (the StorageClass).
     """
 
     k8s_provider: pulumi.ProviderResource
     high_availability: bool
     prometheus_retention: str
     prometheus_storage_gib: int
+    storage_class: str | None = None
+    alert_receivers: tuple[charts.AlertReceiver, ...] = ()
     wait_for: Sequence[pulumi.Resource] = ()
 
 
@@ -49,6 +54,8 @@ class Observability(pulumi.ComponentResource):
             high_availability=args.high_availability,
             retention=args.prometheus_retention,
             storage_gib=args.prometheus_storage_gib,
+            storage_class=args.storage_class,
+            receivers=args.alert_receivers,
         )
         super().__init__("platform:platform:Observability", name, None, opts)
         self.namespace, self.release = namespaced_release(
@@ -61,5 +68,8 @@ class Observability(pulumi.ComponentResource):
             depends_on=args.wait_for,
         )
         self.register_outputs(
-            {"namespace": self.namespace.metadata, "release": self.release.status}
+            {
+                "namespace": self.namespace.metadata,
+                "release": self.release.status,
+            }
         )

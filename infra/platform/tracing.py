@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.contracts import TRACING_NAMESPACE
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespaced_release
+from infra.platform.kube import MANAGED_BY_LABELS, helm_release, namespace
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,15 @@ class TracingArgs:
     Attributes:
         k8s_provider: the cluster's Kubernetes provider.
         high_availability: two collector replicas (prod).
-        wait_for: resources the releases must wait for (e.g. the monitoring CRDs).
+        trace_storage_gib: Jaeger's badger volume (a PVC declared here); None: traces in memory.
+        storage_class: that volume's StorageClass (None: the cluster default).
+        wait_for: resources the releases must wait for (the StorageClass).
     """
 
     k8s_provider: pulumi.ProviderResource
     high_availability: bool
+    trace_storage_gib: int | None = None
+    storage_class: str | None = None
     wait_for: Sequence[pulumi.Resource] = ()
 
 
@@ -42,15 +47,48 @@ class Tracing(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        if args.trace_storage_gib is not None and args.trace_storage_gib < 1:
+            raise ValueError(f"trace_storage_gib: {args.trace_storage_gib}; allowed: >= 1")
         super().__init__("platform:platform:Tracing", name, None, opts)
-        self.namespace, self.jaeger = namespaced_release(
-            f"{name}-namespace",
+        persistent = args.trace_storage_gib is not None
+        self.namespace = namespace(
+            f"{name}-namespace", TRACING_NAMESPACE, parent=self, provider=args.k8s_provider
+        )
+        self.trace_volume: k8s.core.v1.PersistentVolumeClaim | None = None
+        jaeger_needs: list[pulumi.Resource] = [self.namespace, *args.wait_for]
+        if persistent:
+            self.trace_volume = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-jaeger-badger",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=charts.JAEGER_BADGER_PVC,
+                    namespace=TRACING_NAMESPACE,
+                    labels=MANAGED_BY_LABELS,
+                    # WaitForFirstConsumer: the claim binds only once Jaeger's pod (created by
+                    # the release, which waits for this claim) is scheduled, so Pulumi must not
+                    # wait for `Bound` here.
+                    annotations={"pulumi.com/skipAwait": "true"},
+                ),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=args.storage_class,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": f"{args.trace_storage_gib}Gi"}
+                    ),
+                ),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.k8s_provider,
+                    depends_on=[self.namespace, *args.wait_for],
+                ),
+            )
+            jaeger_needs.append(self.trace_volume)
+        self.jaeger = helm_release(
             f"{name}-jaeger",
             charts.JAEGER,
-            charts.jaeger_values(),
+            charts.jaeger_values(persistent=persistent),
             parent=self,
             provider=args.k8s_provider,
-            depends_on=args.wait_for,
+            depends_on=jaeger_needs,
         )
         # The collector starts after Jaeger so its exporter finds the backend from the start.
         self.collector = helm_release(
@@ -66,6 +104,7 @@ class Tracing(pulumi.ComponentResource):
             {
                 "namespace": self.namespace.metadata,
                 "jaeger": self.jaeger.status,
+                "trace_volume": self.trace_volume.metadata if self.trace_volume else None,
                 "collector": self.collector.status,
                 "otlp_endpoint": self.otlp_endpoint,
             }

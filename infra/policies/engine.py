@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from infra.policies import (  # noqa: F401 - imported for their registrations
+    cluster,
     compute,
     database,
     encryption,

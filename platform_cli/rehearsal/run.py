@@ -7,9 +7,13 @@ period. Around them, what the cluster and AWS would provide:
 - a container network (podman's bridge) standing in for the pod network; the broker (Tansu),
   PostgreSQL, the AWS emulator (moto), a webhook sink and an OTLP sink listen on its gateway;
 - the facts channel: `platform-facts` is built by `infra.contracts.app_environment`, the function
-  the Pulumi program uses, with values pointing at those parts; `platform-db` and every rendered
-  ExternalSecret are synced from the emulator's Secrets Manager by a stand-in for External
-  Secrets (`secrets.sync`), as podman secrets of the same names and keys;
+  the Pulumi program uses, with values pointing at those parts (`DB_SSLMODE=disable`: the local
+  PostgreSQL has no RDS certificate); every rendered ExternalSecret is synced from the emulator's
+  Secrets Manager by a stand-in for External Secrets (`secrets.sync`), as podman secrets of the
+  same names and keys;
+- the database: the RDS master user (CREATEROLE, not superuser) and its managed secret, and the
+  apps' empty credential secrets Pulumi declares; the rendered db-roles Job creates each app's
+  own roles and publishes its login, which the apps read from the emulator at each connect;
 - controllers: a Deployment's, Job's or CronJob's pod template is played as the Pod its
   controller would create (one replica), Jobs retried up to their `backoffLimit`;
 - EKS Pod Identity: credentials and the emulator's endpoint are added to each container's
@@ -34,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,11 +48,13 @@ import yaml
 
 from infra.config import PlatformConfig, load_stack_file
 from infra.contracts import (
+    APPS,
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
     TOPICS,
     Fact,
     app_environment,
+    db_credentials_secret_id,
 )
 from infra.platform.facts import db_external_secret_spec
 from platform_cli import embedded, images, podman
@@ -65,6 +72,8 @@ DB_USER = "platform_app"
 """The role the apps log in as (the RDS-managed secret's `username`)."""
 SECRET_STORE = "aws-secrets-manager"
 EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+REMINDER_DUE_IN_S = 5.0
+"""The rehearsal's task is due this long after it is created (its reminder fires then)."""
 # podman itself writes these into every container; they are not the app's writes.
 PODMAN_MANAGED_PATHS = ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/dev")
 
@@ -227,6 +236,8 @@ class Rehearsal:
             with self.step("one event: events-api -> audit row and webhook delivery"):
                 key = self._create_api_key()
                 self._check_event_path(key)
+            with self.step("a task due in seconds: reminders -> notifier -> webhook sink"):
+                self._check_reminder_path(key)
             with self.step("one run of each CronJob"):
                 self._run_cron_jobs()
             with self.step("security context, read-only root, declared volumes"):
@@ -316,7 +327,8 @@ class Rehearsal:
             embedded.postgres_server(
                 pg_dir / "data",
                 listen=("127.0.0.1", gateway),
-                # Pods log in with the password from `platform-db`, as they would on RDS.
+                # Pods log in with passwords (each app's own, published by the db-roles Job), as
+                # they would on RDS.
                 hba=(f"host all all {self.subnet} scram-sha-256",),
                 allow_external=False,
             )
@@ -350,8 +362,10 @@ class Rehearsal:
         assert self.postgres is not None
         name = self.cfg.database.database_name
         with psycopg.connect(self.postgres.dsn, autocommit=True) as conn:
+            # The RDS master user: not a superuser, but may create roles (as rds_superuser can);
+            # the db-roles Job creates the apps' own roles with it.
             conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
                     sql.Identifier(DB_USER), sql.Literal(self.db_password)
                 )
             )
@@ -387,6 +401,14 @@ class Rehearsal:
             SecretString=json.dumps({"username": DB_USER, "password": self.db_password}),
         )
         self.db_secret_arn = secret["ARN"]
+        if self.cfg.database.mode == "rds":
+            # What Pulumi declares per app (db_credentials): the secret, without a value; the
+            # db-roles Job publishes each app's first login into it.
+            for app in APPS:
+                if app.uses_database:
+                    self._aws("secretsmanager").create_secret(
+                        Name=db_credentials_secret_id(self.cfg.name_prefix, app.name)
+                    )
         data = app_environment(
             {
                 Fact.ENVIRONMENT: self.cfg.stack,
@@ -398,6 +420,9 @@ class Rehearsal:
                 Fact.DB_PORT: str(self.postgres.port),
                 Fact.DB_NAME: self.cfg.database.database_name,
                 Fact.DB_SECRET_REF: self.db_secret_arn,
+                # The local PostgreSQL has no certificate from the RDS CA the images trust, so
+                # the stand-in asks for no TLS (RDS: verify-full, see infra/platform/layer.py).
+                Fact.DB_SSLMODE: "disable",
                 Fact.OTEL_EXPORTER_OTLP_ENDPOINT: f"http://{self.gateway}:{self.otlp_port}",
                 Fact.AUDIT_ARCHIVE_BUCKET: self.bucket,
             }
@@ -421,7 +446,9 @@ class Rehearsal:
             "spec": db_external_secret_spec(SECRET_STORE, self.db_secret_arn),
         }
         client = self._aws("secretsmanager")
-        for external_secret in [platform_db, *self.plan.external_secrets]:
+        # `platform-db` exists only where the layer syncs it (the local flavour's shared login).
+        shared = [] if self.cfg.database.mode == "rds" else [platform_db]
+        for external_secret in [*shared, *self.plan.external_secrets]:
             self._seed_remote_secret(external_secret, client)
             data = eso.sync(external_secret, client)
             self._podman_secret(eso.target_name(external_secret), data)
@@ -701,6 +728,46 @@ class Rehearsal:
             f"{self._deliveries()[event_id]} delivery, {time.monotonic() - begun:.1f} s",
         )
 
+    def _check_reminder_path(self, key: str) -> None:
+        """A task due in a few seconds, reminded at its due time: the reminders app schedules it
+        from the task change and fires it; the notifier delivers it to the webhook sink."""
+        import httpx
+
+        due = datetime.now(UTC) + timedelta(seconds=REMINDER_DUE_IN_S)
+        with httpx.Client(base_url=self._api_url(), timeout=10) as client:
+            response = client.post(
+                "/api/v1/tasks",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "title": f"rehearsal {self.run_id}",
+                    "due_at": due.isoformat(),
+                    "reminders": ["PT0S"],
+                },
+            )
+        created = response.status_code == 201
+        if not self.report.check(
+            "POST /api/v1/tasks (due in seconds)", created, response.text[:200]
+        ):
+            return
+        task_id = str(response.json()["id"])
+        delivered = self._wait(lambda: self._reminders_delivered(task_id) >= 1)
+        late = (datetime.now(UTC) - due).total_seconds()
+        self.report.check(
+            "task due -> reminders -> notifier -> webhook sink",
+            delivered and self._reminders_delivered(task_id) == 1,
+            f"{self._reminders_delivered(task_id)} reminder delivered, {late:.1f} s after due",
+        )
+
+    def _reminders_delivered(self, task_id: str) -> int:
+        count = 0
+        if self.sink_file.exists():
+            for line in self.sink_file.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    body = json.loads(line)["body"]
+                    if body["type"] == "task.reminder.due" and body["subject"] == task_id:
+                        count += 1
+        return count
+
     def _wait(self, done: Callable[[], bool], timeout_s: float | None = None) -> bool:
         deadline = time.monotonic() + (timeout_s or self.options.timeout_s)
         while time.monotonic() < deadline:
@@ -713,8 +780,13 @@ class Rehearsal:
         import psycopg
 
         assert self.postgres is not None
+        # The checks read the apps' tables where the apps keep them: on RDS each app's own
+        # schema (apps/db_roles), locally `public`.
+        schemas = ",".join([*(app.package for app in APPS if app.uses_database), "public"])
         return psycopg.connect(
-            self.postgres.url(self.cfg.database.database_name), connect_timeout=5
+            self.postgres.url(self.cfg.database.database_name),
+            connect_timeout=5,
+            options=f"-c search_path={schemas}",
         )
 
     def _audited(self, ids: set[str]) -> set[str]:

@@ -122,14 +122,27 @@ class EventsApiEnv:
     bootstrap: str
 
     def create_key(
-        self, name: str = "", monthly_quota: int = 1_000_000, rate: int = 100_000
+        self,
+        name: str = "",
+        monthly_quota: int = 1_000_000,
+        rate: int = 100_000,
+        *,
+        scopes: tuple[str, ...] | None = None,
+        tenant: str | None = None,
     ) -> str:
         import psycopg
 
-        from apps.events_api.keys import create_key
+        from apps.events_api.keys import DEFAULT_SCOPES, create_key
 
         with psycopg.connect(self.database_url) as conn:
-            _, plaintext = create_key(conn, name or uuid.uuid4().hex[:8], monthly_quota, rate)
+            _, plaintext = create_key(
+                conn,
+                name or uuid.uuid4().hex[:8],
+                monthly_quota,
+                rate,
+                scopes=scopes or DEFAULT_SCOPES,
+                tenant=tenant,
+            )
         return plaintext
 
     def app(self, **overrides: Any) -> Any:

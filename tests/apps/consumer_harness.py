@@ -68,31 +68,93 @@ def produce(
     return count
 
 
-def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30.0) -> list[Any]:
-    """Every record of `topic` (from the beginning, no group) once `expect` have arrived."""
+def _partitions(consumer: KafkaConsumer, topic: str, deadline: float) -> list[TopicPartition]:
+    partitions = None
+    while partitions is None and time.monotonic() < deadline:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions is None:
+            time.sleep(0.1)
+    return [TopicPartition(topic, p) for p in sorted(partitions or ())]
+
+
+def _at_end(consumer: KafkaConsumer, tps: list[TopicPartition]) -> bool:
+    """Every partition read up to the high watermark its last fetch reported.
+
+    The Fetch response's high watermark, not ListOffsets (`end_offsets()`): Tansu answers
+    ListOffsets with the last batch's base offset, but fills in the fetch's watermark exactly."""
+    for tp in tps:
+        high = consumer.highwater(tp)
+        if high is None or consumer.position(tp) < high:
+            return False
+    return True
+
+
+def read_topic(bootstrap: str, topic: str, expect: int = 0, timeout: float = 30.0) -> list[Any]:
+    """Every record of `topic` (from the beginning, no group), read to its end once at least
+    `expect` are there.
+
+    "Its end" is the high watermark at that moment, so the result is exact for a topic nobody
+    writes to any more: make sure of that first (e.g. `group_caught_up` for the consumer that
+    dead-letters into it) when the count matters, instead of waiting to see if more arrive."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
-        partitions = None
         deadline = time.monotonic() + timeout
-        while partitions is None and time.monotonic() < deadline:
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                time.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or ())]
+        tps = _partitions(consumer, topic, deadline)
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         got: list[Any] = []
         while time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=300).values():
+            for records in consumer.poll(timeout_ms=200).values():
                 got.extend(records)
-            if len(got) >= expect:
-                # Linger a moment: more than expected must show up as a failure, not be cut off.
-                for records in consumer.poll(timeout_ms=500).values():
-                    got.extend(records)
-                break
+            if len(got) >= expect and _at_end(consumer, tps):
+                return got
         return got
     finally:
         consumer.close()
+
+
+def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """Whether `group` has committed every record of `topics`: its consumer's work on them is
+    durable and finished, so nothing more can come of them (no late duplicate, no late dead
+    letter). Reads the committed offsets (OffsetFetch, without joining the group) and compares
+    them with each partition's high watermark from a fetch."""
+    committed_reader = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + 10
+        tps = [tp for topic in topics for tp in _partitions(reader, topic, deadline)]
+        committed = {tp: committed_reader.committed(tp) or 0 for tp in tps}
+        reader.assign(tps)
+        for tp, offset in committed.items():
+            reader.seek(tp, offset)
+        while time.monotonic() < deadline:
+            reader.poll(timeout_ms=200, max_records=1)
+            if all(reader.highwater(tp) is not None for tp in tps):
+                return all(committed[tp] >= (reader.highwater(tp) or 0) for tp in tps)
+        return False
+    finally:
+        reader.close()
+        committed_reader.close()
+
+
+def notifier_idle(database_url: str, bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """Nothing left that could send or dead-letter: every record committed by `group`, and no
+    delivery scheduled or in progress. After this the sink's and the dead-letter topic's counts
+    are final, with no waiting to see whether more arrive."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=2) as conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM notifier_retry_schedule)"
+                " + (SELECT count(*) FROM notifier_deliveries"
+                "     WHERE status IN ('sending', 'scheduled'))"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return False
+    return row == (0,) and group_caught_up(bootstrap, group, topics)
 
 
 class Runnable(Protocol):

@@ -20,6 +20,7 @@ from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
+    group_caught_up,
     metric_value,
     produce,
     read_topic,
@@ -42,6 +43,11 @@ def _config(kafka: KafkaBroker, database_url: str, topics: TopicNames) -> AuditC
         db=db_settings(database_url),
         tuning=ConsumerTuning(heartbeat_interval_ms=300, session_timeout_ms=6000),
     )
+
+
+def _caught_up(kafka: KafkaBroker, topics: TopicNames) -> bool:
+    """audit committed every record: its dead letters were acked before, so they are all in."""
+    return group_caught_up(kafka.bootstrap, "audit", [topics.events, topics.tasks])
 
 
 def _rows(database_url: str) -> list[tuple[str, str]]:
@@ -102,8 +108,9 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_kept(
     stop = threading.Event()
     service = AuditService(_config(kafka, database_url, unique_topics), stop)
     with running_in_thread(service, stop):
-        dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq, expect=3)
-        assert wait_until(lambda: len(_rows(database_url)) == 6, timeout=20)
+        assert wait_until(lambda: len(_rows(database_url)) == 6, timeout=40)
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
+    dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq)
     assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
     by_offset = {int(header_dict(r.headers)["dlq.original.offset"]): r for r in dead}
     assert sorted(by_offset) == [1, 4, 6]
@@ -128,8 +135,9 @@ def test_a_record_the_database_refuses_is_dead_lettered_not_retried_forever(
     stop = threading.Event()
     service = AuditService(_config(kafka, database_url, unique_topics), stop)
     with running_in_thread(service, stop):
-        dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq, expect=1)
-        assert wait_until(lambda: len(_rows(database_url)) == 8, timeout=20)
+        assert wait_until(lambda: len(_rows(database_url)) == 8, timeout=40)
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
+    dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq)
     assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
     assert len(dead) == 1
     headers = header_dict(dead[0].headers)

@@ -172,7 +172,7 @@ def test_migrate_command_is_idempotent(database_url: str, monkeypatch: pytest.Mo
     first = CliRunner().invoke(app, ["migrate"])
     second = CliRunner().invoke(app, ["migrate"])
     assert first.exit_code == 0 and second.exit_code == 0
-    assert "[1, 2]" in first.output  # 0001 audit_log, 0002 restore bookkeeping
+    assert "[1, 2, 3, 4]" in first.output  # log, restore bookkeeping, tenant index, reads
     assert "up to date" in second.output
 
 

@@ -113,7 +113,14 @@ def test_dead_letter_keeps_original_bytes_and_explains_why(
             (original,) = _drain(consumer, 1)
         finally:
             consumer.close()
-        dead_letter(producer, dlq, original, "invalid_json", "Expecting value" * 200, 1, "g-dlq")
+        dead_letter(
+            producer,
+            original,
+            topic=dlq,
+            reason="invalid_json",
+            detail="Expecting value" * 200,
+            consumer_group="g-dlq",
+        )
     finally:
         producer.close()
     reader = make_consumer(settings, "g-dlq-reader", [dlq], **FAST_GROUP_SETTINGS)

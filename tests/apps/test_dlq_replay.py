@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from apps.common.db import migrate
 from apps.common.envelope import encode
 from apps.common.kafka import dead_letter_headers, header_dict
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
+from apps.notifier.redrive import count_dead
 from platform_cli.dlq_replay import REPLAYED_FROM_HEADER
 from platform_cli.embedded import KafkaBroker, free_port
 from platform_cli.main import app
@@ -36,7 +38,9 @@ from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
     envelopes,
+    group_caught_up,
     metric_value,
+    notifier_idle,
     produce,
     read_topic,
     wait_until,
@@ -63,7 +67,9 @@ def _write_dead_letters(
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         for record, reason, timestamp_ms in letters:
-            headers = dead_letter_headers(record, reason, "detail", 1, "notifier")
+            headers = dead_letter_headers(
+                record, reason=reason, detail="detail", attempts=1, consumer_group="notifier"
+            )
             producer.send(
                 dlq, key=record.key, value=record.value, headers=headers, timestamp_ms=timestamp_ms
             )
@@ -162,7 +168,7 @@ def test_ids_since_and_reason_select_and_dry_run_publishes_nothing(
     assert dry.exit_code == 0, dry.output
     assert "2 to replay, 2 not selected" in dry.output
     assert ids[0] in dry.output and "dry run: nothing published" in dry.output
-    assert read_topic(kafka.bootstrap, origin, expect=1, timeout=3) == []
+    assert read_topic(kafka.bootstrap, origin) == []  # the command has returned: all it did
 
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((base + 90_000) / 1000))  # naive=UTC
     by_time = _replay(kafka.bootstrap, "--topic", dlq, "--since", since, "--reason", "invalid_json")
@@ -200,7 +206,7 @@ def test_delivery_failures_are_not_replayed_when_the_notifier_db_is_unreachable(
     assert result.exit_code == 1
     assert "cannot re-arm the notifier's dead deliveries" in result.output
     assert "Nothing was published" in result.output
-    assert read_topic(kafka.bootstrap, origin, expect=1, timeout=3) == []
+    assert read_topic(kafka.bootstrap, origin) == []  # the command has returned: all it did
 
 
 @pytest.mark.parametrize(
@@ -264,6 +270,10 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
     events = envelopes(10)
     tasks = envelopes(5, type_="task.created")
     ids = {str(e.id) for e in events + tasks}
+    notifier_group, audit_group = (
+        f"notifier-{uuid.uuid4().hex[:6]}",
+        f"audit-{uuid.uuid4().hex[:6]}",
+    )
     base = {
         **app_env(kafka.bootstrap, database_url),
         "EVENTS_TOPIC": unique_topics.events,
@@ -274,7 +284,7 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
         {
             **base,
             "DEAD_LETTER_TOPIC": unique_topics.notifier_dlq,
-            "CONSUMER_GROUP": f"notifier-{uuid.uuid4().hex[:6]}",
+            "CONSUMER_GROUP": notifier_group,
             "NOTIFIER_WEBHOOK_URL": f"{sink.url}/hook",
             "NOTIFIER_SLACK_WEBHOOK_URL": f"{sink.url}{SLACK_PATH}",
             "NOTIFIER_MAX_ATTEMPTS": "2",
@@ -288,14 +298,19 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
         {
             **base,
             "DEAD_LETTER_TOPIC": unique_topics.audit_dlq,
-            "CONSUMER_GROUP": f"audit-{uuid.uuid4().hex[:6]}",
+            "CONSUMER_GROUP": audit_group,
         },
         tmp_path / "audit.log",
     ).start()
+    sources = [unique_topics.events, unique_topics.tasks]
+    idle = partial(notifier_idle, database_url, kafka.bootstrap, notifier_group, sources)
+    audit_caught_up = partial(group_caught_up, kafka.bootstrap, audit_group, sources)
     try:
         produce(kafka.bootstrap, unique_topics.events, events)
         produce(kafka.bootstrap, unique_topics.tasks, tasks)
-        dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=15, timeout=90)
+        read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=15, timeout=90)
+        assert wait_until(idle, timeout=60, interval=0.5), notifier.log()[-3000:]
+        dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
         assert len(dead) == 15, notifier.log()[-3000:]
         assert {header_dict(r.headers)["dlq.reason"] for r in dead} == {
             "delivery_attempts_exhausted"
@@ -310,8 +325,11 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
         assert dry.exit_code == 0, dry.output
         assert "15 to replay" in dry.output
         assert "would re-arm the dead notifier deliveries of 15 event(s): 15 dead" in dry.output
-        time.sleep(2)
-        assert _delivered(sink, SLACK_PATH) == Counter()  # the dry run changed nothing
+        # The dry run published nothing (the command has returned) and re-armed nothing.
+        assert len(read_topic(kafka.bootstrap, unique_topics.events)) == len(events)
+        assert len(read_topic(kafka.bootstrap, unique_topics.tasks)) == len(tasks)
+        with psycopg.connect(database_url) as conn:
+            assert count_dead(conn, [uuid.UUID(i) for i in ids]) == 15
 
         first = _replay(kafka.bootstrap, "--topic", unique_topics.notifier_dlq, **env)
         assert first.exit_code == 0, first.output
@@ -335,7 +353,9 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
             ),
             timeout=60,
         ), (notifier.log()[-2000:], audit.log()[-2000:])
-        wait_until(lambda: False, timeout=1.0)
+        # Both have committed every record and no delivery is pending: the counts are final.
+        assert wait_until(idle, timeout=60, interval=0.5), notifier.log()[-2000:]
+        assert wait_until(audit_caught_up, timeout=60, interval=0.5), audit.log()[-2000:]
         assert notifier.terminate() < 10
         assert audit.terminate() < 10
     finally:
@@ -347,7 +367,7 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
     assert _delivered(sink, SLACK_PATH) == Counter({f"{i}:slack": 1 for i in ids})
     assert _audit_rows(database_url) == Counter({i: 1 for i in ids})
     # Nothing was dead-lettered again: the replays went through.
-    assert len(read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=16, timeout=5)) == 15
+    assert len(read_topic(kafka.bootstrap, unique_topics.notifier_dlq)) == 15
 
 
 def test_an_unreachable_broker_is_a_clear_error() -> None:

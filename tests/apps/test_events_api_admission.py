@@ -11,13 +11,14 @@ import itertools
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.apps.conftest import EventsApiEnv
-from tests.apps.test_events_api_limits import _avoid_minute_boundary
+from tests.apps.test_events_api_limits import PinnedClock
 
 EVENT = {"category": "c", "message": "m"}
 THREADS_PER_REPLICA = 4
@@ -26,11 +27,16 @@ REQUESTS = 48
 
 @pytest.fixture
 def replicas(events_api_env: EventsApiEnv) -> Iterator[list[TestClient]]:
+    # Limits counted at one pinned time: no count can straddle a minute boundary.
+    clock = PinnedClock(datetime(2031, 1, 1, 12, 0, 0, tzinfo=UTC))
     with ExitStack() as stack:
-        yield [
+        clients = [
             stack.enter_context(TestClient(events_api_env.app(relay_enabled=False)))
             for _ in range(2)
         ]
+        for client in clients:
+            client.app.state.limit_clock = clock  # type: ignore[attr-defined]
+        yield clients
 
 
 def _hammer(replicas: list[TestClient], key: str) -> list[int]:
@@ -78,7 +84,6 @@ def test_rate_is_exact_under_concurrency(
 ) -> None:
     rate = 13
     key = events_api_env.create_key(rate=rate)
-    _avoid_minute_boundary(events_api_env.database_url)
     statuses = _hammer(replicas, key)
     assert statuses.count(202) == rate
     assert statuses.count(429) == REQUESTS - rate
@@ -95,7 +100,6 @@ def test_refused_for_quota_still_counts_against_the_rate(
     """A quota refusal was still a request: it uses rate, but stores nothing."""
     key = events_api_env.create_key(monthly_quota=1, rate=3)
     headers = {"Authorization": f"Bearer {key}"}
-    _avoid_minute_boundary(events_api_env.database_url)
     first = replicas[0]
     answers = [first.post("/api/v1/events", json=EVENT, headers=headers) for _ in range(4)]
     assert [a.status_code for a in answers] == [202, 429, 429, 429]

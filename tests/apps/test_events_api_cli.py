@@ -22,7 +22,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     use_database(monkeypatch, database_url)
     first = runner.invoke(cli, ["migrate"])
     assert first.exit_code == 0, first.output
-    assert "applied [1, 2, 3]" in first.output
+    assert "applied [1, 2, 3, 4, 5, 6, 7]" in first.output
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
     assert {"api_keys", "events", "tasks", "outbox", "schema_migrations"} <= tables
@@ -30,7 +30,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     second = runner.invoke(cli, ["migrate"])
     assert second.exit_code == 0, second.output
     assert "up to date" in second.output
-    assert applied_versions(database_url, "events-api") == [1, 2, 3]
+    assert applied_versions(database_url, "events-api") == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_create_key_prints_a_key_that_authenticates(
@@ -56,6 +56,31 @@ def test_create_key_prints_a_key_that_authenticates(
     assert duplicate.exit_code == 1
 
 
+def test_create_key_grants_the_scopes_and_tenant_asked_for(
+    events_api_env: EventsApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_database(monkeypatch, events_api_env.database_url)
+    base = ["create-key", "--monthly-quota", "10", "--rate-per-minute", "50"]
+    auditor = runner.invoke(
+        cli, [*base, "--name", "auditor", "--tenant", "acme", "--scope", "audit:read"]
+    )
+    assert auditor.exit_code == 0, auditor.output
+    assert "tenant 'acme', scopes audit:read" in " ".join(auditor.output.split())  # rich wraps
+    default = runner.invoke(cli, [*base, "--name", "writer"])
+    assert "scopes events:read, events:write, tasks:read, tasks:write" in " ".join(
+        default.output.split()
+    )
+    with psycopg.connect(events_api_env.database_url) as conn:
+        rows = dict(conn.execute("SELECT name, tenant FROM api_keys").fetchall())
+    assert rows == {"auditor": "acme", "writer": "writer"}
+    key = auditor.stdout.strip().splitlines()[-1]
+    with TestClient(events_api_env.app(relay_enabled=False)) as client:
+        refused = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {key}"})
+    assert refused.status_code == 403
+    bad = runner.invoke(cli, [*base, "--name", "x", "--scope", "tasks:delete"])
+    assert bad.exit_code == 2 and "allowed: events:write" in " ".join(bad.output.split())
+
+
 def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.MonkeyPatch) -> None:
     contract = app_contract("events-api")
     values = {
@@ -66,6 +91,7 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
         Fact.DB_HOST: "db.example.internal",
         Fact.DB_PORT: "6432",
         Fact.DB_NAME: "platform_db",
+        Fact.DB_SSLMODE: "verify-full",
         Fact.OTEL_EXPORTER_OTLP_ENDPOINT: "http://otel-collector:4318",
     }
     assert set(contract.facts) <= set(values), "a new fact needs a value in this test"
@@ -80,6 +106,7 @@ def test_settings_read_every_fact_the_platform_provides(monkeypatch: pytest.Monk
         Fact.DB_HOST: settings.db.host,
         Fact.DB_PORT: str(settings.db.port),
         Fact.DB_NAME: settings.db.name,
+        Fact.DB_SSLMODE: settings.db.sslmode,
         Fact.OTEL_EXPORTER_OTLP_ENDPOINT: settings.otel_endpoint,
     }
     for fact in contract.facts:

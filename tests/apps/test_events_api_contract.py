@@ -17,6 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
+from apps.common.db import migrate
+from apps.events_api.keys import SCOPES
+from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from tests.apps.conftest import EventsApiEnv
 
 EXAMPLES_PER_OPERATION_AND_MODE = 120
@@ -25,15 +29,26 @@ MIN_REQUESTS = 1_000
 
 @pytest.mark.slow
 def test_no_generated_request_gets_a_5xx(events_api_env: EventsApiEnv) -> None:
+    # One database for every app, as deployed: the read APIs reach the notifier's and audit's
+    # tables instead of answering "not in this database".
+    migrate(events_api_env.database_url, "notifier", NOTIFIER_MIGRATIONS)
+    migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
     app = events_api_env.app(relay_enabled=False)
-    key = events_api_env.create_key()
+    key = events_api_env.create_key(scopes=SCOPES)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     statuses: Counter[int] = Counter()
+    per_operation: Counter[str] = Counter()
     server_errors: list[str] = []
 
     with TestClient(app):  # runs the lifespan: the pool exists while cases are called
         operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-        assert len(operations) >= 7
+        labels = {operation.label for operation in operations}
+        assert {
+            "GET /api/v1/events/{event_id}",
+            "GET /api/v1/audit",
+            "GET /api/v1/tasks",
+            "PUT /api/v1/tasks/{task_id}",
+        } <= labels, labels
         for operation in operations:
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
@@ -58,6 +73,7 @@ def test_no_generated_request_gets_a_5xx(events_api_env: EventsApiEnv) -> None:
                         headers["Authorization"] = f"Bearer {key}"
                     response = case.call(headers=headers)
                     statuses[response.status_code] += 1
+                    per_operation[f"{case.method} {case.path}"] += 1
                     if response.status_code >= 500:
                         server_errors.append(
                             f"{case.method} {case.formatted_path} -> {response.status_code}: "
@@ -72,6 +88,7 @@ def test_no_generated_request_gets_a_5xx(events_api_env: EventsApiEnv) -> None:
 
     total = sum(statuses.values())
     print(f"contract run: {total} requests, statuses {dict(sorted(statuses.items()))}")
+    print(f"per operation: {dict(sorted(per_operation.items()))}")
     assert total >= MIN_REQUESTS, f"only {total} requests generated: {dict(statuses)}"
     assert server_errors == [], "\n".join(server_errors[:10])
     # The run reached the handlers, not just validation: successes and 4xx both occurred.

@@ -1,10 +1,16 @@
-"""Rate limit and monthly quota: 429 with Retry-After, counted in PostgreSQL across replicas."""
+"""Rate limit and monthly quota: 429 with Retry-After, counted in PostgreSQL across replicas.
+
+The limits count at a pinned time (`app.state.limit_clock`, read by both the accept function and
+the other routes' rate check), so no test depends on where in the minute or month it runs, and
+the window resets are tested by moving the clock, not by waiting.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -15,43 +21,61 @@ from tests.apps.conftest import EventsApiEnv
 EVENT = {"category": "c", "message": "m"}
 
 
+@dataclass
+class PinnedClock:
+    """What both replicas count limits at; move `now` to cross a window."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
 @pytest.fixture
-def two_replicas(events_api_env: EventsApiEnv) -> Iterator[tuple[TestClient, TestClient]]:
+def clock() -> PinnedClock:
+    return PinnedClock(datetime(2031, 1, 31, 23, 59, 30, tzinfo=UTC))
+
+
+@pytest.fixture
+def two_replicas(
+    events_api_env: EventsApiEnv, clock: PinnedClock
+) -> Iterator[tuple[TestClient, TestClient]]:
     """Two app objects, each with its own pool, on one database: what two pods look like."""
     with ExitStack() as stack:
         first = stack.enter_context(TestClient(events_api_env.app(relay_enabled=False)))
         second = stack.enter_context(TestClient(events_api_env.app(relay_enabled=False)))
+        for client in (first, second):
+            client.app.state.limit_clock = clock  # type: ignore[attr-defined]
         yield first, second
 
 
-def _avoid_minute_boundary(database_url: str) -> None:
-    """The rate window is the database's calendar minute; don't start a count across one."""
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT extract(second FROM clock_timestamp())").fetchone()
-    assert row is not None
-    if float(row[0]) > 50:
-        time.sleep(61 - float(row[0]))
-
-
 def test_rate_limit_is_shared_by_replicas(
-    events_api_env: EventsApiEnv, two_replicas: tuple[TestClient, TestClient]
+    events_api_env: EventsApiEnv, two_replicas: tuple[TestClient, TestClient], clock: PinnedClock
 ) -> None:
     key = events_api_env.create_key(rate=6)
     headers = {"Authorization": f"Bearer {key}"}
-    _avoid_minute_boundary(events_api_env.database_url)
     first, second = two_replicas
     statuses = [
         (first if i % 2 == 0 else second).post("/api/v1/events", json=EVENT, headers=headers)
         for i in range(9)
     ]
     assert [r.status_code for r in statuses] == [202] * 6 + [429] * 3
-    retry_after = int(statuses[-1].headers["Retry-After"])
-    assert 1 <= retry_after <= 60
+    assert statuses[-1].headers["Retry-After"] == "30"  # 23:59:30 -> the next minute
     assert "rate" in statuses[-1].json()["detail"]
-    # Other routes of the same key are limited too; another key is not.
-    assert second.get("/api/v1/tasks", headers=headers).status_code == 429
+    # Other routes of the same key are limited too, with the same window; another key is not.
+    tasks = second.get("/api/v1/tasks", headers=headers)
+    assert (tasks.status_code, tasks.headers["Retry-After"]) == (429, "30")
     other = {"Authorization": f"Bearer {events_api_env.create_key()}"}
     assert first.post("/api/v1/events", json=EVENT, headers=other).status_code == 202
+
+    clock.now += timedelta(seconds=29)  # 23:59:59: still the same window
+    assert first.get("/api/v1/tasks", headers=headers).headers["Retry-After"] == "1"
+    clock.now += timedelta(seconds=1)  # the next minute: a fresh window, on every route
+    assert second.get("/api/v1/tasks", headers=headers).status_code == 200
+    codes = [
+        first.post("/api/v1/events", json=EVENT, headers=headers).status_code for _ in range(6)
+    ]
+    assert codes == [202] * 5 + [429]  # the GET above counted too
 
 
 def test_monthly_quota_is_shared_and_refusals_cost_nothing(
@@ -66,8 +90,7 @@ def test_monthly_quota_is_shared_and_refusals_cost_nothing(
     ]
     assert codes == [202] * 4 + [429] * 3
     refused = first.post("/api/v1/events", json=EVENT, headers=headers)
-    retry_after = int(refused.headers["Retry-After"])
-    assert 1 <= retry_after <= 31 * 24 * 3600
+    assert refused.headers["Retry-After"] == "30"  # 2031-01-31T23:59:30Z -> February
     assert "monthly quota" in refused.json()["detail"]
     # A 422 does not use quota either, and tasks are not events: neither is refused for quota.
     assert first.post("/api/v1/events", json={"bad": 1}, headers=headers).status_code == 422
@@ -89,3 +112,24 @@ def test_zero_limits_refuse_everything(
     no_quota = {"Authorization": f"Bearer {events_api_env.create_key(monthly_quota=0)}"}
     assert first.post("/api/v1/events", json=EVENT, headers=no_rate).status_code == 429
     assert first.post("/api/v1/events", json=EVENT, headers=no_quota).status_code == 429
+
+
+def test_a_new_utc_month_brings_a_fresh_quota(
+    events_api_env: EventsApiEnv, two_replicas: tuple[TestClient, TestClient], clock: PinnedClock
+) -> None:
+    headers = {"Authorization": f"Bearer {events_api_env.create_key(monthly_quota=2)}"}
+    first, second = two_replicas
+    codes = [
+        first.post("/api/v1/events", json=EVENT, headers=headers).status_code for _ in range(3)
+    ]
+    assert codes == [202, 202, 429]
+    clock.now = datetime(2031, 2, 1, 0, 0, 0, tzinfo=UTC)
+    codes = [
+        second.post("/api/v1/events", json=EVENT, headers=headers).status_code for _ in range(3)
+    ]
+    assert codes == [202, 202, 429]
+    with psycopg.connect(events_api_env.database_url) as conn:
+        months = conn.execute(
+            "SELECT month::text, accepted FROM api_key_monthly_usage ORDER BY month"
+        ).fetchall()
+    assert months == [("2031-01-01", 2), ("2031-02-01", 2)]

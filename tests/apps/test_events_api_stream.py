@@ -186,7 +186,13 @@ def test_a_slow_reader_overflows_its_bounded_queue_and_still_misses_nothing(
             target="/api/v1/stream",
             headers=[("Host", f"{host}:{port}"), ("Authorization", f"Bearer {key}")],
         )
+        clients = REGISTRY.get_sample_value("events_api_stream_clients") or 0.0
         sock.sendall(http.send(request) + http.send(h11.EndOfMessage()))
+        # Subscribed before the first event (the stream keeps no history here: an event
+        # committed before the subscription is, rightly, not this stream's).
+        assert wait_until(
+            lambda: (REGISTRY.get_sample_value("events_api_stream_clients") or 0) > clients, 20
+        )
         big = "x" * 10_000  # ~10 KB frames: the small socket buffers fill after a few
         ids = [_post_event(api, key, f"m{i}", description=big) for i in range(60)]
         assert wait_until(lambda: (REGISTRY.get_sample_value(catchups) or 0) > before, 20)

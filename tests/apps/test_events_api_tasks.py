@@ -69,7 +69,7 @@ def test_crud_round_trip_emits_created_updated_deleted_in_order(
     assert envelopes[0].correlation_id == "task-flow"
     assert envelopes[0].data["title"] == "Write docs"
     assert envelopes[1].data["title"] == "Write better docs"
-    assert envelopes[2].data == {"id": task_id, "version": 2}
+    assert envelopes[2].data == {"id": task_id, "version": 2, "tenant": envelopes[0].data["tenant"]}
 
 
 def test_list_pages_through_the_callers_tasks_only(
@@ -83,9 +83,13 @@ def test_list_pages_through_the_callers_tasks_only(
     foreign = client.post("/api/v1/tasks", json={"title": "not yours"}, headers=other).json()
 
     first = client.get("/api/v1/tasks", params={"limit": 2}, headers=auth).json()
-    second = client.get("/api/v1/tasks", params={"limit": 2, "offset": 2}, headers=auth).json()
-    last = client.get("/api/v1/tasks", params={"limit": 2, "offset": 4}, headers=auth).json()
-    assert first["total"] == 5
+    second = client.get(
+        "/api/v1/tasks", params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth
+    ).json()
+    last = client.get(
+        "/api/v1/tasks", params={"limit": 2, "cursor": second["next_cursor"]}, headers=auth
+    ).json()
+    assert last["next_cursor"] is None
     assert [t["id"] for t in first["items"] + second["items"] + last["items"]] == ids
     # Another key's task is invisible: 404, not 403, so ids cannot be probed.
     assert client.get(f"/api/v1/tasks/{foreign['id']}", headers=auth).status_code == 404
@@ -113,7 +117,71 @@ def test_list_pages_through_the_callers_tasks_only(
         ("put", f"/api/v1/tasks/{uuid.uuid4()}", {}, ["body", "title"]),
         ("get", "/api/v1/tasks/not-a-uuid", None, ["path", "task_id"]),
         ("get", "/api/v1/tasks?limit=0", None, ["query", "limit"]),
-        ("get", "/api/v1/tasks?offset=-1", None, ["query", "offset"]),
+        ("get", "/api/v1/tasks?cursor=bogus", None, ["query", "cursor"]),
+        ("get", "/api/v1/tasks?sort=colour", None, ["query", "sort"]),
+        ("get", "/api/v1/tasks?status=started", None, ["query", "status", 0]),
+        ("get", "/api/v1/tasks?due_from=2030-01-01", None, ["query", "due_from"]),
+        (
+            "get",
+            "/api/v1/tasks?due_from=2030-01-02T00:00:00Z&due_to=2030-01-01T00:00:00Z",
+            None,
+            ["query", "due_to"],
+        ),
+        ("post", "/api/v1/tasks", {"title": "t", "reminders": ["PT1H"]}, ["body", "reminders"]),
+        (
+            "post",
+            "/api/v1/tasks",
+            {"title": "t", "due_at": "2030-01-01T09:00:00Z", "reminders": ["-PT1H"]},
+            ["body", "reminders", 0],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {"title": "t", "due_at": "2030-01-01T09:00:00Z", "reminders": ["soon"]},
+            ["body", "reminders", 0],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {"title": "t", "due_at": "2030-01-01T09:00:00Z", "reminders": ["PT1H", "PT60M"]},
+            ["body", "reminders"],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {
+                "title": "t",
+                "due_at": "2030-01-01T09:00:00Z",
+                "recurrence": {"rrule": "FREQ=SOMETIMES", "timezone": "UTC"},
+            },
+            ["body", "recurrence", "rrule"],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {
+                "title": "t",
+                "due_at": "2030-01-01T09:00:00Z",
+                "recurrence": {"rrule": "FREQ=DAILY", "timezone": "Mars/Olympus"},
+            },
+            ["body", "recurrence", "timezone"],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {"title": "t", "recurrence": {"rrule": "FREQ=DAILY", "timezone": "UTC"}},
+            ["body", "recurrence"],
+        ),
+        (
+            "post",
+            "/api/v1/tasks",
+            {
+                "title": "t",
+                "due_at": "2030-01-01T09:00:00Z",
+                "recurrence": {"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "timezone": "UTC"},
+            },
+            ["body", "recurrence"],
+        ),
     ],
 )
 def test_invalid_task_input_is_422_with_field_detail(

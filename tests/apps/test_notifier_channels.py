@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -138,3 +139,41 @@ def test_long_event_text_is_truncated_to_provider_limits(message: str) -> None:
     assert len(telegram["text"]) <= TELEGRAM_TEXT_LIMIT
     assert len(discord["content"]) <= DISCORD_CONTENT_LIMIT
     assert len(discord["embeds"][0].get("description", "")) <= 4096
+
+
+def _reminder(late_ms: int) -> EventEnvelope:
+    return EventEnvelope(
+        id=uuid.uuid4(),
+        type="task.reminder.due",
+        version=1,
+        source="reminders",
+        occurred_at=datetime(2026, 11, 21, 8, 50, tzinfo=UTC),
+        correlation_id="c",
+        subject="task-9",
+        data={
+            "title": "Rotate keys",
+            "due_at": "2026-11-21T09:00:00+00:00",
+            "late": late_ms > 1000,
+            "late_ms": late_ms,
+        },
+    )
+
+
+def test_a_due_reminder_reads_as_one_and_says_how_late_it_is() -> None:
+    on_time = summarize(_reminder(120))
+    assert on_time.title == "Reminder: Rotate keys"
+    assert on_time.fields == (("due_at", "2026-11-21T09:00:00+00:00"),)
+    late = summarize(_reminder(6500))
+    assert ("late_by", "6.5 s") in late.fields
+    slack = SlackChannel(webhook_url=SecretStr("https://hooks.slack.com/services/T/B/x"))
+    assert "Reminder: Rotate keys" in slack.build(_reminder(6500), KEY).json()["text"]
+
+
+def test_the_prod_route_sends_reminders_to_slack_too() -> None:
+    from apps.notifier.routing import channels_for, parse_routes
+    from infra.gitops.catalog import APP_SPECS
+
+    (notifier,) = [s for s in APP_SPECS if s.name == "notifier"]
+    routes = parse_routes(json.dumps([r.to_setting() for r in notifier.routes["prod"]]))
+    assert channels_for(_reminder(0), routes) == ["webhook", "slack"]
+    assert channels_for(_task(), routes) == ["webhook"]

@@ -7,6 +7,7 @@ import threading
 import urllib.request
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from prometheus_client import generate_latest
 
@@ -21,7 +22,9 @@ from tests.apps.app_env import db_settings
 from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     envelopes,
+    group_caught_up,
     metric_value,
+    notifier_idle,
     produce,
     read_topic,
     running_in_thread,
@@ -74,7 +77,10 @@ def test_events_and_tasks_are_delivered_and_poison_is_dead_lettered(
     health = HealthServer(0, service.ready, host="127.0.0.1", registry=service.metrics.registry)
     with health, running_in_thread(service, stop):
         assert wait_until(lambda: len(sink.received("/hook")) >= 8, timeout=40)
-        dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=1)
+        # Every record committed: its dead letter (if any) was acked before, so the dead-letter
+        # topic is complete now, and no late delivery can follow.
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
+        dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
         assert wait_until(lambda: service.ready()["consumer"], timeout=5)
         base = f"http://127.0.0.1:{health.port}"
         with urllib.request.urlopen(f"{base}/readyz", timeout=2) as r:
@@ -128,19 +134,93 @@ def test_failing_target_dead_letters_with_attempts_and_keeps_consuming(
     kafka: KafkaBroker, database_url: str, unique_topics: TopicNames, sink: WebhookSink
 ) -> None:
     migrate(database_url, "notifier", MIGRATIONS)
-    sink.plan("/hook", fail_first=3, fail_status=500)  # the first event exhausts its 3 attempts
-    config = _config(kafka, database_url, unique_topics, sink)
     events = envelopes(3)
+    # The first event fails every attempt (3: one from the loop, two from the retry scheduler).
+    sink.plan("/hook", fail_keys={f"{events[0].id}:webhook": 99}, fail_status=500)
+    config = _config(kafka, database_url, unique_topics, sink)
     produce(kafka.bootstrap, unique_topics.events, events)
     stop = threading.Event()
     with running_in_thread(NotifierService(config, stop), stop):
-        dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq, expect=1, timeout=40)
-        assert wait_until(lambda: len(sink.received("/hook", status=200)) >= 2, timeout=30)
+        assert wait_until(
+            lambda: _idle(database_url, kafka, unique_topics), timeout=40, interval=0.5
+        )
+    dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
+    assert len(dead) == 1
     headers = header_dict(dead[0].headers)
     assert headers["dlq.reason"] == "delivery_attempts_exhausted"
     assert headers["dlq.attempts"] == "3"
-    assert "channel=webhook" in headers["dlq.detail"]
+    assert headers["dlq.detail"] == "channel=webhook last=http_500"
+    assert headers["dlq.original.offset"] == "0"
     assert json.loads(dead[0].value)["id"] == str(events[0].id)
+    assert len(sink.received("/hook", status=500)) == 3
     assert sorted(r.json()["id"] for r in sink.received("/hook", status=200)) == sorted(
         str(e.id) for e in events[1:]
     )
+
+
+def test_a_retry_waits_off_the_loop_and_later_records_are_committed_meanwhile(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames, sink: WebhookSink
+) -> None:
+    """One failing record must not stall the others: with a backoff far longer than the test,
+    every other record is delivered and committed while the failed one waits in the schedule."""
+    migrate(database_url, "notifier", MIGRATIONS)
+    events = envelopes(12, subjects=12)  # twelve keys: none waits behind the failing one
+    sink.plan("/hook", fail_keys={f"{events[0].id}:webhook": 1}, fail_status=503)
+    config = _config(
+        kafka, database_url, unique_topics, sink, backoff_base_s=600, backoff_max_s=600
+    )
+    produce(kafka.bootstrap, unique_topics.events, events)
+    stop = threading.Event()
+    with running_in_thread(NotifierService(config, stop), stop):
+        assert wait_until(lambda: len(sink.received("/hook", status=200)) >= 11, timeout=40)
+        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
+        with psycopg.connect(database_url) as conn:
+            scheduled = conn.execute(
+                "SELECT d.event_id::text, d.status, d.attempts, s.next_attempt_at > now()"
+                "  FROM notifier_deliveries d"
+                "  JOIN notifier_retry_schedule s USING (event_id, channel)"
+            ).fetchall()
+    assert scheduled == [(str(events[0].id), "scheduled", 1, True)]
+    assert sorted(r.json()["id"] for r in sink.received("/hook", status=200)) == sorted(
+        str(e.id) for e in events[1:]
+    )
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_one_keys_order_is_kept_behind_a_retry_only_where_the_channel_needs_it(
+    kafka: KafkaBroker,
+    database_url: str,
+    unique_topics: TopicNames,
+    sink: WebhookSink,
+    ordered: bool,
+) -> None:
+    migrate(database_url, "notifier", MIGRATIONS)
+    events = envelopes(4, subjects=1)  # one key: entity-0
+    sink.plan("/hook", fail_keys={f"{events[0].id}:webhook": 1}, fail_status=500)
+    # The retry waits 1-2 s: long against the few milliseconds the later records take.
+    config = _config(
+        kafka,
+        database_url,
+        unique_topics,
+        sink,
+        backoff_base_s=2,
+        backoff_max_s=2,
+        webhook_ordered=ordered,
+    )
+    produce(kafka.bootstrap, unique_topics.events, events)
+    stop = threading.Event()
+    with running_in_thread(NotifierService(config, stop), stop):
+        assert wait_until(
+            lambda: _idle(database_url, kafka, unique_topics), timeout=40, interval=0.5
+        )
+    delivered = [r.json()["data"]["n"] for r in sink.received("/hook", status=200)]
+    # Ordered: the later three wait behind the first one's retry. Unordered: they go at once.
+    assert delivered == ([0, 1, 2, 3] if ordered else [1, 2, 3, 0])
+
+
+def _caught_up(kafka: KafkaBroker, topics: TopicNames) -> bool:
+    return group_caught_up(kafka.bootstrap, "notifier", [topics.events, topics.tasks])
+
+
+def _idle(database_url: str, kafka: KafkaBroker, topics: TopicNames) -> bool:
+    return notifier_idle(database_url, kafka.bootstrap, "notifier", [topics.events, topics.tasks])

@@ -1,6 +1,7 @@
 """Reliability of audit as a real process: SIGKILL x3, SIGTERM under load, PostgreSQL restart.
 
-Each scenario asserts exact counts: audit rows == events sent, every id present once.
+Each scenario asserts exact counts: audit rows == events sent, every id present once, checked
+once audit has committed every record (so no late duplicate can still arrive).
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from apps.audit.cli import MIGRATIONS
 from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, PostgresServer
 from tests.apps.app_env import app_env
-from tests.apps.consumer_harness import ConsumerProcess, PacedProducer, wait_until
+from tests.apps.consumer_harness import (
+    ConsumerProcess,
+    PacedProducer,
+    group_caught_up,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +57,19 @@ def topics(make_topics: Callable[..., list[str]]) -> list[str]:
 
 
 @pytest.fixture
+def group() -> str:
+    return f"audit-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def caught_up(kafka: KafkaBroker, group: str, topics: list[str]) -> Callable[[], bool]:
+    """Every record of the topics committed by audit: nothing more can land in audit_log."""
+    return partial(group_caught_up, kafka.bootstrap, group, topics[:2])
+
+
+@pytest.fixture
 def audit_process(
-    kafka: KafkaBroker, database_url: str, topics: list[str], tmp_path: Path
+    kafka: KafkaBroker, database_url: str, topics: list[str], group: str, tmp_path: Path
 ) -> Iterator[Callable[[], ConsumerProcess]]:
     migrate(database_url, "audit", MIGRATIONS)
     events, tasks, dlq = topics
@@ -61,7 +78,7 @@ def audit_process(
         "EVENTS_TOPIC": events,
         "TASKS_TOPIC": tasks,
         "DEAD_LETTER_TOPIC": dlq,
-        "CONSUMER_GROUP": f"audit-{uuid.uuid4().hex[:6]}",
+        "CONSUMER_GROUP": group,
         "AUDIT_BATCH_SIZE": "100",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
@@ -82,6 +99,7 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(
     database_url: str,
     topics: list[str],
     audit_process: Callable[[], ConsumerProcess],
+    caught_up: Callable[[], bool],
 ) -> None:
     total = 3000
     # ~37 s of production: long enough that all three kills land while events still arrive
@@ -102,7 +120,7 @@ def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(
         process = audit_process()
     producer.join()
     assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    wait_until(lambda: False, timeout=1.0)  # any late duplicate would land now
+    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
     assert all(sent < total for _, sent in kills), kills  # every kill was mid-stream
     print(f"SIGKILLs at (rows written, events sent): {kills}")
     assert _counts(database_url) == (total, total)
@@ -115,6 +133,7 @@ def test_sigterm_under_load_exits_cleanly_and_loses_nothing_on_restart(
     database_url: str,
     topics: list[str],
     audit_process: Callable[[], ConsumerProcess],
+    caught_up: Callable[[], bool],
 ) -> None:
     total = 2000
     producer = PacedProducer(kafka.bootstrap, topics[0], total=total, rate=250).start()
@@ -130,7 +149,7 @@ def test_sigterm_under_load_exits_cleanly_and_loses_nothing_on_restart(
     process = audit_process()
     producer.join()
     assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    wait_until(lambda: False, timeout=1.0)
+    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
     assert _counts(database_url) == (total, total)
     assert _ids(database_url) == producer.ids
     assert process.terminate() < 10
@@ -142,6 +161,7 @@ def test_postgres_restart_under_load_recovers_without_loss(
     database_url: str,
     topics: list[str],
     audit_process: Callable[[], ConsumerProcess],
+    caught_up: Callable[[], bool],
 ) -> None:
     if postgres.external:
         pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
@@ -154,7 +174,7 @@ def test_postgres_restart_under_load_recovers_without_loss(
     postgres.restart(down_for_s=6)
     producer.join()
     assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    wait_until(lambda: False, timeout=1.0)
+    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
     assert _counts(database_url) == (total, total)
     assert _ids(database_url) == producer.ids
     assert process.returncode() is None  # it rode out the outage instead of crashing

@@ -21,7 +21,7 @@ from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, create_topics, free_port
 from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
-from tests.apps.consumer_harness import REPO_ROOT, ConsumerProcess, wait_until
+from tests.apps.consumer_harness import REPO_ROOT, ConsumerProcess, group_caught_up, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +68,12 @@ def _ready(base: str) -> bool:
         return False
 
 
+def _unsent(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+    return int(row[0]) if row else -1
+
+
 def _audit_ids(database_url: str) -> list[str]:
     with psycopg.connect(database_url) as conn:
         return [str(r[0]) for r in conn.execute("SELECT event_id FROM audit_log").fetchall()]
@@ -80,6 +86,7 @@ def test_broker_outage_while_api_accepts_1000_events_loses_and_duplicates_nothin
         pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at an external broker, which tests never stop")
     migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
     topics = events_api_env.topics
+    group = f"audit-{uuid.uuid4().hex[:6]}"
     audit = ConsumerProcess(
         "audit",
         {
@@ -87,7 +94,7 @@ def test_broker_outage_while_api_accepts_1000_events_loses_and_duplicates_nothin
             "EVENTS_TOPIC": topics.events,
             "TASKS_TOPIC": topics.tasks,
             "DEAD_LETTER_TOPIC": topics.audit_dlq,
-            "CONSUMER_GROUP": f"audit-{uuid.uuid4().hex[:6]}",
+            "CONSUMER_GROUP": group,
         },
         tmp_path / "audit.log",
     ).start()
@@ -128,7 +135,16 @@ def test_broker_outage_while_api_accepts_1000_events_loses_and_duplicates_nothin
             f" was down {time.monotonic() - down_at - (time.monotonic() - back_at):.1f} s;"
             f" all in audit_log {time.monotonic() - back_at:.1f} s after it returned"
         )
-        wait_until(lambda: False, timeout=1.0)  # any late duplicate would land now
+        # The relay has published every outbox row and audit has committed every record: the
+        # counts below are final (no waiting to see whether a late duplicate shows up).
+        assert wait_until(
+            lambda: (
+                _unsent(events_api_env.database_url) == 0
+                and group_caught_up(kafka.bootstrap, group, [topics.events, topics.tasks])
+            ),
+            timeout=60,
+            interval=0.5,
+        ), audit.log()[-3000:]
         assert audit.terminate() < 10
     finally:
         audit.stop_quietly()

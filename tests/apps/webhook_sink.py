@@ -1,16 +1,23 @@
 """A real local HTTP server standing in for webhook / chat provider endpoints.
 
 It records every request (method, path, headers, body) and answers according to a per-path plan:
-fail the first N requests with a status, fail always, or answer slowly. Thread-safe; started on a
-free loopback port and stopped by the fixture (or the context manager) so no thread is left.
+fail the first N requests with a status, fail always, fail given idempotency keys N times, fail
+a fixed share of attempts (`fail_ratio`, decided by `fails_attempt`, so a test can compute the
+exact outcome of every delivery), or answer slowly. Thread-safe; started on a free loopback port and
+stopped by the fixture (or the context manager) so no thread is left.
+
+`python -m tests.apps.webhook_sink --port N [--fail-ratio 0.1]` runs one as its own process (the
+notifier benchmark's target); `GET /_stats` then answers the counts as JSON.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +38,15 @@ class RecordedRequest:
         return json.loads(self.body)
 
 
+def fails_attempt(key: str, attempt: int, ratio: float) -> bool:
+    """Whether attempt `attempt` (1-based) of idempotency key `key` fails under `fail_ratio`.
+
+    A hash, not a random draw: the same key and attempt always get the same answer, so a test
+    knows every delivery's fate in advance, and each attempt fails with probability ~`ratio`
+    independently of the others."""
+    return zlib.crc32(f"{key}#{attempt}".encode()) % 10_000 < round(ratio * 10_000)
+
+
 @dataclass
 class _Plan:
     status: int = 200
@@ -38,6 +54,8 @@ class _Plan:
     fail_status: int = 500
     delay_s: float = 0.0
     fail_each_first: int = 0
+    fail_keys: dict[str, int] = field(default_factory=dict)
+    fail_ratio: float = 0.0
     seen: int = 0
     seen_per_key: dict[str, int] = field(default_factory=dict)
 
@@ -49,6 +67,8 @@ class WebhookSink:
     requests: list[RecordedRequest] = field(default_factory=list)
     _plans: dict[str, _Plan] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ok: int = 0
+    _ok_keys: set[str] = field(default_factory=set)
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
@@ -65,12 +85,15 @@ class WebhookSink:
         always: int | None = None,
         delay_s: float = 0.0,
         fail_each_first: int = 0,
+        fail_keys: Mapping[str, int] | None = None,
+        fail_ratio: float = 0.0,
     ) -> None:
         """Answer `fail_status` to the first `fail_first` requests on `path`, then 200.
 
         `fail_each_first=k` fails the first k requests of EVERY idempotency key (each message
-        sees k failures, then success); `always=<status>` answers that status forever;
-        `delay_s` sleeps before answering.
+        sees k failures, then success); `fail_keys={key: n}` fails the first n requests of
+        that idempotency key; `fail_ratio` fails the attempts `fails_attempt` picks;
+        `always=<status>` answers that status forever; `delay_s` sleeps before answering.
         """
         with self._lock:
             self._plans[path] = _Plan(
@@ -79,6 +102,8 @@ class WebhookSink:
                 fail_status=fail_status,
                 delay_s=delay_s,
                 fail_each_first=fail_each_first,
+                fail_keys=dict(fail_keys or {}),
+                fail_ratio=fail_ratio,
             )
 
     def received(self, path: str | None = None, status: int | None = None) -> list[RecordedRequest]:
@@ -100,12 +125,32 @@ class WebhookSink:
             plan = self._plans.setdefault(path, _Plan())
             plan.seen += 1
             per_key = plan.seen_per_key[key or ""] = plan.seen_per_key.get(key or "", 0) + 1
-            failing = plan.seen <= plan.fail_first or per_key <= plan.fail_each_first
+            failing = (
+                plan.seen <= plan.fail_first
+                or per_key <= plan.fail_each_first
+                or per_key <= plan.fail_keys.get(key or "", 0)
+                or (plan.fail_ratio > 0 and fails_attempt(key or "", per_key, plan.fail_ratio))
+            )
             return (plan.fail_status if failing else plan.status), plan.delay_s
+
+    def stats(self) -> dict[str, int]:
+        """Counts over every path: requests, 2xx answers, distinct keys answered 2xx, and 2xx
+        answers beyond the first per key (duplicates). Kept as it goes: asking is O(1), so a
+        benchmark polling it does not slow the sink down as requests pile up."""
+        with self._lock:
+            return {
+                "requests": len(self.requests),
+                "ok": self._ok,
+                "distinct_ok": len(self._ok_keys),
+                "duplicates": self._ok - len(self._ok_keys),
+            }
 
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(request)
+            if request.status < 300:
+                self._ok += 1
+                self._ok_keys.add(request.headers.get("Idempotency-Key", ""))
 
     def start(self) -> None:
         sink = self
@@ -127,6 +172,17 @@ class WebhookSink:
                 )
                 payload = b'{"ok":true}' if status < 300 else b'{"ok":false}'
                 self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                if self.path != "/_stats":
+                    self.send_error(404)
+                    return
+                payload = json.dumps(sink.stats()).encode()
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -157,3 +213,22 @@ def webhook_sink() -> Iterator[WebhookSink]:
         yield sink
     finally:
         sink.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A webhook target that records and counts.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", default="/hook")
+    parser.add_argument("--fail-ratio", type=float, default=0.0)
+    args = parser.parse_args()
+    sink = WebhookSink(port=args.port)
+    sink.plan(args.path, fail_ratio=args.fail_ratio)
+    sink.start()
+    try:
+        threading.Event().wait()  # until killed: the benchmark stops it with SIGTERM
+    finally:
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -141,7 +141,7 @@ def _promote(env: str) -> list[str]:
         f"cp infra/gitops/images.json reports/images-before-{env}.json",
         *(
             f".venv/bin/platform gitops set-image --env {env} --app {app} --tag {SHA}"
-            for app in ("events-api", "notifier", "audit")
+            for app in ("events-api", "notifier", "audit", "reminders")
         ),
         f"git add gitops/{env} infra/gitops/images.json",
         f"git commit -m 'gitops({env}): bundled apps -> {SHA}'",

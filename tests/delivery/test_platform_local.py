@@ -81,17 +81,19 @@ def test_demo_report_matches_what_was_sent_and_nothing_survives(tmp_path: Path) 
 
     assert report["complete"] is True
     assert report["events_accepted"] == 12
-    assert report["tasks_created"] == 5
-    assert report["audit_rows"] == 17
-    assert report["notifications_delivered"] == 17
+    assert report["tasks_created"] == 6  # 5 plus the one due in seconds, with a reminder
+    # 12 events + 6 task changes + 1 fired reminder (task.reminder.due)
+    assert report["audit_rows"] == 19
+    assert report["notifications_delivered"] == 19
+    assert report["reminders_delivered"] == 1
     assert report["dead_letters"] == 2
-    assert report["archived_rows"] == 17
+    assert report["archived_rows"] == 19
     assert report["archive_objects"] >= 1
     assert report["archive_objects"] == report["expected"]["archive_objects"]
     assert [p["stack"] for p in report["plan"]] == ["localstack", "dev", "staging", "prod"]
     assert all(p["resources"] and p["resources"] > 10 for p in report["plan"])
     assert "/docs" in report["urls"]["API docs"]
-    for label in ("events-api metrics", "notifier metrics", "audit metrics"):
+    for label in ("events-api metrics", "notifier metrics", "audit metrics", "reminders metrics"):
         assert report["urls"][label].endswith("/metrics")
 
     assert "demo complete" in result.stdout

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
+from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
+from apps.common.db import migrate
 from infra.contracts import APP_NAMES
 from infra.gitops.catalog import load_images
 from infra.gitops.promote import set_image
@@ -28,7 +31,9 @@ from platform_cli.argocd import AppState, assess
 from platform_cli.embedded import free_port
 from platform_cli.main import app
 from platform_cli.rollout import git_reached
+from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv, read_topic
+from tests.apps.consumer_harness import ConsumerProcess
 from tests.apps.test_events_api_process import _env, _process, _wait_ready
 from tests.delivery.argocd_standin import application, argocd_standin
 
@@ -269,6 +274,25 @@ def _store_smoke_key(endpoint: str, key: str) -> None:
 
 
 @pytest.fixture
+def audit_consumer(events_api_env: EventsApiEnv, tmp_path: Path) -> Iterator[None]:
+    """The real audit consumer on the events-api's database (one database, as deployed): the
+    smoke test waits until the event's read API says audit has it."""
+    migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
+    env = {
+        **app_env(events_api_env.bootstrap, events_api_env.database_url),
+        "EVENTS_TOPIC": events_api_env.topics.events,
+        "TASKS_TOPIC": events_api_env.topics.tasks,
+        "CONSUMER_GROUP": f"audit-{uuid.uuid4().hex[:6]}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "",
+    }
+    process = ConsumerProcess("audit", env, tmp_path / "audit.log").start()
+    try:
+        yield
+    finally:
+        process.stop_quietly()
+
+
+@pytest.fixture
 def events_api(events_api_env: EventsApiEnv) -> Iterator[str]:
     port = free_port()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -284,6 +308,7 @@ def test_healthy_rollout_passes_the_smoke_test_and_keeps_the_new_tags(
     aws_env: str,
     events_api: str,
     events_api_env: EventsApiEnv,
+    audit_consumer: None,
 ) -> None:
     _store_smoke_key(aws_env, events_api_env.create_key("smoke"))
 
@@ -295,12 +320,13 @@ def test_healthy_rollout_passes_the_smoke_test_and_keeps_the_new_tags(
         return _apps(promoted.revision)
 
     with argocd_standin(TOKEN, answer) as argocd:
-        code, output, report = _rollout(promoted, argocd.url, events_api, tmp_path, timeout=30)
+        code, output, report = _rollout(promoted, argocd.url, events_api, tmp_path, timeout=90)
     assert code == 0, output
     assert len(argocd.requests) == 5
     assert report["result"] == "healthy"
     assert report["smoke"][0] == "GET /readyz 200"
     assert report["smoke"][1].startswith("POST /api/v1/events 202 id=")
+    assert report["smoke"][2].startswith("GET /api/v1/events/{id}: audited after")
     assert promoted.origin_head() == promoted.revision, "nothing was rolled back"
     # The smoke event went all the way: outbox -> relay -> Kafka.
     [record] = read_topic(events_api_env.bootstrap, events_api_env.topics.events, 1)

@@ -42,7 +42,7 @@ def _with_tag(catalog: Catalog, env: str, app: str, tag: str) -> Catalog:
 
 def test_the_shipped_catalog_is_valid(catalog: Catalog) -> None:
     assert check_catalog(catalog) == []
-    assert {spec.name for spec in APP_SPECS} == {"events-api", "notifier", "audit"}
+    assert {spec.name for spec in APP_SPECS} == {"events-api", "notifier", "audit", "reminders"}
 
 
 @pytest.mark.parametrize(

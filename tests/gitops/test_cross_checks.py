@@ -50,8 +50,23 @@ CASES: list[tuple[str, Edit, str]] = [
     ),
     (
         "prod/platform-config/network-policy-audit.yaml",
-        lambda o: o["spec"]["egress"][1].update({"ports": [{"protocol": "TCP", "port": 9098}]}),
+        lambda o: o["spec"].update({"egress": o["spec"]["egress"][:2]}),  # DNS and Kafka only
         "prod/audit/deployment-audit.yaml: egress to ports [443, 4318, 5432]",
+    ),
+    (
+        "prod/platform-config/network-policy-notifier.yaml",
+        lambda o: o["spec"]["egress"][1].pop("to"),
+        "egress rule 1 allows [9098] to any destination",
+    ),
+    (
+        "dev/platform-config/network-policy-audit.yaml",
+        lambda o: o["spec"]["egress"].append({"ports": [{"protocol": "TCP", "port": 443}]}),
+        "allows [443] to any destination",
+    ),
+    (
+        "dev/audit.yaml",
+        lambda o: o["spec"].update({"project": "default"}),
+        "project 'default'; allowed: 'platform-apps'",
     ),
     (
         "localstack/platform-config/network-policy-notifier.yaml",

@@ -31,10 +31,11 @@ def pin_problems(entry: dict[str, Any], pinned: dict[str, str]) -> list[str]:
             f"charts.py pins {chart} {pinned[chart]}, the schema was taken for "
             f"{entry['chart_version']}"
         )
-    if entry["tag"] != entry["tag_format"].format(version=pinned[chart]):
+    tag = extract.release_tag(entry["tag_format"], pinned[chart])
+    if entry["tag"] != tag:
         problems.append(
             f"recorded tag {entry['tag']!r} is not the release tag of {chart} {pinned[chart]} "
-            f"({entry['tag_format'].format(version=pinned[chart])!r})"
+            f"({tag!r})"
         )
     return problems
 

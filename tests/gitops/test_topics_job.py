@@ -128,7 +128,7 @@ def test_rendered_localstack_spec_runs_against_a_broker(
     assert spec.replication_factor == 1  # the localstack stack runs one broker
     reconcile(admin, spec)
     names = {t.name for t in spec.topics}
-    assert names == {"events", "tasks", "notifier.dlq", "audit.dlq"}
+    assert names == {"events", "tasks", "reminders", "notifier.dlq", "audit.dlq", "reminders.dlq"}
     assert names <= set(admin.list_topics())
     assert not reconcile(admin, spec).changed
 

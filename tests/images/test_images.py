@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.main import get_command
 
+from infra.config import load_stack_file
 from infra.contracts import APPS, ENVIRONMENTS, app_contract
 from platform_cli import images, podman
 from platform_cli.rehearsal.run import GITOPS_ROOT
@@ -41,7 +42,12 @@ def test_every_rendered_command_runs_in_the_image_it_names(built_images: dict[st
     for app in APPS:
         assert (app.name, f"apps.{app.package}") in ran
     assert ("events-api", "apps.topics_job") in ran
-    assert all(len(c.sources) == len(ENVIRONMENTS) for c in checks)
+    assert ("events-api", "apps.db_roles") in ran
+    rds_envs = [env for env in ENVIRONMENTS if load_stack_file(env).database.mode == "rds"]
+    for check in checks:
+        # The db-roles Job exists where each app has its own login (RDS); the rest everywhere.
+        expected = rds_envs if check.command[2] == "apps.db_roles" else ENVIRONMENTS
+        assert len(check.sources) == len(expected), check.command
 
 
 def _break(root: Path, path: str, command: list[str]) -> None:
@@ -106,12 +112,12 @@ def test_no_installer_or_compiler_ships(built_images: dict[str, str], app: str) 
 
 @pytest.mark.parametrize("app", APP_NAMES)
 def test_every_module_the_image_ships_imports(built_images: dict[str, str], app: str) -> None:
-    """The requirements cover every import: each module of the app, apps.common and the topics
-    job is imported inside the image."""
+    """The requirements cover every import: each module of the app, apps.common, the topics job
+    and the db-roles job is imported inside the image."""
     package = app_contract(app).package
     probe = (
         "import importlib, pkgutil; import apps; names = []\n"
-        f"for pkg in ('apps.{package}', 'apps.common', 'apps.topics_job'):\n"
+        f"for pkg in ('apps.{package}', 'apps.common', 'apps.topics_job', 'apps.db_roles'):\n"
         "    mod = importlib.import_module(pkg)\n"
         "    names += [m.name for m in pkgutil.walk_packages(mod.__path__, pkg + '.')]\n"
         "for name in names:\n"
@@ -121,6 +127,24 @@ def test_every_module_the_image_ships_imports(built_images: dict[str, str], app:
     result = run_in(built_images[app], "-c", probe, entrypoint="python")
     assert result.returncode == 0, result.stderr[-2000:]
     assert int(result.stdout.strip()) >= 5
+
+
+@pytest.mark.parametrize("app", APP_NAMES)
+def test_libpq_is_pointed_at_the_shipped_database_ca_folder(
+    built_images: dict[str, str], app: str
+) -> None:
+    """PGSSLROOTCERT names a file in /etc/ssl/certs/rds/, the folder the image ships (the RDS
+    bundle itself is placed there by the release build, apps/certs/README.md)."""
+    probe = (
+        "import os, pathlib; root = os.environ['PGSSLROOTCERT']\n"
+        "folder = pathlib.Path(root).parent\n"
+        "print(root, folder.is_dir(), sorted(p.name for p in folder.iterdir()))"
+    )
+    result = run_in(built_images[app], "-c", probe, entrypoint="python")
+    assert result.returncode == 0, result.stderr
+    root, is_dir, *_ = result.stdout.split(" ", 2)
+    assert root == "/etc/ssl/certs/rds/global-bundle.pem"
+    assert is_dir == "True"
 
 
 def test_healthcheck_and_a_notifier_without_channels(built_images: dict[str, str]) -> None:
@@ -172,3 +196,18 @@ def test_healthcheck_and_a_notifier_without_channels(built_images: dict[str, str
         assert time.monotonic() - begun < 10  # SIGTERM ends the wait, no SIGKILL needed
     finally:
         podman.run(["podman", "rm", "--force", name], check=False)
+
+
+@pytest.mark.parametrize("app", APP_NAMES)
+def test_the_rds_ca_bundle_ships_where_libpq_reads_it(
+    built_images: dict[str, str], app: str
+) -> None:
+    probe = (
+        "import os, ssl; path = os.environ['PGSSLROOTCERT']; "
+        "certs = ssl.create_default_context(cafile=path).get_ca_certs(); "
+        "print(len(certs), all('Amazon RDS' in str(c['subject']) for c in certs))"
+    )
+    result = run_in(built_images[app], "-c", probe, entrypoint="python")
+    assert result.returncode == 0, result.stderr
+    count, only_rds = result.stdout.split()
+    assert int(count) >= 80 and only_rds == "True"

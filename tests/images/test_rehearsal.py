@@ -108,8 +108,14 @@ def test_one_event_reaches_audit_and_the_webhook(report: dict) -> None:
     assert _check(report, "audit archive -> S3 object")["ok"]
 
 
+def test_a_task_due_in_seconds_fires_a_reminder_the_webhook_receives(report: dict) -> None:
+    assert _check(report, "POST /api/v1/tasks (due in seconds)")["ok"]
+    reminded = _check(report, "task due -> reminders -> notifier -> webhook sink")
+    assert reminded["ok"] and reminded["detail"].startswith("1 reminder delivered")
+
+
 def test_sigterm_within_grace_and_no_loss(report: dict) -> None:
-    for name in ("events-api", "notifier", "audit"):
+    for name in ("events-api", "notifier", "audit", "reminders"):
         assert _check(report, f"SIGTERM {name}")["ok"]
     audited = _check(report, "no loss: accepted events in audit after the restart")
     delivered = _check(report, "no loss: accepted events delivered exactly once")

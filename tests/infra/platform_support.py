@@ -8,6 +8,7 @@ import functools
 import pulumi_kubernetes as k8s
 
 from infra.config import PlatformConfig, load_stack_file
+from infra.platform.charts import AlertReceiver
 from infra.platform.layer import (
     InClusterLayerArgs,
     ManagedLayerArgs,
@@ -30,6 +31,16 @@ def msk_cluster_arn(cfg: PlatformConfig) -> str:
 
 def db_secret_arn(cfg: PlatformConfig) -> str:
     return f"arn:aws:secretsmanager:{cfg.region}:{FAKE_ACCOUNT}:secret:rds!db-{cfg.stack}-AbCdEf"
+
+
+def app_secret_arns(cfg: PlatformConfig) -> list[str]:
+    """The value-less secrets External Secrets syncs (infra.security.app_secrets)."""
+    base = f"arn:aws:secretsmanager:{cfg.region}:{FAKE_ACCOUNT}:secret:{cfg.name_prefix}"
+    return [f"{base}/notifier-channels-AbCdEf", f"{base}/alertmanager-receivers-AbCdEf"]
+
+
+def eks_cluster_arn(cfg: PlatformConfig) -> str:
+    return f"arn:aws:eks:{cfg.region}:{FAKE_ACCOUNT}:cluster/{cfg.name_prefix}-eks"
 
 
 def audit_bucket_arn(cfg: PlatformConfig) -> str:
@@ -73,6 +84,22 @@ def layer_args(
         db_port=5432,
         db_name=cfg.database.database_name,
         db_secret_arn=db_secret_arn(cfg),
+        db_secret_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/rds",
+        app_secret_arns=app_secret_arns(cfg),
+        app_secrets_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/secrets",
+        cluster_arn=eks_cluster_arn(cfg),
+        kubernetes_version=cfg.cluster.version,
+        vpc_id="vpc-0123456789abcdef0",
+        ebs_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/ebs",
+        logs_kms_key_arn=f"arn:aws:kms:{cfg.region}:{FAKE_ACCOUNT}:key/logs",
+        ingress=cfg.ingress,
+        node_autoscaling=cfg.node_autoscaling,
+        log_retention_days=cfg.observability.log_retention_days,
+        alert_receivers=tuple(
+            AlertReceiver(r.name, r.kind, tuple(r.severities), r.slack_channel)
+            for r in cfg.observability.alert_receivers
+        ),
+        trace_storage_gib=cfg.observability.trace_storage_gib,
     )
     values.update(overrides)
     return ManagedLayerArgs(**values)  # type: ignore[arg-type]

@@ -365,7 +365,8 @@ def test_kubernetes_provider_is_a_child_of_the_cluster_with_ssa(any_env: Declare
     # The kubeconfig reaches the provider as a secret.
     assert provider.inputs["kubeconfig"] == SECRET_MARKER
     assert any_env.outputs["provider_urn"] == provider.urn
-    assert any_env.depends_on(provider, any_env.one(NODE_GROUP))
+    for group in any_env.of_type(NODE_GROUP):
+        assert any_env.depends_on(provider, group)
     for association in any_env.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation"):
         assert any_env.depends_on(provider, association)
 

@@ -16,11 +16,6 @@ from infra.cluster import iam
     [
         (iam.cluster_trust_policy(), "eks.amazonaws.com", {"sts:AssumeRole", "sts:TagSession"}),
         (iam.node_trust_policy(), "ec2.amazonaws.com", {"sts:AssumeRole"}),
-        (
-            iam.pod_identity_trust_policy(),
-            "pods.eks.amazonaws.com",
-            {"sts:AssumeRole", "sts:TagSession"},
-        ),
     ],
 )
 def test_trust_policies_name_one_service_and_its_actions(
@@ -34,6 +29,27 @@ def test_trust_policies_name_one_service_and_its_actions(
     assert ({action} if isinstance(action, str) else set(action)) == actions
     assert "Condition" not in statement
     json.dumps(policy)  # IAM takes the JSON text; it must serialise as-is
+
+
+CLUSTER_ARN = "arn:aws:eks:eu-west-1:123456789012:cluster/plat-dev-eks"
+
+
+def test_pod_identity_trust_is_conditioned_on_the_account_and_the_cluster() -> None:
+    (statement,) = iam.pod_identity_trust_policy(CLUSTER_ARN)["Statement"]
+    assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+    assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnEquals": {"aws:SourceArn": CLUSTER_ARN},
+    }
+
+
+@pytest.mark.parametrize(
+    "arn", ["", "arn:aws:eks:eu-west-1:12345:cluster/x", "arn:aws:iam::123456789012:role/x"]
+)
+def test_a_trust_policy_needs_a_cluster_arn(arn: str) -> None:
+    with pytest.raises(ValueError, match="allowed: arn:aws:eks:<region>:<account>:cluster/<name>"):
+        iam.pod_identity_trust_policy(arn)
 
 
 def test_managed_policy_and_access_policy_arns() -> None:

@@ -129,8 +129,11 @@ def test_flow_logs_all_traffic_to_encrypted_group(per_az: Declared) -> None:
 
 
 def test_s3_gateway_endpoint_on_private_and_isolated_tables(per_az: Declared) -> None:
-    endpoint = per_az.one("aws:ec2/vpcEndpoint:VpcEndpoint")
-    assert endpoint.inputs["vpcEndpointType"] == "Gateway"
+    (endpoint,) = [
+        e
+        for e in per_az.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+        if e.inputs["vpcEndpointType"] == "Gateway"
+    ]
     assert endpoint.inputs["serviceName"] == "com.amazonaws.eu-west-1.s3"
     assert len(endpoint.inputs["routeTableIds"]) == 4
 

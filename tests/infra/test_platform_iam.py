@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -15,16 +16,19 @@ from infra.platform import iam_policies
 from infra.platform.iam_policies import MskArns
 from tests.infra.platform_support import (
     MSK_UUID,
+    app_secret_arns,
     audit_bucket_arn,
     db_secret_arn,
     declared,
+    eks_cluster_arn,
     msk_cluster_arn,
     msk_cluster_name,
 )
 
 REGION = "eu-west-1"
 CLUSTER_ARN = f"arn:aws:kafka:{REGION}:123456789012:cluster/plat-dev-kafka/{MSK_UUID}"
-SECRET = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:rds!db-1-AbCdEf"
+SECRET = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:plat-dev/db/app-AbCdEf"
+MASTER = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:rds!db-1-AbCdEf"
 BUCKET = "arn:aws:s3:::plat-dev-audit-archive"
 MSK = MskArns.from_cluster(CLUSTER_ARN, "plat-dev-kafka", MSK_UUID)
 
@@ -47,7 +51,7 @@ def policy_for(app_name: str) -> dict:
         app_contract(app_name),
         msk=MSK,
         region=REGION,
-        db_secret_arn=SECRET,
+        db_credentials_secret_arn=SECRET,
         archive_bucket_arn=BUCKET,
     )
 
@@ -96,14 +100,28 @@ def test_archive_use_without_a_bucket_is_a_wiring_error() -> None:
 
 def test_kms_is_only_usable_through_the_named_service() -> None:
     key = f"arn:aws:kms:{REGION}:123456789012:key/abcd"
-    policy = iam_policies.external_secrets_policy(
-        db_secret_arn=SECRET, region=REGION, db_secret_kms_key_arn=key
+    policy = iam_policies.db_roles_policy(
+        master_secret_arn=MASTER, credentials_secret_arns=[SECRET], region=REGION, kms_key_arn=key
     )
     kms = next(s for s in policy["Statement"] if s["Resource"] == [key])
     assert kms["Condition"]["StringEquals"]["kms:ViaService"] == (
         f"secretsmanager.{REGION}.amazonaws.com"
     )
-    assert set(iam_policies.resources_of(policy)) == {SECRET, key}
+    assert set(iam_policies.resources_of(policy)) == {MASTER, SECRET, key}
+
+
+def test_only_the_db_roles_job_reads_the_master_secret_and_writes_logins() -> None:
+    policy = iam_policies.db_roles_policy(
+        master_secret_arn=MASTER, credentials_secret_arns=[SECRET], region=REGION
+    )
+    by_sid = {s["Sid"]: s for s in policy["Statement"]}
+    assert by_sid["ReadMasterSecret"]["Action"] == sorted(iam_policies.SECRET_READ_ACTIONS)
+    assert "secretsmanager:PutSecretValue" not in by_sid["ReadMasterSecret"]["Action"]
+    assert "secretsmanager:PutSecretValue" in by_sid["PublishAppCredentials"]["Action"]
+    for app in APPS:
+        app_document = policy_for(app.name)
+        assert MASTER not in iam_policies.resources_of(app_document)
+        assert "secretsmanager:PutSecretValue" not in iam_policies.actions_of(app_document)
 
 
 def test_keda_only_describes_consumer_topics_and_groups() -> None:
@@ -116,11 +134,12 @@ def test_keda_only_describes_consumer_topics_and_groups() -> None:
         "kafka-cluster:DescribeGroup",
     }
     groups = {r for r in iam_policies.resources_of(policy) if ":group/" in r}
-    assert groups == {MSK.group("notifier"), MSK.group("audit")}
+    assert groups == {MSK.group("notifier"), MSK.group("audit"), MSK.group("reminders")}
 
 
 def test_trust_policy_is_pod_identity_only() -> None:
-    (statement,) = pod_identity_trust_policy()["Statement"]
+    arn = "arn:aws:eks:eu-west-1:123456789012:cluster/c"
+    (statement,) = pod_identity_trust_policy(arn)["Statement"]
     assert statement["Principal"] == {"Service": "pods.eks.amazonaws.com"}
     assert statement["Action"] == ["sts:AssumeRole", "sts:TagSession"]
 
@@ -156,31 +175,50 @@ def test_declared_app_policies_are_scoped_to_this_stack(env: str) -> None:
         )
         assert not iam_policies.has_wildcard_action(policy)
         resources = set(iam_policies.resources_of(policy))
-        assert resources <= allowed_resources(
-            app.name, msk, db_secret_arn(cfg), audit_bucket_arn(cfg)
-        )
+        # The app's own login secret (the mocks' ARN of it), never the master secret.
+        own = f"arn:aws:secretsmanager:{cfg.region}:123456789012:platform-db-credentials-{app.name}"
+        assert db_secret_arn(cfg) not in resources
+        key = f"arn:aws:kms:{cfg.region}:123456789012:key/rds"  # its KMS key, via SM only
+        assert resources <= allowed_resources(app.name, msk, own, audit_bucket_arn(cfg)) | {key}
+
+
+CONTROLLER_ROLE = re.compile(r"(load-balancer-controller|external-dns|cluster-autoscaler)")
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_every_declared_policy_is_free_of_wildcards(env: str) -> None:
     policies = declared(env).of_type("aws:iam/rolePolicy:RolePolicy")
-    assert len(policies) == len(APPS) + 3  # the apps, External Secrets, KEDA, the topics Job
+    # The apps, External Secrets, KEDA, the topics Job, the db-roles Job, and four controllers
+    # (load balancer, external-dns, cluster-autoscaler, Fluent Bit).
+    assert len(policies) == len(APPS) + 4 + 4
     for resource in policies:
         policy = json.loads(resource.inputs["policy"])
         assert policy["Statement"], resource.name
         assert not iam_policies.has_wildcard_action(policy), resource.name
-        assert "*" not in iam_policies.resources_of(policy), resource.name
+        for statement in policy["Statement"]:
+            if "*" not in statement["Resource"]:
+                continue
+            # IAM has no resource-level permission for these reads; nothing that changes
+            # anything may be on `*`.
+            assert CONTROLLER_ROLE.search(resource.name), resource.name
+            verbs = {a.split(":", 1)[1] for a in statement["Action"]}
+            assert all(v.startswith(("Describe", "List", "Get")) for v in verbs), statement
 
 
-def test_external_secrets_role_reads_only_the_db_secret() -> None:
-    cfg = load_stack_file("dev")
+def test_external_secrets_reads_the_secrets_it_syncs_and_no_database_secret() -> None:
     policy = json.loads(
         declared("dev")
         .one("aws:iam/rolePolicy:RolePolicy", "external-secrets-policy")
         .inputs["policy"]
     )
-    assert set(iam_policies.resources_of(policy)) == {db_secret_arn(cfg)}
-    assert set(iam_policies.actions_of(policy)) == set(iam_policies.SECRET_READ_ACTIONS)
+    cfg = load_stack_file("dev")
+    secrets_key = f"arn:aws:kms:{cfg.region}:123456789012:key/secrets"
+    assert set(iam_policies.resources_of(policy)) == {*app_secret_arns(cfg), secrets_key}
+    assert db_secret_arn(cfg) not in iam_policies.resources_of(policy)
+    assert set(iam_policies.actions_of(policy)) <= {
+        *iam_policies.SECRET_READ_ACTIONS,
+        *iam_policies.KMS_DECRYPT_ACTIONS,
+    }
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
@@ -192,10 +230,17 @@ def test_associations_bind_each_role_to_its_service_account(env: str) -> None:
     }
     expected = {("apps", app.service_account) for app in APPS}
     expected |= {("external-secrets", "external-secrets"), ("keda", "keda-operator")}
-    expected |= {("apps", TOPICS_JOB_SERVICE_ACCOUNT)}
+    expected |= {("apps", TOPICS_JOB_SERVICE_ACCOUNT), ("apps", "db-roles")}
+    expected |= {
+        ("kube-system", "aws-load-balancer-controller"),
+        ("kube-system", "external-dns"),
+        ("kube-system", "cluster-autoscaler"),
+        ("logging", "fluent-bit"),
+    }
     assert bindings == expected
     for role in d.of_type("aws:iam/role:Role"):
-        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy()
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        assert trust == pod_identity_trust_policy(eks_cluster_arn(load_stack_file(env))), role.name
 
 
 def test_cluster_uuid_comes_from_a_real_arn_or_is_required() -> None:

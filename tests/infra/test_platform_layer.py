@@ -15,6 +15,7 @@ from infra.contracts import (
     FACTS_CONFIGMAP,
     FACTS_DB_SECRET,
     KUBE_SYSTEM_NAMESPACE,
+    MONITORING_NAMESPACE,
     DbSecretKey,
     Fact,
 )
@@ -69,7 +70,11 @@ def test_app_projects_restrict_sources_destinations_and_kinds(env: str) -> None:
     projects = {
         p.inputs["metadata"]["name"]: p.inputs["spec"] for p in declared(env).of_type(APP_PROJECT)
     }
-    assert set(projects) == {ARGOCD_PROJECT, ROOT_PROJECT}
+    assert set(projects) == {ARGOCD_PROJECT, ROOT_PROJECT, "default"}
+    # Argo CD's built-in project is locked: an Application naming it can deploy nothing.
+    locked = projects["default"]
+    assert locked["sourceRepos"] == [] and locked["destinations"] == []
+    assert locked["clusterResourceWhitelist"] == [] == locked["namespaceResourceWhitelist"]
     apps = projects[ARGOCD_PROJECT]
     assert apps["sourceRepos"] == [cfg.gitops.repo_url]
     assert [d["namespace"] for d in apps["destinations"]] == [APP_NAMESPACE]
@@ -113,9 +118,28 @@ def test_managed_facts_point_at_msk_iam_and_rds(env: str) -> None:
     assert data[Fact.DB_PORT] == "5432"
 
 
-@pytest.mark.parametrize("env", ENVIRONMENTS)
+@pytest.mark.parametrize("env", MANAGED_ENVS)
+def test_on_rds_no_secret_copies_the_master_credentials(env: str) -> None:
+    """Each app reads its own login (db_credentials); nothing syncs the master secret."""
+    names = {e.inputs["metadata"]["name"] for e in custom(declared(env), "ExternalSecret")}
+    assert FACTS_DB_SECRET not in names
+    secrets = declared(env).of_type("aws:secretsmanager/secret:Secret")
+    uses_db = {app.name for app in APPS if app.uses_database}
+    assert {s.inputs["name"] for s in secrets} == {
+        f"{load_stack_file(env).name_prefix}/db/{app}" for app in uses_db
+    }
+    for secret in secrets:
+        assert "secretString" not in secret.inputs  # the value never passes through Pulumi
+        assert secret.inputs["kmsKeyId"]
+
+
+@pytest.mark.parametrize("env", ["localstack"])
 def test_db_secret_is_synced_with_the_contract_keys(env: str) -> None:
-    (external,) = custom(declared(env), "ExternalSecret")
+    (external,) = [
+        e
+        for e in custom(declared(env), "ExternalSecret")
+        if e.inputs["metadata"]["name"] == FACTS_DB_SECRET
+    ]
     assert external.inputs["metadata"]["namespace"] == APP_NAMESPACE
     spec = external.inputs["spec"]
     assert spec["target"]["name"] == FACTS_DB_SECRET
@@ -135,7 +159,10 @@ def test_secret_store_uses_pod_identity_not_static_keys(env: str) -> None:
     (store,) = custom(declared(env), "ClusterSecretStore")
     aws = store.inputs["spec"]["provider"]["aws"]
     assert aws == {"service": "SecretsManager", "region": load_stack_file(env).region}
-    assert store.inputs["spec"]["conditions"] == [{"namespaces": [APP_NAMESPACE]}]
+    # The apps, and Alertmanager's receiver credentials in the monitoring namespace.
+    assert store.inputs["spec"]["conditions"] == [
+        {"namespaces": [APP_NAMESPACE, MONITORING_NAMESPACE]}
+    ]
 
 
 # --- Ordering -----------------------------------------------------------------------------------

@@ -134,6 +134,32 @@ def test_wait_predicates_read_kubectl_json() -> None:
             "arn:aws:elasticloadbalancing:eu-west-1:123456789012:loadbalancer/a1b2c3",
         ]
     ) == ["ELB net/k8s-apps-web/0a1b", "ELB a1b2c3"]
+    # Target groups are waited for too, but have no ENI of their own.
+    assert (
+        teardown.load_balancer_eni_descriptions(
+            ["arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/k8s-apps-api/9f"]
+        )
+        == []
+    )
+    ingresses = {"items": [{"metadata": {"name": "events-api", "namespace": "apps"}}]}
+    assert teardown.remaining_ingresses(ingresses) == ["apps/events-api"]
+    assert teardown.remaining_ingresses({"items": []}) == []
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_the_load_balancer_controller_outlives_its_load_balancers(env: str) -> None:
+    """The controller is an add-on (step 2) and the wait for the ALB, its target groups and the
+    Ingress is in step 1: the controller is removed only after what it made is gone."""
+    steps = teardown.assign_steps(nodes(declared(env)))
+    controller = next(
+        r.urn
+        for r in declared(env).resources
+        if r.name == "platform-ingress-load-balancer-controller"
+    )
+    assert controller in steps["addons"]
+    first = TEARDOWN_ORDER[0]
+    assert teardown.WAIT_INGRESSES_GONE in first.waits_for("eks")
+    assert teardown.WAIT_CLOUD_LOAD_BALANCERS_GONE in first.waits_for("eks")
 
 
 def test_wait_until_gone_polls_then_times_out_naming_what_is_left() -> None:

@@ -254,7 +254,12 @@ def test_one_stack_owns_the_shared_registry() -> None:
     names = sorted(
         r.inputs["name"] for r in declared("dev").of_type("aws:ecr/repository:Repository")
     )
-    assert names == ["event-platform/audit", "event-platform/events-api", "event-platform/notifier"]
+    assert names == [
+        "event-platform/audit",
+        "event-platform/events-api",
+        "event-platform/notifier",
+        "event-platform/reminders",
+    ]
     assert all(r.protect for r in declared("dev").of_type("aws:ecr/repository:Repository"))
 
 
@@ -299,5 +304,7 @@ def test_every_pod_identity_role_has_the_one_trust_policy(stack: str) -> None:
     roles = declared(stack).of_type("aws:iam/role:Role")
     trusted = [r for r in roles if "pods.eks.amazonaws.com" in r.inputs["assumeRolePolicy"]]
     assert {r.name for r in trusted} >= {"cluster-ebs-csi-role", "platform-identities-audit-role"}
+    cluster_arn = declared(stack).outputs["clusterArn"]
     for role in trusted:
-        assert json.loads(role.inputs["assumeRolePolicy"]) == pod_identity_trust_policy(), role.name
+        trust = json.loads(role.inputs["assumeRolePolicy"])
+        assert trust == pod_identity_trust_policy(cluster_arn), role.name

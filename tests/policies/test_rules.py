@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -420,3 +421,77 @@ def test_tags_given_as_a_key_value_list() -> None:
         {"tags": [{"key": k, "value": v, "propagateAtLaunch": True} for k, v in TAGS.items()]},
     )
     assert run("required-tags", group) == []
+
+
+# --- Cluster add-ons (issue 13) -----------------------------------------------------------------
+
+CLUSTER_ARN = "arn:aws:eks:eu-west-1:123456789012:cluster/plat-dev-eks"
+
+
+def _pod_identity_role(condition: dict[str, Any] | None) -> dict[str, Any]:
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+    }
+    if condition is not None:
+        statement["Condition"] = condition
+    return {"assumeRolePolicy": json.dumps({"Version": "2012-10-17", "Statement": [statement]})}
+
+
+def test_pod_identity_trust_needs_account_and_cluster_conditions() -> None:
+    from infra.cluster.iam import pod_identity_trust_policy
+
+    good = {"assumeRolePolicy": json.dumps(pod_identity_trust_policy(CLUSTER_ARN))}
+    assert run("pod-identity-trust-scoped", view("aws:iam/role:Role", "r", good), "dev") == []
+    found = run(
+        "pod-identity-trust-scoped", view("aws:iam/role:Role", "r", _pod_identity_role(None)), "dev"
+    )
+    assert [v.message for v in found] == [
+        "trust statement #0 has no aws:SourceAccount condition; any cluster could use it",
+        "trust statement #0 has no aws:SourceArn condition; any cluster could use it",
+    ]
+    account_only = _pod_identity_role({"StringEquals": {"aws:SourceAccount": "123456789012"}})
+    found = run("pod-identity-trust-scoped", view("aws:iam/role:Role", "r", account_only), "dev")
+    assert len(found) == 1 and "aws:SourceArn" in found[0].message
+
+
+def test_vpc_cni_must_enable_network_policy() -> None:
+    addon = "aws:eks/addon:Addon"
+    good = {"addonName": "vpc-cni", "configurationValues": '{"enableNetworkPolicy": "true"}'}
+    assert run("vpc-cni-network-policy", view(addon, "cni", good), "dev") == []
+    found = run("vpc-cni-network-policy", view(addon, "cni", {"addonName": "vpc-cni"}), "dev")
+    assert len(found) == 1 and "would not be enforced" in found[0].message
+    other = {"addonName": "coredns"}
+    assert run("vpc-cni-network-policy", view(addon, "dns", other), "dev") == []
+
+
+def test_ebs_storage_class_is_encrypted_with_a_key_and_zonal() -> None:
+    kind = "kubernetes:storage.k8s.io/v1:StorageClass"
+    good = {
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true", "kmsKeyId": KEY_ARN},
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+    assert run("storage-class-encrypted", view(kind, "sc", good), "dev") == []
+    bad = {**good, "parameters": {"type": "gp3"}, "volumeBindingMode": "Immediate"}
+    messages = [v.message for v in run("storage-class-encrypted", view(kind, "sc", bad), "dev")]
+    assert len(messages) == 3 and "kmsKeyId is not set" in messages[1]
+
+
+def test_ingress_class_params_fix_certificate_policy_and_cidrs() -> None:
+    kind = "kubernetes:elbv2.k8s.aws/v1beta1:IngressClassParams"
+    good = {
+        "spec": {
+            "certificateArn": ["arn:aws:acm:eu-west-1:123456789012:certificate/x"],
+            "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+            "inboundCIDRs": ["203.0.113.0/24"],
+        }
+    }
+    assert run("ingress-class-https-only", view(kind, "alb", good), "dev") == []
+    found = run("ingress-class-https-only", view(kind, "alb", {"spec": {}}), "dev")
+    assert [v.message.split(" ")[0] for v in found] == [
+        "spec.certificateArn",
+        "spec.sslPolicy",
+        "spec.inboundCIDRs",
+    ]

@@ -80,13 +80,19 @@ class Stack:
     notifier: ConsumerProcess
     audit: ConsumerProcess
 
-    def create_key(self) -> str:
+    def create_key(self, scopes: tuple[str, ...] | None = None) -> str:
         import psycopg
 
-        from apps.events_api.keys import create_key
+        from apps.events_api.keys import DEFAULT_SCOPES, create_key
 
         with psycopg.connect(self.database_url) as conn:
-            _, plaintext = create_key(conn, f"web-{uuid.uuid4().hex[:8]}", 1_000_000, 100_000)
+            _, plaintext = create_key(
+                conn,
+                f"web-{uuid.uuid4().hex[:8]}",
+                1_000_000,
+                100_000,
+                scopes=scopes or DEFAULT_SCOPES,
+            )
         return plaintext
 
 

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from playwright.sync_api import expect
 
+from apps.events_api.keys import DEFAULT_SCOPES
+from tests.apps.consumer_harness import wait_until
 from tests.web.conftest import PageWatch, Stack, axe_violations
 
 WebPage = tuple[Any, PageWatch]
@@ -206,17 +209,93 @@ def test_search_filter_and_sort_tasks(watched_page: WebPage, stack: Stack) -> No
     search.get_by_role("button", name="Clear filters").click()
 
     search.get_by_label("Sort").select_option("priority")
-    expect(items).to_have_count(4)
-    assert titles() == [
-        "Renew TLS certificate",
-        "Rotate database passwords",
-        "Update the wiki",
-        "Plan the offsite",
-    ]
+    # The list is re-queried (the API sorts): wait for the new order, not just four items.
+    expect(items.locator(".task-title")).to_have_text(
+        [
+            "Renew TLS certificate",
+            "Rotate database passwords",
+            "Update the wiki",
+            "Plan the offsite",
+        ]
+    )
     search.get_by_label("Sort").select_option("title")
     expect(items.first).to_contain_text("Plan the offsite")
     search.get_by_label("Search").fill("nothing like this")
     expect(page.get_by_text("No task matches these filters.")).to_be_visible()
+
+
+def test_reminders_recurrence_and_the_audit_trail_of_a_task(
+    watched_page: WebPage, stack: Stack, screenshot_dir: Path
+) -> None:
+    """A task with reminders and a rule, made in the form; completing it brings the next
+    instance; its history is the audit trail (a key with audit:read)."""
+    page, _ = watched_page
+    sign_in(page, stack, stack.create_key(scopes=(*DEFAULT_SCOPES, "audit:read")))
+    form = new_task_form(page)
+    form.get_by_label("Title").fill("Water the plants")
+    form.get_by_label("Due").fill("2031-05-05T08:00")
+    form.get_by_label("Reminders").fill("60, 10")
+    form.get_by_label("Repeats").fill("FREQ=WEEKLY;BYDAY=MO")
+    form.get_by_label("Time zone").fill("Europe/Berlin")
+    form.get_by_role("button", name="Create task").click()
+    items = page.get_by_role("list", name="Tasks").get_by_role("listitem")
+    expect(items).to_have_count(1)
+    first = items.first
+    expect(first).to_contain_text("Reminders: 1 h before, 10 min before")
+    expect(first).to_contain_text("Repeats: FREQ=WEEKLY;BYDAY=MO")
+    first.get_by_role("button", name="Complete").click()
+    expect(items).to_have_count(2)  # the next Monday's instance
+    due = [t.strip() for t in items.locator(".due").all_inner_texts()]
+    assert due == ["5 May 2031, 08:00", "12 May 2031, 08:00"], due
+
+    # A rule the API refuses shows its reason under the field.
+    form.get_by_label("Title").fill("Never")
+    form.get_by_label("Due").fill("2031-05-05T08:00")
+    form.get_by_label("Repeats").fill("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30")
+    watched_page[1].expect_http_errors(422)
+    form.get_by_role("button", name="Create task").click()
+    rule_field = form.locator(".field", has=page.get_by_label("Repeats"))
+    expect(rule_field.locator(".field-error")).to_contain_text("matches no date")
+    form.get_by_label("Repeats").fill("")
+    form.get_by_label("Title").fill("")
+
+    with psycopg.connect(stack.database_url) as conn:
+        task_id = conn.execute(
+            "SELECT id::text FROM tasks WHERE title = 'Water the plants' ORDER BY created_at"
+        ).fetchone()[0]
+    assert wait_until(lambda: _audited_count(stack, task_id) >= 2, 30), (
+        "audit did not record the task's changes"
+    )
+    first.get_by_role("button", name="History").click()
+    trail = first.get_by_role("list", name="Audit trail")
+    expect(trail.get_by_role("listitem")).to_have_count(2)
+    expect(trail).to_contain_text("Created")
+    expect(trail).to_contain_text("status done")
+    page.screenshot(path=str(screenshot_dir / "console-recurring-task.png"), full_page=True)
+
+
+def _audited_count(stack: Stack, task_id: str) -> int:
+    with psycopg.connect(stack.database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM audit_log WHERE subject = %s", (task_id,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_without_audit_read_the_history_says_so(watched_page: WebPage, stack: Stack) -> None:
+    page, watch = watched_page
+    key = stack.create_key()
+    task = httpx.post(
+        f"{stack.url}/api/v1/tasks",
+        json={"title": "Quiet"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert task.status_code == 201
+    sign_in(page, stack, key)
+    watch.expect_http_errors(403)
+    item = task_item(page, "Quiet")
+    item.get_by_role("button", name="History").click()
+    expect(item.get_by_role("status")).to_contain_text("audit:read scope")
 
 
 def test_a_sent_event_appears_live_then_delivered_and_audited(

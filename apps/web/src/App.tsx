@@ -25,7 +25,8 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => void; not
     setBusy(true);
     setError(null);
     try {
-      await new Api(candidate).listTasks(1, 0); // proves the key before anything else
+      // Proves the key before anything else.
+      await new Api(candidate).listTasks(new URLSearchParams({ limit: "1" }));
       onSignedIn(candidate);
     } catch (caught) {
       setError(messageOf(caught));

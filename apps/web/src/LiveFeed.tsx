@@ -13,6 +13,7 @@ const TYPE_LABEL: Record<Activity["type"], string> = {
   "task.created": "Task created",
   "task.updated": "Task updated",
   "task.deleted": "Task deleted",
+  "task.reminder.due": "Reminder due",
 };
 
 function summary(activity: Activity): string {

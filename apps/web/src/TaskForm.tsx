@@ -2,6 +2,7 @@ import { useId, useState, type SyntheticEvent } from "react";
 
 import { ApiError, messageOf, type FieldErrors } from "./api";
 import { errorFor, Field } from "./Field";
+import { durationMinutes } from "./taskQuery";
 import {
   PRIORITY_LABEL,
   STATUS_LABEL,
@@ -22,6 +23,18 @@ function toLocalInput(iso: string | null): string {
     `T${pad(date.getHours())}:${pad(date.getMinutes())}`
   );
 }
+
+/** "60, 10" (minutes before due) -> ["PT60M", "PT10M"]; anything else goes to the API as
+ * typed, so its 422 says what is wrong with it. */
+export function parseReminders(raw: string): string[] {
+  return parseTags(raw).map((item) => (/^\d+$/.test(item) ? `PT${item}M` : item));
+}
+
+function remindersText(task: Task | null): string {
+  return (task?.reminders ?? []).map((iso) => String(durationMinutes(iso) ?? iso)).join(", ");
+}
+
+const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
 export function parseTags(raw: string): string[] {
   return raw
@@ -45,6 +58,9 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
   const [priority, setPriority] = useState<TaskPriority>(task?.priority ?? "medium");
   const [due, setDue] = useState(toLocalInput(task?.due_at ?? null));
   const [tags, setTags] = useState(task?.tags.join(", ") ?? "");
+  const [reminders, setReminders] = useState(remindersText(task));
+  const [rrule, setRrule] = useState(task?.recurrence?.rrule ?? "");
+  const [zone, setZone] = useState(task?.recurrence?.timezone ?? BROWSER_ZONE);
   const [fields, setFields] = useState<FieldErrors>({});
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -62,6 +78,8 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
         priority,
         due_at: due ? new Date(due).toISOString() : null,
         tags: parseTags(tags),
+        reminders: parseReminders(reminders),
+        recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
       });
       if (task === null) {
         setTitle("");
@@ -70,6 +88,8 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
         setPriority("medium");
         setDue("");
         setTags("");
+        setReminders("");
+        setRrule("");
       }
     } catch (caught) {
       if (caught instanceof ApiError && Object.keys(caught.fields).length > 0) {
@@ -146,6 +166,44 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
           error={errorFor(fields, "tags")}
         >
           {(p) => <input {...p} value={tags} onChange={(e) => { setTags(e.target.value); }} />}
+        </Field>
+        <Field
+          id={id("reminders")}
+          label="Reminders"
+          hint="Minutes before due, comma-separated (0: at due time)"
+          error={errorFor(fields, "reminders")}
+        >
+          {(p) => (
+            <input
+              {...p}
+              inputMode="numeric"
+              value={reminders}
+              onChange={(e) => { setReminders(e.target.value); }}
+            />
+          )}
+        </Field>
+        <Field
+          id={id("rrule")}
+          label="Repeats"
+          hint="An RRULE, e.g. FREQ=WEEKLY;BYDAY=MO (empty: does not repeat)"
+          error={errorFor(fields, "recurrence.rrule") ?? fields.recurrence}
+        >
+          {(p) => (
+            <input
+              {...p}
+              placeholder="FREQ=WEEKLY;BYDAY=MO"
+              value={rrule}
+              onChange={(e) => { setRrule(e.target.value); }}
+            />
+          )}
+        </Field>
+        <Field
+          id={id("zone")}
+          label="Time zone"
+          hint="IANA name the rule's times are in"
+          error={errorFor(fields, "recurrence.timezone")}
+        >
+          {(p) => <input {...p} value={zone} onChange={(e) => { setZone(e.target.value); }} />}
         </Field>
         <Field
           id={id("description")}

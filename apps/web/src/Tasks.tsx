@@ -2,9 +2,11 @@ import { useCallback, useEffect, useId, useMemo, useState } from "react";
 
 import { messageOf, type Api } from "./api";
 import { TaskForm } from "./TaskForm";
+import { TaskHistory } from "./TaskHistory";
 import {
-  applyQuery,
+  durationMinutes,
   EMPTY_QUERY,
+  formatMinutes,
   isFiltered,
   loadTasks,
   MAX_LOADED,
@@ -24,11 +26,12 @@ import {
 } from "./types";
 
 const PAGE_SIZE = 10;
+const SEARCH_DELAY_MS = 250; // typing in the search box sends one query, not one per key
 
 type Load =
   | { state: "loading" }
   | { state: "error"; message: string }
-  | { state: "ready"; tasks: Task[]; total: number };
+  | { state: "ready"; tasks: Task[]; more: boolean; query: TaskQuery };
 
 function formatDue(iso: string | null): string {
   if (!iso) return "No due date";
@@ -45,8 +48,13 @@ function overdue(task: Task): boolean {
 }
 
 function asInput(task: Task, changes: Partial<TaskIn> = {}): TaskIn {
-  const { title, description, status, priority, due_at, tags } = task;
-  return { title, description, status, priority, due_at, tags, ...changes };
+  const { title, description, status, priority, due_at, tags, reminders, recurrence } = task;
+  return { title, description, status, priority, due_at, tags, reminders, recurrence, ...changes };
+}
+
+function remindersLabel(task: Task): string {
+  const minutes = task.reminders.map((iso) => durationMinutes(iso) ?? 0);
+  return `Reminders: ${minutes.map((m) => (m === 0 ? "at due time" : `${formatMinutes(m)} before`)).join(", ")}`;
 }
 
 interface TasksProps {
@@ -59,6 +67,9 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
   const uid = useId();
   const [load, setLoad] = useState<Load>({ state: "loading" });
   const [query, setQuery] = useState<TaskQuery>(EMPTY_QUERY);
+  const [sent, setSent] = useState<TaskQuery>(EMPTY_QUERY); // what the API was last asked
+  const [knownTags, setKnownTags] = useState<string[]>([]);
+  const [history, setHistory] = useState<string | null>(null);
   const [page, setPage] = useState(0);
   const [editing, setEditing] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<string | null>(null);
@@ -68,11 +79,25 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
     setReloads((n) => n + 1);
   }, []);
 
+  // The search box waits for a pause in typing; every other control queries at once.
+  useEffect(() => {
+    if (query.search === sent.search) return;
+    const timer = setTimeout(() => {
+      setSent(query);
+    }, SEARCH_DELAY_MS);
+    return () => {
+      clearTimeout(timer);
+    };
+  }, [query, sent.search]);
+
   useEffect(() => {
     let current = true;
-    loadTasks(api).then(
-      ({ tasks, total }) => {
-        if (current) setLoad({ state: "ready", tasks, total });
+    loadTasks(api, sent).then(
+      ({ tasks, more }) => {
+        if (!current) return;
+        setLoad({ state: "ready", tasks, more, query: sent });
+        // Tags offered by the filter: every tag seen so far, so narrowing never hides one.
+        setKnownTags((known) => [...new Set([...known, ...tasks.flatMap((t) => t.tags)])].sort());
       },
       (error: unknown) => {
         if (current) setLoad({ state: "error", message: messageOf(error) });
@@ -81,18 +106,20 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
     return () => {
       current = false;
     };
-  }, [api, changes, reloads]);
+  }, [api, changes, reloads, sent]);
 
-  const tasks = useMemo(() => (load.state === "ready" ? load.tasks : []), [load]);
-  const shown = useMemo(() => applyQuery(tasks, query), [tasks, query]);
-  const tags = useMemo(() => [...new Set(tasks.flatMap((t) => t.tags))].sort(), [tasks]);
+  const shown = useMemo(() => (load.state === "ready" ? load.tasks : []), [load]);
+  const tags = knownTags;
+  const filtered = load.state === "ready" && isFiltered(load.query);
   const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
   const current = Math.min(page, pages - 1);
   const visible = shown.slice(current * PAGE_SIZE, (current + 1) * PAGE_SIZE);
 
   function update<K extends keyof TaskQuery>(key: K, value: TaskQuery[K]): void {
-    setQuery((q) => ({ ...q, [key]: value }));
+    const next = { ...query, [key]: value };
+    setQuery(next);
     setPage(0);
+    if (key !== "search") setSent(next);
   }
 
   async function act(task: Task, work: () => Promise<unknown>, done: string): Promise<void> {
@@ -126,7 +153,8 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
         <h2 id={id("heading")}>Tasks</h2>
         {load.state === "ready" ? (
           <span className="count">
-            {load.total} task{load.total === 1 ? "" : "s"}
+            {shown.length}
+            {load.more ? "+" : ""} {filtered ? "matching" : ""} task{shown.length === 1 ? "" : "s"}
           </span>
         ) : null}
       </div>
@@ -139,7 +167,7 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
           <input
             id={id("search")}
             type="search"
-            placeholder="Title, description or tag"
+            placeholder="Words in the title or description"
             value={query.search}
             onChange={(e) => { update("search", e.target.value); }}
           />
@@ -208,13 +236,17 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
           <select id={id("sort")} value={query.sort} onChange={(e) => { update("sort", e.target.value as Sort); }}>
             {(Object.keys(SORTS) as Sort[]).map((s) => (
               <option key={s} value={s}>
-                {SORTS[s]}
+                {SORTS[s].label}
               </option>
             ))}
           </select>
         </div>
         {isFiltered(query) ? (
-          <button type="button" className="link" onClick={() => { setQuery({ ...EMPTY_QUERY, sort: query.sort }); }}>
+          <button type="button" className="link" onClick={() => {
+            const cleared = { ...EMPTY_QUERY, sort: query.sort };
+            setQuery(cleared);
+            setSent(cleared);
+          }}>
             Clear filters
           </button>
         ) : null}
@@ -233,16 +265,16 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
           </button>
         </div>
       ) : null}
-      {load.state === "ready" && load.total === 0 ? (
+      {load.state === "ready" && !filtered && shown.length === 0 ? (
         <p className="state">No tasks yet. Create the first one above.</p>
       ) : null}
-      {load.state === "ready" && load.total > 0 && shown.length === 0 ? (
+      {load.state === "ready" && filtered && shown.length === 0 ? (
         <p className="state">No task matches these filters.</p>
       ) : null}
-      {load.state === "ready" && load.total > MAX_LOADED ? (
+      {load.state === "ready" && load.more ? (
         <p className="hint">
-          Showing the first {MAX_LOADED} of {load.total} tasks: search and filters run in the
-          browser until the API can query tasks.
+          Showing the first {MAX_LOADED} matching tasks: narrow the search or the filters to see
+          the others.
         </p>
       ) : null}
 
@@ -278,7 +310,16 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
                       #{t}
                     </span>
                   ))}
+                  {task.reminders.length > 0 ? (
+                    <span className="badge reminders">{remindersLabel(task)}</span>
+                  ) : null}
+                  {task.recurrence ? (
+                    <span className="badge repeats" title={task.recurrence.timezone}>
+                      Repeats: {task.recurrence.rrule}
+                    </span>
+                  ) : null}
                 </p>
+                {history === task.id ? <TaskHistory api={api} taskId={task.id} /> : null}
                 {rowError?.id === task.id ? (
                   <p className="field-error" role="alert">
                     {rowError.message}
@@ -302,6 +343,13 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
                 ) : null}
                 <button type="button" onClick={() => { setEditing(task.id); }}>
                   Edit
+                </button>
+                <button
+                  type="button"
+                  aria-expanded={history === task.id}
+                  onClick={() => { setHistory(history === task.id ? null : task.id); }}
+                >
+                  History
                 </button>
                 {confirming === task.id ? (
                   <>

@@ -1,7 +1,7 @@
 // The events-api client: same origin (the console is served by events-api at /console/), the
 // API key only in the Authorization header, never in a URL and never logged.
 
-import type { EventAccepted, EventIn, Task, TaskIn, TaskPage } from "./types";
+import type { AuditPage, EventAccepted, EventIn, Task, TaskIn, TaskPage } from "./types";
 
 /** Field-level messages of a 422, keyed by the field's path below the body (`title`, `tags.0`). */
 export type FieldErrors = Record<string, string>;
@@ -48,6 +48,7 @@ async function errorFrom(response: Response): Promise<ApiError> {
   }
   const text = typeof detail === "string" ? detail : JSON.stringify(detail);
   if (response.status === 401) return new ApiError(401, `That API key was not accepted (${text}).`);
+  if (response.status === 403) return new ApiError(403, `Not allowed with this API key: ${text}.`);
   if (response.status === 429) {
     const wait = response.headers.get("Retry-After");
     return new ApiError(429, `Rate limit reached${wait ? `; retry in ${wait} s` : ""}: ${text}.`);
@@ -86,9 +87,16 @@ export class Api {
     return `Bearer ${this.#key}`;
   }
 
-  listTasks(limit: number, offset: number): Promise<TaskPage> {
-    const query = new URLSearchParams({ limit: String(limit), offset: String(offset) });
-    return this.#request("GET", `/api/v1/tasks?${query.toString()}`);
+  /** One page of GET /api/v1/tasks; `params` are its query parameters (filters, sort, cursor). */
+  listTasks(params: URLSearchParams): Promise<TaskPage> {
+    return this.#request("GET", `/api/v1/tasks?${params.toString()}`);
+  }
+
+  /** The audit trail of one task (or event) id; needs a key with the audit:read scope. */
+  auditTrail(subject: string, cursor: string | null = null): Promise<AuditPage> {
+    const query = new URLSearchParams({ subject, limit: "200" });
+    if (cursor) query.set("cursor", cursor);
+    return this.#request("GET", `/api/v1/audit?${query.toString()}`);
   }
 
   createTask(task: TaskIn): Promise<Task> {

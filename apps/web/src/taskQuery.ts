@@ -1,20 +1,18 @@
-// Search, filter and sort of tasks.
-//
-// events-api's GET /api/v1/tasks has paging (limit/offset) and nothing else yet; its query
-// parameters are being built (issue 15). Until then the console reads the caller's tasks with
-// the API's own paging (`loadTasks`) and applies the query here (`applyQuery`). When the API
-// gains them, `loadTasks` sends the query instead and `applyQuery` becomes the identity: the
-// components do not change.
+// Search, filter and sort of tasks: the console's query, sent to events-api's GET /api/v1/tasks
+// (filters, PostgreSQL full-text search, sorts and cursor pages are the API's; nothing is
+// filtered here). `loadTasks` follows the cursors up to MAX_LOADED matching tasks.
 
 import type { Api } from "./api";
-import { TASK_PRIORITIES, type Task, type TaskPriority, type TaskStatus } from "./types";
+import type { Task, TaskPriority, TaskStatus } from "./types";
 
+/** The console's sort choices, each an API `sort` value. */
 export const SORTS = {
-  created: "Oldest first",
-  newest: "Newest first",
-  due: "Due date",
-  priority: "Priority",
-  title: "Title",
+  created: { label: "Oldest first", api: "created_at" },
+  newest: { label: "Newest first", api: "-created_at" },
+  due: { label: "Due date", api: "due_at" },
+  priority: { label: "Priority", api: "-priority" },
+  title: { label: "Title", api: "title" },
+  updated: { label: "Recently changed", api: "-updated_at" },
 } as const;
 export type Sort = keyof typeof SORTS;
 
@@ -43,66 +41,71 @@ export const MAX_LOADED = 1000;
 
 export interface Loaded {
   tasks: Task[];
-  total: number;
+  more: boolean; // more tasks match than were loaded
 }
 
-/** Every task of the caller (up to MAX_LOADED), page by page with the API's limit/offset. */
-export async function loadTasks(api: Api): Promise<Loaded> {
-  const first = await api.listTasks(API_PAGE, 0);
-  const tasks: Task[] = [...first.items];
-  let total = first.total;
-  while (tasks.length < total && tasks.length < MAX_LOADED) {
-    const page = await api.listTasks(API_PAGE, tasks.length);
-    if (page.items.length === 0) break;
-    total = page.total;
-    tasks.push(...page.items);
+function localDayStart(day: string): Date {
+  return new Date(`${day}T00:00:00`);
+}
+
+/** The API query parameters of a console query. */
+export function toParams(query: TaskQuery): URLSearchParams {
+  const params = new URLSearchParams({ limit: String(API_PAGE), sort: SORTS[query.sort].api });
+  const text = query.search.trim();
+  if (text) params.set("q", text);
+  if (query.status) params.set("status", query.status);
+  if (query.priority) params.set("priority", query.priority);
+  if (query.tag) params.set("tag", query.tag);
+  if (query.dueFrom) params.set("due_from", localDayStart(query.dueFrom).toISOString());
+  if (query.dueTo) {
+    const end = localDayStart(query.dueTo);
+    end.setDate(end.getDate() + 1); // the whole last day
+    params.set("due_to", end.toISOString());
   }
-  return { tasks, total };
+  return params;
 }
 
-function localDayStart(day: string): number {
-  return new Date(`${day}T00:00:00`).getTime();
-}
-
-const PRIORITY_RANK = Object.fromEntries(TASK_PRIORITIES.map((p, i) => [p, i])) as Record<
-  TaskPriority,
-  number
->;
-
-export function applyQuery(tasks: Task[], query: TaskQuery): Task[] {
-  const needle = query.search.trim().toLowerCase();
-  const from = query.dueFrom ? localDayStart(query.dueFrom) : null;
-  const to = query.dueTo ? localDayStart(query.dueTo) + 86_400_000 : null;
-  const matching = tasks.filter((task) => {
-    if (query.status && task.status !== query.status) return false;
-    if (query.priority && task.priority !== query.priority) return false;
-    if (query.tag && !task.tags.includes(query.tag)) return false;
-    if (from !== null || to !== null) {
-      if (task.due_at === null) return false;
-      const due = new Date(task.due_at).getTime();
-      if (from !== null && due < from) return false;
-      if (to !== null && due >= to) return false;
-    }
-    if (needle) {
-      const haystack = [task.title, task.description ?? "", ...task.tags].join(" ").toLowerCase();
-      if (!haystack.includes(needle)) return false;
-    }
-    return true;
-  });
-  const byCreated = (a: Task, b: Task) => a.created_at.localeCompare(b.created_at);
-  const compare: Record<Sort, (a: Task, b: Task) => number> = {
-    created: byCreated,
-    newest: (a, b) => byCreated(b, a),
-    due: (a, b) =>
-      (a.due_at ?? "9999").localeCompare(b.due_at ?? "9999") || byCreated(a, b),
-    priority: (a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority] || byCreated(a, b),
-    title: (a, b) => a.title.localeCompare(b.title) || byCreated(a, b),
-  };
-  return [...matching].sort(compare[query.sort]);
+/** The tasks matching the query (up to MAX_LOADED), page by page with the API's cursors. */
+export async function loadTasks(api: Api, query: TaskQuery): Promise<Loaded> {
+  const params = toParams(query);
+  const tasks: Task[] = [];
+  for (;;) {
+    const page = await api.listTasks(params);
+    tasks.push(...page.items);
+    if (page.next_cursor === null) return { tasks, more: false };
+    if (tasks.length >= MAX_LOADED) return { tasks, more: true };
+    params.set("cursor", page.next_cursor);
+  }
 }
 
 export function isFiltered(query: TaskQuery): boolean {
   return (Object.keys(EMPTY_QUERY) as (keyof TaskQuery)[]).some(
     (k) => k !== "sort" && query[k] !== EMPTY_QUERY[k],
   );
+}
+
+// --- reminders: ISO 8601 durations <-> minutes --------------------------------------------------
+
+const DURATION = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
+
+/** Minutes in an ISO 8601 duration as the API writes them ("PT1H", "P1D", "PT10M"). */
+export function durationMinutes(iso: string): number | null {
+  const match = DURATION.exec(iso);
+  if (!match) return null;
+  const [, days, hours, minutes, seconds] = match;
+  return (
+    Number(days ?? 0) * 1440 +
+    Number(hours ?? 0) * 60 +
+    Number(minutes ?? 0) +
+    Number(seconds ?? 0) / 60
+  );
+}
+
+/** "1 h 10 min" for a number of minutes. */
+export function formatMinutes(total: number): string {
+  const days = Math.floor(total / 1440);
+  const hours = Math.floor((total % 1440) / 60);
+  const minutes = Math.round(total % 60);
+  const parts = [days ? `${days} d` : "", hours ? `${hours} h` : "", minutes ? `${minutes} min` : ""];
+  return parts.filter(Boolean).join(" ") || "at due time";
 }

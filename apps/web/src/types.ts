@@ -6,6 +6,12 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const TASK_PRIORITIES = ["low", "medium", "high", "urgent"] as const;
 export type TaskPriority = (typeof TASK_PRIORITIES)[number];
 
+/** A series: an RFC 5545 RRULE in an IANA time zone, started at the task's due date. */
+export interface Recurrence {
+  rrule: string;
+  timezone: string;
+}
+
 export interface Task {
   id: string;
   title: string;
@@ -14,6 +20,10 @@ export interface Task {
   priority: TaskPriority;
   due_at: string | null;
   tags: string[];
+  reminders: string[]; // ISO 8601 durations before due_at, e.g. "PT10M"
+  recurrence: Recurrence | null;
+  series_id: string | null;
+  occurrence_at: string | null;
   version: number;
   created_at: string;
   updated_at: string;
@@ -27,13 +37,31 @@ export interface TaskIn {
   priority: TaskPriority;
   due_at: string | null;
   tags: string[];
+  reminders: string[];
+  recurrence: Recurrence | null;
 }
 
 export interface TaskPage {
   items: Task[];
   limit: number;
-  offset: number;
-  total: number;
+  next_cursor: string | null;
+}
+
+/** One entry of GET /api/v1/audit (the audit trail of the key's tenant). */
+export interface AuditEntry {
+  event_id: string;
+  type: string;
+  subject: string;
+  source: string;
+  occurred_at: string;
+  recorded_at: string;
+  data: Record<string, unknown>;
+}
+
+export interface AuditPage {
+  items: AuditEntry[];
+  limit: number;
+  next_cursor: string | null;
 }
 
 export interface EventIn {
@@ -65,7 +93,7 @@ export interface FlowStatus {
 export interface Activity {
   cursor: string;
   id: string;
-  type: "event.received" | "task.created" | "task.updated" | "task.deleted";
+  type: "event.received" | "task.created" | "task.updated" | "task.deleted" | "task.reminder.due";
   subject: string;
   occurred_at: string;
   correlation_id: string;

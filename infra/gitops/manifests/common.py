@@ -13,8 +13,12 @@ from infra.contracts import (
     KAFKA_PLAINTEXT_PORT,
     MSK_IAM_PORT,
     OTLP_HTTP_PORT,
+    DB_ROLES_SERVICE_ACCOUNT,
     TOPICS_JOB_SERVICE_ACCOUNT,
+    db_credentials_secret_id,
 )
+
+from infra.platform.charts import INGRESS_CLASS
 
 Manifest = dict[str, Any]
 
@@ -28,6 +32,8 @@ WORKLOAD_COMPONENT = "workload"
 MIGRATION_COMPONENT = "migration"
 ARCHIVE_COMPONENT = "archive"
 TOPICS_JOB_NAME = TOPICS_JOB_SERVICE_ACCOUNT
+DB_ROLES_JOB_NAME = DB_ROLES_SERVICE_ACCOUNT
+"""Job, ServiceAccount and ArgoCD Application of the apps' database roles (RDS only)."""
 """Job, ServiceAccount and ArgoCD Application that create the Kafka topics."""
 
 SYNC_WAVE = "argocd.argoproj.io/sync-wave"
@@ -69,8 +75,16 @@ class EnvContext:
         return self.cfg.tier.high_availability
 
     @property
+    def own_db_logins(self) -> bool:
+        """On RDS each app has its own login (db-roles Job + Secrets Manager)."""
+        return self.cfg.database.mode == "rds"
+
+    def db_credentials_secret(self, app: str) -> str | None:
+        return db_credentials_secret_id(self.cfg.name_prefix, app) if self.own_db_logins else None
+
+    @property
     def ingress_class(self) -> str:
-        return "alb" if self.eks else "nginx"
+        return INGRESS_CLASS if self.eks else "nginx"
 
 
 def labels(app: str, component: str = WORKLOAD_COMPONENT) -> dict[str, str]:

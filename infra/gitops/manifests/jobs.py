@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import json
 
-from infra.contracts import FACTS_CONFIGMAP, TOPICS
-from infra.gitops.catalog import TOPICS_JOB_COMMAND, AppSpec, ImageCatalog, Resources
+from infra.contracts import APPS, DB_ROLES_SERVICE_ACCOUNT, FACTS_CONFIGMAP, TOPICS
+from infra.gitops.catalog import (
+    DB_ROLES_JOB_COMMAND,
+    DB_ROLES_ROTATE_COMMAND,
+    TOPICS_JOB_COMMAND,
+    AppSpec,
+    ImageCatalog,
+    Resources,
+)
 from infra.gitops.manifests.common import (
     ARCHIVE_COMPONENT,
+    DB_ROLES_JOB_NAME,
     MIGRATION_COMPONENT,
     TOPICS_JOB_NAME,
     WORKLOAD_COMPONENT,
@@ -32,6 +40,9 @@ TOPICS_SPEC_KEY = "topics.json"
 TOPICS_JOB_IMAGE_APP = "events-api"
 """The topics job is `python -m apps.topics_job`, shipped in every app image; the API's is used."""
 
+
+DB_ROLES_ROTATE_JOB = f"{DB_ROLES_JOB_NAME}-rotate"
+"""The CronJob that rotates every app's login (also run once by hand after an RDS restore)."""
 
 def topics_spec(ctx: EnvContext) -> str:
     """Every topic from the contracts (dead-letter topics included) with this env's replication."""
@@ -93,6 +104,69 @@ def topics_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
     return _job(TOPICS_JOB_NAME, TOPICS_JOB_NAME, WORKLOAD_COMPONENT, template)
 
 
+DB_ROLES_SECRETS_ENV = "DB_ROLES_SECRETS"
+
+
+def db_roles_secrets(ctx: EnvContext) -> str:
+    """App package -> its credentials secret: what the db-roles Job provisions."""
+    secrets = {
+        app.package: secret
+        for app in APPS
+        if app.uses_database and (secret := ctx.db_credentials_secret(app.name))
+    }
+    return json.dumps(secrets, sort_keys=True)
+
+
+def db_roles_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
+    """Each app's own database roles and first credentials, before any migration runs
+    (`python -m apps.db_roles ensure`, shipped in every image; the API's is used)."""
+    main = container(
+        DB_ROLES_JOB_NAME,
+        images.image(ctx.env, TOPICS_JOB_IMAGE_APP),
+        list(DB_ROLES_JOB_COMMAND),
+        JOB_RESOURCES,
+        [{"configMapRef": {"name": FACTS_CONFIGMAP}}],
+        env=[{"name": DB_ROLES_SECRETS_ENV, "value": db_roles_secrets(ctx)}],
+    )
+    template = {
+        "metadata": {"labels": metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]},
+        "spec": pod_spec(DB_ROLES_SERVICE_ACCOUNT, [main], restartPolicy="Never"),
+    }
+    return _job(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME, WORKLOAD_COMPONENT, template)
+
+
+DB_ROTATION_SCHEDULE = "23 3 * * 1"
+"""Weekly, Monday 03:23 UTC: each app's login moves to its other role with a new password."""
+
+
+def db_roles_rotation_cron_job(ctx: EnvContext, images: ImageCatalog, wave: int) -> Manifest:
+    """`python -m apps.db_roles rotate` on a schedule (alternating users: the previous login keeps
+    working until the next rotation, so open connections and pods that read the secret a moment
+    earlier never fail). `Forbid`: two rotations must not race on one app's roles."""
+    job = db_roles_job(ctx, images)
+    template = job["spec"]["template"]
+    template["spec"]["containers"][0]["command"] = list(DB_ROLES_ROTATE_COMMAND)
+    name = DB_ROLES_ROTATE_JOB
+    labels = metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, DB_ROLES_JOB_NAME, wave=wave),
+        "spec": {
+            "schedule": DB_ROTATION_SCHEDULE,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 900, "template": template},
+            },
+        },
+    }
+
+
 def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manifest:
     contract = spec.contract
     name = f"{contract.name}-migrate"
@@ -101,7 +175,7 @@ def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manif
         images.image(ctx.env, contract.name),
         list(spec.command("migrate")),
         JOB_RESOURCES,
-        env_from(contract.name, uses_database=True),
+        env_from(contract.name, uses_database=True, shared_db_secret=not ctx.own_db_logins),
     )
     template = {
         "metadata": {
@@ -129,7 +203,7 @@ def archive_cron_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave:
         images.image(ctx.env, contract.name),
         list(spec.command("archive")),
         JOB_RESOURCES,
-        env_from(contract.name, uses_database=True),
+        env_from(contract.name, uses_database=True, shared_db_secret=not ctx.own_db_logins),
     )
     labels = metadata(name, contract.name, component=ARCHIVE_COMPONENT)["labels"]
     return {

@@ -26,6 +26,8 @@ RUNBOOK_ANCHORS = (
     "consumer-lag",
     "dead-letter-growth",
     "outbox-lag",
+    "reminders-late",
+    "reminders-overdue",
 )
 
 
@@ -85,11 +87,25 @@ def _consumer_errors(spec: AppSpec, job: str) -> str:
     )
 
 
+def _reminder_alerts(spec: AppSpec, job: str) -> list[Alert]:
+    """The scheduler's own signals: reminders going out late, and due ones left behind."""
+    app, m = spec.name, spec.metrics_prefix
+    p99 = _p99(f"{m}_lateness_seconds", job)
+    overdue = f"max({m}_overdue{{{job}}})"
+    return [
+        Alert("RemindersLate", f"{p99} > 5", "10m", "warning",
+              f"{app}: p99 reminder lateness above 5 s", "reminders-late", p99),
+        Alert("RemindersOverdue", f"{overdue} > 0", "5m", "critical",
+              f"{app}: due reminders not fired after 30 s", "reminders-overdue", overdue),
+    ]  # fmt: skip
+
+
 def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
     app, m = spec.name, spec.metrics_prefix
     job = f'job="{app}",namespace="{APP_NAMESPACE}"'
     if spec.contract.kind == "producer":
         return _api_alerts(spec, job)
+    extra = _reminder_alerts(spec, job) if spec.contract.produces else []
     errors = _consumer_errors(spec, job)
     p99 = _p99(f"{m}_batch_seconds", job)
     lag = f"sum({m}_consumer_lag{{{job}}})"
@@ -105,6 +121,7 @@ def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
               f"{app}: consumer-group lag above {lag_limit} records", "consumer-lag", lag),
         Alert("DeadLetterGrowth", f"{dlq} > 0", "5m", "warning",
               f"{app}: records are being dead-lettered", "dead-letter-growth", dlq),
+        *extra,
     ]  # fmt: skip
 
 
@@ -151,16 +168,116 @@ def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("-"))
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One dashboard panel: a title and its PromQL queries (legend per query)."""
+
+    title: str
+    queries: tuple[tuple[str, str], ...]
+    unit: str = "short"
+
+
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+def _quantiles(histogram: str, job: str) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (
+            f"p{int(q * 100)}",
+            f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket{{{job}}}[5m])))",
+        )
+        for q in PERCENTILES
+    )
+
+
+PRODUCER_JOB = f'job="events-api",namespace="{APP_NAMESPACE}"'
+
+
+def overview_panels(spec: AppSpec) -> list[Panel]:
+    """Rate, errors, latency percentiles, consumer lag and outbox depth, from the apps' metric
+    names (`apps/<app>/metrics.py`). The API's dashboard shows the lag of the consumers of its
+    topics; a consumer's shows the API's outbox depth (what is still to reach it)."""
+    m = spec.metrics_prefix
+    job = f'job="{spec.name}",namespace="{APP_NAMESPACE}"'
+    api = PRODUCER_JOB
+    consumers = "|".join(s.name for s in _consumers())
+    lag_metrics = "|".join(f"{s.metrics_prefix}_consumer_lag" for s in _consumers())
+    lag_all = f'sum by (job) ({{__name__=~"{lag_metrics}",job=~"{consumers}"}})'
+    outbox = (("pending rows", f"sum(events_api_outbox_pending{{{api}}})"),)
+    if spec.contract.kind == "producer":
+        requests = f"{m}_request_duration_seconds"
+        return [
+            Panel(
+                "Request rate", (("req/s", f"sum(rate({requests}_count{{{job}}}[5m]))"),), "reqps"
+            ),
+            Panel(
+                "Errors (5xx share)",
+                (
+                    (
+                        "5xx",
+                        f'sum(rate({requests}_count{{{job},status=~"5.."}}[5m])) '
+                        f"/ sum(rate({requests}_count{{{job}}}[5m]))",
+                    ),
+                ),
+                "percentunit",
+            ),
+            Panel("Latency percentiles", _quantiles(requests, job), "s"),
+            Panel("Consumer lag of its topics", (("{{job}}", lag_all),)),
+            Panel("Outbox depth", outbox),
+        ]
+    return [
+        Panel(
+            "Record rate",
+            (("records/s", f"sum(rate({m}_messages_processed_total{{{job}}}[5m]))"),),
+            "ops",
+        ),
+        Panel("Errors", (("failed share", _consumer_errors(spec, job)),), "percentunit"),
+        Panel("Batch latency percentiles", _quantiles(f"{m}_batch_seconds", job), "s"),
+        Panel("Consumer lag", (("records", f"sum({m}_consumer_lag{{{job}}})"),)),
+        Panel("Outbox depth (events-api, upstream)", outbox),
+    ]
+
+
+def _consumers() -> list[AppSpec]:
+    from infra.gitops.catalog import APP_SPECS
+
+    return [s for s in APP_SPECS if s.contract.kind == "consumer"]
+
+
+def _panel_json(
+    index: int, panel_id: int, title: str, queries: tuple[tuple[str, str], ...], unit: str
+) -> Manifest:
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": title,
+        "datasource": {"type": "prometheus", "uid": "prometheus"},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
+        "targets": [
+            {"refId": chr(ord("A") + n), "expr": expr, "legendFormat": legend}
+            for n, (legend, expr) in enumerate(queries)
+        ],
+    }
+
+
 def dashboard_json(spec: AppSpec, ctx: EnvContext) -> str:
+    """The overview row (rate, errors, latency percentiles, lag, outbox depth), then one panel per
+    alert with the alert's own expression, so what pages is on the same screen."""
+    overview = overview_panels(spec)
     panels = [
-        {
-            "id": index + 1,
-            "type": "timeseries",
-            "title": alert.summary.split(": ", 1)[-1],
-            "datasource": {"type": "prometheus", "uid": "prometheus"},
-            "gridPos": {"h": 8, "w": 12, "x": (index % 2) * 12, "y": (index // 2) * 8},
-            "targets": [{"refId": "A", "expr": alert.panel}],
-        }
+        _panel_json(index, index + 1, panel.title, panel.queries, panel.unit)
+        for index, panel in enumerate(overview)
+    ]
+    start = len(overview) + (len(overview) % 2)  # alerts start on a fresh row
+    panels += [
+        _panel_json(
+            start + index,
+            len(overview) + index + 1,
+            f"Alert {_camel(spec.name)}{alert.name}: {alert.summary.split(': ', 1)[-1]}",
+            ((alert.name, alert.panel),),
+            "short",
+        )
         for index, alert in enumerate(alerts(spec, ctx))
     ]
     dashboard = {

@@ -1,12 +1,35 @@
 """NetworkPolicies (default deny, then only what each app uses) and the API's Ingress.
 
-Broker and database addresses are facts known only after `pulumi up`, so egress is narrowed by
-port rather than by address; DNS is narrowed to kube-dns.
+Every egress rule names its destination as well as its port (`gitops_validate` refuses a
+port-only rule). The broker and database addresses are facts known only after `pulumi up`, but
+the subnets they live in are not: the subnet layout is a pure function of the stack's VPC CIDR
+(`infra.network.cidr`), so on EKS:
+
+- PostgreSQL (5432): the isolated (data) subnets, where RDS is;
+- MSK IAM (9098): the private subnets, where the brokers' ENIs are;
+- OTLP (4318): the collector's pods in the tracing namespace;
+- S3 for the audit archive (443): the isolated subnets too, where the S3 *interface* endpoint's
+  ENIs are. The VPC's S3 gateway endpoint cannot be used for this: its traffic goes to S3's
+  public ranges (a managed prefix list, region-specific and changing), which a NetworkPolicy
+  cannot name; the interface endpoint (private DNS on for the whole VPC) turns S3 into addresses
+  inside our own data subnets;
+- HTTPS for the notifier's channels (443): anywhere outside the VPC (webhooks, chat APIs);
+- credentials: the Pod Identity agent's link-local address; DNS: kube-dns.
+
+In the local flavour the data services are pods (Strimzi, CloudNativePG), named by namespace.
 """
 
 from __future__ import annotations
 
-from infra.contracts import KUBE_SYSTEM_NAMESPACE, MONITORING_NAMESPACE, POSTGRES_PORT, Fact
+from infra.contracts import (
+    DATABASE_NAMESPACE,
+    KAFKA_NAMESPACE,
+    KUBE_SYSTEM_NAMESPACE,
+    MONITORING_NAMESPACE,
+    POSTGRES_PORT,
+    TRACING_NAMESPACE,
+    Fact,
+)
 from infra.gitops.catalog import AppSpec
 from infra.gitops.manifests.common import (
     HTTPS_PORT,
@@ -16,6 +39,8 @@ from infra.gitops.manifests.common import (
     metadata,
 )
 from infra.gitops.manifests.workload import HTTP_PORT_NAME
+from infra.network.cidr import Tier, subnet_cidr
+from infra.platform.charts import INGRESS_CLASS, OTEL_COLLECTOR
 
 # The EKS Pod Identity Agent serves credentials on a link-local address on every node.
 POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"
@@ -52,22 +77,52 @@ def _dns_egress() -> Manifest:
     }
 
 
-def egress_ports(facts: tuple[Fact, ...], ctx: EnvContext, *, uses_database: bool) -> list[int]:
-    """TCP ports an app needs, derived from the facts it reads (what its config points it at)."""
-    ports = set()
+def subnet_blocks(ctx: EnvContext, tier: Tier) -> list[Manifest]:
+    """`ipBlock` peers for one subnet tier of the stack's VPC (every configured AZ)."""
+    network = ctx.cfg.network
+    return [
+        {"ipBlock": {"cidr": subnet_cidr(network.vpc_cidr, tier, az)}}
+        for az in range(network.az_count)
+    ]
+
+
+def _pods(namespace: str, labels: dict[str, str] | None = None) -> Manifest:
+    peer = _namespace(namespace)
+    if labels:
+        peer["podSelector"] = {"matchLabels": labels}
+    return peer
+
+
+COLLECTOR_POD_LABELS = {"app.kubernetes.io/instance": OTEL_COLLECTOR.release}
+INTERNET_EXCEPT_VPC = "0.0.0.0/0"
+
+
+def egress_rules(
+    facts: tuple[Fact, ...], ctx: EnvContext, *, uses_database: bool, channels: bool = False
+) -> list[Manifest]:
+    """Egress an app needs, derived from the facts it reads, each rule with its destination."""
+    rules: list[Manifest] = [_dns_egress()]
     if Fact.KAFKA_BOOTSTRAP_SERVERS in facts:
-        ports.add(ctx.kafka_port)
+        brokers = subnet_blocks(ctx, "private") if ctx.msk else [_pods(KAFKA_NAMESPACE)]
+        rules.append({"to": brokers, "ports": [_tcp(ctx.kafka_port)]})
     if uses_database and Fact.DB_HOST in facts:
-        ports.add(POSTGRES_PORT)
+        database = subnet_blocks(ctx, "isolated") if ctx.eks else [_pods(DATABASE_NAMESPACE)]
+        rules.append({"to": database, "ports": [_tcp(POSTGRES_PORT)]})
     if Fact.OTEL_EXPORTER_OTLP_ENDPOINT in facts:
-        ports.add(ctx.otlp_port)
-    if Fact.AUDIT_ARCHIVE_BUCKET in facts:
-        ports.add(HTTPS_PORT)  # S3
-    return sorted(ports)
-
-
-def _egress_rules(ports: list[int], ctx: EnvContext) -> list[Manifest]:
-    rules = [_dns_egress(), {"ports": [_tcp(port) for port in ports]}]
+        rules.append(
+            {
+                "to": [_pods(TRACING_NAMESPACE, COLLECTOR_POD_LABELS)],
+                "ports": [_tcp(ctx.otlp_port)],
+            }
+        )
+    own_login = uses_database and ctx.own_db_logins
+    if Fact.AUDIT_ARCHIVE_BUCKET in facts or own_login:
+        # EKS: the S3 and Secrets Manager interface endpoints in the data subnets (the archive;
+        # the app's own database login). Local: the AWS emulator outside the cluster.
+        aws_apis = subnet_blocks(ctx, "isolated") if ctx.eks else [_outside_vpc(ctx)]
+        rules.append({"to": aws_apis, "ports": [_tcp(HTTPS_PORT)]})
+    if channels:
+        rules.append({"to": [_outside_vpc(ctx)], "ports": [_tcp(HTTPS_PORT)]})
     if ctx.eks:
         rules.append(
             {
@@ -78,19 +133,24 @@ def _egress_rules(ports: list[int], ctx: EnvContext) -> list[Manifest]:
     return rules
 
 
+def _outside_vpc(ctx: EnvContext) -> Manifest:
+    return {"ipBlock": {"cidr": INTERNET_EXCEPT_VPC, "except": [ctx.cfg.network.vpc_cidr]}}
+
+
+def _ingress_sources(ctx: EnvContext) -> list[Manifest]:
+    """Where the API's load balancer sends from: the ALB's subnets (targets are pod IPs)."""
+    if not ctx.eks:
+        return [_namespace(INGRESS_NGINX_NAMESPACE)]
+    tier: Tier = "public" if ctx.cfg.ingress.scheme == "internet-facing" else "private"
+    return subnet_blocks(ctx, tier)
+
+
 def app_policy(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     """Egress for the app's pods and its migration Job (same app label); ingress to its port."""
     contract = spec.contract
-    ports = egress_ports(contract.facts, ctx, uses_database=contract.uses_database)
-    if spec.routes:
-        ports = sorted({*ports, HTTPS_PORT})  # the notifier's webhook and chat APIs
     sources = [{**_namespace(MONITORING_NAMESPACE)}]  # Prometheus scrapes /metrics
-    if spec.ingress_hosts:
-        if ctx.eks:
-            # The AWS Load Balancer Controller sends traffic from the ALB's VPC addresses.
-            sources.append({"ipBlock": {"cidr": ctx.cfg.network.vpc_cidr}})
-        else:
-            sources.append(_namespace(INGRESS_NGINX_NAMESPACE))
+    if spec.public_paths:
+        sources += _ingress_sources(ctx)
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -104,7 +164,12 @@ def app_policy(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
                     "ports": [_tcp(contract.port)],
                 }
             ],
-            "egress": _egress_rules(ports, ctx),
+            "egress": egress_rules(
+                contract.facts,
+                ctx,
+                uses_database=contract.uses_database,
+                channels=bool(spec.routes),
+            ),
         },
     }
 
@@ -117,47 +182,50 @@ def topics_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
         "spec": {
             "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
             "policyTypes": ["Ingress", "Egress"],
-            "egress": _egress_rules([ctx.kafka_port], ctx),
+            "egress": egress_rules((Fact.KAFKA_BOOTSTRAP_SERVERS,), ctx, uses_database=False),
+        },
+    }
+
+
+def db_roles_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
+    """The db-roles Job: PostgreSQL and Secrets Manager (both in the data subnets), credentials."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(job_name, job_name, component="network", wave=wave),
+        "spec": {
+            "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
+            "policyTypes": ["Ingress", "Egress"],
+            "egress": egress_rules((Fact.DB_HOST,), ctx, uses_database=True),
         },
     }
 
 
 def ingress(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
-    host = spec.ingress_hosts[ctx.env]
+    """Only `spec.public_paths` on the stack's host names; on EKS everything else about the load
+    balancer (HTTPS only, certificate, scheme, client CIDRs, TLS policy) is fixed by the class's
+    IngressClassParams, so the Ingress cannot loosen it."""
     annotations: dict[str, str] = {}
     if ctx.eks:
         annotations = {
-            # Internal ALB, HTTPS only; the certificate is discovered in ACM from the host name.
-            "alb.ingress.kubernetes.io/scheme": "internal",
-            "alb.ingress.kubernetes.io/target-type": "ip",
             "alb.ingress.kubernetes.io/listen-ports": '[{"HTTPS": 443}]',
-            "alb.ingress.kubernetes.io/ssl-policy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
             "alb.ingress.kubernetes.io/healthcheck-path": spec.probes.readiness_path,
+            "alb.ingress.kubernetes.io/success-codes": "200",
         }
+    paths = [
+        {
+            "path": path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": spec.name, "port": {"name": HTTP_PORT_NAME}}},
+        }
+        for path in spec.public_paths
+    ]
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": metadata(spec.name, spec.name, wave=wave, annotations=annotations),
         "spec": {
             "ingressClassName": ctx.ingress_class,
-            "rules": [
-                {
-                    "host": host,
-                    "http": {
-                        "paths": [
-                            {
-                                "path": "/",
-                                "pathType": "Prefix",
-                                "backend": {
-                                    "service": {
-                                        "name": spec.name,
-                                        "port": {"name": HTTP_PORT_NAME},
-                                    }
-                                },
-                            }
-                        ]
-                    },
-                }
-            ],
+            "rules": [{"host": host, "http": {"paths": paths}} for host in ctx.cfg.ingress.hosts],
         },
     }

@@ -15,14 +15,19 @@ def config_map_name(app: str) -> str:
     return f"{app}-config"
 
 
-def env_from(app: str, *, uses_database: bool, channels: bool = False) -> list[Manifest]:
+def env_from(
+    app: str, *, uses_database: bool, channels: bool = False, shared_db_secret: bool = True
+) -> list[Manifest]:
     """Facts (platform-facts), the app's own settings, DB credentials and, for the notifier, its
-    channel credentials: never copied values."""
+    channel credentials: never copied values.
+
+    `shared_db_secret`: mount `platform-db` (the local flavour's one database login). On AWS each
+    app reads its own login from Secrets Manager (`DB_CREDENTIALS_SECRET` in its settings)."""
     sources: list[Manifest] = [
         {"configMapRef": {"name": FACTS_CONFIGMAP}},
         {"configMapRef": {"name": config_map_name(app)}},
     ]
-    if uses_database:
+    if uses_database and shared_db_secret:
         sources.append({"secretRef": {"name": FACTS_DB_SECRET}})
     if channels:
         sources.append({"secretRef": {"name": NOTIFIER_CHANNELS_SECRET}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.contracts import EVENTS_TOPIC, TASKS_TOPIC, AppContract
+from infra.contracts import EVENTS_TOPIC, REMINDERS_TOPIC, TASKS_TOPIC, AppContract
 from infra.gitops.catalog import AppSpec, ImageCatalog
 from infra.gitops.manifests.common import (
     EnvContext,
@@ -27,12 +27,14 @@ def service_account(name: str, app: str, wave: int) -> Manifest:
     }
 
 
-def settings(spec: AppSpec, env: str) -> dict[str, str]:
-    """The app's own settings (env names from the app contract): topics, group, DLQ, port, logs."""
+def settings(spec: AppSpec, env: str, db_credentials_secret: str | None = None) -> dict[str, str]:
+    """The app's own settings (env names from the app contract): topics, group, DLQ, port, logs,
+    and on AWS the Secrets Manager secret holding its own database login."""
     contract = spec.contract
     values = {
         "EVENTS_TOPIC": EVENTS_TOPIC.name,
         "TASKS_TOPIC": TASKS_TOPIC.name,
+        "REMINDERS_TOPIC": REMINDERS_TOPIC.name,
         "PORT": str(contract.port),
         "LOG_LEVEL": spec.level(env),
         "OTEL_SERVICE_NAME": contract.name,
@@ -41,18 +43,20 @@ def settings(spec: AppSpec, env: str) -> dict[str, str]:
         values["CONSUMER_GROUP"] = contract.consumer_group
     if contract.dead_letter_topic:
         values["DEAD_LETTER_TOPIC"] = contract.dead_letter_topic
+    if db_credentials_secret and contract.uses_database:
+        values["DB_CREDENTIALS_SECRET"] = db_credentials_secret
     if spec.routes:
         routes = [route.to_setting() for route in spec.routes[env]]
         values["NOTIFIER_ROUTES"] = json.dumps(routes, sort_keys=True)
     return values
 
 
-def settings_config_map(spec: AppSpec, env: str, wave: int) -> Manifest:
+def settings_config_map(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": metadata(config_map_name(spec.name), spec.name, wave=wave),
-        "data": settings(spec, env),
+        "data": settings(spec, ctx.env, ctx.db_credentials_secret(spec.name)),
     }
 
 
@@ -87,7 +91,12 @@ def deployment(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave: int) 
         images.image(ctx.env, contract.name),
         list(spec.command()),
         spec.resources,
-        env_from(contract.name, uses_database=contract.uses_database, channels=bool(spec.routes)),
+        env_from(
+            contract.name,
+            uses_database=contract.uses_database,
+            channels=bool(spec.routes),
+            shared_db_secret=not ctx.own_db_logins,
+        ),
         ports=[{"name": HTTP_PORT_NAME, "containerPort": contract.port, "protocol": "TCP"}],
         startupProbe=_probe(
             spec.probes.liveness_path, period=2, failures=spec.probes.startup_failure_threshold

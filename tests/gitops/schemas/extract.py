@@ -65,7 +65,14 @@ class CrdSource:
 
     @property
     def tag(self) -> str:
-        return self.tag_format.format(version=self.chart.version)
+        return release_tag(self.tag_format, self.chart.version)
+
+
+def release_tag(tag_format: str, version: str) -> str:
+    """The repository's tag for a chart pin. `{minor}`/`{patch}` serve repositories whose tags
+    share only those with the chart (the load balancer controller's chart 1.13.4 is v2.13.4)."""
+    major, minor, patch = version.split(".")
+    return tag_format.format(version=version, major=major, minor=minor, patch=patch)
 
 
 _ARGO_WHY = (
@@ -92,6 +99,10 @@ _STRIMZI_WHY = (
     "0.45.0; helm-charts/helm3/strimzi-kafka-operator/ at that tag is the released chart copy "
     "(values.yaml defaultImageTag 0.45.0); its crds/ declare the same versions and schemas as "
     "install/cluster-operator/ (only labels and indentation differ)"
+)
+_ALB_WHY = (
+    "the controller repository releases chart 1.13.4 as controller v2.13.4 (Chart.yaml at tag "
+    "v2.13.4: version 1.13.4, appVersion v2.13.4); the chart installs its crds/crds.yaml"
 )
 _CNPG_WHY = (
     "cloudnative-pg/charts' chart release tag (Chart.yaml version 0.23.0, appVersion 1.25.0); "
@@ -197,6 +208,15 @@ SOURCES: tuple[CrdSource, ...] = (
         "cloudnative-pg-v{version}",
         "charts/cloudnative-pg/templates/crds/crds.yaml",
         _CNPG_WHY,
+    ),
+    CrdSource(
+        "elbv2.k8s.aws/v1beta1",
+        "IngressClassParams",
+        charts.AWS_LOAD_BALANCER_CONTROLLER,
+        "kubernetes-sigs/aws-load-balancer-controller",
+        "v2.{minor}.{patch}",
+        "helm/aws-load-balancer-controller/crds/crds.yaml",
+        _ALB_WHY,
     ),
 )
 

@@ -20,9 +20,14 @@
 -- rather than the driver adapting fourteen arrays element by element in Python. `payload` is
 -- the envelope's JSON as a string, stored byte for byte as the outbox payload (bytea).
 -- Returns one outcome and one retry delay (0 when accepted) per position.
+--
+-- `p_at` is the time the batch is counted at, as in events_api_accept_event (0004): NULL means
+-- the database's clock_timestamp(); a test pins it. A batch of one request and a call of
+-- events_api_accept_event admit and store the same thing (tests/apps/test_events_api_admission.py).
 
 CREATE FUNCTION events_api_accept_events(
     p_batch           json,
+    p_at              timestamptz DEFAULT NULL,
     OUT outcomes      text[],
     OUT retry_after_s integer[]
 )
@@ -30,7 +35,7 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     n            integer     := json_array_length(p_batch);
-    at_time      timestamptz := clock_timestamp();
+    at_time      timestamptz := coalesce(p_at, clock_timestamp());
     minute_at    timestamptz := date_trunc('minute', at_time);
     utc_month    timestamp   := date_trunc('month', at_time AT TIME ZONE 'UTC');
     quota_retry  integer     := greatest(1, ceil(extract(epoch FROM
@@ -87,7 +92,7 @@ BEGIN
             END IF;
         END IF;
         rate_retry := greatest(1, ceil(extract(epoch FROM
-            window_at + interval '1 minute' - clock_timestamp())))::integer;
+            window_at + interval '1 minute' - at_time)))::integer;
 
         -- The quota, for the requests within the rate.
         within_quota := 0;
