@@ -1,7 +1,8 @@
-import { useId, useState, type SyntheticEvent } from "react";
+import { useId, useState } from "react";
 
-import { ApiError, messageOf, type Api, type FieldErrors } from "./api";
-import { errorFor, Field } from "./Field";
+import type { Api } from "./api";
+import { errorFor, TextField } from "./Field";
+import { FormCard, useSubmission } from "./Form";
 
 interface Pair {
   key: string;
@@ -15,82 +16,56 @@ export function EventForm({ api, onNotice }: { api: Api; onNotice: (m: string) =
   const [message, setMessage] = useState("");
   const [description, setDescription] = useState("");
   const [pairs, setPairs] = useState<Pair[]>([{ key: "", value: "" }]);
-  const [fields, setFields] = useState<FieldErrors>({});
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
   function setPair(index: number, change: Partial<Pair>): void {
     setPairs((all) => all.map((p, i) => (i === index ? { ...p, ...change } : p)));
   }
 
-  async function submit(event: SyntheticEvent): Promise<void> {
-    event.preventDefault();
-    setBusy(true);
-    setFields({});
-    setError(null);
-    try {
-      const extra: Record<string, string> = {};
-      for (const { key, value } of pairs) if (key.trim()) extra[key.trim()] = value;
-      const accepted = await api.sendEvent({
-        category,
-        message,
-        description: description.trim() ? description : null,
-        fields: extra,
-      });
-      onNotice(`Event accepted (${accepted.id.slice(0, 8)}).`);
-      setMessage("");
-      setDescription("");
-    } catch (caught) {
-      if (caught instanceof ApiError) setFields(caught.fields);
-      setError(messageOf(caught));
-    } finally {
-      setBusy(false);
-    }
-  }
+  const submission = useSubmission(async () => {
+    const extra: Record<string, string> = {};
+    for (const { key, value } of pairs) if (key.trim()) extra[key.trim()] = value;
+    const accepted = await api.sendEvent({
+      category,
+      message,
+      description: description.trim() ? description : null,
+      fields: extra,
+    });
+    onNotice(`Event accepted (${accepted.id.slice(0, 8)}).`);
+    setMessage("");
+    setDescription("");
+  });
+  const { fields } = submission;
 
   const id = (name: string) => `${uid}-${name}`;
   return (
-    <form
-      className="card"
-      aria-label="Send an event"
-      onSubmit={(e) => {
-        void submit(e);
-      }}
-      noValidate
-    >
+    <FormCard aria-label="Send an event" submission={submission} submitLabel="Send event">
       <h3>Send an event</h3>
       <div className="form-grid two">
-        <Field id={id("category")} label="Category" error={errorFor(fields, "category")}>
-          {(p) => (
-            <input
-              {...p}
-              placeholder="signup"
-              value={category}
-              onChange={(e) => { setCategory(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field id={id("message")} label="Message" error={errorFor(fields, "message")}>
-          {(p) => (
-            <input
-              {...p}
-              placeholder="New user signed up"
-              value={message}
-              onChange={(e) => { setMessage(e.target.value); }}
-            />
-          )}
-        </Field>
+        <TextField
+          id={id("category")}
+          label="Category"
+          error={errorFor(fields, "category")}
+          placeholder="signup"
+          value={category}
+          onChange={setCategory}
+        />
+        <TextField
+          id={id("message")}
+          label="Message"
+          error={errorFor(fields, "message")}
+          placeholder="New user signed up"
+          value={message}
+          onChange={setMessage}
+        />
       </div>
-      <Field id={id("description")} label="Description" error={errorFor(fields, "description")}>
-        {(p) => (
-          <textarea
-            {...p}
-            rows={2}
-            value={description}
-            onChange={(e) => { setDescription(e.target.value); }}
-          />
-        )}
-      </Field>
+      <TextField
+        id={id("description")}
+        label="Description"
+        error={errorFor(fields, "description")}
+        rows={2}
+        value={description}
+        onChange={setDescription}
+      />
       <fieldset className="pairs">
         <legend>Fields</legend>
         {pairs.map((pair, index) => (
@@ -125,16 +100,6 @@ export function EventForm({ api, onNotice }: { api: Api; onNotice: (m: string) =
           </p>
         ) : null}
       </fieldset>
-      {error ? (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>
-          Send event
-        </button>
-      </div>
-    </form>
+    </FormCard>
   );
 }

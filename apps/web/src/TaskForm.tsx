@@ -1,18 +1,9 @@
-import { useId, useState, type SyntheticEvent } from "react";
+import { useId, useState } from "react";
 
-import { ApiError, messageOf, type FieldErrors } from "./api";
-import { errorFor, Field } from "./Field";
+import { errorFor, SelectField, TextField } from "./Field";
+import { FormCard, useSubmission } from "./Form";
 import { durationMinutes } from "./taskQuery";
-import {
-  PRIORITY_LABEL,
-  STATUS_LABEL,
-  TASK_PRIORITIES,
-  TASK_STATUSES,
-  type Task,
-  type TaskIn,
-  type TaskPriority,
-  type TaskStatus,
-} from "./types";
+import { PRIORITY_CHOICES, STATUS_CHOICES, type Task, type TaskIn, type TaskPriority, type TaskStatus } from "./types";
 
 function toLocalInput(iso: string | null): string {
   if (!iso) return "";
@@ -61,180 +52,117 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
   const [reminders, setReminders] = useState(remindersText(task));
   const [rrule, setRrule] = useState(task?.recurrence?.rrule ?? "");
   const [zone, setZone] = useState(task?.recurrence?.timezone ?? BROWSER_ZONE);
-  const [fields, setFields] = useState<FieldErrors>({});
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
-  async function submit(event: SyntheticEvent): Promise<void> {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    setFields({});
-    try {
-      await onSubmit({
-        title,
-        description: description.trim() ? description : null,
-        status,
-        priority,
-        due_at: due ? new Date(due).toISOString() : null,
-        tags: parseTags(tags),
-        reminders: parseReminders(reminders),
-        recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
-      });
-      if (task === null) {
-        setTitle("");
-        setDescription("");
-        setStatus("todo");
-        setPriority("medium");
-        setDue("");
-        setTags("");
-        setReminders("");
-        setRrule("");
-      }
-    } catch (caught) {
-      if (caught instanceof ApiError && Object.keys(caught.fields).length > 0) {
-        setFields(caught.fields);
-      }
-      setError(messageOf(caught));
-    } finally {
-      setBusy(false);
+  const submission = useSubmission(async () => {
+    await onSubmit({
+      title,
+      description: description.trim() ? description : null,
+      status,
+      priority,
+      due_at: due ? new Date(due).toISOString() : null,
+      tags: parseTags(tags),
+      reminders: parseReminders(reminders),
+      recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
+    });
+    if (task === null) {
+      setTitle("");
+      setDescription("");
+      setStatus("todo");
+      setPriority("medium");
+      setDue("");
+      setTags("");
+      setReminders("");
+      setRrule("");
     }
-  }
+  });
+  const { fields } = submission;
 
   const id = (name: string) => `${uid}-${name}`;
   const heading = task === null ? "New task" : `Edit “${task.title}”`;
   return (
-    <form
-      className="card task-form"
+    <FormCard
+      className="task-form"
       aria-label={heading}
-      onSubmit={(e) => {
-        void submit(e);
-      }}
-      noValidate
+      submission={submission}
+      submitLabel={task === null ? "Create task" : "Save changes"}
+      extraActions={
+        onCancel ? (
+          <button type="button" onClick={onCancel} disabled={submission.busy}>
+            Cancel
+          </button>
+        ) : null
+      }
     >
       <h3>{heading}</h3>
       <div className="form-grid">
-        <Field id={id("title")} label="Title" error={errorFor(fields, "title")}>
-          {(p) => (
-            <input {...p} value={title} onChange={(e) => { setTitle(e.target.value); }} />
-          )}
-        </Field>
-        <Field id={id("priority")} label="Priority" error={errorFor(fields, "priority")}>
-          {(p) => (
-            <select
-              {...p}
-              value={priority}
-              onChange={(e) => { setPriority(e.target.value as TaskPriority); }}
-            >
-              {TASK_PRIORITIES.map((v) => (
-                <option key={v} value={v}>
-                  {PRIORITY_LABEL[v]}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id={id("status")} label="Status" error={errorFor(fields, "status")}>
-          {(p) => (
-            <select
-              {...p}
-              value={status}
-              onChange={(e) => { setStatus(e.target.value as TaskStatus); }}
-            >
-              {TASK_STATUSES.map((v) => (
-                <option key={v} value={v}>
-                  {STATUS_LABEL[v]}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id={id("due")} label="Due" error={errorFor(fields, "due_at")}>
-          {(p) => (
-            <input
-              {...p}
-              type="datetime-local"
-              value={due}
-              onChange={(e) => { setDue(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
+        <TextField id={id("title")} label="Title" error={errorFor(fields, "title")} value={title} onChange={setTitle} />
+        <SelectField
+          id={id("priority")}
+          label="Priority"
+          error={errorFor(fields, "priority")}
+          choices={PRIORITY_CHOICES}
+          value={priority}
+          onChange={setPriority}
+        />
+        <SelectField
+          id={id("status")}
+          label="Status"
+          error={errorFor(fields, "status")}
+          choices={STATUS_CHOICES}
+          value={status}
+          onChange={setStatus}
+        />
+        <TextField
+          id={id("due")}
+          label="Due"
+          error={errorFor(fields, "due_at")}
+          type="datetime-local"
+          value={due}
+          onChange={setDue}
+        />
+        <TextField
           id={id("tags")}
           label="Tags"
           hint="Comma-separated"
           error={errorFor(fields, "tags")}
-        >
-          {(p) => <input {...p} value={tags} onChange={(e) => { setTags(e.target.value); }} />}
-        </Field>
-        <Field
+          value={tags}
+          onChange={setTags}
+        />
+        <TextField
           id={id("reminders")}
           label="Reminders"
           hint="Minutes before due, comma-separated (0: at due time)"
           error={errorFor(fields, "reminders")}
-        >
-          {(p) => (
-            <input
-              {...p}
-              inputMode="numeric"
-              value={reminders}
-              onChange={(e) => { setReminders(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
+          inputMode="numeric"
+          value={reminders}
+          onChange={setReminders}
+        />
+        <TextField
           id={id("rrule")}
           label="Repeats"
           hint="An RRULE, e.g. FREQ=WEEKLY;BYDAY=MO (empty: does not repeat)"
           error={errorFor(fields, "recurrence.rrule") ?? fields.recurrence}
-        >
-          {(p) => (
-            <input
-              {...p}
-              placeholder="FREQ=WEEKLY;BYDAY=MO"
-              value={rrule}
-              onChange={(e) => { setRrule(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
+          placeholder="FREQ=WEEKLY;BYDAY=MO"
+          value={rrule}
+          onChange={setRrule}
+        />
+        <TextField
           id={id("zone")}
           label="Time zone"
           hint="IANA name the rule's times are in"
           error={errorFor(fields, "recurrence.timezone")}
-        >
-          {(p) => <input {...p} value={zone} onChange={(e) => { setZone(e.target.value); }} />}
-        </Field>
-        <Field
+          value={zone}
+          onChange={setZone}
+        />
+        <TextField
           id={id("description")}
           label="Description"
           error={errorFor(fields, "description")}
-        >
-          {(p) => (
-            <textarea
-              {...p}
-              rows={2}
-              value={description}
-              onChange={(e) => { setDescription(e.target.value); }}
-            />
-          )}
-        </Field>
+          rows={2}
+          value={description}
+          onChange={setDescription}
+        />
       </div>
-      {error ? (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>
-          {task === null ? "Create task" : "Save changes"}
-        </button>
-        {onCancel ? (
-          <button type="button" onClick={onCancel} disabled={busy}>
-            Cancel
-          </button>
-        ) : null}
-      </div>
-    </form>
+    </FormCard>
   );
 }
