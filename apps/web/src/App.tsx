@@ -3,7 +3,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { Api } from "./api";
 import { EventForm } from "./EventForm";
 import { TextField } from "./Field";
-import { FormCard, useSubmission } from "./Form";
+import { FormCard, useForm } from "./Form";
 import { LiveFeed } from "./LiveFeed";
 import { forgetKey, storedKey, storeKey } from "./session";
 import { openStream, type StreamState } from "./stream";
@@ -13,22 +13,22 @@ import type { Activity } from "./types";
 const FEED_LIMIT = 200;
 
 function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => void; notice: string | null }) {
-  const [key, setKey] = useState("");
-  const submission = useSubmission(
-    async () => {
+  const form = useForm(
+    { key: "" },
+    async ({ key }) => {
       const candidate = key.trim();
       // Proves the key before anything else.
       await new Api(candidate).listTasks(new URLSearchParams({ limit: "1" }));
       onSignedIn(candidate);
     },
-    () => (key.trim() ? null : "Enter an API key."),
+    ({ key }) => (key.trim() ? null : "Enter an API key."),
   );
 
   return (
     <main className="signin">
       <FormCard
         aria-labelledby="signin-heading"
-        submission={submission}
+        submission={form.submission}
         submitLabel="Sign in"
         showError={false}
       >
@@ -36,15 +36,14 @@ function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => void; not
         <p>Sign in with an API key from <code>events-api create-key</code>.</p>
         {notice ? <p className="notice">{notice}</p> : null}
         <TextField
-          id="api-key"
           label="API key"
           hint="Kept in this tab only (sessionStorage), sent only in the Authorization header."
-          error={submission.error ?? undefined}
           type="password"
           autoComplete="off"
           spellCheck={false}
-          value={key}
-          onChange={setKey}
+          {...form.field("key")}
+          id="api-key"
+          error={form.submission.error ?? undefined} // every sign-in error is about the key
         />
       </FormCard>
     </main>

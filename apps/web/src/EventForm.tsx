@@ -1,8 +1,8 @@
-import { useId, useState } from "react";
+import { useState } from "react";
 
 import type { Api } from "./api";
 import { errorFor, TextField } from "./Field";
-import { FormCard, useSubmission } from "./Form";
+import { FormCard, useForm } from "./Form";
 
 interface Pair {
   key: string;
@@ -11,61 +11,33 @@ interface Pair {
 
 /** Send a notification event (category, message, description, key/value fields). */
 export function EventForm({ api, onNotice }: { api: Api; onNotice: (m: string) => void }) {
-  const uid = useId();
-  const [category, setCategory] = useState("");
-  const [message, setMessage] = useState("");
-  const [description, setDescription] = useState("");
   const [pairs, setPairs] = useState<Pair[]>([{ key: "", value: "" }]);
 
   function setPair(index: number, change: Partial<Pair>): void {
     setPairs((all) => all.map((p, i) => (i === index ? { ...p, ...change } : p)));
   }
 
-  const submission = useSubmission(async () => {
+  const form = useForm({ category: "", message: "", description: "" }, async (draft, setDraft) => {
     const extra: Record<string, string> = {};
     for (const { key, value } of pairs) if (key.trim()) extra[key.trim()] = value;
     const accepted = await api.sendEvent({
-      category,
-      message,
-      description: description.trim() ? description : null,
+      ...draft,
+      description: draft.description.trim() ? draft.description : null,
       fields: extra,
     });
     onNotice(`Event accepted (${accepted.id.slice(0, 8)}).`);
-    setMessage("");
-    setDescription("");
+    setDraft((d) => ({ ...d, message: "", description: "" }));
   });
-  const { fields } = submission;
+  const fieldsError = errorFor(form.submission.fields, "fields");
 
-  const id = (name: string) => `${uid}-${name}`;
   return (
-    <FormCard aria-label="Send an event" submission={submission} submitLabel="Send event">
+    <FormCard aria-label="Send an event" submission={form.submission} submitLabel="Send event">
       <h3>Send an event</h3>
       <div className="form-grid two">
-        <TextField
-          id={id("category")}
-          label="Category"
-          error={errorFor(fields, "category")}
-          placeholder="signup"
-          value={category}
-          onChange={setCategory}
-        />
-        <TextField
-          id={id("message")}
-          label="Message"
-          error={errorFor(fields, "message")}
-          placeholder="New user signed up"
-          value={message}
-          onChange={setMessage}
-        />
+        <TextField label="Category" placeholder="signup" {...form.field("category")} />
+        <TextField label="Message" placeholder="New user signed up" {...form.field("message")} />
       </div>
-      <TextField
-        id={id("description")}
-        label="Description"
-        error={errorFor(fields, "description")}
-        rows={2}
-        value={description}
-        onChange={setDescription}
-      />
+      <TextField label="Description" rows={2} {...form.field("description")} />
       <fieldset className="pairs">
         <legend>Fields</legend>
         {pairs.map((pair, index) => (
@@ -94,9 +66,9 @@ export function EventForm({ api, onNotice }: { api: Api; onNotice: (m: string) =
         <button type="button" className="link" onClick={() => { setPairs((all) => [...all, { key: "", value: "" }]); }}>
           Add field
         </button>
-        {errorFor(fields, "fields") ? (
+        {fieldsError ? (
           <p className="field-error" role="alert">
-            {errorFor(fields, "fields")}
+            {fieldsError}
           </p>
         ) : null}
       </fieldset>

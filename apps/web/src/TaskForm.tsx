@@ -1,7 +1,5 @@
-import { useId, useState } from "react";
-
 import { errorFor, SelectField, TextField } from "./Field";
-import { FormCard, useSubmission } from "./Form";
+import { FormCard, useForm } from "./Form";
 import { durationMinutes } from "./taskQuery";
 import { PRIORITY_CHOICES, STATUS_CHOICES, type Task, type TaskIn, type TaskPriority, type TaskStatus } from "./types";
 
@@ -34,6 +32,47 @@ export function parseTags(raw: string): string[] {
     .filter((t) => t.length > 0);
 }
 
+/** The form's values, as typed (parsed into a TaskIn when sent). */
+interface Draft {
+  title: string;
+  description: string;
+  status: TaskStatus;
+  priority: TaskPriority;
+  due: string; // datetime-local, the browser's time
+  tags: string;
+  reminders: string;
+  rrule: string;
+  zone: string;
+}
+
+function draftOf(task: Task | null): Draft {
+  return {
+    title: task?.title ?? "",
+    description: task?.description ?? "",
+    status: task?.status ?? "todo",
+    priority: task?.priority ?? "medium",
+    due: toLocalInput(task?.due_at ?? null),
+    tags: task?.tags.join(", ") ?? "",
+    reminders: remindersText(task),
+    rrule: task?.recurrence?.rrule ?? "",
+    zone: task?.recurrence?.timezone ?? BROWSER_ZONE,
+  };
+}
+
+function taskOf(draft: Draft): TaskIn {
+  const { title, description, status, priority, due, tags, reminders, rrule, zone } = draft;
+  return {
+    title,
+    description: description.trim() ? description : null,
+    status,
+    priority,
+    due_at: due ? new Date(due).toISOString() : null,
+    tags: parseTags(tags),
+    reminders: parseReminders(reminders),
+    recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
+  };
+}
+
 interface TaskFormProps {
   task: Task | null; // null: a new task
   onSubmit: (task: TaskIn) => Promise<void>;
@@ -42,42 +81,16 @@ interface TaskFormProps {
 
 /** Create or edit a task. Limits are the API's: its 422 field errors appear under each field. */
 export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
-  const uid = useId();
-  const [title, setTitle] = useState(task?.title ?? "");
-  const [description, setDescription] = useState(task?.description ?? "");
-  const [status, setStatus] = useState<TaskStatus>(task?.status ?? "todo");
-  const [priority, setPriority] = useState<TaskPriority>(task?.priority ?? "medium");
-  const [due, setDue] = useState(toLocalInput(task?.due_at ?? null));
-  const [tags, setTags] = useState(task?.tags.join(", ") ?? "");
-  const [reminders, setReminders] = useState(remindersText(task));
-  const [rrule, setRrule] = useState(task?.recurrence?.rrule ?? "");
-  const [zone, setZone] = useState(task?.recurrence?.timezone ?? BROWSER_ZONE);
+  const form = useForm(
+    () => draftOf(task),
+    async (draft, setDraft) => {
+      await onSubmit(taskOf(draft));
+      // A new task's form starts over, in the time zone last used.
+      if (task === null) setDraft((d) => ({ ...draftOf(null), zone: d.zone }));
+    },
+  );
+  const { field, submission } = form;
 
-  const submission = useSubmission(async () => {
-    await onSubmit({
-      title,
-      description: description.trim() ? description : null,
-      status,
-      priority,
-      due_at: due ? new Date(due).toISOString() : null,
-      tags: parseTags(tags),
-      reminders: parseReminders(reminders),
-      recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
-    });
-    if (task === null) {
-      setTitle("");
-      setDescription("");
-      setStatus("todo");
-      setPriority("medium");
-      setDue("");
-      setTags("");
-      setReminders("");
-      setRrule("");
-    }
-  });
-  const { fields } = submission;
-
-  const id = (name: string) => `${uid}-${name}`;
   const heading = task === null ? "New task" : `Edit “${task.title}”`;
   return (
     <FormCard
@@ -95,73 +108,31 @@ export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
     >
       <h3>{heading}</h3>
       <div className="form-grid">
-        <TextField id={id("title")} label="Title" error={errorFor(fields, "title")} value={title} onChange={setTitle} />
-        <SelectField
-          id={id("priority")}
-          label="Priority"
-          error={errorFor(fields, "priority")}
-          choices={PRIORITY_CHOICES}
-          value={priority}
-          onChange={setPriority}
-        />
-        <SelectField
-          id={id("status")}
-          label="Status"
-          error={errorFor(fields, "status")}
-          choices={STATUS_CHOICES}
-          value={status}
-          onChange={setStatus}
-        />
+        <TextField label="Title" {...field("title")} />
+        <SelectField label="Priority" choices={PRIORITY_CHOICES} {...field("priority")} />
+        <SelectField label="Status" choices={STATUS_CHOICES} {...field("status")} />
+        <TextField label="Due" type="datetime-local" {...field("due", "due_at")} />
+        <TextField label="Tags" hint="Comma-separated" {...field("tags")} />
         <TextField
-          id={id("due")}
-          label="Due"
-          error={errorFor(fields, "due_at")}
-          type="datetime-local"
-          value={due}
-          onChange={setDue}
-        />
-        <TextField
-          id={id("tags")}
-          label="Tags"
-          hint="Comma-separated"
-          error={errorFor(fields, "tags")}
-          value={tags}
-          onChange={setTags}
-        />
-        <TextField
-          id={id("reminders")}
           label="Reminders"
           hint="Minutes before due, comma-separated (0: at due time)"
-          error={errorFor(fields, "reminders")}
           inputMode="numeric"
-          value={reminders}
-          onChange={setReminders}
+          {...field("reminders")}
         />
         <TextField
-          id={id("rrule")}
           label="Repeats"
           hint="An RRULE, e.g. FREQ=WEEKLY;BYDAY=MO (empty: does not repeat)"
-          error={errorFor(fields, "recurrence.rrule") ?? fields.recurrence}
           placeholder="FREQ=WEEKLY;BYDAY=MO"
-          value={rrule}
-          onChange={setRrule}
+          {...field("rrule")}
+          // a rule the API refuses as a whole is reported at `recurrence`
+          error={errorFor(submission.fields, "recurrence.rrule") ?? submission.fields.recurrence}
         />
         <TextField
-          id={id("zone")}
           label="Time zone"
           hint="IANA name the rule's times are in"
-          error={errorFor(fields, "recurrence.timezone")}
-          value={zone}
-          onChange={setZone}
+          {...field("zone", "recurrence.timezone")}
         />
-        <TextField
-          id={id("description")}
-          label="Description"
-          error={errorFor(fields, "description")}
-          rows={2}
-          value={description}
-          onChange={setDescription}
-        />
+        <TextField label="Description" rows={2} {...field("description")} />
       </div>
     </FormCard>
   );

@@ -112,6 +112,17 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
     if (key !== "search") setSent(next);
   }
 
+  /** A toolbar control's props: it shows and changes `query[key]`. */
+  function filter<K extends keyof TaskQuery>(key: K) {
+    return {
+      id: id(key),
+      value: query[key],
+      onChange: (value: TaskQuery[K]) => {
+        update(key, value);
+      },
+    };
+  }
+
   async function act(task: Task, work: () => Promise<unknown>, done: string): Promise<void> {
     setRowError(null);
     try {
@@ -153,56 +164,18 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
 
       <div className="toolbar" role="search" aria-label="Search and filter tasks">
         <TextField
-          id={id("search")}
-          className="grow"
           label="Search"
+          className="grow"
           type="search"
           placeholder="Words in the title or description"
-          value={query.search}
-          onChange={(v) => { update("search", v); }}
+          {...filter("search")}
         />
-        <SelectField
-          id={id("status")}
-          label="Status"
-          choices={[ANY, ...STATUS_CHOICES]}
-          value={query.status}
-          onChange={(v) => { update("status", v); }}
-        />
-        <SelectField
-          id={id("priority")}
-          label="Priority"
-          choices={[ANY, ...PRIORITY_CHOICES]}
-          value={query.priority}
-          onChange={(v) => { update("priority", v); }}
-        />
-        <SelectField
-          id={id("tag")}
-          label="Tag"
-          choices={[ANY, ...knownTags.map((t) => ({ value: t, label: t }))]}
-          value={query.tag}
-          onChange={(v) => { update("tag", v); }}
-        />
-        <TextField
-          id={id("from")}
-          label="Due from"
-          type="date"
-          value={query.dueFrom}
-          onChange={(v) => { update("dueFrom", v); }}
-        />
-        <TextField
-          id={id("to")}
-          label="Due to"
-          type="date"
-          value={query.dueTo}
-          onChange={(v) => { update("dueTo", v); }}
-        />
-        <SelectField
-          id={id("sort")}
-          label="Sort"
-          choices={SORT_CHOICES}
-          value={query.sort}
-          onChange={(v) => { update("sort", v); }}
-        />
+        <SelectField label="Status" choices={[ANY, ...STATUS_CHOICES]} {...filter("status")} />
+        <SelectField label="Priority" choices={[ANY, ...PRIORITY_CHOICES]} {...filter("priority")} />
+        <SelectField label="Tag" choices={[ANY, ...knownTags.map((t) => ({ value: t, label: t }))]} {...filter("tag")} />
+        <TextField label="Due from" type="date" {...filter("dueFrom")} />
+        <TextField label="Due to" type="date" {...filter("dueTo")} />
+        <SelectField label="Sort" choices={SORT_CHOICES} {...filter("sort")} />
         {isFiltered(query) ? (
           <button type="button" className="link" onClick={() => {
             const cleared = { ...EMPTY_QUERY, sort: query.sort };
