@@ -38,7 +38,9 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.run import AppProcess, infrastructure, pct  # noqa: E402
+from bench.procstat import peak_rss_mb  # noqa: E402
+from bench.report import pct  # noqa: E402
+from bench.run import AppProcess, infrastructure  # noqa: E402
 from bench.run import wait_for as wait_until  # noqa: E402
 from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
 
@@ -170,7 +172,7 @@ def precision(bootstrap: str, dsn: str, log_dir: Path, n: int, window_s: float) 
     try:
         wait_until(lambda: _fired(dsn) >= n, timeout=start - time.time() + window_s + 120)
         wait_until(lambda: len(reader.late_s) >= n, timeout=60)
-        peak_rss = service.peak_rss_mb()
+        peak_rss = peak_rss_mb(service.pid)
     finally:
         service.stop()
         reader.stop.set()
@@ -197,8 +199,7 @@ def precision(bootstrap: str, dsn: str, log_dir: Path, n: int, window_s: float) 
 
 
 def _rss_mb(service: AppProcess) -> float:
-    assert service.process is not None
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
+    for line in Path(f"/proc/{service.pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")

@@ -1,27 +1,31 @@
-"""Benchmark of the bundled apps, in one run on one broker and one database.
+"""Benchmark of the bundled apps: every figure of issue 17, in one run, on one broker and one
+database, each as a ratio to a ceiling measured in the same run.
 
-    .venv/bin/python bench/run.py            # full run (~3-4 min)
-    .venv/bin/python bench/run.py --quick    # smaller counts and shorter phases (~1-2 min)
+    .venv/bin/python bench/run.py                 # full run (~12 min)
+    .venv/bin/python bench/run.py --quick         # smaller counts, shorter phases (~4 min)
+    .venv/bin/python bench/run.py --json FILE --readme --history
 
-Measures:
-- raw kafka-python produce and consume rates (the baseline) on the topic audit reads;
-- PostgreSQL alone: audit's own INSERT of the same envelopes with audit's batch size and
-  writer count, no Kafka (the ceiling the database puts on the sink);
-- audit sink rate (events/s into PostgreSQL, draining the same backlog) and its ratio to raw
-  consume;
-- events-api accepted requests/s with p50/p99 at a fixed offered load (open loop, latency from
-  the scheduled send time, so a slow server cannot hide queueing) and at saturation (closed
-  loop), against a bare FastAPI endpoint served the same way;
-- end-to-end latency from the 202 to the audit row (`audit_log.recorded_at`, the same host
-  clock) at the fixed load;
-- notifier delivery rate to a local webhook;
-- peak RSS (VmHWM) of every app process.
+Phases and what each reports:
+1. audit ceiling: raw kafka-python produce/consume of N envelopes (references) and the two
+   idempotent bulk loads of the same rows into PostgreSQL (bench/baselines.py), interleaved,
+   median of 3 each; the ceiling is the faster.
+2. audit sink drains those N envelopes: rows/s, as a ratio to the ceiling; CPU ms per event
+   and peak RSS over the first 10k events and over all N (cost, bench/procstat.py).
+3. events-api at saturation against the SAME server's trivial endpoint (`GET /healthz`), with
+   wrk (C), 3 interleaved pairs, medians: the ratio, and events-api's CPU ms per accepted event
+   (the in-process outbox relay included). wrk's own CPU is reported.
+4. end-to-end at half of the measured saturation rate: open-loop Python generator (its CPU is
+   reported), API latency and 202 -> audit row (`audit_log.recorded_at`) p50/p99.
+5. events-api cost from 10k to 100k accepted events (hey, fixed counts): CPU ms per event and
+   peak RSS after 10k and after 100k.
+6. notifier drains N_notify envelopes to a local webhook: deliveries/s, and its cost after 10%
+   and after all of them.
+The machine's 1-minute load average is sampled throughout and reported per phase.
 
 Uses the embedded Tansu broker and PostgreSQL unless KAFKA_BOOTSTRAP_SERVERS / DB_HOST (with
 the other DB_* facts) are set. The apps get the facts channel from the same function as a pod
 (`platform_cli.local_facts`) and run under the process kit (`platform_cli.processes`).
-Everything (load generator included) shares this machine's cores, which is part of what the
-figures say.
+Everything shares this machine's cores: the loaders' CPU is reported so it can be discounted.
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
+import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,8 +56,18 @@ sys.path.insert(0, str(REPO))
 
 from apps.audit.settings import AuditSettings  # noqa: E402
 from apps.common.db import migrate  # noqa: E402
-from apps.common.envelope import encode, new_envelope  # noqa: E402
-from bench.loadgen import fixed_rate, saturate  # noqa: E402
+from bench import report  # noqa: E402
+from bench.baselines import (  # noqa: E402
+    PARTITIONS,
+    database_ceilings,
+    median_of,
+    raw_consume,
+    raw_produce,
+    sample_payloads,
+)
+from bench.http_load import GeneratorMissing, HttpRun, available, hey_post_events, wrk  # noqa: E402
+from bench.loadgen import fixed_rate  # noqa: E402
+from bench.procstat import CostWindow, LoadSampler  # noqa: E402
 from platform_cli.embedded import (  # noqa: E402
     create_topics,
     free_port,
@@ -63,28 +78,14 @@ from platform_cli.local_facts import Database, local_app_environment  # noqa: E4
 from platform_cli.processes import Process, poll_until  # noqa: E402
 from platform_cli.processes import http_ok as _http_ok  # noqa: E402
 
-PARTITIONS = 3
 RUNS = 3
-"""Repeats of the short baseline measurements (raw consume, database alone); median reported."""
+"""Repeats of each ceiling measurement (raw consume, each bulk load); medians reported."""
+PAIRS = 3
+"""Interleaved (trivial endpoint, events) saturation pairs; medians reported."""
 LOCAL = "127.0.0.1"
 FAST_GROUP = {"KAFKA_HEARTBEAT_INTERVAL_MS": "300", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
-TARGETS = {
-    "audit_ratio": 0.7,
-    "api_p99_ms_at_500": 50.0,
-    "e2e_p99_ms_at_500": 500.0,
-    "rss_mb": 150.0,
-}
-
-
-# --- helpers ------------------------------------------------------------------------------------
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
+COST_FIRST = 10_000
+"""The first cost checkpoint (events); the second is the phase's full count."""
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -92,9 +93,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.
     return poll_until(predicate, timeout, interval)
 
 
+def http_ok(url: str) -> bool:
+    return _http_ok(url)
+
+
 @dataclass
 class AppProcess:
-    """A Python subprocess (the process kit's) whose peak RSS we report; stopped with SIGTERM."""
+    """A Python subprocess (the process kit's), stopped with SIGTERM."""
 
     name: str
     args: list[str]
@@ -112,13 +117,10 @@ class AppProcess:
         ).spawn()
         return self
 
-    def peak_rss_mb(self) -> float:
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.started_pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+    @property
+    def pid(self) -> int:
+        assert self.process is not None and self.process.started_pid is not None
+        return self.process.started_pid
 
     def stop(self) -> None:
         if self.process is not None:
@@ -138,117 +140,76 @@ def metric(port: int, name: str) -> float:
     return total
 
 
-def http_ok(url: str) -> bool:
-    return _http_ok(url)
+def self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
-# --- phase 1: raw kafka-python -------------------------------------------------------------------
+# --- cost windows ---------------------------------------------------------------------------
 
 
-def sample_payloads(n: int) -> list[tuple[bytes, bytes]]:
-    out = []
-    for i in range(n):
-        envelope = new_envelope(
-            "event.received",
-            source="bench",
-            subject=str(uuid.uuid4()),
-            correlation_id=uuid.uuid4().hex,
-            data={"category": "deploy", "message": f"release {i} rolled out", "fields": {"v": "1"}},
-        )
-        out.append((envelope.subject.encode(), encode(envelope)))
-    return out
+def drain_with_costs(
+    pid: int, progress: Callable[[], float], total: int, first: int, timeout_s: float
+) -> dict[str, Any]:
+    """Wait for `progress()` to reach `total`; the rate from the first progress to the end, and
+    the process's cost over its first `first` events and over all of them. The window opens at
+    the first progress, so start-up (imports, the group join) is not counted as per-event."""
+    if not wait_for(lambda: progress() > 0, 180):
+        raise RuntimeError("no progress within 180 s")
+    window = CostWindow(pid).start()
+    opened_at, opened_value = time.perf_counter(), progress()
+    checkpoints: dict[str, dict[str, float]] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = progress() - opened_value
+        if "first" not in checkpoints and done >= first:
+            checkpoints["first"] = window.sample(int(done))
+        if progress() >= total:
+            break
+        time.sleep(0.1)  # scraping /metrics costs the app CPU too: not faster than this
+    took = time.perf_counter() - opened_at
+    done = progress() - opened_value
+    checkpoints["all"] = window.sample(int(done))
+    # A backlog drained within one poll has no earlier checkpoint: the first is the whole.
+    checkpoints.setdefault("first", checkpoints["all"])
+    return {"rate": done / took, "events": int(done), "cost": checkpoints}
 
 
-def raw_produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    producer.send(topic, key=b"warm-up", value=payloads[0][1]).get(30)  # connect first
-    started = time.perf_counter()
-    for key, value in payloads:
-        producer.send(topic, key=key, value=value)
-    producer.flush(120)
-    took = time.perf_counter() - started
-    producer.close(5)
-    return len(payloads) / took
+# --- phases -----------------------------------------------------------------------------------
 
 
-def raw_consume(bootstrap: str, topic: str, expected: int) -> float:
-    """Drain the topic from the beginning (no group); rate from the first record to the last.
-
-    One drain of 100k records takes about a second, and back-to-back drains of the same topic
-    differ by up to 2x here: callers take the median of several (`median_of`)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    got, first_at, first_batch = 0, 0.0, 0
-    deadline = time.monotonic() + 300
-    while got < expected and time.monotonic() < deadline:
-        batch = consumer.poll(timeout_ms=500, max_records=500)
-        n = sum(len(records) for records in batch.values())
-        if n and not first_at:
-            first_at, first_batch = time.perf_counter(), n
-        got += n
-    took = time.perf_counter() - first_at
-    consumer.close()
-    return (got - first_batch) / took
-
-
-def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[float]]:
-    values = [measure() for _ in range(runs)]
-    return statistics.median(values), values
-
-
-def database_ceiling(
-    dsn: str, payloads: list[tuple[bytes, bytes]], batch: int, writers: int
-) -> float:
-    """Rows/s of audit's own INSERT for the same envelopes, `writers` connections, no Kafka.
-
-    What the audit sink could reach if consuming and validating were free: the database's share
-    of the ratio. The table is emptied afterwards so audit inserts every row itself."""
-    from apps.audit.store import AuditRecord, insert_batch
-
-    records = [AuditRecord(value, "bench", 0, i) for i, (_, value) in enumerate(payloads)]
-    chunks = [records[i : i + batch] for i in range(0, len(records), batch)]
-
-    def write(part: list[list[AuditRecord]]) -> None:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            for chunk in part:
-                with conn.transaction():
-                    insert_batch(conn, chunk)
-
-    threads = [threading.Thread(target=write, args=(chunks[k::writers],)) for k in range(writers)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    took = time.perf_counter() - started
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("TRUNCATE audit_log")
-    return len(records) / took
+def saturation_pairs(
+    api_port: int, api_pid: int, keys: list[str], seconds: float, connections: int
+) -> dict[str, Any]:
+    """PAIRS x (GET /healthz, POST /api/v1/events) with wrk, interleaved; events-api's CPU
+    per accepted event over each events run."""
+    base = f"http://{LOCAL}:{api_port}"
+    trivial: list[HttpRun] = []
+    events: list[HttpRun] = []
+    cpu_ms: list[float] = []
+    for _ in range(PAIRS):
+        trivial.append(wrk(f"{base}/healthz", seconds, connections))
+        window = CostWindow(api_pid).start()
+        run = wrk(base, seconds, connections, post_event_keys=keys)
+        events.append(run)
+        accepted = run.requests - run.failed
+        cpu_ms.append(window.sample(accepted)["cpu_ms_per_event"])
+    trivial_rate = statistics.median(r.rate for r in trivial)
+    events_rate = statistics.median(r.rate for r in events)
+    return {
+        "trivial": [vars(r) | {"generator_cores": r.generator_cores} for r in trivial],
+        "events": [vars(r) | {"generator_cores": r.generator_cores} for r in events],
+        "trivial_rate": trivial_rate,
+        "events_rate": events_rate,
+        "ratio": events_rate / trivial_rate,
+        "pair_ratios": [e.rate / t.rate for t, e in zip(trivial, events, strict=True)],
+        "cpu_ms_per_event": statistics.median(cpu_ms),
+        "cpu_ms_runs": cpu_ms,
+        "failed": sum(r.failed for r in trivial + events),
+    }
 
 
-# --- phase 2: audit sink -------------------------------------------------------------------------
-
-
-def audit_sink_rate(audit_port: int, expected: int) -> float:
-    """Rows/s while audit drains the backlog, from its first committed batch to the last."""
-    name = "audit_rows_inserted_total"
-    assert wait_for(lambda: metric(audit_port, name) > 0, timeout=120), "audit never wrote"
-    first_at, first_value = time.perf_counter(), metric(audit_port, name)
-    # Polled every 0.1 s: scraping /metrics costs the audit process CPU too.
-    assert wait_for(lambda: metric(audit_port, name) >= expected, 600, interval=0.1)
-    return (expected - first_value) / (time.perf_counter() - first_at)
-
-
-# --- phase 3: HTTP load (see loadgen.py) -------------------------------------------------------
-
-
-def e2e_latencies(dsn: str, accepted: dict[str, float]) -> list[float]:
+def e2e_latencies(dsn: str, accepted: dict[str, float]) -> tuple[list[float], int]:
     ids = list(accepted)
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
@@ -256,13 +217,104 @@ def e2e_latencies(dsn: str, accepted: dict[str, float]) -> list[float]:
             (ids,),
         ).fetchall()
     found = {eid: recorded.timestamp() for eid, recorded in rows}
-    missing = len(ids) - len(found)
-    if missing:
-        print(f"  warning: {missing} accepted events not in audit_log", file=sys.stderr)
-    return [(found[i] - accepted[i]) * 1000 for i in ids if i in found]
+    return [(found[i] - accepted[i]) * 1000 for i in ids if i in found], len(ids) - len(found)
 
 
-# --- orchestration ------------------------------------------------------------------------------
+def end_to_end(
+    api_port: int,
+    keys: list[str],
+    rate: float,
+    seconds: float,
+    connections: int,
+    dsn: str,
+    audit_port: int,
+) -> dict[str, Any]:
+    rows_before = metric(audit_port, "audit_rows_inserted_total")
+    cpu_before, started = self_cpu(), time.perf_counter()
+    result = asyncio.run(fixed_rate(LOCAL, api_port, keys, rate, seconds, connections))
+    generator_cores = (self_cpu() - cpu_before) / (time.perf_counter() - started)
+    target = rows_before + result.ok
+    wait_for(lambda: metric(audit_port, "audit_rows_inserted_total") >= target, 120)
+    e2e, missing = e2e_latencies(dsn, result.accepted)
+    return {
+        "offered": rate,
+        "rate": result.rate,
+        "ok": result.ok,
+        "errors": result.errors,
+        "api_p50_ms": report.pct(result.latencies_ms, 50),
+        "api_p99_ms": report.pct(result.latencies_ms, 99),
+        "e2e_p50_ms": report.pct(e2e, 50),
+        "e2e_p99_ms": report.pct(e2e, 99),
+        "e2e_n": len(e2e),
+        "e2e_missing": missing,
+        "generator_cores": generator_cores,
+    }
+
+
+def api_costs(
+    api_port: int, api_pid: int, key: str, total: int, connections: int
+) -> dict[str, Any]:
+    """hey: `COST_FIRST` (or a tenth for small totals) accepted events, then the rest; events-api's
+    CPU ms per event and peak RSS after each, the window opened before the first."""
+    url = f"http://{LOCAL}:{api_port}/api/v1/events"
+    first = min(COST_FIRST, total // 10)
+    window = CostWindow(api_pid).start()
+    head = hey_post_events(url, first, connections, key)
+    at_first = window.sample(head.requests - head.failed)
+    rest = hey_post_events(url, total - head.requests, connections, key)
+    accepted = head.requests - head.failed + rest.requests - rest.failed
+    return {
+        "cost": {"first": at_first, "all": window.sample(accepted)},
+        "rate": accepted / (head.seconds + rest.seconds),
+        "failed": head.failed + rest.failed,
+        "generator_cores": (head.generator_cpu_s + rest.generator_cpu_s)
+        / (head.seconds + rest.seconds),
+    }
+
+
+def notifier_phase(
+    bootstrap: str,
+    base_env: dict[str, str],
+    topics: dict[str, str],
+    suffix: str,
+    log_dir: Path,
+    count: int,
+) -> tuple[dict[str, Any], AppProcess]:
+    from kafka import KafkaProducer
+
+    from tests.apps.webhook_sink import webhook_sink
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for key, value in sample_payloads(count):
+        producer.send(topics["notify_events"], key=key, value=value)
+    producer.flush(120)
+    producer.close(5)
+    with webhook_sink() as sink:
+        notifier = AppProcess(
+            "notifier",
+            ["-m", "apps.notifier.cli", "run"],
+            {
+                **base_env,
+                "PORT": str(free_port()),
+                "EVENTS_TOPIC": topics["notify_events"],
+                "TASKS_TOPIC": topics["notify_tasks"],
+                "DEAD_LETTER_TOPIC": topics["notifier_dlq"],
+                "CONSUMER_GROUP": f"notifier-{suffix}",
+                "NOTIFIER_WEBHOOK_URL": f"{sink.url}/hook",
+            },
+            log_dir,
+        ).start()
+        drained = drain_with_costs(
+            notifier.pid,
+            lambda: float(len(sink.requests)),
+            count,
+            first=max(1, count // 10),
+            timeout_s=3600,
+        )
+    return drained, notifier
+
+
+# --- orchestration ----------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -282,9 +334,42 @@ def make_keys(dsn: str, n: int) -> list[str]:
         ]
 
 
+class Phases:
+    """Wall-clock spans of the phases, for the load report."""
+
+    def __init__(self, load: LoadSampler) -> None:
+        self.load = load
+        self.spans: dict[str, tuple[float, float]] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str, step: str) -> Iterator[None]:
+        print(f"[{step}] {name}", file=sys.stderr, flush=True)
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.spans[name] = (started, time.time())
+
+    def loads(self) -> dict[str, dict[str, float]]:
+        return {name: self.load.summary(a, b) for name, (a, b) in self.spans.items()}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds")}
-    n_events = args.events
+    if not available():
+        raise GeneratorMissing("the saturation phases need wrk and hey: apt-get install wrk hey")
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "params": {
+            "events": args.events,
+            "api_events": args.api_events,
+            "notify_events": args.notify_events,
+            "seconds": args.seconds,
+            "connections": args.connections,
+            "partitions": PARTITIONS,
+            "cpus": os.cpu_count(),
+        },
+    }
+    n = args.events
     suffix = uuid.uuid4().hex[:6]
     topics = {
         "events": f"events-{suffix}",
@@ -296,272 +381,172 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     print(f"logs in {log_dir}", file=sys.stderr)
+    load = LoadSampler().start()
+    phase = Phases(load)
     procs: list[AppProcess] = []
-    with infrastructure() as (bootstrap, dsn):
-        create_topics(bootstrap, topics.values(), partitions=PARTITIONS)
-        for app, directory in (
-            ("events-api", REPO / "apps/events_api/migrations"),
-            ("audit", REPO / "apps/audit/migrations"),
-            ("notifier", REPO / "apps/notifier/migrations"),
-        ):
-            migrate(dsn, app, directory)
-        base_env = {
-            **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
-            "LOG_LEVEL": "WARNING",
-            **FAST_GROUP,
-        }
-        try:
-            # 1. raw baseline on the topic audit will read
-            print(f"[1/6] raw kafka-python, {n_events} envelopes", file=sys.stderr)
-            payloads = sample_payloads(n_events - 1)  # + 1 warm-up record = n_events
-            results["raw_produce_per_s"] = raw_produce(bootstrap, topics["events"], payloads)
-            results["raw_consume_per_s"], results["raw_consume_runs"] = median_of(
-                RUNS, lambda: raw_consume(bootstrap, topics["events"], n_events)
-            )
-            audit_settings = AuditSettings()
-            results["db_ceiling_per_s"], results["db_ceiling_runs"] = median_of(
-                RUNS,
-                lambda: database_ceiling(
-                    dsn, payloads, audit_settings.batch_size, audit_settings.writers
-                ),
-            )
-            results["audit_shape"] = {
-                "batch_size": audit_settings.batch_size,
-                "writers": audit_settings.writers,
+    try:
+        with infrastructure() as (bootstrap, dsn):
+            create_topics(bootstrap, topics.values(), partitions=PARTITIONS)
+            for app, directory in (
+                ("events-api", REPO / "apps/events_api/migrations"),
+                ("audit", REPO / "apps/audit/migrations"),
+                ("notifier", REPO / "apps/notifier/migrations"),
+            ):
+                migrate(dsn, app, directory)
+            base_env = {
+                **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
+                "LOG_LEVEL": "WARNING",
+                **FAST_GROUP,
             }
-
-            # 2. audit drains the same backlog
-            print("[2/6] audit sink", file=sys.stderr)
-            audit_port = free_port()
-            audit = AppProcess(
-                "audit",
-                ["-m", "apps.audit.cli", "run"],
-                {
-                    **base_env,
-                    "PORT": str(audit_port),
-                    "EVENTS_TOPIC": topics["events"],
-                    "TASKS_TOPIC": topics["tasks"],
-                    "DEAD_LETTER_TOPIC": topics["audit_dlq"],
-                    "CONSUMER_GROUP": f"audit-{suffix}",
-                },
-                log_dir,
-            ).start()
-            procs.append(audit)
-            results["audit_sink_per_s"] = audit_sink_rate(audit_port, n_events - 1)
-            results["audit_ratio"] = results["audit_sink_per_s"] / results["raw_consume_per_s"]
-            results["audit_db_ratio"] = results["audit_sink_per_s"] / results["db_ceiling_per_s"]
-
-            # 3. bare FastAPI endpoint
-            print("[3/6] bare FastAPI endpoint", file=sys.stderr)
-            bare_port = free_port()
-            bare = AppProcess(
-                "bare-fastapi",
-                [
-                    *("-m", "uvicorn", "--app-dir", str(REPO / "bench"), "bare_app:app"),
-                    *("--host", LOCAL, "--port", str(bare_port)),
-                    *("--log-level", "warning", "--no-access-log"),
-                ],
-                {},
-                log_dir,
-            ).start()
-            procs.append(bare)
-            assert wait_for(lambda: http_ok(f"http://127.0.0.1:{bare_port}/healthz"), 30)
-            bare_fixed = asyncio.run(
-                fixed_rate(LOCAL, bare_port, [""], args.rate, args.seconds, args.concurrency)
-            )
-            bare_sat = asyncio.run(saturate(LOCAL, bare_port, [""], args.seconds, args.concurrency))
-            results["bare_rss_mb"] = bare.peak_rss_mb()
-            bare.stop()
-
-            # 4. events-api (relay on), audit still running: fixed load, e2e, then saturation
-            print("[4/6] events-api", file=sys.stderr)
-            keys = make_keys(dsn, 8)
-            api_port = free_port()
-            api = AppProcess(
-                "events-api",
-                ["-m", "apps.events_api.cli", "serve", "--host", LOCAL, "--port", str(api_port)],
-                {**base_env, "EVENTS_TOPIC": topics["events"], "TASKS_TOPIC": topics["tasks"]},
-                log_dir,
-            ).start()
-            procs.append(api)
-            api_ready = f"http://127.0.0.1:{api_port}/readyz"
-            assert wait_for(lambda: http_ok(api_ready), 60), "events-api not ready"
-            api_fixed = asyncio.run(
-                fixed_rate(LOCAL, api_port, keys, args.rate, args.seconds, args.concurrency)
-            )
-            target_rows = n_events - 1 + api_fixed.ok
-            wait_for(lambda: metric(audit_port, "audit_rows_inserted_total") >= target_rows, 120)
-            e2e = e2e_latencies(dsn, api_fixed.accepted)
-            api_sat = asyncio.run(saturate(LOCAL, api_port, keys, args.seconds, args.concurrency))
-            # Let the relay and audit catch up so their peaks include the saturation backlog.
-            wait_for(
-                lambda: metric(audit_port, "audit_rows_inserted_total") >= target_rows + api_sat.ok,
-                180,
-            )
-
-            # 5. notifier drains a backlog to a local webhook
-            print("[5/6] notifier", file=sys.stderr)
-            results["notifier_per_s"], notifier = notifier_phase(
-                bootstrap, base_env, topics, suffix, log_dir, args.notify_events
-            )
-            procs.append(notifier)
-
-            # 6. peak RSS of each app process
-            print("[6/6] peak RSS", file=sys.stderr)
-            results["rss_mb"] = {
-                "events-api": api.peak_rss_mb(),
-                "audit": audit.peak_rss_mb(),
-                "notifier": notifier.peak_rss_mb(),
-                "bare-fastapi": results.pop("bare_rss_mb"),
-            }
-        finally:
-            for proc in procs:
-                proc.stop()
-    results["http"] = {
-        name: {
-            "rate": r.rate,
-            "p50_ms": pct(r.latencies_ms, 50),
-            "p99_ms": pct(r.latencies_ms, 99),
-            "ok": r.ok,
-            "errors": r.errors,
-            "sent": r.sent,
-        }
-        for name, r in (
-            ("bare_fixed", bare_fixed),
-            ("bare_saturation", bare_sat),
-            ("api_fixed", api_fixed),
-            ("api_saturation", api_sat),
-        )
-    }
-    results["e2e_ms"] = {"p50": pct(e2e, 50), "p99": pct(e2e, 99), "n": len(e2e)}
-    results["params"] = {
-        "events": n_events,
-        "rate": args.rate,
-        "seconds": args.seconds,
-        "concurrency": args.concurrency,
-        "partitions": PARTITIONS,
-        "cpus": os.cpu_count(),
-    }
+            try:
+                run_phases(
+                    args,
+                    results,
+                    phase,
+                    procs,
+                    bootstrap,
+                    dsn,
+                    base_env,
+                    topics,
+                    suffix,
+                    log_dir,
+                    n,
+                )
+            finally:
+                for proc in procs:
+                    proc.stop()
+    finally:
+        load.stop()
+    results["load"] = {"run": load.summary(), "phases": phase.loads()}
     return results
 
 
-def notifier_phase(
+def run_phases(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    phase: Phases,
+    procs: list[AppProcess],
     bootstrap: str,
+    dsn: str,
     base_env: dict[str, str],
     topics: dict[str, str],
     suffix: str,
     log_dir: Path,
-    count: int,
-) -> tuple[float, AppProcess]:
-    from kafka import KafkaProducer
+    n: int,
+) -> None:
+    settings = AuditSettings()
+    with phase("audit ceiling", "1/6"):
+        payloads = sample_payloads(n - 1)  # + 1 warm-up record = n
+        results["raw_produce_per_s"] = raw_produce(bootstrap, topics["events"], payloads)
+        results["raw_consume_per_s"], results["raw_consume_runs"] = median_of(
+            RUNS, lambda: raw_consume(bootstrap, topics["events"], n)
+        )
+        results["bulk_loads"] = database_ceilings(
+            dsn, payloads, settings.batch_size, settings.writers, RUNS
+        )
+        results["audit_shape"] = {"batch_size": settings.batch_size, "writers": settings.writers}
 
-    from tests.apps.webhook_sink import webhook_sink
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    for key, value in sample_payloads(count):
-        producer.send(topics["notify_events"], key=key, value=value)
-    producer.flush(60)
-    producer.close(5)
-    with webhook_sink() as sink:
-        port = free_port()
-        notifier = AppProcess(
-            "notifier",
-            ["-m", "apps.notifier.cli", "run"],
+    with phase("audit sink", "2/6"):
+        audit_port = free_port()
+        audit = AppProcess(
+            "audit",
+            ["-m", "apps.audit.cli", "run"],
             {
                 **base_env,
-                "PORT": str(port),
-                "EVENTS_TOPIC": topics["notify_events"],
-                "TASKS_TOPIC": topics["notify_tasks"],
-                "DEAD_LETTER_TOPIC": topics["notifier_dlq"],
-                "CONSUMER_GROUP": f"notifier-{suffix}",
-                "NOTIFIER_WEBHOOK_URL": f"{sink.url}/hook",
+                "PORT": str(audit_port),
+                "EVENTS_TOPIC": topics["events"],
+                "TASKS_TOPIC": topics["tasks"],
+                "DEAD_LETTER_TOPIC": topics["audit_dlq"],
+                "CONSUMER_GROUP": f"audit-{suffix}",
             },
             log_dir,
         ).start()
-        assert wait_for(lambda: len(sink.requests) > 0, 120), "notifier never delivered"
-        first_at, first_n = time.perf_counter(), len(sink.requests)
-        assert wait_for(lambda: len(sink.requests) >= count, 600, interval=0.02)
-        rate = (count - first_n) / (time.perf_counter() - first_at)
-    return rate, notifier
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
-
-
-def spread(values: list[float]) -> str:
-    return f"{min(values) / 1000:,.0f}k-{max(values) / 1000:,.0f}k"
-
-
-def table(r: dict[str, Any]) -> str:
-    h = r["http"]
-    shape = r["audit_shape"]
-    rss = r["rss_mb"]
-    lines = [
-        "| Measure | Result | Target |",
-        "|---|---|---|",
-        f"| raw kafka-python produce | {r['raw_produce_per_s']:,.0f} msg/s | baseline |",
-        f"| raw kafka-python consume (median of {RUNS}: {spread(r['raw_consume_runs'])})"
-        f" | {r['raw_consume_per_s']:,.0f} msg/s | baseline |",
-        f"| PostgreSQL alone: audit's INSERT of the same rows, {shape['writers']} connections x"
-        f" {shape['batch_size']} rows (median of {RUNS}: {spread(r['db_ceiling_runs'])})"
-        f" | {r['db_ceiling_per_s']:,.0f} rows/s"
-        f" = {r['db_ceiling_per_s'] / r['raw_consume_per_s']:.2f}x raw consume | ceiling |",
-        f"| audit sink (rows/s into PostgreSQL) | {r['audit_sink_per_s']:,.0f} rows/s"
-        f" = **{r['audit_ratio']:.2f}x** raw consume, {r['audit_db_ratio']:.2f}x PostgreSQL alone"
-        f" | >= 0.7x raw consume ({verdict(r['audit_ratio'] >= TARGETS['audit_ratio'])}) |",
-        f"| bare FastAPI @ {r['params']['rate']} req/s offered | {h['bare_fixed']['rate']:,.0f}"
-        f" req/s, p50 {h['bare_fixed']['p50_ms']:.1f} ms, p99 {h['bare_fixed']['p99_ms']:.1f} ms"
-        " | reference |",
-        f"| events-api @ {r['params']['rate']} req/s offered | {h['api_fixed']['rate']:,.0f}"
-        f" req/s, p50 {h['api_fixed']['p50_ms']:.1f} ms, **p99 {h['api_fixed']['p99_ms']:.1f} ms**"
-        f" | p99 < 50 ms ({verdict(h['api_fixed']['p99_ms'] < TARGETS['api_p99_ms_at_500'])}) |",
-        f"| bare FastAPI saturation ({r['params']['concurrency']} clients)"
-        f" | {h['bare_saturation']['rate']:,.0f} req/s, p50 {h['bare_saturation']['p50_ms']:.1f}"
-        f" ms, p99 {h['bare_saturation']['p99_ms']:.1f} ms | reference |",
-        f"| events-api saturation ({r['params']['concurrency']} clients)"
-        f" | {h['api_saturation']['rate']:,.0f} req/s"
-        f" (**{h['api_saturation']['rate'] / h['bare_saturation']['rate']:.2f}x** bare),"
-        f" p50 {h['api_saturation']['p50_ms']:.1f} ms, p99 {h['api_saturation']['p99_ms']:.1f} ms"
-        " | - |",
-        f"| end-to-end 202 -> audit row @ {r['params']['rate']} ev/s"
-        f" | p50 {r['e2e_ms']['p50']:.0f} ms, **p99 {r['e2e_ms']['p99']:.0f} ms**"
-        f" (n={r['e2e_ms']['n']}) | p99 < 500 ms"
-        f" ({verdict(r['e2e_ms']['p99'] < TARGETS['e2e_p99_ms_at_500'])}) |",
-        f"| notifier delivery to a local webhook | {r['notifier_per_s']:,.0f} deliveries/s | - |",
-    ]
-    for app in ("events-api", "audit", "notifier"):
-        lines.append(
-            f"| peak RSS {app} | {rss[app]:.0f} MB | < 150 MB"
-            f" ({verdict(rss[app] < TARGETS['rss_mb'])}) |"
+        procs.append(audit)
+        results["audit"] = drain_with_costs(
+            audit.pid,
+            lambda: metric(audit_port, "audit_rows_inserted_total"),
+            n - 1,  # the warm-up record repeats the first envelope: n - 1 distinct rows
+            first=min(COST_FIRST, n // 10),
+            timeout_s=1200,
         )
-    lines.append(f"| peak RSS bare FastAPI | {rss['bare-fastapi']:.0f} MB | reference |")
-    errors = sum(v["errors"] for v in h.values())
-    lines.append(f"| HTTP errors (non-202 or transport) | {errors} | 0 |")
-    return "\n".join(lines)
+
+    with phase("events-api saturation", "3/6"):
+        keys = make_keys(dsn, 8)
+        api_port = free_port()
+        api = AppProcess(
+            "events-api",
+            ["-m", "apps.events_api.cli", "serve", "--host", LOCAL, "--port", str(api_port)],
+            {**base_env, "EVENTS_TOPIC": topics["events"], "TASKS_TOPIC": topics["tasks"]},
+            log_dir,
+        ).start()
+        procs.append(api)
+        if not wait_for(lambda: http_ok(f"http://{LOCAL}:{api_port}/readyz"), 60):
+            raise RuntimeError(f"events-api not ready; see {log_dir / 'events-api.log'}")
+        results["saturation"] = saturation_pairs(
+            api_port, api.pid, keys, args.seconds, args.connections
+        )
+
+    with phase("end-to-end", "4/6"):
+        rate = max(1.0, results["saturation"]["events_rate"] / 2)
+        results["e2e"] = end_to_end(
+            api_port, keys, rate, args.e2e_seconds, args.connections, dsn, audit_port
+        )
+
+    with phase("events-api cost", "5/6"):
+        results["api_cost"] = api_costs(
+            api_port, api.pid, keys[0], args.api_events, args.connections
+        )
+        # audit keeps up with what the API accepted (its cost at the API's rate is in phase 2)
+        rows = metric(audit_port, "audit_rows_inserted_total")
+        wait_for(lambda: metric(audit_port, "audit_rows_inserted_total") >= rows, 60)
+
+    with phase("notifier", "6/6"):
+        results["notifier"], notifier = notifier_phase(
+            bootstrap, base_env, topics, suffix, log_dir, args.notify_events
+        )
+        procs.append(notifier)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small counts, short phases")
-    parser.add_argument("--events", type=int, help="backlog size for the Kafka/audit phases")
-    parser.add_argument("--rate", type=float, default=500, help="fixed offered load, req/s")
-    parser.add_argument("--seconds", type=float, help="duration of each HTTP phase")
-    parser.add_argument("--concurrency", type=int, default=32, help="clients at saturation")
-    parser.add_argument("--notify-events", type=int, help="backlog for the notifier phase")
+    parser.add_argument("--quick", action="store_true", help="smaller counts, shorter phases")
+    parser.add_argument("--events", type=int, help="audit backlog (default 100k; quick 20k)")
+    parser.add_argument(
+        "--api-events", type=int, help="events-api cost phase (default 100k; quick 20k)"
+    )
+    parser.add_argument(
+        "--notify-events", type=int, help="notifier backlog (default 20k; quick 3k)"
+    )
+    parser.add_argument("--seconds", type=float, help="each saturation run (default 10; quick 5)")
+    parser.add_argument("--e2e-seconds", type=float, help="end-to-end phase (default 20; quick 8)")
+    parser.add_argument("--connections", type=int, default=32, help="HTTP connections")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument(
+        "--readme", action="store_true", help="rewrite README.md's <!-- bench --> block"
+    )
+    parser.add_argument(
+        "--history", action="store_true", help="append the run to docs/benchmarks.md"
+    )
     args = parser.parse_args()
+    # SIGTERM (a timeout, a Ctrl-C'd parent) unwinds like an exception, so the apps, the broker
+    # and the database started here are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     args.events = args.events or (20_000 if args.quick else 100_000)
-    args.seconds = args.seconds or (5.0 if args.quick else 20.0)
-    args.notify_events = args.notify_events or (500 if args.quick else 2_000)
+    args.api_events = args.api_events or (20_000 if args.quick else 100_000)
+    args.notify_events = args.notify_events or (3_000 if args.quick else 20_000)
+    args.seconds = args.seconds or (5.0 if args.quick else 10.0)
+    args.e2e_seconds = args.e2e_seconds or (8.0 if args.quick else 20.0)
     results = run(args)
+    results["command"] = "bench/run.py" + (" --quick" if args.quick else "")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
-    print(table(results))
-    print(
-        f"\n{results['when']}; {args.events} events, {args.seconds:.0f} s per HTTP phase, "
-        f"{os.cpu_count()} CPUs shared by broker, database, apps and load generator"
-    )
+    print(report.table(results))
+    print()
+    print(report.footer(results))
+    if args.readme:
+        report.write_readme(REPO / "README.md", results)
+    if args.history:
+        report.append_history(REPO / "docs" / "benchmarks.md", results)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.loadgen import fixed_rate, saturate  # noqa: E402
-from bench.run import AppProcess, http_ok, infrastructure, make_keys, metric, pct  # noqa: E402
+from bench.procstat import peak_rss_mb  # noqa: E402
+from bench.report import pct  # noqa: E402
+from bench.run import AppProcess, http_ok, infrastructure, make_keys, metric  # noqa: E402
 from bench.run import wait_for as wait_until  # noqa: E402
 
 LOCAL = "127.0.0.1"
@@ -223,7 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             results["saturated_accept_per_s"] = {"0": round(alone, 1), str(most): round(loaded, 1)}
             results["accept_cost_ratio"] = round(loaded / alone, 3) if alone else 0.0
             results["catchups"] = metric(port, "events_api_stream_catchups_total")
-            results["server_rss_mb"] = round(api.peak_rss_mb(), 1)
+            results["server_rss_mb"] = round(peak_rss_mb(api.pid), 1)
         finally:
             api.stop()
     return results

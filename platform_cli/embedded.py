@@ -56,6 +56,9 @@ __all__ = [
     "wait_for_port",
 ]
 
+MEMORY_STORAGE = "memory://tansu/"
+"""Tansu's default storage: starts in milliseconds, keeps nothing across a stop."""
+
 
 class EmbeddedError(RuntimeError):
     """An embedded part could not be used as asked (e.g. stopping an external service)."""
@@ -64,12 +67,51 @@ class EmbeddedError(RuntimeError):
 # --- Kafka: the Tansu broker ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class BrokerStorage:
+    """Where Tansu keeps its log: in memory (the default), or in an S3 bucket, which survives a
+    broker SIGKILL and restart (topics, records and committed offsets).
+
+    `s3_bucket` must exist; `endpoint` is the AWS API emulator's URL (moto or LocalStack), reached
+    over plain HTTP with the emulator's test credentials."""
+
+    s3_bucket: str | None = None
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str = "test"
+    secret_access_key: str = "test"  # the emulators' documented test credentials
+
+    def __post_init__(self) -> None:
+        if (self.s3_bucket is None) != (self.endpoint is None):
+            raise EmbeddedError("BrokerStorage: s3_bucket and endpoint go together")
+
+    @property
+    def engine(self) -> str:
+        """The value of Tansu's `--storage-engine`."""
+        return f"s3://{self.s3_bucket}/" if self.s3_bucket else MEMORY_STORAGE
+
+    def environment(self) -> dict[str, str]:
+        """What Tansu's S3 client (the Rust object_store crate) reads: AWS_ENDPOINT and
+        AWS_ALLOW_HTTP for an emulator, plus region and credentials."""
+        if not self.s3_bucket or not self.endpoint:
+            return {}
+        return {
+            "AWS_ENDPOINT": self.endpoint,
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+        }
+
+
 @dataclass
 class KafkaBroker:
     """A Kafka-protocol broker; `.bootstrap` stays the same across `stop()`/`start()`."""
 
     bootstrap: str
     external: bool = False
+    storage: BrokerStorage = field(default_factory=BrokerStorage)
     _port: int = 0
     _host: str = "127.0.0.1"
     _log: Path | None = None
@@ -84,7 +126,8 @@ class KafkaBroker:
         return self._process.started_pid if self._process is not None else None
 
     def start(self) -> None:
-        """Start the broker on its port (data from before a stop is gone: Tansu is memory-only)."""
+        """Start the broker on its port (with memory storage, data from before a stop is gone;
+        with S3 storage it is all there again)."""
         self._refuse_if_external("start")
         if self.running:
             return
@@ -104,11 +147,11 @@ class KafkaBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                self.storage.engine,
             ],
             host=self._host,
             port=self._port,
-            env=dict(os.environ),
+            env={**os.environ, **self.storage.environment()},
             log=self._log,
             stop_grace_s=5.0,
         )
@@ -119,6 +162,12 @@ class KafkaBroker:
         self._refuse_if_external("stop")
         if self._process is not None:
             self._process.terminate()
+
+    def kill(self) -> None:
+        """SIGKILL the broker (a crash: nothing is flushed); `start()` brings it back."""
+        self._refuse_if_external("kill")
+        if self._process is not None:
+            self._process.kill()
 
     def _refuse_if_external(self, action: str) -> None:
         if self.external:
@@ -137,16 +186,26 @@ def _tansu_binary() -> str:
 
 @contextlib.contextmanager
 def kafka_broker(
-    log_path: Path | None = None, host: str = "127.0.0.1", allow_external: bool = True
+    log_path: Path | None = None,
+    host: str = "127.0.0.1",
+    allow_external: bool = True,
+    storage: BrokerStorage | None = None,
 ) -> Iterator[KafkaBroker]:
     """Start Tansu on a free port of `host` (or use `KAFKA_BOOTSTRAP_SERVERS` if set and
-    `allow_external`). The broker advertises `host`, so clients must be able to reach it there."""
+    `allow_external`). The broker advertises `host`, so clients must be able to reach it there.
+    `storage` keeps its log in an S3 bucket instead of memory (see BrokerStorage)."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if allow_external else None
     if external:
         yield KafkaBroker(bootstrap=external, external=True)
         return
     port = free_port(host)
-    broker = KafkaBroker(bootstrap=f"{host}:{port}", _port=port, _host=host, _log=log_path)
+    broker = KafkaBroker(
+        bootstrap=f"{host}:{port}",
+        storage=storage or BrokerStorage(),
+        _port=port,
+        _host=host,
+        _log=log_path,
+    )
     try:
         broker.start()
         yield broker

@@ -52,14 +52,13 @@ from apps.common.consumer_loop import (
 )
 from apps.common.db import make_pool
 from apps.common.envelope import EnvelopeError, canonical_json
-from apps.common.tracing import extract_context
+from apps.common.tracing import max_span_links, span_context_of
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("apps.audit")
 
 DB_RETRY_S = 0.2
 DB_RETRY_MAX_S = 5.0
-MAX_SPAN_LINKS = 32
 
 
 @dataclass(frozen=True)
@@ -137,12 +136,10 @@ class AuditHandler:
         assert self._writer is not None and self._dead_letters is not None
         records = batch.records
         self.metrics.batch_size.observe(len(records))
-        # One span per batch, linked to (a sample of) the producers' spans: a batch has many
-        # parents, which is what span links are for.
-        links = [
-            Link(trace.get_current_span(extract_context(r.headers)).get_span_context())
-            for r in records[:MAX_SPAN_LINKS]
-        ]
+        # One span per batch, linked to its records' publish spans: a batch has many parents,
+        # which is what span links are for. At most the SDK's link limit (128 by default,
+        # OTEL_SPAN_LINK_COUNT_LIMIT): the records of a bigger batch beyond it are not linked.
+        links = [Link(span_context_of(r.headers)) for r in records[: max_span_links()]]
         with tracer.start_as_current_span(
             "audit.batch", kind=SpanKind.CONSUMER, links=[lk for lk in links if lk.context.is_valid]
         ) as span:

@@ -13,10 +13,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from apps.common.db import make_pool
 from apps.common.logging import configure_logging
-from apps.common.tracing import setup_tracing
-from apps.events_api import errors
+from apps.common.tracing import flush_tracing, setup_tracing
+from apps.events_api import errors, server_limits
+from apps.events_api.admission import AcceptBatcher
 from apps.events_api.idempotency import Purger
 from apps.events_api.keys import KeyCache
+from apps.events_api.limits import limit_time
 from apps.events_api.middleware import BodyGuardMiddleware, RequestContextMiddleware
 from apps.events_api.outbox import OutboxRelay
 from apps.events_api.routes import audit, console, events, ops, stream, tasks
@@ -34,6 +36,7 @@ def make_relay(settings: ApiSettings) -> OutboxRelay:
         idle_s=settings.relay_idle_s,
         max_backoff_s=settings.relay_max_backoff_s,
         retention_s=settings.relay_retention_hours * 3600,
+        idempotent=settings.relay_idempotent,
     )
 
 
@@ -68,6 +71,7 @@ def create_app_from_env() -> FastAPI:
     """
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
+    server_limits.configure(settings.head_limits)
     app = create_app(settings)
     freeze_startup_heap()
     return app
@@ -106,6 +110,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             kwargs={"autocommit": True},
         )
         await app.state.async_pool.open(wait=False)
+        app.state.accept_batcher = AcceptBatcher(
+            app.state.async_pool,
+            settings.events_topic,
+            clock=lambda: limit_time(app.state),  # a test may pin it (limits.limit_time)
+        )
         app.state.stream_hub = StreamHub(
             app.state.async_pool, settings.db.conninfo_async, hub_settings(settings)
         ).start()
@@ -119,12 +128,18 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             purger.stop()
+            # uvicorn has stopped taking requests and waited for the running ones; a flush
+            # still in the database finishes before its pool closes.
+            await app.state.accept_batcher.drain()
             await app.state.stream_hub.stop()
             if app.state.relay is not None:
                 app.state.relay.stop(timeout_s=5.0)
             await app.state.async_pool.close()
             app.state.pool.close()
             log.info("events-api stopped")
+            # uvicorn re-raises SIGTERM once this returns, and a re-raised signal skips the
+            # SDK's exit-time flush: export the queued spans (the relay's included) now.
+            flush_tracing()
 
     app = FastAPI(
         title="events-api",

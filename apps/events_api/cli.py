@@ -100,18 +100,23 @@ def serve(
     """Serve the HTTP API (with the outbox relay unless OUTBOX_RELAY_ENABLED=false)."""
     import uvicorn
 
+    from apps.events_api import server_limits
     from apps.events_api.app import create_app, freeze_startup_heap
 
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
     if migrate_first:
         apply_migrations(settings)
+    server_limits.configure(settings.head_limits)
     options: dict[str, Any] = {
         "host": host or settings.host,
         "port": port or settings.port,
         "log_config": None,  # keep our JSON logging
         "access_log": False,  # the latency histogram and our own logs cover requests
         "timeout_graceful_shutdown": 8,
+        # Bounded request heads (431 / 408); idle keep-alive connections close after 5 s.
+        "http": server_limits.BoundedHttpToolsProtocol,
+        "timeout_keep_alive": 5,
     }
     if settings.workers > 1:
         # Several processes on one socket (one core each); each runs its own pools and relay.

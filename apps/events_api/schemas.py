@@ -6,6 +6,7 @@ store either; rejecting them here turns what would be a database error into a 42
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -15,6 +16,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -35,6 +37,20 @@ def _clean(value: str) -> str:
     return value
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _iso8601_only(value: object) -> object:
+    """Refuse a bare number: pydantic would read it as Unix seconds or milliseconds (switching
+    at 2e10), so 20000000000 became the year 2603 and 20000000001 a day in 1970."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError(
+            "must be an ISO 8601 date-time with a time zone, e.g. 2030-01-31T09:00:00Z;"
+            " a bare number is not accepted"
+        )
+    return value
+
+
 def _utc(value: datetime) -> datetime:
     try:
         return value.astimezone(UTC)
@@ -51,7 +67,7 @@ FieldValue = Annotated[str, StringConstraints(max_length=1000), _Clean]
 Title = Annotated[str, StringConstraints(min_length=1, max_length=200), _Clean]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50), _Clean]
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso8601_only), AfterValidator(_utc)]
 
 MAX_FIELDS = 50
 MAX_TAGS = 20

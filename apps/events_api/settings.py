@@ -9,6 +9,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.common.db import DbSettings
 from apps.common.kafka import KafkaSettings
+from apps.events_api.server_limits import (
+    DEFAULT_HEAD_TIMEOUT_S,
+    DEFAULT_MAX_HEAD_BYTES,
+    DEFAULT_MAX_HEADERS,
+    HeadLimits,
+)
 
 APP_NAME = "events-api"
 DEFAULT_PORT = 8000
@@ -41,6 +47,16 @@ class ApiSettings(BaseSettings):
     tasks_topic: str = Field(default="tasks", validation_alias=_env("TASKS_TOPIC"))
 
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, validation_alias=_env("MAX_BODY_BYTES"))
+    # The request head (apps/events_api/server_limits.py): size, header count, time to arrive.
+    max_head_bytes: int = Field(
+        default=DEFAULT_MAX_HEAD_BYTES, ge=1024, validation_alias=_env("MAX_HEAD_BYTES")
+    )
+    max_headers: int = Field(
+        default=DEFAULT_MAX_HEADERS, ge=8, validation_alias=_env("MAX_HEADERS")
+    )
+    head_timeout_s: float = Field(
+        default=DEFAULT_HEAD_TIMEOUT_S, gt=0, le=300, validation_alias=_env("HEAD_TIMEOUT_SECONDS")
+    )
     key_cache_seconds: float = Field(
         default=10.0, ge=0, validation_alias=_env("API_KEY_CACHE_SECONDS")
     )
@@ -49,10 +65,18 @@ class ApiSettings(BaseSettings):
 
     relay_enabled: bool = Field(default=True, validation_alias=_env("OUTBOX_RELAY_ENABLED"))
     relay_batch_size: int = Field(default=200, ge=1, validation_alias=_env("OUTBOX_BATCH_SIZE"))
-    relay_idle_s: float = Field(default=0.05, gt=0, validation_alias=_env("OUTBOX_IDLE_SECONDS"))
+    relay_idle_s: float = Field(default=1.0, gt=0, validation_alias=_env("OUTBOX_IDLE_SECONDS"))
+    """The relay's fallback poll: commits wake it at once (LISTEN/NOTIFY); with no notification
+    it still looks for rows this often."""
     relay_max_backoff_s: float = Field(
         default=5.0, gt=0, validation_alias=_env("OUTBOX_MAX_BACKOFF_SECONDS")
     )
+    relay_idempotent: bool = Field(
+        default=True, validation_alias=_env("OUTBOX_IDEMPOTENT_PRODUCER")
+    )
+    """kafka-python's idempotent producer for the relay (outbox.py). Turn it off against Tansu,
+    the local and test broker, which can lose acknowledged records across its own crash with
+    it on."""
     relay_retention_hours: float = Field(
         default=24.0, gt=0, validation_alias=_env("OUTBOX_RETENTION_HOURS")
     )
@@ -75,6 +99,10 @@ class ApiSettings(BaseSettings):
     )
     stream_history: int = Field(default=50, ge=0, le=500, validation_alias=_env("STREAM_HISTORY"))
     console_dir: Path = Field(default=CONSOLE_DIR, validation_alias=_env("CONSOLE_DIR"))
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        return HeadLimits(self.max_head_bytes, self.max_headers, self.head_timeout_s)
 
     # Nested settings read their own variables (KAFKA_*, AWS_REGION, DB_*);
     # tests pass explicit instances instead.

@@ -19,13 +19,14 @@ from platform_cli.processes import free_port, poll_until
 
 @contextmanager
 def live_server(
-    app: Any, timeout_s: float = 20.0, send_buffer_bytes: int | None = None
+    app: Any, timeout_s: float = 20.0, send_buffer_bytes: int | None = None, **config: Any
 ) -> Iterator[str]:
     """Serve `app` (lifespan included); yields its base URL and stops it on exit.
 
     `send_buffer_bytes` caps the kernel send buffer of every accepted connection (Linux copies
     it from the listening socket), so a test can make a non-reading client block the server
-    after kilobytes instead of the megabytes loopback autotuning allows.
+    after kilobytes instead of the megabytes loopback autotuning allows. `config` goes to
+    `uvicorn.Config` (e.g. `http=` a protocol class).
     """
     port = free_port()
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -40,6 +41,7 @@ def live_server(
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=1,
+        **config,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(

@@ -22,7 +22,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     use_database(monkeypatch, database_url)
     first = runner.invoke(cli, ["migrate"])
     assert first.exit_code == 0, first.output
-    assert "applied [1, 2, 3, 4, 5, 6, 7]" in first.output
+    assert "applied [1, 2, 3, 4, 5, 6, 7, 8]" in first.output
     with psycopg.connect(database_url) as conn:
         tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables").fetchall()}
     assert {"api_keys", "events", "tasks", "outbox", "schema_migrations"} <= tables
@@ -30,7 +30,7 @@ def test_migrate_twice_is_a_no_op(database_url: str, monkeypatch: pytest.MonkeyP
     second = runner.invoke(cli, ["migrate"])
     assert second.exit_code == 0, second.output
     assert "up to date" in second.output
-    assert applied_versions(database_url, "events-api") == [1, 2, 3, 4, 5, 6, 7]
+    assert applied_versions(database_url, "events-api") == [1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_create_key_prints_a_key_that_authenticates(

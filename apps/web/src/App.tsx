@@ -1,7 +1,9 @@
-import { useCallback, useEffect, useMemo, useRef, useState, type SyntheticEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 
-import { Api, messageOf } from "./api";
+import { Api } from "./api";
 import { EventForm } from "./EventForm";
+import { TextField } from "./Field";
+import { FormCard, useForm } from "./Form";
 import { LiveFeed } from "./LiveFeed";
 import { forgetKey, storedKey, storeKey } from "./session";
 import { openStream, type StreamState } from "./stream";
@@ -11,70 +13,39 @@ import type { Activity } from "./types";
 const FEED_LIMIT = 200;
 
 function SignIn({ onSignedIn, notice }: { onSignedIn: (key: string) => void; notice: string | null }) {
-  const [key, setKey] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  async function submit(event: SyntheticEvent): Promise<void> {
-    event.preventDefault();
-    const candidate = key.trim();
-    if (!candidate) {
-      setError("Enter an API key.");
-      return;
-    }
-    setBusy(true);
-    setError(null);
-    try {
+  const form = useForm(
+    { key: "" },
+    async ({ key }) => {
+      const candidate = key.trim();
       // Proves the key before anything else.
       await new Api(candidate).listTasks(new URLSearchParams({ limit: "1" }));
       onSignedIn(candidate);
-    } catch (caught) {
-      setError(messageOf(caught));
-    } finally {
-      setBusy(false);
-    }
-  }
+    },
+    ({ key }) => (key.trim() ? null : "Enter an API key."),
+  );
 
   return (
     <main className="signin">
-      <form
-        className="card"
+      <FormCard
         aria-labelledby="signin-heading"
-        onSubmit={(e) => {
-          void submit(e);
-        }}
-        noValidate
+        submission={form.submission}
+        submitLabel="Sign in"
+        showError={false}
       >
         <h1 id="signin-heading">Events console</h1>
         <p>Sign in with an API key from <code>events-api create-key</code>.</p>
         {notice ? <p className="notice">{notice}</p> : null}
-        <div className={error ? "field field-invalid" : "field"}>
-          <label htmlFor="api-key">API key</label>
-          <input
-            id="api-key"
-            type="password"
-            autoComplete="off"
-            spellCheck={false}
-            value={key}
-            aria-invalid={Boolean(error)}
-            aria-describedby={error ? "api-key-error api-key-hint" : "api-key-hint"}
-            onChange={(e) => { setKey(e.target.value); }}
-          />
-          <p className="hint" id="api-key-hint">
-            Kept in this tab only (sessionStorage), sent only in the Authorization header.
-          </p>
-          {error ? (
-            <p className="field-error" id="api-key-error" role="alert">
-              {error}
-            </p>
-          ) : null}
-        </div>
-        <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>
-            Sign in
-          </button>
-        </div>
-      </form>
+        <TextField
+          label="API key"
+          hint="Kept in this tab only (sessionStorage), sent only in the Authorization header."
+          type="password"
+          autoComplete="off"
+          spellCheck={false}
+          {...form.field("key")}
+          id="api-key"
+          error={form.submission.error ?? undefined} // every sign-in error is about the key
+        />
+      </FormCard>
     </main>
   );
 }

@@ -1,4 +1,4 @@
-import type { Activity, FlowStatus } from "./types";
+import { ACTIVITY_LABEL, type Activity, type FlowStatus } from "./types";
 import type { StreamState } from "./stream";
 
 const STATE_LABEL: Record<StreamState, string> = {
@@ -6,14 +6,6 @@ const STATE_LABEL: Record<StreamState, string> = {
   live: "Live",
   reconnecting: "Reconnecting…",
   stopped: "Stopped",
-};
-
-const TYPE_LABEL: Record<Activity["type"], string> = {
-  "event.received": "Event",
-  "task.created": "Task created",
-  "task.updated": "Task updated",
-  "task.deleted": "Task deleted",
-  "task.reminder.due": "Reminder due",
 };
 
 function summary(activity: Activity): string {
@@ -81,7 +73,7 @@ export function LiveFeed({ items, state, detail }: LiveFeedProps) {
         {items.map((activity) => (
           <li key={activity.id} className={`activity type-${activity.type.replace(".", "-")}`}>
             <div className="activity-head">
-              <span className="type">{TYPE_LABEL[activity.type]}</span>
+              <span className="type">{ACTIVITY_LABEL[activity.type].feed}</span>
               <time dateTime={activity.occurred_at}>
                 {new Date(activity.occurred_at).toLocaleTimeString()}
               </time>

@@ -1,18 +1,7 @@
-import { useId, useState, type SyntheticEvent } from "react";
-
-import { ApiError, messageOf, type FieldErrors } from "./api";
-import { errorFor, Field } from "./Field";
+import { errorFor, SelectField, TextField } from "./Field";
+import { FormCard, useForm } from "./Form";
 import { durationMinutes } from "./taskQuery";
-import {
-  PRIORITY_LABEL,
-  STATUS_LABEL,
-  TASK_PRIORITIES,
-  TASK_STATUSES,
-  type Task,
-  type TaskIn,
-  type TaskPriority,
-  type TaskStatus,
-} from "./types";
+import { PRIORITY_CHOICES, STATUS_CHOICES, type Task, type TaskIn, type TaskPriority, type TaskStatus } from "./types";
 
 function toLocalInput(iso: string | null): string {
   if (!iso) return "";
@@ -43,6 +32,47 @@ export function parseTags(raw: string): string[] {
     .filter((t) => t.length > 0);
 }
 
+/** The form's values, as typed (parsed into a TaskIn when sent). */
+interface Draft {
+  title: string;
+  description: string;
+  status: TaskStatus;
+  priority: TaskPriority;
+  due: string; // datetime-local, the browser's time
+  tags: string;
+  reminders: string;
+  rrule: string;
+  zone: string;
+}
+
+function draftOf(task: Task | null): Draft {
+  return {
+    title: task?.title ?? "",
+    description: task?.description ?? "",
+    status: task?.status ?? "todo",
+    priority: task?.priority ?? "medium",
+    due: toLocalInput(task?.due_at ?? null),
+    tags: task?.tags.join(", ") ?? "",
+    reminders: remindersText(task),
+    rrule: task?.recurrence?.rrule ?? "",
+    zone: task?.recurrence?.timezone ?? BROWSER_ZONE,
+  };
+}
+
+function taskOf(draft: Draft): TaskIn {
+  const { title, description, status, priority, due, tags, reminders, rrule, zone } = draft;
+  return {
+    title,
+    description: description.trim() ? description : null,
+    status,
+    priority,
+    due_at: due ? new Date(due).toISOString() : null,
+    tags: parseTags(tags),
+    reminders: parseReminders(reminders),
+    recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
+  };
+}
+
 interface TaskFormProps {
   task: Task | null; // null: a new task
   onSubmit: (task: TaskIn) => Promise<void>;
@@ -51,190 +81,59 @@ interface TaskFormProps {
 
 /** Create or edit a task. Limits are the API's: its 422 field errors appear under each field. */
 export function TaskForm({ task, onSubmit, onCancel }: TaskFormProps) {
-  const uid = useId();
-  const [title, setTitle] = useState(task?.title ?? "");
-  const [description, setDescription] = useState(task?.description ?? "");
-  const [status, setStatus] = useState<TaskStatus>(task?.status ?? "todo");
-  const [priority, setPriority] = useState<TaskPriority>(task?.priority ?? "medium");
-  const [due, setDue] = useState(toLocalInput(task?.due_at ?? null));
-  const [tags, setTags] = useState(task?.tags.join(", ") ?? "");
-  const [reminders, setReminders] = useState(remindersText(task));
-  const [rrule, setRrule] = useState(task?.recurrence?.rrule ?? "");
-  const [zone, setZone] = useState(task?.recurrence?.timezone ?? BROWSER_ZONE);
-  const [fields, setFields] = useState<FieldErrors>({});
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  const form = useForm(
+    () => draftOf(task),
+    async (draft, setDraft) => {
+      await onSubmit(taskOf(draft));
+      // A new task's form starts over, in the time zone last used.
+      if (task === null) setDraft((d) => ({ ...draftOf(null), zone: d.zone }));
+    },
+  );
+  const { field, submission } = form;
 
-  async function submit(event: SyntheticEvent): Promise<void> {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    setFields({});
-    try {
-      await onSubmit({
-        title,
-        description: description.trim() ? description : null,
-        status,
-        priority,
-        due_at: due ? new Date(due).toISOString() : null,
-        tags: parseTags(tags),
-        reminders: parseReminders(reminders),
-        recurrence: rrule.trim() ? { rrule: rrule.trim(), timezone: zone.trim() } : null,
-      });
-      if (task === null) {
-        setTitle("");
-        setDescription("");
-        setStatus("todo");
-        setPriority("medium");
-        setDue("");
-        setTags("");
-        setReminders("");
-        setRrule("");
-      }
-    } catch (caught) {
-      if (caught instanceof ApiError && Object.keys(caught.fields).length > 0) {
-        setFields(caught.fields);
-      }
-      setError(messageOf(caught));
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  const id = (name: string) => `${uid}-${name}`;
   const heading = task === null ? "New task" : `Edit “${task.title}”`;
   return (
-    <form
-      className="card task-form"
+    <FormCard
+      className="task-form"
       aria-label={heading}
-      onSubmit={(e) => {
-        void submit(e);
-      }}
-      noValidate
+      submission={submission}
+      submitLabel={task === null ? "Create task" : "Save changes"}
+      extraActions={
+        onCancel ? (
+          <button type="button" onClick={onCancel} disabled={submission.busy}>
+            Cancel
+          </button>
+        ) : null
+      }
     >
       <h3>{heading}</h3>
       <div className="form-grid">
-        <Field id={id("title")} label="Title" error={errorFor(fields, "title")}>
-          {(p) => (
-            <input {...p} value={title} onChange={(e) => { setTitle(e.target.value); }} />
-          )}
-        </Field>
-        <Field id={id("priority")} label="Priority" error={errorFor(fields, "priority")}>
-          {(p) => (
-            <select
-              {...p}
-              value={priority}
-              onChange={(e) => { setPriority(e.target.value as TaskPriority); }}
-            >
-              {TASK_PRIORITIES.map((v) => (
-                <option key={v} value={v}>
-                  {PRIORITY_LABEL[v]}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id={id("status")} label="Status" error={errorFor(fields, "status")}>
-          {(p) => (
-            <select
-              {...p}
-              value={status}
-              onChange={(e) => { setStatus(e.target.value as TaskStatus); }}
-            >
-              {TASK_STATUSES.map((v) => (
-                <option key={v} value={v}>
-                  {STATUS_LABEL[v]}
-                </option>
-              ))}
-            </select>
-          )}
-        </Field>
-        <Field id={id("due")} label="Due" error={errorFor(fields, "due_at")}>
-          {(p) => (
-            <input
-              {...p}
-              type="datetime-local"
-              value={due}
-              onChange={(e) => { setDue(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
-          id={id("tags")}
-          label="Tags"
-          hint="Comma-separated"
-          error={errorFor(fields, "tags")}
-        >
-          {(p) => <input {...p} value={tags} onChange={(e) => { setTags(e.target.value); }} />}
-        </Field>
-        <Field
-          id={id("reminders")}
+        <TextField label="Title" {...field("title")} />
+        <SelectField label="Priority" choices={PRIORITY_CHOICES} {...field("priority")} />
+        <SelectField label="Status" choices={STATUS_CHOICES} {...field("status")} />
+        <TextField label="Due" type="datetime-local" {...field("due", "due_at")} />
+        <TextField label="Tags" hint="Comma-separated" {...field("tags")} />
+        <TextField
           label="Reminders"
           hint="Minutes before due, comma-separated (0: at due time)"
-          error={errorFor(fields, "reminders")}
-        >
-          {(p) => (
-            <input
-              {...p}
-              inputMode="numeric"
-              value={reminders}
-              onChange={(e) => { setReminders(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
-          id={id("rrule")}
+          inputMode="numeric"
+          {...field("reminders")}
+        />
+        <TextField
           label="Repeats"
           hint="An RRULE, e.g. FREQ=WEEKLY;BYDAY=MO (empty: does not repeat)"
-          error={errorFor(fields, "recurrence.rrule") ?? fields.recurrence}
-        >
-          {(p) => (
-            <input
-              {...p}
-              placeholder="FREQ=WEEKLY;BYDAY=MO"
-              value={rrule}
-              onChange={(e) => { setRrule(e.target.value); }}
-            />
-          )}
-        </Field>
-        <Field
-          id={id("zone")}
+          placeholder="FREQ=WEEKLY;BYDAY=MO"
+          {...field("rrule")}
+          // a rule the API refuses as a whole is reported at `recurrence`
+          error={errorFor(submission.fields, "recurrence.rrule") ?? submission.fields.recurrence}
+        />
+        <TextField
           label="Time zone"
           hint="IANA name the rule's times are in"
-          error={errorFor(fields, "recurrence.timezone")}
-        >
-          {(p) => <input {...p} value={zone} onChange={(e) => { setZone(e.target.value); }} />}
-        </Field>
-        <Field
-          id={id("description")}
-          label="Description"
-          error={errorFor(fields, "description")}
-        >
-          {(p) => (
-            <textarea
-              {...p}
-              rows={2}
-              value={description}
-              onChange={(e) => { setDescription(e.target.value); }}
-            />
-          )}
-        </Field>
+          {...field("zone", "recurrence.timezone")}
+        />
+        <TextField label="Description" rows={2} {...field("description")} />
       </div>
-      {error ? (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      ) : null}
-      <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>
-          {task === null ? "Create task" : "Save changes"}
-        </button>
-        {onCancel ? (
-          <button type="button" onClick={onCancel} disabled={busy}>
-            Cancel
-          </button>
-        ) : null}
-      </div>
-    </form>
+    </FormCard>
   );
 }

@@ -1,19 +1,17 @@
 import { useEffect, useState } from "react";
 
 import { ApiError, messageOf, type Api } from "./api";
-import type { AuditEntry } from "./types";
+import { ACTIVITY_LABEL, type ActivityType, type AuditEntry } from "./types";
 
 type History =
   | { state: "loading" }
   | { state: "error"; message: string }
   | { state: "ready"; entries: AuditEntry[] };
 
-const WHAT: Record<string, string> = {
-  "task.created": "Created",
-  "task.updated": "Changed",
-  "task.deleted": "Deleted",
-  "task.reminder.due": "Reminder sent",
-};
+/** The history's name for an entry's type; one the console does not know yet, as it is. */
+function what(type: string): string {
+  return type in ACTIVITY_LABEL ? ACTIVITY_LABEL[type as ActivityType].history : type;
+}
 
 function describe(entry: AuditEntry): string {
   const data = entry.data;
@@ -73,7 +71,7 @@ export function TaskHistory({ api, taskId }: { api: Api; taskId: string }) {
               timeStyle: "medium",
             })}
           </time>{" "}
-          <strong>{WHAT[entry.type] ?? entry.type}</strong> <span>{describe(entry)}</span>
+          <strong>{what(entry.type)}</strong> <span>{describe(entry)}</span>
         </li>
       ))}
     </ol>

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useId, useMemo, useState } from "react";
 
 import { messageOf, type Api } from "./api";
+import { ANY, SelectField, TextField } from "./Field";
 import { TaskForm } from "./TaskForm";
 import { TaskHistory } from "./TaskHistory";
 import {
@@ -10,20 +11,10 @@ import {
   isFiltered,
   loadTasks,
   MAX_LOADED,
-  SORTS,
-  type Sort,
+  SORT_CHOICES,
   type TaskQuery,
 } from "./taskQuery";
-import {
-  PRIORITY_LABEL,
-  STATUS_LABEL,
-  TASK_PRIORITIES,
-  TASK_STATUSES,
-  type Task,
-  type TaskIn,
-  type TaskPriority,
-  type TaskStatus,
-} from "./types";
+import { PRIORITY_CHOICES, PRIORITY_LABEL, STATUS_CHOICES, STATUS_LABEL, type Task, type TaskIn } from "./types";
 
 const PAGE_SIZE = 10;
 const SEARCH_DELAY_MS = 250; // typing in the search box sends one query, not one per key
@@ -109,7 +100,6 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
   }, [api, changes, reloads, sent]);
 
   const shown = useMemo(() => (load.state === "ready" ? load.tasks : []), [load]);
-  const tags = knownTags;
   const filtered = load.state === "ready" && isFiltered(load.query);
   const pages = Math.max(1, Math.ceil(shown.length / PAGE_SIZE));
   const current = Math.min(page, pages - 1);
@@ -120,6 +110,17 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
     setQuery(next);
     setPage(0);
     if (key !== "search") setSent(next);
+  }
+
+  /** A toolbar control's props: it shows and changes `query[key]`. */
+  function filter<K extends keyof TaskQuery>(key: K) {
+    return {
+      id: id(key),
+      value: query[key],
+      onChange: (value: TaskQuery[K]) => {
+        update(key, value);
+      },
+    };
   }
 
   async function act(task: Task, work: () => Promise<unknown>, done: string): Promise<void> {
@@ -162,85 +163,19 @@ export function Tasks({ api, changes, onNotice }: TasksProps) {
       <TaskForm task={null} onSubmit={create} />
 
       <div className="toolbar" role="search" aria-label="Search and filter tasks">
-        <div className="field grow">
-          <label htmlFor={id("search")}>Search</label>
-          <input
-            id={id("search")}
-            type="search"
-            placeholder="Words in the title or description"
-            value={query.search}
-            onChange={(e) => { update("search", e.target.value); }}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor={id("status")}>Status</label>
-          <select
-            id={id("status")}
-            value={query.status}
-            onChange={(e) => { update("status", e.target.value as TaskStatus | ""); }}
-          >
-            <option value="">Any</option>
-            {TASK_STATUSES.map((s) => (
-              <option key={s} value={s}>
-                {STATUS_LABEL[s]}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor={id("priority")}>Priority</label>
-          <select
-            id={id("priority")}
-            value={query.priority}
-            onChange={(e) => { update("priority", e.target.value as TaskPriority | ""); }}
-          >
-            <option value="">Any</option>
-            {TASK_PRIORITIES.map((p) => (
-              <option key={p} value={p}>
-                {PRIORITY_LABEL[p]}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor={id("tag")}>Tag</label>
-          <select id={id("tag")} value={query.tag} onChange={(e) => { update("tag", e.target.value); }}>
-            <option value="">Any</option>
-            {tags.map((t) => (
-              <option key={t} value={t}>
-                {t}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div className="field">
-          <label htmlFor={id("from")}>Due from</label>
-          <input
-            id={id("from")}
-            type="date"
-            value={query.dueFrom}
-            onChange={(e) => { update("dueFrom", e.target.value); }}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor={id("to")}>Due to</label>
-          <input
-            id={id("to")}
-            type="date"
-            value={query.dueTo}
-            onChange={(e) => { update("dueTo", e.target.value); }}
-          />
-        </div>
-        <div className="field">
-          <label htmlFor={id("sort")}>Sort</label>
-          <select id={id("sort")} value={query.sort} onChange={(e) => { update("sort", e.target.value as Sort); }}>
-            {(Object.keys(SORTS) as Sort[]).map((s) => (
-              <option key={s} value={s}>
-                {SORTS[s].label}
-              </option>
-            ))}
-          </select>
-        </div>
+        <TextField
+          label="Search"
+          className="grow"
+          type="search"
+          placeholder="Words in the title or description"
+          {...filter("search")}
+        />
+        <SelectField label="Status" choices={[ANY, ...STATUS_CHOICES]} {...filter("status")} />
+        <SelectField label="Priority" choices={[ANY, ...PRIORITY_CHOICES]} {...filter("priority")} />
+        <SelectField label="Tag" choices={[ANY, ...knownTags.map((t) => ({ value: t, label: t }))]} {...filter("tag")} />
+        <TextField label="Due from" type="date" {...filter("dueFrom")} />
+        <TextField label="Due to" type="date" {...filter("dueTo")} />
+        <SelectField label="Sort" choices={SORT_CHOICES} {...filter("sort")} />
         {isFiltered(query) ? (
           <button type="button" className="link" onClick={() => {
             const cleared = { ...EMPTY_QUERY, sort: query.sort };

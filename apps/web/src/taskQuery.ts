@@ -3,7 +3,7 @@
 // filtered here). `loadTasks` follows the cursors up to MAX_LOADED matching tasks.
 
 import type { Api } from "./api";
-import type { Task, TaskPriority, TaskStatus } from "./types";
+import type { Choice, Task, TaskPriority, TaskStatus } from "./types";
 
 /** The console's sort choices, each an API `sort` value. */
 export const SORTS = {
@@ -15,6 +15,11 @@ export const SORTS = {
   updated: { label: "Recently changed", api: "-updated_at" },
 } as const;
 export type Sort = keyof typeof SORTS;
+
+export const SORT_CHOICES: readonly Choice<Sort>[] = (Object.keys(SORTS) as Sort[]).map((value) => ({
+  value,
+  label: SORTS[value].label,
+}));
 
 export interface TaskQuery {
   search: string;

@@ -12,23 +12,6 @@ export interface Recurrence {
   timezone: string;
 }
 
-export interface Task {
-  id: string;
-  title: string;
-  description: string | null;
-  status: TaskStatus;
-  priority: TaskPriority;
-  due_at: string | null;
-  tags: string[];
-  reminders: string[]; // ISO 8601 durations before due_at, e.g. "PT10M"
-  recurrence: Recurrence | null;
-  series_id: string | null;
-  occurrence_at: string | null;
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
 /** What POST /api/v1/tasks takes and PUT replaces (every field: PUT is a full replace). */
 export interface TaskIn {
   title: string;
@@ -41,11 +24,24 @@ export interface TaskIn {
   recurrence: Recurrence | null;
 }
 
-export interface TaskPage {
-  items: Task[];
+/** A stored task: what it was given, and what the API keeps about it. */
+export interface Task extends TaskIn {
+  id: string;
+  series_id: string | null;
+  occurrence_at: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** One page of a cursor-paged list (GET /api/v1/tasks, GET /api/v1/audit). */
+export interface Page<T> {
+  items: T[];
   limit: number;
   next_cursor: string | null;
 }
+
+export type TaskPage = Page<Task>;
 
 /** One entry of GET /api/v1/audit (the audit trail of the key's tenant). */
 export interface AuditEntry {
@@ -58,11 +54,7 @@ export interface AuditEntry {
   data: Record<string, unknown>;
 }
 
-export interface AuditPage {
-  items: AuditEntry[];
-  limit: number;
-  next_cursor: string | null;
-}
+export type AuditPage = Page<AuditEntry>;
 
 export interface EventIn {
   category: string;
@@ -89,11 +81,22 @@ export interface FlowStatus {
   deliveries: Delivery[] | null;
 }
 
+/** Every activity type the stream sends, and what the console calls it in the live feed and
+ * in a task's history (the audit trail of the same events). */
+export const ACTIVITY_LABEL = {
+  "event.received": { feed: "Event", history: "Event received" },
+  "task.created": { feed: "Task created", history: "Created" },
+  "task.updated": { feed: "Task updated", history: "Changed" },
+  "task.deleted": { feed: "Task deleted", history: "Deleted" },
+  "task.reminder.due": { feed: "Reminder due", history: "Reminder sent" },
+} as const;
+export type ActivityType = keyof typeof ACTIVITY_LABEL;
+
 /** One `activity` message of GET /api/v1/stream (an outbox row of the caller's key). */
 export interface Activity {
   cursor: string;
   id: string;
-  type: "event.received" | "task.created" | "task.updated" | "task.deleted" | "task.reminder.due";
+  type: ActivityType;
   subject: string;
   occurred_at: string;
   correlation_id: string;
@@ -114,3 +117,19 @@ export const STATUS_LABEL: Record<TaskStatus, string> = {
   done: "Done",
   cancelled: "Cancelled",
 };
+
+/** One option of a select: the value sent, the text shown. */
+export interface Choice<T extends string> {
+  value: T;
+  label: string;
+}
+
+export const PRIORITY_CHOICES: readonly Choice<TaskPriority>[] = TASK_PRIORITIES.map((value) => ({
+  value,
+  label: PRIORITY_LABEL[value],
+}));
+
+export const STATUS_CHOICES: readonly Choice<TaskStatus>[] = TASK_STATUSES.map((value) => ({
+  value,
+  label: STATUS_LABEL[value],
+}));
