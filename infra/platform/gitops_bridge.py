@@ -35,6 +35,7 @@ from infra.contracts import (
     gitops_path,
 )
 from infra.platform.kube import custom_resource
+from infra.validation import require_one_of
 
 ROOT_PROJECT = "platform-root"
 DEFAULT_PROJECT = "default"
@@ -152,10 +153,7 @@ class GitOpsBridge(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GitOpsBridgeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        if args.environment not in ENVIRONMENTS:
-            raise ValueError(
-                f"environment: {args.environment!r}; allowed: {', '.join(ENVIRONMENTS)}"
-            )
+        require_one_of("environment", args.environment, ENVIRONMENTS)
         if not args.repo_url or not args.revision:
             raise ValueError(
                 f"repo_url/revision: {args.repo_url!r}/{args.revision!r}; allowed: non-empty"
