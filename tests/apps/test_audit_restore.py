@@ -33,6 +33,7 @@ from apps.common.envelope import new_envelope
 from platform_cli.embedded import PostgresServer, free_port
 from tests.apps.app_env import db_env, use_database
 from tests.apps.consumer_harness import REPO_ROOT
+from tests.conftest import use_aws_emulator
 
 HOUR = timedelta(hours=1)
 ALL_COLUMNS = (
@@ -44,15 +45,7 @@ ALL_COLUMNS = (
 
 @pytest.fixture
 def aws_env(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": aws_endpoint,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return use_aws_emulator(monkeypatch, aws_endpoint, "us-east-1")
 
 
 @pytest.fixture
