@@ -163,16 +163,24 @@ def _error(exc: ClientError) -> str:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def find_instance(rds: Any, identifier: str) -> Instance | None:
+def _described(describe: Any, listed: str, missing: str, **identifier: str) -> list[Any]:
+    """The `listed` items of `describe(**identifier)`; none when the error code is `missing`,
+    with or without its `Fault` suffix (both spellings are accepted, as before)."""
     try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        return list(describe(**identifier)[listed])
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "DBInstanceNotFound",
-            "DBInstanceNotFoundFault",
-        ):
-            return None
+        if exc.response.get("Error", {}).get("Code") in (missing, f"{missing}Fault"):
+            return []
         raise RestoreError(_error(exc)) from None
+
+
+def find_instance(rds: Any, identifier: str) -> Instance | None:
+    found = _described(
+        rds.describe_db_instances,
+        "DBInstances",
+        "DBInstanceNotFound",
+        DBInstanceIdentifier=identifier,
+    )
     if not found:
         return None
     raw = found[0]
@@ -219,15 +227,12 @@ def restorable_window(rds: Any, instance: Instance) -> RestoreWindow:
 
 
 def find_snapshot(rds: Any, identifier: str) -> Snapshot | None:
-    try:
-        found = rds.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "DBSnapshotNotFound",
-            "DBSnapshotNotFoundFault",
-        ):
-            return None
-        raise RestoreError(_error(exc)) from None
+    found = _described(
+        rds.describe_db_snapshots,
+        "DBSnapshots",
+        "DBSnapshotNotFound",
+        DBSnapshotIdentifier=identifier,
+    )
     return Snapshot.of(found[0]) if found else None
 
 
