@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -163,24 +163,22 @@ def _error(exc: ClientError) -> str:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def _described(describe: Any, listed: str, missing: str, **identifier: str) -> list[Any]:
-    """The `listed` items of `describe(**identifier)`; none when the error code is `missing`,
-    with or without its `Fault` suffix (both spellings are accepted, as before)."""
+def _described(rds: Any, noun: Literal["Instance", "Snapshot"], identifier: str) -> list[Any]:
+    """`DescribeDB<noun>s` of one identifier (noun: Instance, Snapshot), as RDS names its calls,
+    lists, parameters and errors; none when the error code is `DB<noun>NotFound`, with or
+    without its `Fault` suffix."""
+    describe = getattr(rds, f"describe_db_{noun.lower()}s")
     try:
-        return list(describe(**identifier)[listed])
+        return list(describe(**{f"DB{noun}Identifier": identifier})[f"DB{noun}s"])
     except ClientError as exc:
+        missing = f"DB{noun}NotFound"
         if exc.response.get("Error", {}).get("Code") in (missing, f"{missing}Fault"):
             return []
         raise RestoreError(_error(exc)) from None
 
 
 def find_instance(rds: Any, identifier: str) -> Instance | None:
-    found = _described(
-        rds.describe_db_instances,
-        "DBInstances",
-        "DBInstanceNotFound",
-        DBInstanceIdentifier=identifier,
-    )
+    found = _described(rds, "Instance", identifier)
     if not found:
         return None
     raw = found[0]
@@ -227,12 +225,7 @@ def restorable_window(rds: Any, instance: Instance) -> RestoreWindow:
 
 
 def find_snapshot(rds: Any, identifier: str) -> Snapshot | None:
-    found = _described(
-        rds.describe_db_snapshots,
-        "DBSnapshots",
-        "DBSnapshotNotFound",
-        DBSnapshotIdentifier=identifier,
-    )
+    found = _described(rds, "Snapshot", identifier)
     return Snapshot.of(found[0]) if found else None
 
 
