@@ -19,11 +19,6 @@ def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
-
-
 TASKS = [
     {"title": "Write the quarterly report", "priority": "high", "tags": ["work", "q3"],
      "due_at": "2030-07-01T09:00:00Z", "description": "numbers from finance"},
