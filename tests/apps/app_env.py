@@ -6,7 +6,7 @@ that a consumer's settings read every fact of its contract (`assert_reads_every_
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -15,12 +15,27 @@ from infra.contracts import app_contract
 from platform_cli.local_facts import Database, database_environment, local_app_environment
 
 
-def app_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
+class Topics(Protocol):
+    """The test's own topic names (tests.apps.conftest.TopicNames and the like)."""
+
+    @property
+    def events(self) -> str: ...
+    @property
+    def tasks(self) -> str: ...
+
+
+def app_env(
+    kafka_bootstrap: str, database_url: str, topics: Topics | None = None
+) -> dict[str, str]:
     """Every fact and both credentials: the test's broker and database, plaintext Kafka, no
-    tracing backend, no archive bucket (tests that need one set AUDIT_ARCHIVE_BUCKET after)."""
-    return local_app_environment(
+    tracing backend, no archive bucket (tests that need one set AUDIT_ARCHIVE_BUCKET after);
+    with `topics`, the apps read and write the test's own events and tasks topics."""
+    env = local_app_environment(
         kafka_bootstrap=kafka_bootstrap, database=Database.from_url(database_url)
     )
+    if topics is not None:
+        env |= {"EVENTS_TOPIC": topics.events, "TASKS_TOPIC": topics.tasks}
+    return env
 
 
 def db_env(database_url: str) -> dict[str, str]:

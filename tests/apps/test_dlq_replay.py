@@ -275,9 +275,7 @@ def test_replay_twice_delivers_each_event_once_with_the_real_consumers(
         f"audit-{uuid.uuid4().hex[:6]}",
     )
     base = {
-        **app_env(kafka.bootstrap, database_url),
-        "EVENTS_TOPIC": unique_topics.events,
-        "TASKS_TOPIC": unique_topics.tasks,
+        **app_env(kafka.bootstrap, database_url, topics=unique_topics),
     }
     notifier = ConsumerProcess(
         "notifier",

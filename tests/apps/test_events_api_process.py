@@ -26,9 +26,7 @@ SHUTDOWN_LIMIT_S = 10.0
 def _env(env: EventsApiEnv, **extra: str) -> dict[str, str]:
     return {
         **os.environ,
-        **app_env(env.bootstrap, env.database_url),
-        "EVENTS_TOPIC": env.topics.events,
-        "TASKS_TOPIC": env.topics.tasks,
+        **app_env(env.bootstrap, env.database_url, topics=env.topics),
         "LOG_LEVEL": "WARNING",
         **extra,
     }

@@ -237,9 +237,7 @@ def _consumer(app: str, env: EventsApiEnv, tmp_path: Path, **extra: str) -> Cons
     return ConsumerProcess(
         app,
         {
-            **app_env(env.bootstrap, env.database_url),
-            "EVENTS_TOPIC": topics.events,
-            "TASKS_TOPIC": topics.tasks,
+            **app_env(env.bootstrap, env.database_url, topics=topics),
             "DEAD_LETTER_TOPIC": topics.notifier_dlq if app == "notifier" else topics.audit_dlq,
             "CONSUMER_GROUP": f"{app}-{uuid.uuid4().hex[:6]}",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",

@@ -114,9 +114,7 @@ def rig(
 ) -> Iterator[NotifierRig]:
     migrate(database_url, "notifier", MIGRATIONS)
     env = {
-        **app_env(kafka.bootstrap, database_url),
-        "EVENTS_TOPIC": unique_topics.events,
-        "TASKS_TOPIC": unique_topics.tasks,
+        **app_env(kafka.bootstrap, database_url, topics=unique_topics),
         "DEAD_LETTER_TOPIC": unique_topics.notifier_dlq,
         "CONSUMER_GROUP": group,
         "NOTIFIER_WEBHOOK_URL": f"{sink.url}/flaky",

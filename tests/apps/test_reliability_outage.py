@@ -36,9 +36,9 @@ def api_base(events_api_env: EventsApiEnv, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {
         **os.environ,
-        **app_env(events_api_env.bootstrap, events_api_env.database_url),
-        "EVENTS_TOPIC": events_api_env.topics.events,
-        "TASKS_TOPIC": events_api_env.topics.tasks,
+        **app_env(
+            events_api_env.bootstrap, events_api_env.database_url, topics=events_api_env.topics
+        ),
         "OUTBOX_MAX_BACKOFF_SECONDS": "1",
         "LOG_LEVEL": "WARNING",
     }
@@ -90,9 +90,7 @@ def test_broker_outage_while_api_accepts_1000_events_loses_and_duplicates_nothin
     audit = ConsumerProcess(
         "audit",
         {
-            **app_env(kafka.bootstrap, events_api_env.database_url),
-            "EVENTS_TOPIC": topics.events,
-            "TASKS_TOPIC": topics.tasks,
+            **app_env(kafka.bootstrap, events_api_env.database_url, topics=topics),
             "DEAD_LETTER_TOPIC": topics.audit_dlq,
             "CONSUMER_GROUP": group,
         },

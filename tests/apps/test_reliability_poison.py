@@ -76,9 +76,7 @@ def test_poison_is_dead_lettered_by_both_consumers_and_good_records_flow(
     produce(kafka.bootstrap, unique_topics.tasks, tasks)
 
     base_env = {
-        **app_env(kafka.bootstrap, database_url),
-        "EVENTS_TOPIC": unique_topics.events,
-        "TASKS_TOPIC": unique_topics.tasks,
+        **app_env(kafka.bootstrap, database_url, topics=unique_topics),
     }
     with webhook_sink() as sink:
         audit = ConsumerProcess(

@@ -73,9 +73,7 @@ def test_every_event_has_api_publish_notifier_and_audit_in_one_trace_across_a_si
     migrate(url, "notifier", NOTIFIER_MIGRATIONS)
     suffix = uuid.uuid4().hex[:6]
     common = {
-        **app_env(events_api_env.bootstrap, url),
-        "EVENTS_TOPIC": topics.events,
-        "TASKS_TOPIC": topics.tasks,
+        **app_env(events_api_env.bootstrap, url, topics=topics),
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
     }
     api = ApiProcess("serve", common, tmp_path / "events-api.log")

@@ -291,9 +291,9 @@ def audit_consumer(events_api_env: EventsApiEnv, tmp_path: Path) -> Iterator[Non
     smoke test waits until the event's read API says audit has it."""
     migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
     env = {
-        **app_env(events_api_env.bootstrap, events_api_env.database_url),
-        "EVENTS_TOPIC": events_api_env.topics.events,
-        "TASKS_TOPIC": events_api_env.topics.tasks,
+        **app_env(
+            events_api_env.bootstrap, events_api_env.database_url, topics=events_api_env.topics
+        ),
         "CONSUMER_GROUP": f"audit-{uuid.uuid4().hex[:6]}",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }

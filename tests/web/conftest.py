@@ -129,9 +129,7 @@ def stack(
     migrate(database_url, "audit", AUDIT_MIGRATIONS)
     logs = tmp_path_factory.mktemp("web-stack")
     common = {
-        **app_env(kafka.bootstrap, database_url),
-        "EVENTS_TOPIC": topics.events,
-        "TASKS_TOPIC": topics.tasks,
+        **app_env(kafka.bootstrap, database_url, topics=topics),
     }
     with webhook_sink() as sink:
         notifier = ConsumerProcess(
