@@ -11,11 +11,11 @@ import json
 
 import pytest
 
-from infra.config import load_stack_file
 from infra.security import ci_roles
 from infra.security.ci_roles import CiRoles, CiRolesArgs
 from platform_cli.aws_names import names_for_env
-from platform_cli.offline import FAKE_ACCOUNT, Declared, run_program, run_stack
+from platform_cli.offline import FAKE_ACCOUNT, Declared, run_program
+from tests.stacks import committed_stack
 
 REGION = "eu-west-1"
 WRITE_WORDS = (
@@ -48,7 +48,7 @@ WRITE_WORDS = (
 
 @functools.cache
 def stack(env: str) -> Declared:
-    return run_stack(load_stack_file(env))
+    return committed_stack(env)
 
 
 def _statements(policy: dict) -> dict[str, dict]:

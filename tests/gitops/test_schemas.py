@@ -28,7 +28,6 @@ import yaml
 
 from infra.config import load_stack_file
 from infra.contracts import ENVIRONMENTS
-from platform_cli.offline import run_stack
 from tests.gitops.schemas.apiserver import (
     STRING_FORMAT_CHECKS,
     UNCHECKED_FORMATS,
@@ -36,6 +35,7 @@ from tests.gitops.schemas.apiserver import (
     FieldValidation,
     subschemas,
 )
+from tests.stacks import committed_stack
 
 SCHEMAS = Path(__file__).parent / "schemas"
 SOURCES: dict[str, dict[str, Any]] = json.loads((SCHEMAS / "sources.json").read_text())["schemas"]
@@ -80,7 +80,7 @@ def declared() -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """(resource name, body) of every custom resource each stack's program declares."""
     out = {}
     for env in ENVIRONMENTS:
-        resources = run_stack(load_stack_file(env)).resources
+        resources = committed_stack(env).resources
         out[env] = [
             (r.name, r.inputs)
             for r in resources

@@ -11,15 +11,16 @@ import yaml
 
 from infra.config import load_stack_file
 from infra.contracts import ENVIRONMENTS, notifier_channels_secret_id
-from platform_cli.offline import Declared, run_stack
+from platform_cli.offline import Declared
 from platform_cli.rehearsal.run import GITOPS_ROOT
+from tests.stacks import committed_stack
 
 CLOUD = [env for env in ENVIRONMENTS if load_stack_file(env).flavour == "aws"]
 
 
 @pytest.fixture(scope="module", params=CLOUD)
 def stack(request: pytest.FixtureRequest) -> tuple[str, Declared]:
-    return request.param, run_stack(load_stack_file(request.param))
+    return request.param, committed_stack(request.param)
 
 
 def test_the_secret_is_declared_encrypted_without_a_value(stack: tuple[str, Declared]) -> None:

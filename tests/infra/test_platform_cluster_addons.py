@@ -19,8 +19,9 @@ from infra.config import (
 )
 from infra.platform import charts, controller_policies
 from infra.platform.ingress import ALB_CONTROLLER
-from platform_cli.offline import Declared, DeclaredResource, run_stack
+from platform_cli.offline import Declared, DeclaredResource
 from tests.infra.platform_support import declared, eks_cluster_arn
+from tests.stacks import committed_stack
 
 MANAGED_ENVS = ("dev", "staging", "prod")
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -30,7 +31,7 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 @functools.cache
 def program(env: str) -> Declared:
     """The whole program of a committed stack (the cluster and network included)."""
-    return run_stack(load_stack_file(env))
+    return committed_stack(env)
 
 
 def release(d: Declared, chart: str) -> DeclaredResource:

@@ -10,12 +10,13 @@ import pytest
 from infra.config import REPO_ROOT, load_stack_file, read_stack_file
 from infra.contracts import ENVIRONMENTS, REQUIRED_TAG_KEYS
 from infra.program import LOCALSTACK_SERVICES
-from platform_cli.offline import Declared, run_program, run_stack
+from platform_cli.offline import Declared, run_program
+from tests.stacks import committed_stack
 
 
 @cache
 def declared(stack: str) -> Declared:
-    return run_stack(load_stack_file(stack))
+    return committed_stack(stack)
 
 
 @pytest.mark.parametrize("stack", ENVIRONMENTS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.config import load_stack_file
-from platform_cli.offline import Declared, run_stack
+from platform_cli.offline import Declared
+from tests.stacks import committed_stack
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def declared(declared_stacks: dict[str, Declared]):
 
     def run(stack: str) -> Declared:
         if stack not in declared_stacks:
-            declared_stacks[stack] = run_stack(load_stack_file(stack))
+            declared_stacks[stack] = committed_stack(stack)
         return declared_stacks[stack]
 
     return run
