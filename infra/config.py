@@ -142,6 +142,17 @@ def _parse_network(value: str, field: str) -> ipaddress.IPv4Network:
         ) from None
 
 
+def _ipv4_networks(field: str) -> AfterValidator:
+    """A field validator: each entry is an IPv4 network with prefix (errors name `field`)."""
+
+    def check(value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            _parse_network(cidr, field)
+        return value
+
+    return AfterValidator(check)
+
+
 class NetworkConfig(_Model):
     """The VPC and its three subnet tiers."""
 
@@ -151,7 +162,7 @@ class NetworkConfig(_Model):
         description="One NAT gateway for the VPC (cheap) or one per AZ (no cross-AZ dependency)."
     )
     flow_logs_retention_days: int = Field(30, description="CloudWatch retention of VPC flow logs.")
-    allowed_cidrs: tuple[str, ...] = Field(
+    allowed_cidrs: Annotated[tuple[str, ...], _ipv4_networks("allowedCidrs")] = Field(
         (),
         description="Extra CIDRs (on-prem, VPN) that must not overlap the VPC; used for peering.",
     )
@@ -171,13 +182,6 @@ class NetworkConfig(_Model):
     def _az_count(cls, value: int) -> int:
         if value not in (2, 3):
             raise ValueError(f"{value} AZs; allowed: 2 or 3")
-        return value
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _allowed_cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in value:
-            _parse_network(cidr, "allowedCidrs")
         return value
 
     @model_validator(mode="after")
@@ -343,7 +347,7 @@ class IngressConfig(_Model):
     scheme: Literal["internal", "internet-facing"] = Field(
         "internal", description="internal: reachable from the VPC (and peers) only."
     )
-    allowed_cidrs: tuple[str, ...] = Field(
+    allowed_cidrs: Annotated[tuple[str, ...], _ipv4_networks("ingress.allowedCidrs")] = Field(
         min_length=1, description="Client CIDRs the load balancer's security group admits."
     )
     certificate_arn: str | None = Field(
@@ -353,13 +357,6 @@ class IngressConfig(_Model):
     zone_id: str | None = Field(
         None, pattern=ROUTE53_ZONE_ID, description="Its hosted zone id (aws flavour: required)."
     )
-
-    @field_validator("allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in value:
-            _parse_network(cidr, "ingress.allowedCidrs")
-        return value
 
     @model_validator(mode="after")
     def _hosts_in_zone(self) -> IngressConfig:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 V = TypeVar("V")
 
@@ -237,6 +237,22 @@ _COMMON_FACTS = (
     Fact.OTEL_EXPORTER_OTLP_ENDPOINT,
 )
 
+
+def _consumer(
+    name: str, *, port: int, consumes: tuple[Topic, ...], dead_letter: Topic, **fields: Any
+) -> AppContract:
+    """A Kafka consumer app: its consumer group carries its name."""
+    return AppContract(
+        name=name,
+        kind="consumer",
+        port=port,
+        consumes=tuple(topic.name for topic in consumes),
+        consumer_group=name,
+        dead_letter_topic=dead_letter.name,
+        **fields,
+    )
+
+
 APPS: tuple[AppContract, ...] = (
     AppContract(
         name="events-api",
@@ -245,35 +261,29 @@ APPS: tuple[AppContract, ...] = (
         produces=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
         facts=_COMMON_FACTS,
     ),
-    AppContract(
-        name="notifier",
-        kind="consumer",
+    _consumer(
+        "notifier",
         port=8001,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
-        consumer_group="notifier",
-        dead_letter_topic=NOTIFIER_DLQ.name,
+        consumes=(EVENTS_TOPIC, TASKS_TOPIC, REMINDERS_TOPIC),
+        dead_letter=NOTIFIER_DLQ,
         facts=_COMMON_FACTS,
     ),
-    AppContract(
-        name="audit",
-        kind="consumer",
+    _consumer(
+        "audit",
         port=8002,
-        consumes=(EVENTS_TOPIC.name, TASKS_TOPIC.name, REMINDERS_TOPIC.name),
-        consumer_group="audit",
-        dead_letter_topic=AUDIT_DLQ.name,
+        consumes=(EVENTS_TOPIC, TASKS_TOPIC, REMINDERS_TOPIC),
+        dead_letter=AUDIT_DLQ,
         uses_archive_bucket=True,
         facts=(*_COMMON_FACTS, Fact.AUDIT_ARCHIVE_BUCKET),
     ),
     # Schedules task reminders (from task changes) in PostgreSQL and publishes each one when
     # it falls due; the notifier delivers them, audit records them.
-    AppContract(
-        name="reminders",
-        kind="consumer",
+    _consumer(
+        "reminders",
         port=8003,
-        consumes=(TASKS_TOPIC.name,),
+        consumes=(TASKS_TOPIC,),
+        dead_letter=REMINDERS_DLQ,
         produces=(REMINDERS_TOPIC.name,),
-        consumer_group="reminders",
-        dead_letter_topic=REMINDERS_DLQ.name,
         facts=_COMMON_FACTS,
     ),
 )

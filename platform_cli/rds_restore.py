@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
@@ -163,16 +163,22 @@ def _error(exc: ClientError) -> str:
 # --- reading --------------------------------------------------------------------------------------
 
 
-def find_instance(rds: Any, identifier: str) -> Instance | None:
+def _described(rds: Any, noun: Literal["Instance", "Snapshot"], identifier: str) -> list[Any]:
+    """`DescribeDB<noun>s` of one identifier (noun: Instance, Snapshot), as RDS names its calls,
+    lists, parameters and errors; none when the error code is `DB<noun>NotFound`, with or
+    without its `Fault` suffix."""
+    describe = getattr(rds, f"describe_db_{noun.lower()}s")
     try:
-        found = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        return list(describe(**{f"DB{noun}Identifier": identifier})[f"DB{noun}s"])
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "DBInstanceNotFound",
-            "DBInstanceNotFoundFault",
-        ):
-            return None
+        missing = f"DB{noun}NotFound"
+        if exc.response.get("Error", {}).get("Code") in (missing, f"{missing}Fault"):
+            return []
         raise RestoreError(_error(exc)) from None
+
+
+def find_instance(rds: Any, identifier: str) -> Instance | None:
+    found = _described(rds, "Instance", identifier)
     if not found:
         return None
     raw = found[0]
@@ -219,15 +225,7 @@ def restorable_window(rds: Any, instance: Instance) -> RestoreWindow:
 
 
 def find_snapshot(rds: Any, identifier: str) -> Snapshot | None:
-    try:
-        found = rds.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in (
-            "DBSnapshotNotFound",
-            "DBSnapshotNotFoundFault",
-        ):
-            return None
-        raise RestoreError(_error(exc)) from None
+    found = _described(rds, "Snapshot", identifier)
     return Snapshot.of(found[0]) if found else None
 
 

@@ -62,6 +62,14 @@ def _rds(region: str) -> object:
     return aws_session.client("rds", region)
 
 
+def _open(env: str) -> tuple[Console, PlatformConfig, ExpectedNames, object]:
+    """What every command starts from: its console, the stack's config and names (or a clear
+    exit), and an RDS client in the stack's region."""
+    console = Console(emoji=False)
+    cfg, names = _stack(env, console)
+    return console, cfg, names, _rds(cfg.region)
+
+
 def _parse_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
@@ -87,9 +95,7 @@ def points_command(env: str = typer.Option(..., "--env", help=_ENV_HELP)) -> Non
         snapshots_of,
     )
 
-    console = Console(emoji=False)
-    cfg, names = _stack(env, console)
-    rds = _rds(cfg.region)
+    console, cfg, names, rds = _open(env)
     source = find_instance(rds, names.rds_instance)
     if source is None:
         console.print(f"{names.rds_instance}: no such instance in {cfg.region}")
@@ -318,9 +324,7 @@ def db_command(
         wait_available,
     )
 
-    console = Console(emoji=False)
-    cfg, names = _stack(env, console)
-    rds = _rds(cfg.region)
+    console, cfg, names, rds = _open(env)
     request, source = _plan(console, cfg, names, rds, to_time, latest, snapshot, target)
     _print_request(console, request)
     if dry_run:
@@ -382,9 +386,7 @@ def repoint_command(
     """Print which facts change and the commands that make a restored instance the stack's."""
     from platform_cli.rds_restore import find_instance
 
-    console = Console(emoji=False)
-    cfg, names = _stack(env, console)
-    rds = _rds(cfg.region)
+    console, cfg, names, rds = _open(env)
     if target == names.rds_instance:
         _fail(
             console, f"--target: {target!r} is the stack's own instance; name the restored one", 2

@@ -4,6 +4,8 @@ The slow tier (`-m slow`; `make unit` leaves it out, `make test` runs everything
 start real servers, processes, containers or a browser (`REAL_PARTS_TIERS`), and single tests
 elsewhere marked `@pytest.mark.slow` because they run a subprocess or take seconds.
 
+`use_aws_emulator`: boto3 pointed at an emulator, with test credentials.
+
 `localstack_endpoint`: real LocalStack for the whole session, started once and shared by every
 tier that runs its boto3 tests against it as well as against moto (tests/aws, tests/apps).
 `LOCALSTACK_ENDPOINT` when set and healthy; else host-mode LocalStack from `.localstack-venv`
@@ -30,6 +32,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = item.path.resolve().relative_to(TESTS_ROOT).parts
         if parts and parts[0] in REAL_PARTS_TIERS:
             item.add_marker(pytest.mark.slow)
+
+
+def use_aws_emulator(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, region: str = "us-east-1"
+) -> dict[str, str]:
+    """Point boto3 (in this process and in subprocesses) at an AWS emulator for the test. The
+    emulators accept any credentials; these, and no AWS_PROFILE, keep boto3 from real ones."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -332,20 +332,16 @@ class EksCluster(pulumi.ComponentResource):
         """
         args = self._args
         owned = {f"kubernetes.io/cluster/{args.cluster_name}": "owned"}
-        cluster_sg = aws.ec2.SecurityGroup(
-            f"{self._name}-cluster-sg",
-            vpc_id=args.vpc_id,
-            description=f"EKS control plane of {args.cluster_name}",
-            tags=self._tags("cluster-sg", owned),
-            opts=self._child(),
-        )
-        # The load balancer controller finds target SGs by the cluster-owned tag.
-        node_sg = aws.ec2.SecurityGroup(
-            f"{self._name}-node-sg",
-            vpc_id=args.vpc_id,
-            description=f"EKS nodes of {args.cluster_name}",
-            tags=self._tags("node-sg", owned),
-            opts=self._child(),
+        # Both carry the cluster-owned tag: the load balancer controller finds target SGs by it.
+        cluster_sg, node_sg = (
+            aws.ec2.SecurityGroup(
+                f"{self._name}-{role}",
+                vpc_id=args.vpc_id,
+                description=f"EKS {members} of {args.cluster_name}",
+                tags=self._tags(role, owned),
+                opts=self._child(),
+            )
+            for role, members in (("cluster-sg", "control plane"), ("node-sg", "nodes"))
         )
         ingress = [
             (cluster_sg, node_sg, 443, 443, "nodes-to-api", "Nodes and pods to the API server"),

@@ -15,6 +15,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from infra.config import load_stack_file
 from infra.contracts import (
@@ -196,6 +197,25 @@ def _sizing(dev: tuple[int, int, int], other: tuple[int, int, int]) -> dict[str,
     return {"localstack": small, "dev": small, "staging": large, "prod": large}
 
 
+DEBUG_IN_DEV_STACKS = {"localstack": "DEBUG", "dev": "DEBUG"}
+"""Log levels of every app: DEBUG where nobody but the team reads the logs, INFO elsewhere."""
+
+
+def _consumer(name: str, **fields: Any) -> AppSpec:
+    """A Kafka consumer app: `run` is its workload, its metrics carry its name, and all consumers
+    share one shape (at least two replicas outside dev, so a rollout or a node drain never
+    leaves a topic unconsumed)."""
+    return AppSpec(
+        name=name,
+        main_verb="run",
+        metrics_prefix=name,
+        sizing=_sizing((1, 1, 2), (2, 2, 6)),
+        resources=Resources("50m", "128Mi", "500m", "256Mi"),
+        log_level=dict(DEBUG_IN_DEV_STACKS),
+        **fields,
+    )
+
+
 APP_SPECS: tuple[AppSpec, ...] = (
     AppSpec(
         name="events-api",
@@ -208,15 +228,13 @@ APP_SPECS: tuple[AppSpec, ...] = (
             "prod": Sizing(3, 3, 10),
         },
         resources=Resources("100m", "192Mi", "1", "384Mi"),
-        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
+        log_level=dict(DEBUG_IN_DEV_STACKS),
         # The API and the web console (events-api serves it at the same origin).
         public_paths=("/api/", "/console/"),
         metrics_prefix="events_api",
     ),
-    AppSpec(
-        name="notifier",
-        main_verb="run",
-        metrics_prefix="notifier",
+    _consumer(
+        "notifier",
         # Every event, task change and reminder to the team's webhook; prod also pages Slack on
         # alerts and posts due reminders there.
         routes={
@@ -227,29 +245,12 @@ APP_SPECS: tuple[AppSpec, ...] = (
                 ChannelRoute(channels=("slack",), types=("task.reminder.due",)),
             ),
         },
-        sizing=_sizing((1, 1, 2), (2, 2, 6)),
-        resources=Resources("50m", "128Mi", "500m", "256Mi"),
-        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
     ),
-    AppSpec(
-        name="audit",
-        main_verb="run",
-        metrics_prefix="audit",
-        sizing=_sizing((1, 1, 2), (2, 2, 6)),
-        resources=Resources("50m", "128Mi", "500m", "256Mi"),
-        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
-    ),
-    AppSpec(
-        name="reminders",
-        main_verb="run",
-        metrics_prefix="reminders",
-        # Two replicas outside dev: one is always claiming due reminders during a rollout or a
-        # node drain (they share the schedule through FOR UPDATE SKIP LOCKED). The schedule is
-        # in PostgreSQL, so memory does not grow with it (bench/reminders_capacity.py).
-        sizing=_sizing((1, 1, 2), (2, 2, 6)),
-        resources=Resources("50m", "128Mi", "500m", "256Mi"),
-        log_level={"localstack": "DEBUG", "dev": "DEBUG"},
-    ),
+    _consumer("audit"),
+    # Two replicas outside dev: one is always claiming due reminders during a rollout or a node
+    # drain (they share the schedule through FOR UPDATE SKIP LOCKED). The schedule is in
+    # PostgreSQL, so memory does not grow with it (bench/reminders_capacity.py).
+    _consumer("reminders"),
 )
 
 

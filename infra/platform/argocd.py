@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import namespaced_release
+from infra.platform.chart_component import NamespacedChart
 
 
 @dataclass(frozen=True)
@@ -31,25 +30,12 @@ class ArgoCdArgs:
     wait_for: Sequence[pulumi.Resource] = ()
 
 
-class ArgoCd(pulumi.ComponentResource):
+class ArgoCd(NamespacedChart):
     """The `argocd` namespace and the argo-cd release (which brings the Argo CD CRDs)."""
-
-    namespace: k8s.core.v1.Namespace
-    release: k8s.helm.v3.Release
 
     def __init__(
         self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("platform:platform:ArgoCd", name, None, opts)
-        self.namespace, self.release = namespaced_release(
-            f"{name}-namespace",
-            f"{name}-release",
-            charts.ARGO_CD,
-            charts.argocd_values(high_availability=args.high_availability),
-            parent=self,
-            provider=args.k8s_provider,
-            depends_on=args.wait_for,
-        )
-        self.register_outputs(
-            {"namespace": self.namespace.metadata, "release": self.release.status}
-        )
+        values = charts.argocd_values(high_availability=args.high_availability)
+        super().__init__("platform:platform:ArgoCd", name, charts.ARGO_CD, values, args, opts)
+        self.register_outputs(self.chart_outputs())

@@ -20,7 +20,8 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER, MONITORING_NAMESPACE
 from infra.platform import charts
-from infra.platform.kube import custom_resource, namespaced_release
+from infra.platform.chart_component import NamespacedChart
+from infra.platform.kube import custom_resource
 
 ESO_API_VERSION = "external-secrets.io/v1"
 AWS_STORE_NAME = "aws-secrets-manager"
@@ -122,11 +123,9 @@ def cluster_secret_store_spec(args: ExternalSecretsArgs) -> dict[str, Any]:
     }
 
 
-class ExternalSecrets(pulumi.ComponentResource):
+class ExternalSecrets(NamespacedChart):
     """The ESO namespace and release, and one ClusterSecretStore."""
 
-    namespace: k8s.core.v1.Namespace
-    release: k8s.helm.v3.Release
     store: k8s.apiextensions.CustomResource
     store_name: str
 
@@ -142,15 +141,9 @@ class ExternalSecrets(pulumi.ComponentResource):
                 "source_namespace/reader_service_account: missing; allowed: both set for the "
                 "'kubernetes' store"
             )
-        super().__init__("platform:platform:ExternalSecrets", name, None, opts)
-        self.namespace, self.release = namespaced_release(
-            f"{name}-namespace",
-            f"{name}-release",
-            charts.EXTERNAL_SECRETS,
-            charts.external_secrets_values(high_availability=args.high_availability),
-            parent=self,
-            provider=args.k8s_provider,
-            depends_on=args.wait_for,
+        values = charts.external_secrets_values(high_availability=args.high_availability)
+        super().__init__(
+            "platform:platform:ExternalSecrets", name, charts.EXTERNAL_SECRETS, values, args, opts
         )
         self.store_name = (
             AWS_STORE_NAME if args.store == "aws-secrets-manager" else KUBERNETES_STORE_NAME
@@ -192,8 +185,7 @@ class ExternalSecrets(pulumi.ComponentResource):
                 "alertmanager_secret": (
                     self.alertmanager_secret.urn if self.alertmanager_secret else None
                 ),
-                "namespace": self.namespace.metadata,
-                "release": self.release.status,
+                **self.chart_outputs(),
                 "store": self.store.urn,
                 "store_name": self.store_name,
             }

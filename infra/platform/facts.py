@@ -30,6 +30,7 @@ from infra.contracts import (
 )
 from infra.platform.external_secrets import ESO_API_VERSION
 from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, k8s_opts, namespace
+from infra.validation import require_one_of
 
 # How often External Secrets re-reads the source; RDS rotates the managed secret every 7 days,
 # and the apps' DB pool reconnects with the new password on its next connection.
@@ -108,10 +109,7 @@ class FactsChannel(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: FactsChannelArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        if args.kafka_auth_mode not in KAFKA_AUTH_MODES:
-            raise ValueError(
-                f"kafka_auth_mode: {args.kafka_auth_mode!r}; allowed: {', '.join(KAFKA_AUTH_MODES)}"
-            )
+        require_one_of("kafka_auth_mode", args.kafka_auth_mode, KAFKA_AUTH_MODES)
         if not args.wait_for:
             raise ValueError("wait_for: empty; allowed: the ClusterSecretStore (ESO CRDs first)")
         # The ConfigMap data: one entry per Fact (`app_environment` refuses a missing one).

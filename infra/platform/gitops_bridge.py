@@ -35,6 +35,7 @@ from infra.contracts import (
     gitops_path,
 )
 from infra.platform.kube import custom_resource
+from infra.validation import require_one_of
 
 ROOT_PROJECT = "platform-root"
 DEFAULT_PROJECT = "default"
@@ -53,14 +54,25 @@ ROOT_SYNC_OPTIONS: tuple[str, ...] = (
 )
 
 
+def _one_namespace_project(description: str, repo_url: str, namespace: str) -> dict[str, Any]:
+    """An AppProject that reads only this repo and deploys into one namespace of this cluster."""
+    return {
+        "description": description,
+        "sourceRepos": [repo_url],
+        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": namespace}],
+        # Empty whitelist = no cluster-scoped kinds (Namespace, CRD, ClusterRole, ...).
+        "clusterResourceWhitelist": [],
+    }
+
+
 def apps_project_spec(repo_url: str) -> dict[str, Any]:
     """`platform-apps`: this repo, the `apps` namespace, nothing cluster-scoped."""
     return {
-        "description": "Bundled apps: sources from this repo, deployed to the apps namespace only",
-        "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": APP_NAMESPACE}],
-        # Empty whitelist = no cluster-scoped kinds (Namespace, CRD, ClusterRole, ...).
-        "clusterResourceWhitelist": [],
+        **_one_namespace_project(
+            "Bundled apps: sources from this repo, deployed to the apps namespace only",
+            repo_url,
+            APP_NAMESPACE,
+        ),
         # Quotas and limits are the platform's to set, not the apps'.
         "namespaceResourceBlacklist": [
             {"group": "", "kind": "ResourceQuota"},
@@ -86,10 +98,9 @@ def locked_default_project_spec() -> dict[str, Any]:
 def root_project_spec(repo_url: str) -> dict[str, Any]:
     """`platform-root`: this repo, Application objects in the `argocd` namespace only."""
     return {
-        "description": "The root app-of-apps: child Applications only",
-        "sourceRepos": [repo_url],
-        "destinations": [{"server": IN_CLUSTER_API_SERVER, "namespace": ARGOCD_NAMESPACE}],
-        "clusterResourceWhitelist": [],
+        **_one_namespace_project(
+            "The root app-of-apps: child Applications only", repo_url, ARGOCD_NAMESPACE
+        ),
         "namespaceResourceWhitelist": [{"group": ARGOCD_API_GROUP, "kind": "Application"}],
     }
 
@@ -152,10 +163,7 @@ class GitOpsBridge(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: GitOpsBridgeArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        if args.environment not in ENVIRONMENTS:
-            raise ValueError(
-                f"environment: {args.environment!r}; allowed: {', '.join(ENVIRONMENTS)}"
-            )
+        require_one_of("environment", args.environment, ENVIRONMENTS)
         if not args.repo_url or not args.revision:
             raise ValueError(
                 f"repo_url/revision: {args.repo_url!r}/{args.revision!r}; allowed: non-empty"

@@ -303,22 +303,12 @@ def keda_lag_reader_policy(apps: tuple[AppContract, ...], *, msk: MskArns) -> di
     topics = sorted({t for app in consumers for t in app.consumes})
     groups = sorted({app.consumer_group for app in consumers if app.consumer_group})
     statements = [_statement("KafkaCluster", KAFKA_CLUSTER_ACTIONS, [msk.cluster])]
-    if topics:
-        statements.append(
-            _statement(
-                "DescribeConsumedTopics",
-                KAFKA_LAG_READER_TOPIC_ACTIONS,
-                [msk.topic(t) for t in topics],
-            )
-        )
-    if groups:
-        statements.append(
-            _statement(
-                "DescribeConsumerGroups",
-                KAFKA_LAG_READER_GROUP_ACTIONS,
-                [msk.group(g) for g in groups],
-            )
-        )
+    described = (
+        ("DescribeConsumedTopics", KAFKA_LAG_READER_TOPIC_ACTIONS, [msk.topic(t) for t in topics]),
+        ("DescribeConsumerGroups", KAFKA_LAG_READER_GROUP_ACTIONS, [msk.group(g) for g in groups]),
+    )
+    # An empty Resource list is invalid IAM: a statement appears only when it names something.
+    statements += [_statement(sid, actions, arns) for sid, actions, arns in described if arns]
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 from infra.contracts import APP_NAMESPACE
 from infra.platform import charts
 from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, helm_release, k8s_opts
+from infra.validation import require_one_of
 
 INGRESS_CLASS_PARAMS_API = "elbv2.k8s.aws/v1beta1"
 ALB_CONTROLLER = "ingress.k8s.aws/alb"
@@ -76,8 +77,7 @@ def ingress_class_params_spec(args: IngressArgs) -> dict[str, Any]:
 
 
 def validate_args(args: IngressArgs) -> None:
-    if args.scheme not in INGRESS_SCHEMES:
-        raise ValueError(f"scheme: {args.scheme!r}; allowed: {', '.join(INGRESS_SCHEMES)}")
+    require_one_of("scheme", args.scheme, INGRESS_SCHEMES)
     if not args.allowed_cidrs:
         raise ValueError("allowed_cidrs: empty; allowed: one or more client CIDRs")
     if not args.certificate_arn.startswith("arn:aws:acm:"):

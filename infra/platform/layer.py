@@ -62,6 +62,7 @@ from infra.platform.node_autoscaling import NodeAutoscaling, NodeAutoscalingArgs
 from infra.platform.observability import Observability, ObservabilityArgs
 from infra.platform.storage import Storage, StorageArgs
 from infra.platform.tracing import Tracing, TracingArgs
+from infra.validation import require_one_of
 
 LAYER_TYPE = "platform:platform:PlatformLayer"
 RDS_SSLMODE = "verify-full"
@@ -178,8 +179,7 @@ PlatformLayerArgs = ManagedLayerArgs | InClusterLayerArgs
 
 def validate_args(args: PlatformLayerArgs) -> None:
     """Raise ValueError naming the first bad field, its value and what is allowed."""
-    if args.environment not in ENVIRONMENTS:
-        raise ValueError(f"environment: {args.environment!r}; allowed: {', '.join(ENVIRONMENTS)}")
+    require_one_of("environment", args.environment, ENVIRONMENTS)
     if isinstance(args, InClusterLayerArgs) and args.kafka_replication_factor < 1:
         raise ValueError(
             f"kafka_replication_factor: {args.kafka_replication_factor}; allowed: >= 1"

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
-import pulumi_kubernetes as k8s
 
 from infra.config import LOG_RETENTION_DAYS
 from infra.naming import merge_tags
 from infra.platform import charts
-from infra.platform.kube import namespaced_release
+from infra.platform.chart_component import NamespacedChart
 
 
 def pod_log_group_name(cluster_name: str) -> str:
@@ -64,27 +63,22 @@ class LogShippingArgs:
     wait_for: Sequence[pulumi.Resource] = ()
 
 
-class LogShipping(pulumi.ComponentResource):
+class LogShipping(NamespacedChart):
     """The `logging` namespace and the Fluent Bit DaemonSet."""
-
-    namespace: k8s.core.v1.Namespace
-    release: k8s.helm.v3.Release
 
     def __init__(
         self, name: str, args: LogShippingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
-        super().__init__("platform:platform:LogShipping", name, None, opts)
-        self.namespace, self.release = namespaced_release(
-            f"{name}-namespace",
-            f"{name}-fluent-bit",
+        values = pulumi.Output.from_input(args.log_group_name).apply(
+            lambda group: charts.fluent_bit_values(region=args.region, log_group_name=group)
+        )
+        super().__init__(
+            "platform:platform:LogShipping",
+            name,
             charts.FLUENT_BIT,
-            pulumi.Output.from_input(args.log_group_name).apply(
-                lambda group: charts.fluent_bit_values(region=args.region, log_group_name=group)
-            ),
-            parent=self,
-            provider=args.k8s_provider,
-            depends_on=args.wait_for,
+            values,
+            args,
+            opts,
+            release_role="fluent-bit",
         )
-        self.register_outputs(
-            {"namespace": self.namespace.metadata, "release": self.release.status}
-        )
+        self.register_outputs(self.chart_outputs())

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import namespaced_release
+from infra.platform.chart_component import NamespacedChart
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,8 @@ class ObservabilityArgs:
     wait_for: Sequence[pulumi.Resource] = ()
 
 
-class Observability(pulumi.ComponentResource):
+class Observability(NamespacedChart):
     """The `monitoring` namespace and the kube-prometheus-stack release."""
-
-    namespace: k8s.core.v1.Namespace
-    release: k8s.helm.v3.Release
 
     def __init__(
         self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
@@ -57,19 +53,13 @@ class Observability(pulumi.ComponentResource):
             storage_class=args.storage_class,
             receivers=args.alert_receivers,
         )
-        super().__init__("platform:platform:Observability", name, None, opts)
-        self.namespace, self.release = namespaced_release(
-            f"{name}-namespace",
-            f"{name}-kube-prometheus-stack",
+        super().__init__(
+            "platform:platform:Observability",
+            name,
             charts.KUBE_PROMETHEUS_STACK,
             values,
-            parent=self,
-            provider=args.k8s_provider,
-            depends_on=args.wait_for,
+            args,
+            opts,
+            release_role="kube-prometheus-stack",
         )
-        self.register_outputs(
-            {
-                "namespace": self.namespace.metadata,
-                "release": self.release.status,
-            }
-        )
+        self.register_outputs(self.chart_outputs())

@@ -41,26 +41,22 @@ run() {
 }
 
 # run_to FILE CMD ARGS...: run a command with stdout+stderr teed into FILE.
-run_to() {
-  local file="$1"; shift
-  if [[ "$DRY_RUN" == 1 ]]; then
-    printf '%s > %s\n' "$(_show "$@")" "$file"
-  else
-    mkdir -p "$(dirname "$file")"
-    "$@" 2>&1 | tee "$file"
-  fi
-}
+run_to() { _run_into tee "$@"; }
 
 # run_capture FILE CMD ARGS...: run a command with only its stdout written to FILE (e.g. JSON that
 # stderr's progress lines must not corrupt).
-run_capture() {
-  local file="$1"; shift
+run_capture() { _run_into stdout "$@"; }
+
+# _run_into tee|stdout FILE CMD ARGS...: what run_to and run_capture share (the dry-run line, the
+# report folder); `tee` keeps the output on the console too.
+_run_into() {
+  local how="$1" file="$2"; shift 2
   if [[ "$DRY_RUN" == 1 ]]; then
     printf '%s > %s\n' "$(_show "$@")" "$file"
-  else
-    mkdir -p "$(dirname "$file")"
-    "$@" >"$file"
+    return
   fi
+  mkdir -p "$(dirname "$file")"
+  if [[ "$how" == tee ]]; then "$@" 2>&1 | tee "$file"; else "$@" >"$file"; fi
 }
 
 # run_shell 'LINE': a pipeline that must stay one shell line (e.g. a secret piped via stdin).

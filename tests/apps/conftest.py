@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -27,6 +27,9 @@ from platform_cli.embedded import (
     postgres_server,
 )
 from tests.apps.app_env import db_settings
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 FAST_GROUP_SETTINGS = {"heartbeat_interval_ms": 500, "session_timeout_ms": 6000}
 """kafka-python consumer overrides: the first group join on Tansu takes ~3 heartbeats."""
@@ -172,6 +175,33 @@ def events_api_env(
     )
     apply_migrations(settings)
     return EventsApiEnv(settings, database_url, unique_topics, kafka.bootstrap)
+
+
+@pytest.fixture
+def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
+    """An in-process events-api (relay on) for the test's database and topics."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(events_api_env.app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
+    """Headers with a fresh API key of the default scopes."""
+    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
+
+
+@pytest.fixture
+def one_database(events_api_env: EventsApiEnv) -> EventsApiEnv:
+    """Every app's migrations in the events-api test database: the deployed shape (one DB)."""
+    from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
+    from apps.common.db import migrate
+    from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
+
+    migrate(events_api_env.database_url, "notifier", NOTIFIER_MIGRATIONS)
+    migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
+    return events_api_env
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[Any]:

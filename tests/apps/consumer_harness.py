@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from prometheus_client import CollectorRegistry, generate_latest
 
 from apps.common.envelope import EventEnvelope, encode, new_envelope
 from platform_cli.processes import Process, free_port, poll_until
@@ -250,6 +251,36 @@ class ConsumerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def assert_stops_cleanly_on_sigterm(process: ConsumerProcess) -> float:
+    """SIGTERM: the app logs that it stopped and exits 0 within 10 s; returns how long it took."""
+    exit_seconds = process.terminate()
+    print(f"{process.app} exited {exit_seconds:.2f} s after SIGTERM under load")
+    assert process.returncode() == 0
+    assert exit_seconds < 10
+    assert f'"msg": "{process.app} stopped"' in process.log()
+    return exit_seconds
+
+
+@contextmanager
+def process_starter(
+    app: str, env: dict[str, str], log_path: Path
+) -> Iterator[Callable[..., ConsumerProcess]]:
+    """Starts `app` processes on demand (each with `env` plus its own extras) and stops every
+    one it started on exit, however the test ended."""
+    started: list[ConsumerProcess] = []
+
+    def start(**extra: str) -> ConsumerProcess:
+        process = ConsumerProcess(app, {**env, **extra}, log_path).start()
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop_quietly()
+
+
 def metric_value(metrics_text: str, name: str) -> float:
     """Sum of all samples of `name` (any labels) in a Prometheus text exposition."""
     total = 0.0
@@ -259,6 +290,11 @@ def metric_value(metrics_text: str, name: str) -> float:
             if head == name or head.startswith(name + "{"):
                 total += float(value)
     return total
+
+
+def registry_metric(registry: CollectorRegistry, name: str) -> float:
+    """`metric_value` of an in-process service's registry, as its /metrics would serve it."""
+    return metric_value(generate_latest(registry).decode(), name)
 
 
 class PacedProducer:

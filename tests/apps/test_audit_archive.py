@@ -20,17 +20,14 @@ from apps.audit.cli import MIGRATIONS, app, s3_client
 from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from tests.apps.app_env import use_database
+from tests.conftest import use_aws_emulator
 
 HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
 def aws_env(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    # The emulator accepts any credentials; these keep boto3 from looking for real ones.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_endpoint)
+    use_aws_emulator(monkeypatch, aws_endpoint, "us-east-1")
     return aws_endpoint
 
 

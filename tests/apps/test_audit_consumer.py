@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import psycopg
 from prometheus_client import generate_latest
@@ -13,7 +14,7 @@ from apps.audit.cli import MIGRATIONS
 from apps.audit.consumer import AuditService
 from apps.audit.settings import AuditConfig, AuditSettings, ConsumerTuning
 from apps.common.db import migrate
-from apps.common.envelope import encode
+from apps.common.envelope import EventEnvelope, encode
 from apps.common.kafka import KafkaSettings, header_dict
 from platform_cli.embedded import KafkaBroker
 from tests.apps.app_env import db_settings
@@ -24,6 +25,7 @@ from tests.apps.consumer_harness import (
     metric_value,
     produce,
     read_topic,
+    registry_metric,
     running_in_thread,
     wait_until,
 )
@@ -72,11 +74,7 @@ def test_every_envelope_is_written_once_and_redelivery_changes_nothing(
     with running_in_thread(service, stop):
         assert wait_until(
             lambda: (
-                metric_value(
-                    generate_latest(service.metrics.registry).decode(),
-                    "audit_messages_processed_total",
-                )
-                == 170
+                registry_metric(service.metrics.registry, "audit_messages_processed_total") == 170
             ),
             timeout=40,
         )
@@ -87,6 +85,20 @@ def test_every_envelope_is_written_once_and_redelivery_changes_nothing(
     assert metric_value(metrics, "audit_rows_inserted_total") == 150
     assert metric_value(metrics, "audit_duplicates_total") == 20
     assert metric_value(metrics, "audit_messages_consumed_total") == 170
+
+
+def _audit_keeps_only(
+    kafka: KafkaBroker, database_url: str, topics: TopicNames, good: list[EventEnvelope]
+) -> list[Any]:
+    """Run audit over what was produced until it has stored `good` and committed everything;
+    assert it stored exactly those, and return its dead letters."""
+    stop = threading.Event()
+    service = AuditService(_config(kafka, database_url, topics), stop)
+    with running_in_thread(service, stop):
+        assert wait_until(lambda: len(_rows(database_url)) == len(good), timeout=40)
+        assert wait_until(lambda: _caught_up(kafka, topics), timeout=20, interval=0.5)
+    assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
+    return read_topic(kafka.bootstrap, topics.audit_dlq)
 
 
 def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_kept(
@@ -105,13 +117,7 @@ def test_poison_records_are_dead_lettered_with_reasons_and_good_ones_kept(
         unique_topics.events,
         [good[0], poison[0], good[1], good[2], poison[1], good[3], poison[2], good[4], good[5]],
     )
-    stop = threading.Event()
-    service = AuditService(_config(kafka, database_url, unique_topics), stop)
-    with running_in_thread(service, stop):
-        assert wait_until(lambda: len(_rows(database_url)) == 6, timeout=40)
-        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
-    dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq)
-    assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
+    dead = _audit_keeps_only(kafka, database_url, unique_topics, good)
     by_offset = {int(header_dict(r.headers)["dlq.original.offset"]): r for r in dead}
     assert sorted(by_offset) == [1, 4, 6]
     assert [header_dict(by_offset[o].headers)["dlq.reason"] for o in (1, 4, 6)] == [
@@ -132,13 +138,7 @@ def test_a_record_the_database_refuses_is_dead_lettered_not_retried_forever(
     # A valid envelope PostgreSQL cannot store: text and jsonb cannot hold a NUL character.
     (refused,) = envelopes(1, note="nul \x00 inside")
     produce(kafka.bootstrap, unique_topics.events, [*good[:4], refused, *good[4:]])
-    stop = threading.Event()
-    service = AuditService(_config(kafka, database_url, unique_topics), stop)
-    with running_in_thread(service, stop):
-        assert wait_until(lambda: len(_rows(database_url)) == 8, timeout=40)
-        assert wait_until(lambda: _caught_up(kafka, unique_topics), timeout=20, interval=0.5)
-    dead = read_topic(kafka.bootstrap, unique_topics.audit_dlq)
-    assert sorted(r[0] for r in _rows(database_url)) == sorted(str(e.id) for e in good)
+    dead = _audit_keeps_only(kafka, database_url, unique_topics, good)
     assert len(dead) == 1
     headers = header_dict(dead[0].headers)
     assert headers["dlq.reason"] == "storage_rejected"
@@ -159,13 +159,7 @@ def test_a_clean_stop_leaves_every_offset_committed(
     service = AuditService(config, stop)
     with running_in_thread(service, stop):
         assert wait_until(
-            lambda: (
-                metric_value(
-                    generate_latest(service.metrics.registry).decode(),
-                    "audit_rows_inserted_total",
-                )
-                == 300
-            ),
+            lambda: registry_metric(service.metrics.registry, "audit_rows_inserted_total") == 300,
             timeout=40,
         )
     probe = KafkaConsumer(

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +33,7 @@ from apps.common.envelope import new_envelope
 from platform_cli.embedded import PostgresServer, free_port
 from tests.apps.app_env import db_env, use_database
 from tests.apps.consumer_harness import REPO_ROOT
+from tests.conftest import use_aws_emulator
 
 HOUR = timedelta(hours=1)
 ALL_COLUMNS = (
@@ -44,15 +45,7 @@ ALL_COLUMNS = (
 
 @pytest.fixture
 def aws_env(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": aws_endpoint,
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return env
+    return use_aws_emulator(monkeypatch, aws_endpoint, "us-east-1")
 
 
 @pytest.fixture
@@ -274,41 +267,49 @@ def test_a_failure_inside_an_object_keeps_none_of_its_rows(
     assert before  # the seed really had rows
 
 
-def test_an_object_changed_after_archiving_is_refused(
-    conn: psycopg.Connection[Any], s3: Any, bucket: str
+def _rewrite_the_archived_hour(
+    conn: psycopg.Connection[Any], s3: Any, bucket: str, body: Callable[[bytes], bytes], rows: str
 ) -> None:
+    """Archive one hour (4 rows), then put its object back as `body(original)` with `rows` in
+    its metadata (the archiver's sha256 kept), as a later edit of the bucket would."""
     _archive_hours(conn, s3, bucket, [4])
     (obj,) = restore.list_archive(s3, bucket, "audit")[0]
     original = s3.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-    lines = gzip.decompress(original).splitlines()
-    tampered = gzip.compress(b"\n".join(lines[:-1]) + b"\n", mtime=0)  # one row dropped
     s3.put_object(
-        Bucket=bucket, Key=obj.key, Body=tampered, Metadata={"rows": "4", "sha256": obj.sha256}
+        Bucket=bucket,
+        Key=obj.key,
+        Body=body(original),
+        Metadata={"rows": rows, "sha256": obj.sha256},
     )
-    conn.execute("TRUNCATE audit_log")
 
+
+def _assert_refused_restoring_nothing(conn: psycopg.Connection[Any], reason: str) -> None:
     result = _restore()
     assert result.exit_code == 1
-    assert "does not match the archiver's" in result.output
+    assert reason in result.output
     assert _rows(conn) == []
+
+
+def _drop_last_row(gzipped: bytes) -> bytes:
+    lines = gzip.decompress(gzipped).splitlines()
+    return gzip.compress(b"\n".join(lines[:-1]) + b"\n", mtime=0)
+
+
+def test_an_object_changed_after_archiving_is_refused(
+    conn: psycopg.Connection[Any], s3: Any, bucket: str
+) -> None:
+    _rewrite_the_archived_hour(conn, s3, bucket, _drop_last_row, rows="4")
+    conn.execute("TRUNCATE audit_log")
+    _assert_refused_restoring_nothing(conn, "does not match the archiver's")
 
 
 def test_row_count_must_match_what_the_archiver_recorded(
     conn: psycopg.Connection[Any], s3: Any, bucket: str
 ) -> None:
-    _archive_hours(conn, s3, bucket, [4])
-    (obj,) = restore.list_archive(s3, bucket, "audit")[0]
-    body = s3.get_object(Bucket=bucket, Key=obj.key)["Body"].read()
-    s3.put_object(
-        Bucket=bucket, Key=obj.key, Body=body, Metadata={"rows": "5", "sha256": obj.sha256}
-    )
+    _rewrite_the_archived_hour(conn, s3, bucket, lambda body: body, rows="5")
     conn.execute("DELETE FROM audit_archive")
     conn.execute("TRUNCATE audit_log")
-
-    result = _restore()
-    assert result.exit_code == 1
-    assert "4 rows in the object, the archiver recorded 5" in result.output
-    assert _rows(conn) == []
+    _assert_refused_restoring_nothing(conn, "4 rows in the object, the archiver recorded 5")
 
 
 def test_dry_run_lists_the_plan_and_changes_nothing(

@@ -23,8 +23,7 @@ from apps.common.envelope import (
     encode,
     new_envelope,
 )
-from infra.contracts import app_contract
-from tests.apps.app_env import use_database
+from tests.apps.app_env import assert_reads_every_fact, use_database
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 
@@ -179,22 +178,5 @@ def test_migrate_command_is_idempotent(database_url: str, monkeypatch: pytest.Mo
 def test_every_fact_of_the_contract_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     from apps.audit.settings import AuditConfig, AuditSettings
 
-    contract = app_contract("audit")
-    for fact in contract.facts:
-        monkeypatch.setenv(fact.value, f"sentinel-{fact.value.lower()}")
-    monkeypatch.setenv("DB_PORT", "6543")
-    monkeypatch.setenv("KAFKA_AUTH_MODE", "iam")
-    config = AuditConfig()
-    seen = " ".join(
-        repr(part.model_dump()) for part in (config.app, config.kafka, config.db, config.tuning)
-    )
-    for fact in contract.facts:
-        expected = {"DB_PORT": "6543", "KAFKA_AUTH_MODE": "iam"}.get(
-            fact.value, f"sentinel-{fact.value.lower()}"
-        )
-        assert expected in seen, f"{fact.value} is not read by audit's settings"
+    config = assert_reads_every_fact(monkeypatch, "audit", AuditConfig, AuditSettings)
     assert config.app.archive_bucket == "sentinel-audit_archive_bucket"
-    assert contract.consumer_group == config.app.consumer_group
-    assert contract.dead_letter_topic == config.app.dead_letter_topic
-    assert set(contract.consumes) == set(config.app.topics)
-    assert contract.port == AuditSettings.model_fields["port"].default

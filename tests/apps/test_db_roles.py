@@ -31,6 +31,7 @@ from apps.common.db import DbSettings, make_pool, read_credentials
 from apps.db_roles import roles
 from apps.db_roles.__main__ import SECRETS_ENV, SecretStore, main
 from platform_cli.embedded import PostgresServer, aws_emulator, postgres_server
+from tests.conftest import use_aws_emulator
 
 REGION = "eu-west-1"
 APPS = {"events_api": "plat-test/db/events-api", "audit": "plat-test/db/audit"}
@@ -60,14 +61,7 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture
 def aws(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+    use_aws_emulator(monkeypatch, endpoint, REGION)
     client = boto3.client("secretsmanager", region_name=REGION, endpoint_url=endpoint)
     for secret_id in APPS.values():
         # Pulumi declares each app's secret without a value; the Job publishes the first one.

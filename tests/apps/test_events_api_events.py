@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -20,17 +21,6 @@ from tests.apps.consumer_harness import wait_until
 
 EVENT = {"category": "signup", "message": "New user", "fields": {"plan": "pro"}}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture
-def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
-    with TestClient(events_api_env.app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
 
 
 def test_accepted_event_becomes_exactly_one_kafka_record(
@@ -147,12 +137,15 @@ def test_json_with_charset_is_accepted(client: TestClient, auth: dict[str, str])
     assert response.status_code == 202
 
 
+def _post_with_description_of(client: TestClient, auth: dict[str, str], kib: int) -> httpx.Response:
+    body = {"category": "a", "message": "b", "description": "x" * (kib * 1024)}
+    return client.post("/api/v1/events", json=body, headers=auth)
+
+
 def test_body_over_64_kib_is_413_by_declared_length(
     client: TestClient, auth: dict[str, str]
 ) -> None:
-    big = {"category": "a", "message": "b", "description": "x" * (64 * 1024)}
-    response = client.post("/api/v1/events", json=big, headers=auth)
-    assert response.status_code == 413
+    assert _post_with_description_of(client, auth, kib=64).status_code == 413
 
 
 def test_body_over_64_kib_is_413_when_streamed_without_length(
@@ -175,8 +168,7 @@ def test_body_just_under_the_limit_passes_the_guard(
 ) -> None:
     # 60 KiB of description: over the field's 10,000-char limit, so the answer is a 422 from
     # validation, proving the guard let it through.
-    body = {"category": "a", "message": "b", "description": "x" * (60 * 1024)}
-    response = client.post("/api/v1/events", json=body, headers=auth)
+    response = _post_with_description_of(client, auth, kib=60)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "description"]
 

@@ -19,11 +19,6 @@ def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
-
-
 TASKS = [
     {"title": "Write the quarterly report", "priority": "high", "tags": ["work", "q3"],
      "due_at": "2030-07-01T09:00:00Z", "description": "numbers from finance"},
@@ -139,7 +134,7 @@ def test_pages_stay_stable_while_tasks_are_inserted(
         if i % 3:
             body["due_at"] = f"2030-01-{1 + i % 28:02d}T09:00:00Z"
         existing.add(client.post("/api/v1/tasks", json=body, headers=auth).json()["id"])
-    stop = threading.Event()
+    stop, writing = threading.Event(), threading.Event()
     inserted = []
 
     def insert_meanwhile() -> None:
@@ -148,10 +143,13 @@ def test_pages_stay_stable_while_tasks_are_inserted(
             while not stop.is_set():
                 body = {"title": f"new {i}", "priority": "urgent", "due_at": "2030-01-15T09:00:00Z"}
                 inserted.append(other.post("/api/v1/tasks", json=body, headers=auth).json()["id"])
+                writing.set()
                 i += 1
 
     writer = threading.Thread(target=insert_meanwhile)
     writer.start()
+    # The second app starts slowly on a loaded machine: page once it is really inserting.
+    assert writing.wait(60), "the second replica inserted nothing within 60 s"
     seen: list[str] = []
     cursor = None
     try:

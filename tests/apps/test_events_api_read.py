@@ -14,24 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from apps.audit import store as audit_store
-from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
-from apps.common.db import migrate
 from apps.common.envelope import decode
-from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from tests.apps.conftest import EventsApiEnv, read_topic
 from tests.apps.delivery_records import record_deliveries
 
 
 @pytest.fixture
-def shared_db(events_api_env: EventsApiEnv) -> EventsApiEnv:
-    migrate(events_api_env.database_url, "notifier", NOTIFIER_MIGRATIONS)
-    migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
-    return events_api_env
-
-
-@pytest.fixture
-def client(shared_db: EventsApiEnv) -> Iterator[TestClient]:
-    with TestClient(shared_db.app()) as test_client:
+def client(one_database: EventsApiEnv) -> Iterator[TestClient]:
+    with TestClient(one_database.app()) as test_client:
         yield test_client
 
 
@@ -47,9 +37,9 @@ def _audit_what_was_published(env: EventsApiEnv, topic: str, expect: int) -> lis
 
 
 def test_an_event_shows_its_deliveries_per_channel_and_its_audit_state(
-    client: TestClient, shared_db: EventsApiEnv
+    client: TestClient, one_database: EventsApiEnv
 ) -> None:
-    auth = {"Authorization": f"Bearer {shared_db.create_key()}"}
+    auth = {"Authorization": f"Bearer {one_database.create_key()}"}
     accepted = client.post(
         "/api/v1/events", json={"category": "deploy", "message": "v2 is out"}, headers=auth
     ).json()
@@ -57,11 +47,11 @@ def test_an_event_shows_its_deliveries_per_channel_and_its_audit_state(
     before = client.get(f"/api/v1/events/{event_id}", headers=auth).json()
     assert (before["message"], before["deliveries"], before["audited"]) == ("v2 is out", [], False)
 
-    (record,) = read_topic(shared_db.bootstrap, shared_db.topics.events, 1)
+    (record,) = read_topic(one_database.bootstrap, one_database.topics.events, 1)
     record_deliveries(
-        shared_db.database_url, record, sent={"webhook": 204}, failing={"slack": "timeout"}
+        one_database.database_url, record, sent={"webhook": 204}, failing={"slack": "timeout"}
     )
-    _audit_what_was_published(shared_db, shared_db.topics.events, 1)
+    _audit_what_was_published(one_database, one_database.topics.events, 1)
 
     after = client.get(f"/api/v1/events/{event_id}", headers=auth).json()
     assert after["audited"] is True and after["audited_at"]
@@ -71,7 +61,7 @@ def test_an_event_shows_its_deliveries_per_channel_and_its_audit_state(
     assert by_channel["slack"]["status"] == "sending"
     assert by_channel["slack"]["last_error"] == "timeout"
     # Another key's event is a 404 (ids cannot be probed); so is an unknown one.
-    other = {"Authorization": f"Bearer {shared_db.create_key()}"}
+    other = {"Authorization": f"Bearer {one_database.create_key()}"}
     assert client.get(f"/api/v1/events/{event_id}", headers=other).status_code == 404
     assert client.get(f"/api/v1/events/{uuid.uuid4()}", headers=auth).status_code == 404
 
@@ -92,10 +82,10 @@ def test_without_the_other_apps_tables_the_status_is_unknown_not_an_error(
 
 
 def test_the_audit_trail_is_served_per_tenant_to_audit_read_keys(
-    client: TestClient, shared_db: EventsApiEnv
+    client: TestClient, one_database: EventsApiEnv
 ) -> None:
-    acme = {"Authorization": f"Bearer {shared_db.create_key(tenant='acme')}"}
-    globex = {"Authorization": f"Bearer {shared_db.create_key(tenant='globex')}"}
+    acme = {"Authorization": f"Bearer {one_database.create_key(tenant='acme')}"}
+    globex = {"Authorization": f"Bearer {one_database.create_key(tenant='globex')}"}
     task = client.post("/api/v1/tasks", json={"title": "Ship it"}, headers=acme).json()
     client.put(
         f"/api/v1/tasks/{task['id']}", json={"title": "Ship it", "status": "done"}, headers=acme
@@ -103,11 +93,11 @@ def test_the_audit_trail_is_served_per_tenant_to_audit_read_keys(
     client.post("/api/v1/tasks", json={"title": "Not acme's"}, headers=globex)
     for i in range(5):
         client.post("/api/v1/events", json={"category": "c", "message": f"m{i}"}, headers=acme)
-    _audit_what_was_published(shared_db, shared_db.topics.tasks, 3)
-    _audit_what_was_published(shared_db, shared_db.topics.events, 5)
+    _audit_what_was_published(one_database, one_database.topics.tasks, 3)
+    _audit_what_was_published(one_database, one_database.topics.events, 5)
 
     auditor = {
-        "Authorization": f"Bearer {shared_db.create_key(tenant='acme', scopes=('audit:read',))}"
+        "Authorization": f"Bearer {one_database.create_key(tenant='acme', scopes=('audit:read',))}"
     }
     # The writing key lacks audit:read.
     refused = client.get("/api/v1/audit", headers=acme)
@@ -137,9 +127,8 @@ def test_the_audit_trail_is_served_per_tenant_to_audit_read_keys(
     later = client.get("/api/v1/audit", params={"from": first, "to": first}, headers=auditor)
     assert later.status_code == 422 and later.json()["detail"][0]["loc"] == ["query", "to"]
 
-    globex_auditor = {
-        "Authorization": f"Bearer {shared_db.create_key(tenant='globex', scopes=('audit:read',))}"
-    }
+    globex_key = one_database.create_key(tenant="globex", scopes=("audit:read",))
+    globex_auditor = {"Authorization": f"Bearer {globex_key}"}
     theirs = client.get("/api/v1/audit", headers=globex_auditor).json()["items"]
     assert [e["data"]["title"] for e in theirs] == ["Not acme's"]
 
@@ -155,9 +144,9 @@ def test_the_audit_trail_is_served_per_tenant_to_audit_read_keys(
     ],
 )
 def test_bad_audit_parameters_are_422_naming_them(
-    client: TestClient, shared_db: EventsApiEnv, params: dict[str, object], loc: list[str]
+    client: TestClient, one_database: EventsApiEnv, params: dict[str, object], loc: list[str]
 ) -> None:
-    auditor = {"Authorization": f"Bearer {shared_db.create_key(scopes=('audit:read',))}"}
+    auditor = {"Authorization": f"Bearer {one_database.create_key(scopes=('audit:read',))}"}
     response = client.get("/api/v1/audit", params=params, headers=auditor)  # type: ignore[arg-type]
     assert response.status_code == 422
     assert loc in [d["loc"] for d in response.json()["detail"]]

@@ -6,8 +6,8 @@ against real PostgreSQL and the broker."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -104,17 +104,6 @@ def test_a_rule_that_cannot_be_used_says_why(rule: str, reason: str) -> None:
 # --- through the API ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
-    with TestClient(events_api_env.app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
-
-
 def _body(task: dict[str, object], **changes: object) -> dict[str, object]:
     keep = ("title", "description", "status", "priority", "due_at", "tags", "reminders")
     return {**{k: task[k] for k in keep}, "recurrence": task["recurrence"], **changes}
@@ -130,20 +119,43 @@ def _open_instances(client: TestClient, auth: dict[str, str], series: str) -> li
     return list(page.json()["items"])
 
 
-def test_closing_an_occurrence_creates_the_next_once_with_series_and_reminders(
-    client: TestClient, auth: dict[str, str], events_api_env: EventsApiEnv
-) -> None:
+def _create_series(
+    client: TestClient,
+    auth: dict[str, str],
+    title: str,
+    due_at: str,
+    rrule: str,
+    timezone: str = "UTC",
+    **fields: object,
+) -> dict[str, Any]:
+    """POST a recurring task (the series' first instance) and return it as created."""
     created = client.post(
         "/api/v1/tasks",
         json={
-            "title": "Standup notes",
-            "due_at": "2030-06-03T09:30:00+02:00",  # a Monday, Berlin summer time
-            "reminders": ["PT10M"],
-            "tags": ["team"],
-            "recurrence": {"rrule": "freq=weekly;byday=mo,we", "timezone": "Europe/Berlin"},
+            "title": title,
+            "due_at": due_at,
+            "recurrence": {"rrule": rrule, "timezone": timezone},
+            **fields,
         },
         headers=auth,
-    ).json()
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def test_closing_an_occurrence_creates_the_next_once_with_series_and_reminders(
+    client: TestClient, auth: dict[str, str], events_api_env: EventsApiEnv
+) -> None:
+    created = _create_series(
+        client,
+        auth,
+        "Standup notes",
+        "2030-06-03T09:30:00+02:00",  # a Monday, Berlin summer time
+        "freq=weekly;byday=mo,we",
+        "Europe/Berlin",
+        reminders=["PT10M"],
+        tags=["team"],
+    )
     assert created["recurrence"] == {
         "rrule": "FREQ=WEEKLY;BYDAY=MO,WE",
         "timezone": "Europe/Berlin",
@@ -174,15 +186,9 @@ def test_closing_an_occurrence_creates_the_next_once_with_series_and_reminders(
 def test_editing_the_rule_restarts_the_series_and_null_stops_it(
     client: TestClient, auth: dict[str, str]
 ) -> None:
-    created = client.post(
-        "/api/v1/tasks",
-        json={
-            "title": "Pay rent",
-            "due_at": "2030-01-31T08:00:00Z",
-            "recurrence": {"rrule": "FREQ=MONTHLY;BYMONTHDAY=31", "timezone": "UTC"},
-        },
-        headers=auth,
-    ).json()
+    created = _create_series(
+        client, auth, "Pay rent", "2030-01-31T08:00:00Z", "FREQ=MONTHLY;BYMONTHDAY=31"
+    )
     series = created["series_id"]
     # Edit: from this instance on, the 1st of each month.
     edited = client.put(
@@ -204,15 +210,7 @@ def test_editing_the_rule_restarts_the_series_and_null_stops_it(
 
 
 def test_count_ends_the_series_through_the_api(client: TestClient, auth: dict[str, str]) -> None:
-    task = client.post(
-        "/api/v1/tasks",
-        json={
-            "title": "Three times",
-            "due_at": "2030-01-01T08:00:00Z",
-            "recurrence": {"rrule": "FREQ=DAILY;COUNT=3", "timezone": "UTC"},
-        },
-        headers=auth,
-    ).json()
+    task = _create_series(client, auth, "Three times", "2030-01-01T08:00:00Z", "FREQ=DAILY;COUNT=3")
     series, seen = task["series_id"], [task["due_at"]]
     for _ in range(5):
         client.put(f"/api/v1/tasks/{task['id']}", json=_body(task, status="done"), headers=auth)
@@ -227,14 +225,6 @@ def test_count_ends_the_series_through_the_api(client: TestClient, auth: dict[st
 def test_deleting_the_open_instance_ends_the_series(
     client: TestClient, auth: dict[str, str]
 ) -> None:
-    task = client.post(
-        "/api/v1/tasks",
-        json={
-            "title": "t",
-            "due_at": "2030-01-01T08:00:00Z",
-            "recurrence": {"rrule": "FREQ=DAILY", "timezone": "UTC"},
-        },
-        headers=auth,
-    ).json()
+    task = _create_series(client, auth, "t", "2030-01-01T08:00:00Z", "FREQ=DAILY")
     assert client.delete(f"/api/v1/tasks/{task['id']}", headers=auth).status_code == 204
     assert _open_instances(client, auth, task["series_id"]) == []

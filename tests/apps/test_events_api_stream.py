@@ -26,10 +26,8 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from apps.common.db import migrate
 from apps.common.envelope import new_envelope
 from apps.events_api.storage import enqueue
-from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
@@ -226,16 +224,6 @@ def _activity_ids(received: bytes) -> list[str]:
         for line in block.splitlines()
         if line.startswith("data: ")
     ]
-
-
-@pytest.fixture
-def one_database(events_api_env: EventsApiEnv) -> EventsApiEnv:
-    """Every app's migrations in the events-api test database: the deployed shape (one DB)."""
-    from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
-
-    migrate(events_api_env.database_url, "notifier", NOTIFIER_MIGRATIONS)
-    migrate(events_api_env.database_url, "audit", AUDIT_MIGRATIONS)
-    return events_api_env
 
 
 @pytest.fixture

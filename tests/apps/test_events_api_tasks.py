@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
 from apps.common.envelope import decode
 from tests.apps.conftest import EventsApiEnv, read_topic
-
-
-@pytest.fixture
-def client(events_api_env: EventsApiEnv) -> Iterator[TestClient]:
-    with TestClient(events_api_env.app()) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def auth(events_api_env: EventsApiEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {events_api_env.create_key()}"}
 
 
 def test_crud_round_trip_emits_created_updated_deleted_in_order(
@@ -100,6 +87,15 @@ def test_list_pages_through_the_callers_tasks_only(
     )
 
 
+def _recurring(rrule: str, timezone: str = "UTC") -> dict[str, object]:
+    """A task body with a due date and the given recurrence."""
+    return {
+        "title": "t",
+        "due_at": "2030-01-01T09:00:00Z",
+        "recurrence": {"rrule": rrule, "timezone": timezone},
+    }
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "loc"),
     [
@@ -148,21 +144,13 @@ def test_list_pages_through_the_callers_tasks_only(
         (
             "post",
             "/api/v1/tasks",
-            {
-                "title": "t",
-                "due_at": "2030-01-01T09:00:00Z",
-                "recurrence": {"rrule": "FREQ=SOMETIMES", "timezone": "UTC"},
-            },
+            _recurring("FREQ=SOMETIMES"),
             ["body", "recurrence", "rrule"],
         ),
         (
             "post",
             "/api/v1/tasks",
-            {
-                "title": "t",
-                "due_at": "2030-01-01T09:00:00Z",
-                "recurrence": {"rrule": "FREQ=DAILY", "timezone": "Mars/Olympus"},
-            },
+            _recurring("FREQ=DAILY", "Mars/Olympus"),
             ["body", "recurrence", "timezone"],
         ),
         (
@@ -174,11 +162,7 @@ def test_list_pages_through_the_callers_tasks_only(
         (
             "post",
             "/api/v1/tasks",
-            {
-                "title": "t",
-                "due_at": "2030-01-01T09:00:00Z",
-                "recurrence": {"rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "timezone": "UTC"},
-            },
+            _recurring("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"),
             ["body", "recurrence"],
         ),
     ],

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from apps.common.envelope import EventEnvelope
+from apps.common.envelope import EventEnvelope, new_envelope
 from apps.notifier.channels import (
     DISCORD_CONTENT_LIMIT,
     IDEMPOTENCY_HEADER,
@@ -42,15 +42,13 @@ def _event(message: str = "disk full on db-1", **data: object) -> EventEnvelope:
 
 
 def _task() -> EventEnvelope:
-    return EventEnvelope(
-        id=uuid.uuid4(),
-        type="task.updated",
-        version=1,
+    return new_envelope(
+        "task.updated",
         source="events-api",
-        occurred_at=datetime(2026, 11, 21, tzinfo=UTC),
-        correlation_id="c",
         subject="task-9",
+        correlation_id="c",
         data={"title": "Rotate keys", "status": "done", "priority": "high"},
+        occurred_at=datetime(2026, 11, 21, tzinfo=UTC),
     )
 
 
@@ -142,14 +140,12 @@ def test_long_event_text_is_truncated_to_provider_limits(message: str) -> None:
 
 
 def _reminder(late_ms: int) -> EventEnvelope:
-    return EventEnvelope(
-        id=uuid.uuid4(),
-        type="task.reminder.due",
-        version=1,
+    return new_envelope(
+        "task.reminder.due",
         source="reminders",
-        occurred_at=datetime(2026, 11, 21, 8, 50, tzinfo=UTC),
-        correlation_id="c",
         subject="task-9",
+        correlation_id="c",
+        occurred_at=datetime(2026, 11, 21, 8, 50, tzinfo=UTC),
         data={
             "title": "Rotate keys",
             "due_at": "2026-11-21T09:00:00+00:00",

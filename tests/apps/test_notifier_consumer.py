@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from prometheus_client import generate_latest
 
 from apps.common.db import make_pool, migrate
 from apps.common.health import HealthServer
@@ -27,6 +26,7 @@ from tests.apps.consumer_harness import (
     notifier_idle,
     produce,
     read_topic,
+    registry_metric,
     running_in_thread,
     wait_until,
 )
@@ -114,11 +114,7 @@ def test_a_redelivered_record_is_not_sent_twice(
     with running_in_thread(service, stop):
         assert wait_until(
             lambda: (
-                metric_value(
-                    generate_latest(service.metrics.registry).decode(),
-                    "notifier_messages_processed_total",
-                )
-                == 3
+                registry_metric(service.metrics.registry, "notifier_messages_processed_total") == 3
             ),
             timeout=40,
         )

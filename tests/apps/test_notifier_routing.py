@@ -16,7 +16,7 @@ from apps.common.envelope import EventEnvelope
 from apps.notifier.retry import BackoffPolicy, Verdict, classify_exception, classify_response
 from apps.notifier.routing import Route, channels_for, parse_routes
 from apps.notifier.settings import NotifierConfig, NotifierSettings
-from infra.contracts import app_contract
+from tests.apps.app_env import assert_reads_every_fact
 
 
 def _env(type_: str, **data: object) -> EventEnvelope:
@@ -138,21 +138,4 @@ def test_secrets_can_come_from_files(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 def test_every_fact_of_the_contract_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each fact the platform provides the notifier lands in one of its settings."""
-    contract = app_contract("notifier")
-    for fact in contract.facts:
-        monkeypatch.setenv(fact.value, f"sentinel-{fact.value.lower()}")
-    monkeypatch.setenv("DB_PORT", "6543")  # an int field; its sentinel must parse
-    monkeypatch.setenv("KAFKA_AUTH_MODE", "iam")
-    config = NotifierConfig()
-    seen = " ".join(
-        repr(part.model_dump()) for part in (config.app, config.kafka, config.db, config.tuning)
-    )
-    for fact in contract.facts:
-        expected = {"DB_PORT": "6543", "KAFKA_AUTH_MODE": "iam"}.get(
-            fact.value, f"sentinel-{fact.value.lower()}"
-        )
-        assert expected in seen, f"{fact.value} is not read by the notifier's settings"
-    assert contract.consumer_group == config.app.consumer_group
-    assert contract.dead_letter_topic == config.app.dead_letter_topic
-    assert set(contract.consumes) == set(config.app.topics)
-    assert contract.port == NotifierSettings.model_fields["port"].default
+    assert_reads_every_fact(monkeypatch, "notifier", NotifierConfig, NotifierSettings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from tests.apps.app_env import app_env
 from tests.apps.consumer_harness import (
     ConsumerProcess,
     PacedProducer,
+    assert_stops_cleanly_on_sigterm,
     group_caught_up,
+    process_starter,
     wait_until,
 )
 
@@ -67,10 +70,47 @@ def caught_up(kafka: KafkaBroker, group: str, topics: list[str]) -> Callable[[],
     return partial(group_caught_up, kafka.bootstrap, group, topics[:2])
 
 
+@dataclass(frozen=True)
+class AuditRig:
+    """What every scenario here uses: the events topic, the database, the process starter."""
+
+    bootstrap: str
+    events_topic: str
+    database_url: str
+    start: Callable[[], ConsumerProcess]
+    caught_up: Callable[[], bool]
+
+    def rows(self) -> int:
+        return _counts(self.database_url)[0]
+
+    def produce(self, total: int, rate: float) -> PacedProducer:
+        return PacedProducer(self.bootstrap, self.events_topic, total=total, rate=rate).start()
+
+    def wait_for_rows(self, process: ConsumerProcess, rows: int, timeout: float) -> None:
+        reached = wait_until(partial(_reached, self.database_url, rows), timeout=timeout)
+        assert reached, process.log()[-3000:]
+
+    def assert_every_event_written_once(
+        self, process: ConsumerProcess, producer: PacedProducer
+    ) -> None:
+        """Once the producer is done and audit has committed everything: exact counts."""
+        producer.join()
+        total = len(producer.envelopes)
+        self.wait_for_rows(process, total, timeout=90)
+        assert wait_until(self.caught_up, timeout=30, interval=0.5), process.log()[-3000:]
+        assert _counts(self.database_url) == (total, total)
+        assert _ids(self.database_url) == producer.ids
+
+
 @pytest.fixture
-def audit_process(
-    kafka: KafkaBroker, database_url: str, topics: list[str], group: str, tmp_path: Path
-) -> Iterator[Callable[[], ConsumerProcess]]:
+def rig(
+    kafka: KafkaBroker,
+    database_url: str,
+    topics: list[str],
+    group: str,
+    caught_up: Callable[[], bool],
+    tmp_path: Path,
+) -> Iterator[AuditRig]:
     migrate(database_url, "audit", MIGRATIONS)
     events, tasks, dlq = topics
     env = {
@@ -82,101 +122,56 @@ def audit_process(
         "AUDIT_BATCH_SIZE": "100",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
-    started: list[ConsumerProcess] = []
-
-    def _start() -> ConsumerProcess:
-        process = ConsumerProcess("audit", env, tmp_path / "audit.log").start()
-        started.append(process)
-        return process
-
-    yield _start
-    for process in started:
-        process.stop_quietly()
+    with process_starter("audit", env, tmp_path / "audit.log") as start:
+        yield AuditRig(kafka.bootstrap, events, database_url, start, caught_up)
 
 
-def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(
-    kafka: KafkaBroker,
-    database_url: str,
-    topics: list[str],
-    audit_process: Callable[[], ConsumerProcess],
-    caught_up: Callable[[], bool],
-) -> None:
+def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(rig: AuditRig) -> None:
     total = 3000
     # ~37 s of production: long enough that all three kills land while events still arrive
     # (a restart takes ~10 s here: interpreter start, then the group waits for the killed
     # member's 6 s session to expire before it rebalances).
-    producer = PacedProducer(kafka.bootstrap, topics[0], total=total, rate=80).start()
-    process = audit_process()
+    producer = rig.produce(total, rate=80)
+    process = rig.start()
     kills: list[tuple[int, int]] = []  # (rows written, events sent) at each kill
     rows = 0
     for _ in range(3):
         # Kill once this incarnation has made progress of its own (joined and written).
-        assert wait_until(partial(_reached, database_url, rows + 100), timeout=60), process.log()[
-            -3000:
-        ]
+        rig.wait_for_rows(process, rows + 100, timeout=60)
         process.kill()
-        rows = _counts(database_url)[0]
+        rows = rig.rows()
         kills.append((rows, producer.sent))
-        process = audit_process()
-    producer.join()
-    assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
+        process = rig.start()
+    rig.assert_every_event_written_once(process, producer)
     assert all(sent < total for _, sent in kills), kills  # every kill was mid-stream
     print(f"SIGKILLs at (rows written, events sent): {kills}")
-    assert _counts(database_url) == (total, total)
-    assert _ids(database_url) == producer.ids
     assert process.terminate() < 10
 
 
-def test_sigterm_under_load_exits_cleanly_and_loses_nothing_on_restart(
-    kafka: KafkaBroker,
-    database_url: str,
-    topics: list[str],
-    audit_process: Callable[[], ConsumerProcess],
-    caught_up: Callable[[], bool],
-) -> None:
+def test_sigterm_under_load_exits_cleanly_and_loses_nothing_on_restart(rig: AuditRig) -> None:
     total = 2000
-    producer = PacedProducer(kafka.bootstrap, topics[0], total=total, rate=250).start()
-    process = audit_process()
-    assert wait_until(lambda: _counts(database_url)[0] >= 500, timeout=60), process.log()[-3000:]
-    exit_seconds = process.terminate()
-    print(f"audit exited {exit_seconds:.2f} s after SIGTERM under load")
-    assert process.returncode() == 0
-    assert exit_seconds < 10
-    assert '"msg": "audit stopped"' in process.log()
-    rows_at_stop = _counts(database_url)[0]
-    assert rows_at_stop < total  # it was stopped under load
-    process = audit_process()
-    producer.join()
-    assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
-    assert _counts(database_url) == (total, total)
-    assert _ids(database_url) == producer.ids
+    producer = rig.produce(total, rate=250)
+    process = rig.start()
+    rig.wait_for_rows(process, 500, timeout=60)
+    assert_stops_cleanly_on_sigterm(process)
+    assert rig.rows() < total  # it was stopped under load
+    process = rig.start()
+    rig.assert_every_event_written_once(process, producer)
     assert process.terminate() < 10
 
 
 def test_postgres_restart_under_load_recovers_without_loss(
-    kafka: KafkaBroker,
-    postgres: PostgresServer,
-    database_url: str,
-    topics: list[str],
-    audit_process: Callable[[], ConsumerProcess],
-    caught_up: Callable[[], bool],
+    rig: AuditRig, postgres: PostgresServer
 ) -> None:
     if postgres.external:
         pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
-    total = 2000
-    producer = PacedProducer(kafka.bootstrap, topics[0], total=total, rate=250).start()
-    process = audit_process()
-    assert wait_until(lambda: _counts(database_url)[0] >= 300, timeout=60), process.log()[-3000:]
+    producer = rig.produce(2000, rate=250)
+    process = rig.start()
+    rig.wait_for_rows(process, 300, timeout=60)
     # Down longer than the pool's 5 s checkout wait, so the outage surfaces as errors that
     # the app must ride out (a shorter one is absorbed by the pool without any error).
     postgres.restart(down_for_s=6)
-    producer.join()
-    assert wait_until(lambda: _counts(database_url)[0] >= total, timeout=90), process.log()[-3000:]
-    assert wait_until(caught_up, timeout=30, interval=0.5), process.log()[-3000:]
-    assert _counts(database_url) == (total, total)
-    assert _ids(database_url) == producer.ids
+    rig.assert_every_event_written_once(process, producer)
     assert process.returncode() is None  # it rode out the outage instead of crashing
     assert "database unavailable; retrying batch" in process.log()
     assert process.terminate() < 10

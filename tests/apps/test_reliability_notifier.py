@@ -14,6 +14,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -30,8 +31,10 @@ from tests.apps.conftest import TopicNames
 from tests.apps.consumer_harness import (
     ConsumerProcess,
     PacedProducer,
+    assert_stops_cleanly_on_sigterm,
     envelopes,
     notifier_idle,
+    process_starter,
     produce,
     read_topic,
     wait_until,
@@ -63,15 +66,52 @@ def idle(
     return partial(notifier_idle, database_url, kafka.bootstrap, group, topics)
 
 
+@dataclass(frozen=True)
+class NotifierRig:
+    """What every scenario here uses: the broker, its topics, the sink, the process starter."""
+
+    bootstrap: str
+    topics: TopicNames
+    sink: WebhookSink
+    start: Callable[..., ConsumerProcess]
+    idle: Callable[[], bool]
+
+    def delivered(self) -> Counter[str]:
+        """How many 2xx deliveries each event id received at the webhook."""
+        return Counter(r.json()["id"] for r in self.sink.received("/flaky", status=200))
+
+    def produce_paced(self, total: int, rate: float) -> PacedProducer:
+        """`total` events the webhook route takes, at about `rate` per second."""
+        return PacedProducer(
+            self.bootstrap, self.topics.events, total=total, rate=rate, category="ok"
+        ).start()
+
+    def wait_until_delivered(self, process: ConsumerProcess, at_least: int, timeout: float) -> None:
+        delivered = wait_until(lambda: len(self.delivered()) >= at_least, timeout=timeout)
+        assert delivered, process.log()[-3000:]
+
+    def wait_until_delivered_and_idle(
+        self, process: ConsumerProcess, at_least: int, timeout: float
+    ) -> None:
+        self.wait_until_delivered(process, at_least, timeout)
+        assert wait_until(self.idle, timeout=60, interval=0.5), process.log()[-3000:]
+
+    def assert_each_delivered_once(self, ids: set[str]) -> None:
+        delivered = self.delivered()
+        assert set(delivered) == ids
+        assert set(delivered.values()) == {1}  # exactly once each
+
+
 @pytest.fixture
-def notifier_process(
+def rig(
     kafka: KafkaBroker,
     database_url: str,
     unique_topics: TopicNames,
     sink: WebhookSink,
     group: str,
+    idle: Callable[[], bool],
     tmp_path: Path,
-) -> Iterator[Callable[..., ConsumerProcess]]:
+) -> Iterator[NotifierRig]:
     migrate(database_url, "notifier", MIGRATIONS)
     env = {
         **app_env(kafka.bootstrap, database_url),
@@ -93,47 +133,27 @@ def notifier_process(
         "NOTIFIER_HTTP_TIMEOUT_S": "2",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "",
     }
-    started: list[ConsumerProcess] = []
-
-    def _start(**extra: str) -> ConsumerProcess:
-        process = ConsumerProcess("notifier", {**env, **extra}, tmp_path / "notifier.log").start()
-        started.append(process)
-        return process
-
-    yield _start
-    for process in started:
-        process.stop_quietly()
-
-
-def _delivered(sink: WebhookSink, path: str = "/flaky") -> Counter[str]:
-    """How many 2xx deliveries each event id received."""
-    return Counter(r.json()["id"] for r in sink.received(path, status=200))
+    with process_starter("notifier", env, tmp_path / "notifier.log") as start:
+        yield NotifierRig(kafka.bootstrap, unique_topics, sink, start, idle)
 
 
 def test_flaky_target_gets_each_event_once_and_a_dead_target_is_dead_lettered(
-    kafka: KafkaBroker,
-    unique_topics: TopicNames,
-    sink: WebhookSink,
-    notifier_process: Callable[..., ConsumerProcess],
-    idle: Callable[[], bool],
+    rig: NotifierRig,
 ) -> None:
     # Every event first meets MAX_ATTEMPTS - 1 failures, then success on its last attempt.
-    sink.plan("/flaky", fail_each_first=MAX_ATTEMPTS - 1, fail_status=500)
-    sink.plan("/services/T0/B0/down", always=500)
+    rig.sink.plan("/flaky", fail_each_first=MAX_ATTEMPTS - 1, fail_status=500)
+    rig.sink.plan("/services/T0/B0/down", always=500)
     ok = envelopes(20, category="ok")
     doomed = envelopes(5, category="doomed")
-    produce(kafka.bootstrap, unique_topics.events, ok[:10] + doomed + ok[10:])
-    process = notifier_process()
-    assert wait_until(lambda: len(_delivered(sink)) >= 20, timeout=90), process.log()[-3000:]
-    assert wait_until(idle, timeout=60, interval=0.5), process.log()[-3000:]
-    dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
+    produce(rig.bootstrap, rig.topics.events, ok[:10] + doomed + ok[10:])
+    process = rig.start()
+    rig.wait_until_delivered_and_idle(process, at_least=20, timeout=90)
+    dead = read_topic(rig.bootstrap, rig.topics.notifier_dlq)
     assert process.terminate() < 10
 
-    delivered = _delivered(sink)
-    assert set(delivered) == {str(e.id) for e in ok}
-    assert set(delivered.values()) == {1}  # exactly once each
-    assert len(sink.received("/flaky", status=500)) == 20 * (MAX_ATTEMPTS - 1)
-    assert len(sink.received("/services/T0/B0/down")) == 5 * MAX_ATTEMPTS
+    rig.assert_each_delivered_once({str(e.id) for e in ok})
+    assert len(rig.sink.received("/flaky", status=500)) == 20 * (MAX_ATTEMPTS - 1)
+    assert len(rig.sink.received("/services/T0/B0/down")) == 5 * MAX_ATTEMPTS
     assert len(dead) == 5
     assert sorted(json.loads(r.value)["id"] for r in dead) == sorted(str(e.id) for e in doomed)
     for record in dead:
@@ -141,70 +161,46 @@ def test_flaky_target_gets_each_event_once_and_a_dead_target_is_dead_lettered(
         assert headers["dlq.reason"] == "delivery_attempts_exhausted"
         assert headers["dlq.attempts"] == str(MAX_ATTEMPTS)
         assert headers["dlq.detail"] == "channel=slack last=http_500"
-        assert headers["dlq.original.topic"] == unique_topics.events
+        assert headers["dlq.original.topic"] == rig.topics.events
     # The Slack URL (its secret) never reached the logs.
     assert "/services/T0/B0/down" not in process.log()
 
 
 def test_sigterm_under_load_exits_cleanly_and_restart_delivers_the_rest_once(
-    kafka: KafkaBroker,
-    unique_topics: TopicNames,
-    sink: WebhookSink,
-    notifier_process: Callable[..., ConsumerProcess],
-    idle: Callable[[], bool],
+    rig: NotifierRig,
 ) -> None:
-    sink.plan("/flaky", delay_s=0.02)  # a realistic, not instant, receiver
+    rig.sink.plan("/flaky", delay_s=0.02)  # a realistic, not instant, receiver
     total = 300
-    producer = PacedProducer(
-        kafka.bootstrap, unique_topics.events, total=total, rate=60, category="ok"
-    ).start()
-    process = notifier_process()
-    assert wait_until(lambda: len(_delivered(sink)) >= 60, timeout=60), process.log()[-3000:]
-    exit_seconds = process.terminate()
-    print(f"notifier exited {exit_seconds:.2f} s after SIGTERM under load")
-    assert process.returncode() == 0
-    assert exit_seconds < 10
-    assert '"msg": "notifier stopped"' in process.log()
-    assert len(_delivered(sink)) < total  # stopped under load
-    process = notifier_process()
+    producer = rig.produce_paced(total, rate=60)
+    process = rig.start()
+    rig.wait_until_delivered(process, 60, timeout=60)
+    assert_stops_cleanly_on_sigterm(process)
+    assert len(rig.delivered()) < total  # stopped under load
+    process = rig.start()
     producer.join()
-    assert wait_until(lambda: len(_delivered(sink)) >= total, timeout=90), process.log()[-3000:]
-    assert wait_until(idle, timeout=60, interval=0.5), process.log()[-3000:]
+    rig.wait_until_delivered_and_idle(process, at_least=total, timeout=90)
     assert process.terminate() < 10
-    delivered = _delivered(sink)
-    assert set(delivered) == producer.ids
-    assert set(delivered.values()) == {1}
+    rig.assert_each_delivered_once(producer.ids)
 
 
 def test_postgres_restart_under_load_delivers_every_event_once(
-    kafka: KafkaBroker,
-    postgres: PostgresServer,
-    database_url: str,
-    unique_topics: TopicNames,
-    sink: WebhookSink,
-    notifier_process: Callable[..., ConsumerProcess],
-    idle: Callable[[], bool],
+    rig: NotifierRig, postgres: PostgresServer, database_url: str
 ) -> None:
     if postgres.external:
         pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
     total = 300
-    producer = PacedProducer(
-        kafka.bootstrap, unique_topics.events, total=total, rate=60, category="ok"
-    ).start()
-    process = notifier_process()
-    assert wait_until(lambda: len(_delivered(sink)) >= 50, timeout=60), process.log()[-3000:]
+    producer = rig.produce_paced(total, rate=60)
+    process = rig.start()
+    rig.wait_until_delivered(process, 50, timeout=60)
     # Down longer than the pool's 5 s checkout wait, so the outage surfaces as errors that
     # the app must ride out (a shorter one is absorbed by the pool without any error).
     postgres.restart(down_for_s=6)
     producer.join()
-    assert wait_until(lambda: len(_delivered(sink)) >= total, timeout=90), process.log()[-3000:]
-    assert wait_until(idle, timeout=60, interval=0.5), process.log()[-3000:]
+    rig.wait_until_delivered_and_idle(process, at_least=total, timeout=90)
     assert process.returncode() is None
     assert "database unavailable, retrying" in process.log()
     assert process.terminate() < 10
-    delivered = _delivered(sink)
-    assert set(delivered) == producer.ids
-    assert set(delivered.values()) == {1}
+    rig.assert_each_delivered_once(producer.ids)
     with psycopg.connect(database_url) as conn:
         statuses = conn.execute(
             "SELECT status, count(*) FROM notifier_deliveries GROUP BY status"
@@ -228,15 +224,11 @@ def _planned_failures(events: list[EventEnvelope], ratio: float) -> tuple[int, s
 
 
 def test_ten_percent_transient_failures_each_event_once_in_key_order_with_exact_counts(
-    kafka: KafkaBroker,
-    unique_topics: TopicNames,
-    sink: WebhookSink,
-    notifier_process: Callable[..., ConsumerProcess],
-    idle: Callable[[], bool],
+    rig: NotifierRig,
 ) -> None:
     """The failure mix of the benchmark: 10% of calls answer 500, whichever event they carry."""
     total, ratio = 400, 0.1
-    sink.plan("/flaky", fail_ratio=ratio, fail_status=500)
+    rig.sink.plan("/flaky", fail_ratio=ratio, fail_status=500)
     # The failure rule is a hash of (idempotency key, attempt): every event's fate is known.
     # Event ids are random, so a batch's failure count varies (about 1 batch in 13 falls
     # outside 8-14%); draw batches until this one really is the ~10% mix being tested.
@@ -246,24 +238,20 @@ def test_ten_percent_transient_failures_each_event_once_in_key_order_with_exact_
         if 0.08 * total < failures < 0.14 * total:
             break
     assert 0.08 * total < failures < 0.14 * total  # the rule does fail about 10% of calls
-    produce(kafka.bootstrap, unique_topics.events, events)
+    produce(rig.bootstrap, rig.topics.events, events)
 
-    process = notifier_process()
-    expected = total - len(dead_ids)
-    assert wait_until(lambda: len(_delivered(sink)) >= expected, timeout=120), process.log()[-3000:]
-    assert wait_until(idle, timeout=60, interval=0.5), process.log()[-3000:]
-    dead = read_topic(kafka.bootstrap, unique_topics.notifier_dlq)
+    process = rig.start()
+    rig.wait_until_delivered_and_idle(process, at_least=total - len(dead_ids), timeout=120)
+    dead = read_topic(rig.bootstrap, rig.topics.notifier_dlq)
     assert process.terminate() < 10
 
-    delivered = _delivered(sink)
-    assert set(delivered) == {str(e.id) for e in events} - dead_ids
-    assert set(delivered.values()) == {1}  # exactly once each
-    assert len(sink.received("/flaky", status=500)) == failures
+    rig.assert_each_delivered_once({str(e.id) for e in events} - dead_ids)
+    assert len(rig.sink.received("/flaky", status=500)) == failures
     assert sorted(json.loads(r.value)["id"] for r in dead) == sorted(dead_ids)
     # The webhook channel is ordered: per key, deliveries arrived in the order produced, even
     # though an earlier event's retry waited in the schedule while the key's later ones came in.
     arrival: dict[str, list[int]] = {}
-    for request in sink.received("/flaky", status=200):
+    for request in rig.sink.received("/flaky", status=200):
         body = request.json()
         arrival.setdefault(body["subject"], []).append(body["data"]["n"])
     assert all(ns == sorted(ns) for ns in arrival.values()), arrival

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -21,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -143,26 +145,56 @@ def test_sigkill_while_1000_reminders_fall_due_delivers_each_exactly_once(
     assert len(published) == KILL_SCENARIO_REMINDERS
 
 
-def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
+ReminderRun = tuple[str, list[str], ConsumerProcess]
+"""(database url, topics, the running reminders process)."""
+
+
+@pytest.fixture
+def running_while_reminders_fall_due(
     kafka: KafkaBroker,
-    postgres: PostgresServer,
     database_url: str,
     make_topics: Callable[..., list[str]],
     tmp_path: Path,
-) -> None:
-    if postgres.external:
-        pytest.skip("the tests run against an external PostgreSQL, which they never stop")
+) -> Callable[..., contextlib.AbstractContextManager[ReminderRun]]:
+    """`(start_in_s=, over_s=)`: OUTAGE_REMINDERS scheduled to fall due soon, and the reminders
+    service running; entered about 1 s before the first is due, stopped on exit."""
+    return partial(_running_while_reminders_fall_due, kafka, database_url, make_topics, tmp_path)
+
+
+@contextlib.contextmanager
+def _running_while_reminders_fall_due(
+    kafka: KafkaBroker,
+    database_url: str,
+    make_topics: Callable[..., list[str]],
+    tmp_path: Path,
+    *,
+    start_in_s: float,
+    over_s: float,
+) -> Iterator[ReminderRun]:
     topics = make_topics("tasks", "reminders", "reminders.dlq")
     url = migrated(database_url)
     tasks = [uuid.uuid4() for _ in range(OUTAGE_REMINDERS)]
-    # All due within the outage window (it starts ~1 s before the first is due).
-    due = _spread(OUTAGE_REMINDERS, start_in_s=4.0, over_s=4.0)
+    due = _spread(OUTAGE_REMINDERS, start_in_s=start_in_s, over_s=over_s)
     schedule(url, [task_change(t, due_at=d) for t, d in zip(tasks, due, strict=True)])
     process = ConsumerProcess("reminders", _reminders_env(kafka, url, topics), tmp_path / "r.log")
     process.start()
     try:
         assert wait_until(process.ready, timeout=60), process.log()[-2000:]
         wait_until(lambda: datetime.now(UTC) >= due[0] - timedelta(seconds=1), timeout=10)
+        yield url, topics, process
+    finally:
+        process.stop_quietly()
+
+
+def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
+    kafka: KafkaBroker,
+    postgres: PostgresServer,
+    running_while_reminders_fall_due: Callable[..., contextlib.AbstractContextManager[ReminderRun]],
+) -> None:
+    if postgres.external:
+        pytest.skip("the tests run against an external PostgreSQL, which they never stop")
+    # All due within the outage window (it starts ~1 s before the first is due).
+    with running_while_reminders_fall_due(start_in_s=4.0, over_s=4.0) as (url, topics, process):
         postgres.stop()
         down_at = time.monotonic()
         time.sleep(OUTAGE_S)
@@ -171,8 +203,6 @@ def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
         assert wait_until(lambda: statuses(url)["fired"] == OUTAGE_REMINDERS, 60), process.log()
         records = fired_records(kafka.bootstrap, topics[1], OUTAGE_REMINDERS, timeout=30)
         assert process.returncode() is None, "reminders exited during the outage"
-    finally:
-        process.stop_quietly()
     late = lateness_ms(url)
     ids = Counter(r.id for r in records)
     print(
@@ -193,22 +223,11 @@ def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
 
 def test_broker_down_while_reminders_fall_due_fires_each_once_after_it_returns(
     kafka: KafkaBroker,
-    database_url: str,
-    make_topics: Callable[..., list[str]],
-    tmp_path: Path,
+    running_while_reminders_fall_due: Callable[..., contextlib.AbstractContextManager[ReminderRun]],
 ) -> None:
     if kafka.external:
         pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at an external broker, which tests never stop")
-    topics = make_topics("tasks", "reminders", "reminders.dlq")
-    url = migrated(database_url)
-    tasks = [uuid.uuid4() for _ in range(OUTAGE_REMINDERS)]
-    due = _spread(OUTAGE_REMINDERS, start_in_s=5.0, over_s=3.0)
-    schedule(url, [task_change(t, due_at=d) for t, d in zip(tasks, due, strict=True)])
-    process = ConsumerProcess("reminders", _reminders_env(kafka, url, topics), tmp_path / "r.log")
-    process.start()
-    try:
-        assert wait_until(process.ready, timeout=60), process.log()[-2000:]
-        wait_until(lambda: datetime.now(UTC) >= due[0] - timedelta(seconds=1), timeout=10)
+    with running_while_reminders_fall_due(start_in_s=5.0, over_s=3.0) as (url, topics, process):
         kafka.stop()
         time.sleep(OUTAGE_S)
         fired_during_outage = statuses(url)["fired"]
@@ -219,8 +238,6 @@ def test_broker_down_while_reminders_fall_due_fires_each_once_after_it_returns(
         create_topics(kafka.bootstrap, topics)
         assert wait_until(lambda: statuses(url)["fired"] == OUTAGE_REMINDERS, 90), process.log()
         records = fired_records(kafka.bootstrap, topics[1], OUTAGE_REMINDERS, timeout=30)
-    finally:
-        process.stop_quietly()
     ids = Counter(r.id for r in records)
     print(
         f"broker outage: {fired_during_outage} fired while it was down; after it returned "

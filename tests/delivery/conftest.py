@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from platform_cli.embedded import free_port, wait_for_port
+from tests.conftest import use_aws_emulator
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +30,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture
 def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point boto3 (in-process and in subprocesses) at moto with test credentials."""
-    for key, value in {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_aws_emulator(monkeypatch, moto_endpoint, "eu-west-1")
     return moto_endpoint
 
 

@@ -232,6 +232,15 @@ def test_each_stack_is_deployed_inside_its_own_lock(env: str) -> None:
     assert lock < deploy and (next_lock == -1 or deploy < next_lock)
 
 
+def _assert_prints_exactly(stages: dict[str, list[str]], env: dict[str, str]) -> None:
+    """Each stage command prints exactly its lines under `env`, and no secret in any of them."""
+    printed = {command: run_stage(command, **env) for command in stages}
+    assert printed == stages
+    everything = "\n".join(line for lines in printed.values() for line in lines)
+    for secret in SECRETS.values():
+        assert secret not in everything
+
+
 def test_pr_build_commands() -> None:
     env = {
         "CHANGE_ID": "42",
@@ -242,12 +251,7 @@ def test_pr_build_commands() -> None:
         "GITHUB_REPOSITORY": "example-org/event-platform",
         **SECRETS,
     }
-    printed = {command: run_stage(command, **env) for command in [*COMMON_STAGES, *PR_STAGES]}
-
-    assert printed == {**COMMON_STAGES, **PR_STAGES}
-    everything = "\n".join(line for lines in printed.values() for line in lines)
-    for secret in SECRETS.values():
-        assert secret not in everything
+    _assert_prints_exactly({**COMMON_STAGES, **PR_STAGES}, env)
 
 
 def test_untrusted_pr_build_commands_use_no_credential() -> None:
@@ -291,12 +295,7 @@ def test_pr_touching_no_stack_still_plans_every_stack_but_previews_none() -> Non
 
 def test_main_build_commands() -> None:
     env = {"BRANCH_NAME": "main", "GIT_COMMIT": SHA, "PULUMI_BACKEND_URL": BACKEND, **SECRETS}
-    printed = {command: run_stage(command, **env) for command in [*COMMON_STAGES, *MAIN_STAGES]}
-
-    assert printed == {**COMMON_STAGES, **MAIN_STAGES}
-    everything = "\n".join(line for lines in printed.values() for line in lines)
-    for secret in SECRETS.values():
-        assert secret not in everything
+    _assert_prints_exactly({**COMMON_STAGES, **MAIN_STAGES}, env)
 
 
 def test_stage_scripts_never_enable_shell_tracing() -> None:

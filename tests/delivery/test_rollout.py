@@ -35,7 +35,7 @@ from tests.apps.app_env import app_env
 from tests.apps.conftest import EventsApiEnv, read_topic
 from tests.apps.consumer_harness import ConsumerProcess
 from tests.apps.test_events_api_process import _env, _process, _wait_ready
-from tests.delivery.argocd_standin import application, argocd_standin
+from tests.delivery.argocd_standin import ArgoCdStandIn, application, argocd_standin
 
 # Slow tier: a stand-in Argo CD API server and real waits: seconds per test.
 pytestmark = pytest.mark.slow
@@ -115,6 +115,21 @@ def _apps(revision: str, **overrides: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _rollout_args(promoted: Promoted) -> list[str]:
+    """`platform rollout` of the promoted tag to dev: the options every run names."""
+    return [
+        "rollout",
+        "--env",
+        "dev",
+        "--tag",
+        SHA,
+        "--revision-file",
+        str(promoted.revision_file),
+        "--previous-images",
+        str(promoted.previous_images),
+    ]
+
+
 def _rollout(
     promoted: Promoted, argocd_url: str, api_url: str, tmp_path: Path, timeout: float = 1.5
 ) -> tuple[int, str, dict[str, Any]]:
@@ -122,15 +137,7 @@ def _rollout(
     result = CliRunner().invoke(
         app,
         [
-            "rollout",
-            "--env",
-            "dev",
-            "--tag",
-            SHA,
-            "--revision-file",
-            str(promoted.revision_file),
-            "--previous-images",
-            str(promoted.previous_images),
+            *_rollout_args(promoted),
             "--report",
             str(report),
             "--argocd-url",
@@ -167,6 +174,23 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{free_port()}"
 
 
+def _failed_rollout(
+    promoted: Promoted,
+    tmp_path: Path,
+    apps: list[dict[str, Any]],
+    token: str = TOKEN,
+    timeout: float = 1.5,
+) -> tuple[dict[str, Any], ArgoCdStandIn]:
+    """A rollout against an ArgoCD stand-in answering `apps` and an events-api nobody serves:
+    it must fail (exit 1); returns its report and the stand-in (with the requests it got)."""
+    with argocd_standin(token, lambda n: apps) as argocd:
+        code, output, report = _rollout(
+            promoted, argocd.url, _closed_port_url(), tmp_path, timeout=timeout
+        )
+    assert code == 1, output
+    return report, argocd
+
+
 # --- ArgoCD verdicts ----------------------------------------------------------------------------
 
 
@@ -179,11 +203,9 @@ def test_degraded_at_the_new_revision_rolls_back_at_once(
             "health_message": "Deployment exceeded its progress deadline",
         }
     }
-    with argocd_standin(TOKEN, lambda n: _apps(promoted.revision, **degraded)) as argocd:
-        code, output, report = _rollout(
-            promoted, argocd.url, _closed_port_url(), tmp_path, timeout=30
-        )
-    assert code == 1, output
+    report, argocd = _failed_rollout(
+        promoted, tmp_path, _apps(promoted.revision, **degraded), timeout=30
+    )
     assert len(argocd.requests) == 1, "a Degraded app must not be waited for"
     assert argocd.requests[0]["query"]["selector"] == ["app.kubernetes.io/part-of=event-platform"]
     assert report["result"] == "rolled back"
@@ -199,9 +221,7 @@ def test_progressing_past_the_timeout_rolls_back(promoted: Promoted, tmp_path: P
             "operation_message": "waiting for healthy state",
         }
     }
-    with argocd_standin(TOKEN, lambda n: _apps(promoted.revision, **progressing)) as argocd:
-        code, output, report = _rollout(promoted, argocd.url, _closed_port_url(), tmp_path)
-    assert code == 1, output
+    report, argocd = _failed_rollout(promoted, tmp_path, _apps(promoted.revision, **progressing))
     assert len(argocd.requests) > 3, "it polled until the timeout"
     assert "not Synced and Healthy after 1.5 s" in report["reason"]
     assert "audit: Synced/Progressing" in report["reason"]
@@ -212,9 +232,7 @@ def test_healthy_at_another_revision_is_not_the_new_rollout(
     promoted: Promoted, tmp_path: Path
 ) -> None:
     old = "0" * 40
-    with argocd_standin(TOKEN, lambda n: _apps(old)) as argocd:
-        code, output, report = _rollout(promoted, argocd.url, _closed_port_url(), tmp_path)
-    assert code == 1, output
+    report, _ = _failed_rollout(promoted, tmp_path, _apps(old))
     assert f"at revision {old[:12]}, want {promoted.revision[:12]}" in report["reason"]
     _assert_rolled_back(promoted, "want")
 
@@ -228,19 +246,15 @@ def test_a_failed_sync_operation_rolls_back(promoted: Promoted, tmp_path: Path) 
             "operation_message": "one or more objects failed to apply",
         }
     }
-    with argocd_standin(TOKEN, lambda n: _apps(promoted.revision, **failed)) as argocd:
-        code, output, report = _rollout(promoted, argocd.url, _closed_port_url(), tmp_path)
-    assert code == 1, output
+    report, _ = _failed_rollout(promoted, tmp_path, _apps(promoted.revision, **failed))
     assert "events-api: sync operation Failed: one or more objects failed" in report["reason"]
     _assert_rolled_back(promoted, "sync operation Failed")
 
 
 def test_a_refused_token_fails_without_waiting(promoted: Promoted, tmp_path: Path) -> None:
-    with argocd_standin("another-token", lambda n: _apps(promoted.revision)) as argocd:
-        code, output, report = _rollout(
-            promoted, argocd.url, _closed_port_url(), tmp_path, timeout=30
-        )
-    assert code == 1, output
+    report, argocd = _failed_rollout(
+        promoted, tmp_path, _apps(promoted.revision), token="another-token", timeout=30
+    )
     assert len(argocd.requests) == 1
     assert "ArgoCD refused the token (HTTP 401)" in report["reason"]
 
@@ -249,9 +263,7 @@ def test_healthy_apps_but_an_unreachable_api_roll_back(
     promoted: Promoted, tmp_path: Path, aws_env: str
 ) -> None:
     _store_smoke_key(aws_env, "not-used")
-    with argocd_standin(TOKEN, lambda n: _apps(promoted.revision)) as argocd:
-        code, output, report = _rollout(promoted, argocd.url, _closed_port_url(), tmp_path)
-    assert code == 1, output
+    report, _ = _failed_rollout(promoted, tmp_path, _apps(promoted.revision))
     assert report["reason"].startswith("smoke: cannot reach")
     _assert_rolled_back(promoted, "smoke: cannot reach")
 
@@ -371,17 +383,7 @@ def test_a_later_commit_that_contains_the_revision_counts(promoted: Promoted) ->
 def test_missing_token_or_bad_config_fail_before_any_call(
     promoted: Promoted, tmp_path: Path
 ) -> None:
-    args = [
-        "rollout",
-        "--env",
-        "dev",
-        "--tag",
-        SHA,
-        "--revision-file",
-        str(promoted.revision_file),
-        "--previous-images",
-        str(promoted.previous_images),
-    ]
+    args = _rollout_args(promoted)
     result = CliRunner().invoke(app, args, env={"ARGOCD_AUTH_TOKEN": ""})
     assert result.exit_code == 2 and "ARGOCD_AUTH_TOKEN is not set" in result.output
     bad = tmp_path / "delivery.yaml"

@@ -21,7 +21,9 @@ def test_audit_archive_cron_job(env: str, rendered: dict[str, str]) -> None:
     # The audit ServiceAccount is the one whose Pod Identity role may write the bucket.
     assert pod["serviceAccountName"] == app_contract("audit").service_account
     (container,) = pod["containers"]
-    assert container["command"] == list(next(s for s in APP_SPECS if s.name == "audit").command("archive"))
+    assert container["command"] == list(
+        next(s for s in APP_SPECS if s.name == "audit").command("archive")
+    )
     refs = {
         ref.get("configMapRef", ref.get("secretRef", {})).get("name")
         for ref in container["envFrom"]

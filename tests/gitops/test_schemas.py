@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -185,21 +186,32 @@ def test_every_format_in_the_schemas_is_checked_or_known_to_be_unchecked() -> No
 # --- custom resources: every kind refuses what the server refuses -----------------------------
 
 
-def _leaves(
-    value: Any, schema: dict[str, Any], at: tuple[str | int, ...] = ()
-) -> list[tuple[tuple[str | int, ...], dict[str, Any]]]:
-    """(path, schema) of every present value of a plain declared type, in document order."""
-    found = []
+At = tuple[str | int, ...]
+"""Where a value sits in a document: keys and list indexes from the root."""
+
+
+def _present(
+    value: Any, schema: dict[str, Any], at: At = ()
+) -> Iterator[tuple[At, Any, dict[str, Any]]]:
+    """(path, value, schema) of every present value the schema declares, parents first, in
+    document order."""
+    yield at, value, schema
     if isinstance(value, dict) and "properties" in schema:
         for key, item in value.items():
             if key in schema["properties"]:
-                found += _leaves(item, schema["properties"][key], (*at, key))
+                yield from _present(item, schema["properties"][key], (*at, key))
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         for index, item in enumerate(value):
-            found += _leaves(item, schema["items"], (*at, index))
-    if at and schema.get("type") and not schema.get("x-kubernetes-int-or-string"):
-        found.append((at, schema))
-    return found
+            yield from _present(item, schema["items"], (*at, index))
+
+
+def _leaves(value: Any, schema: dict[str, Any]) -> list[tuple[At, dict[str, Any]]]:
+    """(path, schema) of every present value of a plain declared type."""
+    return [
+        (at, node)
+        for at, _, node in _present(value, schema)
+        if at and node.get("type") and not node.get("x-kubernetes-int-or-string")
+    ]
 
 
 def _dotted(at: tuple[str | int, ...]) -> str:
@@ -235,22 +247,15 @@ def test_a_wrong_type_is_refused(samples: dict[str, dict[str, Any]], kind: str) 
     assert all(error.startswith(_dotted(at)) for error in errors), errors
 
 
-def _required_present(
-    value: Any, schema: dict[str, Any], at: tuple[str | int, ...] = ()
-) -> list[tuple[tuple[str | int, ...], str]]:
+def _required_present(value: Any, schema: dict[str, Any]) -> list[tuple[At, str]]:
     """(parent path, field) of every required field that is present and has no default."""
-    found = []
-    if isinstance(value, dict) and "properties" in schema:
-        for field in schema.get("required", []):
-            if field in value and "default" not in schema["properties"].get(field, {}):
-                found.append((at, field))
-        for key, item in value.items():
-            if key in schema["properties"]:
-                found += _required_present(item, schema["properties"][key], (*at, key))
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            found += _required_present(item, schema["items"], (*at, index))
-    return found
+    return [
+        (at, field)
+        for at, node, node_schema in _present(value, schema)
+        if isinstance(node, dict) and "properties" in node_schema
+        for field in node_schema.get("required", [])
+        if field in node and "default" not in node_schema["properties"].get(field, {})
+    ]
 
 
 # Kinds whose CRD declares no required field at all (checked below, so the list cannot go stale).

@@ -98,6 +98,13 @@ def test_default_entrypoint_is_the_apps_cli(built_images: dict[str, str], app: s
         assert verb in result.stdout
 
 
+def _python_in(image: str, code: str) -> str:
+    """What `code` prints when run by the image's python, confined as pods run (`run_in`)."""
+    result = run_in(image, "-c", code, entrypoint="python")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return str(result.stdout)
+
+
 @pytest.mark.parametrize("app", APP_NAMES)
 def test_no_installer_or_compiler_ships(built_images: dict[str, str], app: str) -> None:
     probe = (
@@ -105,9 +112,8 @@ def test_no_installer_or_compiler_ships(built_images: dict[str, str], app: str) 
         "print(json.dumps([m for m in ('pip', 'setuptools') if importlib.util.find_spec(m)]"
         " + [b for b in ('gcc', 'cc', 'g++', 'make') if shutil.which(b)]))"
     )
-    result = run_in(built_images[app], "-c", probe, entrypoint="python")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    output = _python_in(built_images[app], probe)
+    assert json.loads(output) == []
 
 
 @pytest.mark.parametrize("app", APP_NAMES)
@@ -124,9 +130,8 @@ def test_every_module_the_image_ships_imports(built_images: dict[str, str], app:
         "    if not name.endswith('__main__'): importlib.import_module(name)\n"
         "print(len(names))"
     )
-    result = run_in(built_images[app], "-c", probe, entrypoint="python")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert int(result.stdout.strip()) >= 5
+    output = _python_in(built_images[app], probe)
+    assert int(output.strip()) >= 5
 
 
 @pytest.mark.parametrize("app", APP_NAMES)
@@ -140,9 +145,8 @@ def test_libpq_is_pointed_at_the_shipped_database_ca_folder(
         "folder = pathlib.Path(root).parent\n"
         "print(root, folder.is_dir(), sorted(p.name for p in folder.iterdir()))"
     )
-    result = run_in(built_images[app], "-c", probe, entrypoint="python")
-    assert result.returncode == 0, result.stderr
-    root, is_dir, *_ = result.stdout.split(" ", 2)
+    output = _python_in(built_images[app], probe)
+    root, is_dir, *_ = output.split(" ", 2)
     assert root == "/etc/ssl/certs/rds/global-bundle.pem"
     assert is_dir == "True"
 
@@ -207,7 +211,6 @@ def test_the_rds_ca_bundle_ships_where_libpq_reads_it(
         "certs = ssl.create_default_context(cafile=path).get_ca_certs(); "
         "print(len(certs), all('Amazon RDS' in str(c['subject']) for c in certs))"
     )
-    result = run_in(built_images[app], "-c", probe, entrypoint="python")
-    assert result.returncode == 0, result.stderr
-    count, only_rds = result.stdout.split()
+    output = _python_in(built_images[app], probe)
+    count, only_rds = output.split()
     assert int(count) >= 80 and only_rds == "True"

@@ -103,6 +103,14 @@ def any_env(request: pytest.FixtureRequest) -> Declared:
     return declared
 
 
+@pytest.fixture(params=["dev", "prod"])
+def any_env_and_cfg(request: pytest.FixtureRequest) -> tuple[Declared, PlatformConfig]:
+    """dev and prod, each with the stack config it was declared from."""
+    declared: Declared = request.getfixturevalue(request.param)
+    cfg: PlatformConfig = request.getfixturevalue(f"{request.param}_cfg")
+    return declared, cfg
+
+
 def _cluster(declared: Declared) -> DeclaredResource:
     return declared.one(CLUSTER)
 
@@ -223,12 +231,10 @@ def test_launch_template_requires_imdsv2_with_hop_limit_one(any_env: Declared) -
         assert metadata["httpPutResponseHopLimit"] == 1
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
 def test_root_volume_is_encrypted_gp3_with_the_ebs_key_and_configured_size(
-    env: str, request: pytest.FixtureRequest
+    any_env_and_cfg: tuple[Declared, PlatformConfig],
 ) -> None:
-    declared: Declared = request.getfixturevalue(env)
-    cfg: PlatformConfig = request.getfixturevalue(f"{env}_cfg")
+    declared, cfg = any_env_and_cfg
     for group in cfg.cluster.node_groups:
         template = declared.one(LAUNCH_TEMPLATE, f"-{group.name}-lt")
         (mapping,) = template.inputs["blockDeviceMappings"]
@@ -248,12 +254,10 @@ def test_instances_volumes_and_enis_are_tagged_through_the_template(any_env: Dec
             assert {"project", "stack", "managed-by"} <= set(tags)
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
 def test_every_node_group_uses_its_launch_template_and_the_private_subnets(
-    env: str, request: pytest.FixtureRequest
+    any_env_and_cfg: tuple[Declared, PlatformConfig],
 ) -> None:
-    declared: Declared = request.getfixturevalue(env)
-    cfg: PlatformConfig = request.getfixturevalue(f"{env}_cfg")
+    declared, cfg = any_env_and_cfg
     groups = declared.of_type(NODE_GROUP)
     assert len(groups) == len(cfg.cluster.node_groups)
     node_sg = declared.one("aws:ec2/securityGroup:SecurityGroup", "-node-sg")
@@ -314,12 +318,10 @@ def test_no_security_group_admits_the_internet(any_env: Declared) -> None:
 # --- add-ons --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env", ["dev", "prod"])
 def test_addons_are_pinned_to_the_configured_versions(
-    env: str, request: pytest.FixtureRequest
+    any_env_and_cfg: tuple[Declared, PlatformConfig],
 ) -> None:
-    declared: Declared = request.getfixturevalue(env)
-    cfg: PlatformConfig = request.getfixturevalue(f"{env}_cfg")
+    declared, cfg = any_env_and_cfg
     addons = {a.inputs["addonName"]: a for a in declared.of_type(ADDON)}
     assert set(addons) == set(REQUIRED_ADDONS)
     assert "eks-pod-identity-agent" in addons
@@ -383,16 +385,9 @@ def test_kubeconfig_is_secret_and_uses_aws_eks_get_token(dev: Declared) -> None:
     assert "token" not in user["user"]
     exec_config = user["user"]["exec"]
     assert exec_config["command"] == "aws"
-    assert exec_config["args"] == [
-        "--region",
-        REGION,
-        "eks",
-        "get-token",
-        "--cluster-name",
-        cluster_name,
-        "--output",
-        "json",
-    ]
+    assert exec_config["args"] == (
+        f"--region {REGION} eks get-token --cluster-name {cluster_name} --output json".split()
+    )
 
 
 def test_register_outputs_lists_every_public_output(dev: Declared) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -159,13 +160,19 @@ def test_region_from_arn() -> None:
         iam.region_from_arn("not-an-arn")
 
 
+def _kubeconfig(**overrides: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "cluster_name": "plat-prod-eks",
+        "endpoint": "https://ABC.gr7.eu-west-1.eks.amazonaws.com",
+        "certificate_authority_data": "Q0E=",
+        "region": "eu-west-1",
+        **overrides,
+    }
+    return iam.kubeconfig_document(**fields)
+
+
 def test_kubeconfig_document_authenticates_with_aws_eks_get_token() -> None:
-    doc = iam.kubeconfig_document(
-        cluster_name="plat-prod-eks",
-        endpoint="https://ABC.gr7.eu-west-1.eks.amazonaws.com",
-        certificate_authority_data="Q0E=",
-        region="eu-west-1",
-    )
+    doc = _kubeconfig()
     assert doc["apiVersion"] == "v1"
     assert doc["kind"] == "Config"
     assert doc["current-context"] == "plat-prod-eks"
@@ -189,11 +196,5 @@ def test_kubeconfig_document_authenticates_with_aws_eks_get_token() -> None:
 
 
 def test_kubeconfig_document_passes_extra_env_to_the_exec_plugin() -> None:
-    doc = iam.kubeconfig_document(
-        cluster_name="c",
-        endpoint="https://e",
-        certificate_authority_data="Q0E=",
-        region="us-east-1",
-        extra_env=[("AWS_PROFILE", "platform")],
-    )
+    doc = _kubeconfig(extra_env=[("AWS_PROFILE", "platform")])
     assert doc["users"][0]["user"]["exec"]["env"] == [{"name": "AWS_PROFILE", "value": "platform"}]

@@ -17,7 +17,11 @@ from infra.data.rds_parameters import (
     postgres_parameters,
     valid_performance_insights_retention,
 )
-from platform_cli.offline import Declared, DeclaredResource, run_program
+from platform_cli.offline import Declared, DeclaredResource
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/rds-data-key"
@@ -50,18 +54,7 @@ def _args(stack: str, **overrides: Any) -> DatabaseArgs:
     return dataclasses.replace(base, **overrides)
 
 
-def _run(args: DatabaseArgs, stack: str) -> Declared:
-    return run_program(lambda: Database("db", args), stack=stack, region="eu-west-1")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Declared:
-    return _run(_args("prod"), "prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Declared:
-    return _run(_args("dev"), "dev")
+prod, dev = prod_and_dev(lambda stack: Database("db", _args(stack)))
 
 
 def _instance(declared: Declared) -> DeclaredResource:
@@ -159,29 +152,50 @@ def test_security_group_admits_only_the_node_group_on_5432(prod: Declared) -> No
     assert group.urn in instance.property_dependencies["vpcSecurityGroupIds"]
 
 
-def test_prod_is_multi_az_protected_and_snapshotted(prod: Declared) -> None:
-    instance = _instance(prod)
-    db = instance.inputs
-    assert db["multiAz"] is True
-    assert db["backupRetentionPeriod"] == 30
-    assert db["deletionProtection"] is True
-    assert db["skipFinalSnapshot"] is False
-    assert db["finalSnapshotIdentifier"] == final_snapshot_identifier("plat-prod")
-    assert db["finalSnapshotIdentifier"] == "plat-prod-final"
-    assert db["copyTagsToSnapshot"] is True
-    assert db["performanceInsightsRetentionPeriod"] == 31
-    assert instance.protect is True
+ABSENT = object()
+"""An input the instance must not set at all."""
 
 
-def test_dev_can_be_torn_down(dev: Declared) -> None:
-    instance = _instance(dev)
-    db = instance.inputs
-    assert db["multiAz"] is False
-    assert db["backupRetentionPeriod"] == 7
-    assert db["deletionProtection"] is False
-    assert db["skipFinalSnapshot"] is True
-    assert "finalSnapshotIdentifier" not in db
-    assert instance.protect is False
+@pytest.mark.parametrize(
+    ("stack", "expected_inputs", "protected"),
+    [
+        (
+            "prod",
+            {
+                "multiAz": True,
+                "backupRetentionPeriod": 30,
+                "deletionProtection": True,
+                "skipFinalSnapshot": False,
+                "finalSnapshotIdentifier": "plat-prod-final",
+                "copyTagsToSnapshot": True,
+                "performanceInsightsRetentionPeriod": 31,
+            },
+            True,
+        ),
+        (
+            "dev",
+            {
+                "multiAz": False,
+                "backupRetentionPeriod": 7,
+                "deletionProtection": False,
+                "skipFinalSnapshot": True,
+                "finalSnapshotIdentifier": ABSENT,
+            },
+            False,
+        ),
+    ],
+)
+def test_prod_is_multi_az_protected_and_snapshotted_and_dev_can_be_torn_down(
+    stack: str, expected_inputs: dict[str, Any], protected: bool, request: pytest.FixtureRequest
+) -> None:
+    instance = _instance(request.getfixturevalue(stack))
+    declared = {key: instance.inputs.get(key, ABSENT) for key in expected_inputs}
+    assert declared == expected_inputs
+    assert instance.protect is protected
+
+
+def test_the_final_snapshot_is_named_after_the_instance() -> None:
+    assert final_snapshot_identifier("plat-prod") == "plat-prod-final"
 
 
 @pytest.mark.parametrize("stack", ["prod", "dev"])
@@ -251,6 +265,4 @@ def test_every_taggable_resource_carries_base_tags(
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ValueError) as info:
-        Database("db", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(lambda: Database("db", _args("prod", **overrides)), fragment)

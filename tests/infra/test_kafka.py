@@ -19,7 +19,12 @@ from infra.data.kafka_properties import (
     server_properties,
     validate_replication,
 )
-from platform_cli.offline import Declared, DeclaredResource, run_program
+from platform_cli.offline import Declared, DeclaredResource
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    declare_component,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/msk-data-key"
@@ -54,18 +59,7 @@ def _args(stack: str, **overrides: Any) -> KafkaClusterArgs:
     return dataclasses.replace(base, **overrides)
 
 
-def _run(args: KafkaClusterArgs, stack: str) -> Declared:
-    return run_program(lambda: KafkaCluster("kafka", args), stack=stack, region="eu-west-1")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Declared:
-    return _run(_args("prod"), "prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Declared:
-    return _run(_args("dev"), "dev")
+prod, dev = prod_and_dev(lambda stack: KafkaCluster("kafka", _args(stack)))
 
 
 def _cluster(declared: Declared) -> DeclaredResource:
@@ -219,7 +213,9 @@ def test_security_group_admits_only_the_node_group_on_the_iam_port(prod: Declare
 
 
 def test_prometheus_scrape_ports_open_only_to_the_node_group_when_asked() -> None:
-    declared = _run(_args("dev", allow_prometheus_scrape=True), "dev")
+    declared = declare_component(
+        lambda: KafkaCluster("kafka", _args("dev", allow_prometheus_scrape=True)), "dev"
+    )
     rules = declared.one("aws:ec2/securityGroup:SecurityGroup").inputs["ingress"]
     assert [(r["fromPort"], r["toPort"]) for r in rules] == [(9098, 9098), (11001, 11002)]
     assert all(r["securityGroups"] == [NODE_SG] and not r.get("cidrBlocks") for r in rules)
@@ -330,7 +326,6 @@ def test_registered_outputs_are_what_apps_need(prod: Declared) -> None:
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    # Outside a Pulumi program: validation must run before the component registers anything.
-    with pytest.raises(ValueError) as info:
-        KafkaCluster("kafka", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(
+        lambda: KafkaCluster("kafka", _args("prod", **overrides)), fragment
+    )

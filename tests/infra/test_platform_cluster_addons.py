@@ -173,10 +173,29 @@ def test_prod_keeps_an_on_demand_floor() -> None:
         )
 
 
-def test_max_nodes_total_cannot_exceed_the_node_groups() -> None:
+@pytest.mark.parametrize(
+    ("section", "value", "message"),
+    [
+        pytest.param(
+            "platform:nodeAutoscaling",
+            {"maxNodesTotal": 40},
+            r"nodeAutoscaling.maxNodesTotal: 40 exceeds",
+            id="max-nodes-total-above-what-the-node-groups-allow",
+        ),
+        pytest.param(
+            "platform:observability",
+            {"logRetentionDays": 10},
+            r"observability.logRetentionDays: 10; allowed: 1, 3, 5",
+            id="a-log-retention-cloudwatch-refuses",
+        ),
+    ],
+)
+def test_add_on_settings_the_cluster_cannot_honour_are_refused_before_any_resource(
+    section: str, value: dict[str, int], message: str
+) -> None:
     raw = read_stack_file("dev")
-    with pytest.raises(ConfigError, match=r"nodeAutoscaling.maxNodesTotal: 40 exceeds"):
-        load_stack_config("dev", {**raw, "platform:nodeAutoscaling": {"maxNodesTotal": 40}})
+    with pytest.raises(ConfigError, match=message):
+        load_stack_config("dev", {**raw, section: value})
 
 
 # --- Storage, logs, alerts, traces -------------------------------------------------------------
@@ -295,12 +314,6 @@ def test_prod_must_keep_traces_and_page_someone() -> None:
         load_stack_config("prod", {**raw, "platform:observability": observability})
     assert "traceStorageGib: missing; prod keeps traces" in str(failure.value)
     assert "no pagerduty receiver" in str(failure.value)
-
-
-def test_a_log_retention_cloudwatch_refuses_is_refused_before_any_resource() -> None:
-    raw = read_stack_file("dev")
-    with pytest.raises(ConfigError, match=r"observability.logRetentionDays: 10; allowed: 1, 3, 5"):
-        load_stack_config("dev", {**raw, "platform:observability": {"logRetentionDays": 10}})
 
 
 # --- vpc-cni and the whole program ----------------------------------------------------------------

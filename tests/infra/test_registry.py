@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 from infra.contracts import APP_NAMES
 from infra.registry.ecr import Registry, RegistryArgs
 from infra.registry.lifecycle import lifecycle_policy, lifecycle_policy_json, repository_name
-from platform_cli.offline import Declared, run_program
+from platform_cli.offline import Declared
+from tests.infra.components import (
+    assert_refused_naming_the_field,
+    declare_component,
+    prod_and_dev,
+)
 from tests.infra.taggable import assert_tagged
 
 KEY_ARN = "arn:aws:kms:eu-west-1:123456789012:key/ecr-key"
@@ -29,18 +34,7 @@ def _args(stack: str, **overrides: Any) -> RegistryArgs:
     return RegistryArgs(**fields)
 
 
-def _run(args: RegistryArgs, stack: str) -> Declared:
-    return run_program(lambda: Registry("registry", args), stack=stack, region="eu-west-1")
-
-
-@pytest.fixture(scope="module")
-def prod() -> Declared:
-    return _run(_args("prod"), "prod")
-
-
-@pytest.fixture(scope="module")
-def dev() -> Declared:
-    return _run(_args("dev"), "dev")
+prod, dev = prod_and_dev(lambda stack: Registry("registry", _args(stack)))
 
 
 # --- Pure functions ------------------------------------------------------------------------------
@@ -144,7 +138,8 @@ def test_every_repository_is_tagged_and_parented(dev: Declared) -> None:
 
 
 def test_custom_app_list_and_no_prefix() -> None:
-    declared = _run(_args("dev", app_names=("svc",), repository_prefix=""), "dev")
+    args = _args("dev", app_names=("svc",), repository_prefix="")
+    declared = declare_component(lambda: Registry("registry", args), "dev")
     assert [r.inputs["name"] for r in declared.of_type("aws:ecr/repository:Repository")] == ["svc"]
 
 
@@ -161,6 +156,6 @@ def test_custom_app_list_and_no_prefix() -> None:
 def test_invalid_args_fail_before_any_resource_naming_the_field(
     overrides: dict[str, Any], fragment: str
 ) -> None:
-    with pytest.raises(ValueError) as info:
-        Registry("registry", _args("prod", **overrides))
-    assert fragment in str(info.value)
+    assert_refused_naming_the_field(
+        lambda: Registry("registry", _args("prod", **overrides)), fragment
+    )

@@ -145,29 +145,31 @@ def test_no_security_group_ingress_from_the_internet(stack: str) -> None:
     assert "0.0.0.0/0" not in cidrs and "::/0" not in cidrs
 
 
-def test_prod_data_layer_is_protected_and_redundant() -> None:
+@pytest.mark.parametrize(
+    ("stack", "protected", "brokers"),
+    [("prod", True, 3), ("dev", False, 2)],
+)
+def test_prod_data_layer_is_protected_and_redundant_and_dev_can_be_torn_down(
+    stack: str, protected: bool, brokers: int
+) -> None:
+    d = declared(stack)
+    rds = d.one("aws:rds/instance:Instance")
+    assert rds.protect is protected
+    assert rds.inputs["multiAz"] is protected
+    assert rds.inputs["deletionProtection"] is protected
+    assert rds.inputs["skipFinalSnapshot"] is not protected
+    msk = d.one("aws:msk/cluster:Cluster")
+    assert msk.inputs["numberOfBrokerNodes"] == brokers
+
+
+def test_prod_keeps_backups_a_month_private_and_across_three_brokers() -> None:
     prod = declared("prod")
     rds = prod.one("aws:rds/instance:Instance")
-    assert rds.protect is True
-    assert rds.inputs["multiAz"] is True
-    assert rds.inputs["deletionProtection"] is True
-    assert rds.inputs["skipFinalSnapshot"] is False
     assert rds.inputs["backupRetentionPeriod"] == 30
     assert rds.inputs["publiclyAccessible"] is False
     msk = prod.one("aws:msk/cluster:Cluster")
     assert msk.protect is True
-    assert msk.inputs["numberOfBrokerNodes"] == 3
     assert len(msk.inputs["brokerNodeGroupInfo"]["clientSubnets"]) == 3
-
-
-def test_dev_data_layer_can_be_torn_down() -> None:
-    dev = declared("dev")
-    rds = dev.one("aws:rds/instance:Instance")
-    assert rds.protect is False
-    assert rds.inputs["multiAz"] is False
-    assert rds.inputs["deletionProtection"] is False
-    assert rds.inputs["skipFinalSnapshot"] is True
-    assert dev.one("aws:msk/cluster:Cluster").inputs["numberOfBrokerNodes"] == 2
 
 
 def test_database_in_isolated_and_brokers_in_private_subnets() -> None:

@@ -37,28 +37,111 @@ def _fails(stack: str, raw: dict[str, Any], *fragments: str) -> str:
     return message
 
 
-def test_malformed_vpc_cidr_names_key_and_value() -> None:
-    raw = _dev()
-    raw["platform:network"]["vpcCidr"] = "10.20.0.1/16"
-    _fails("dev", raw, "platform:network.vpcCidr", "10.20.0.1/16", "allowed")
+# One wrong value in a committed stack's file ("section.key"), and what the error must say.
+_ONE_BAD_VALUE = [
+    pytest.param(
+        "dev",
+        "platform:network.vpcCidr",
+        "10.20.0.1/16",
+        ["platform:network.vpcCidr", "10.20.0.1/16", "allowed"],
+        id="malformed-vpc-cidr-names-key-and-value",
+    ),
+    pytest.param(
+        "dev",
+        "platform:network.vpcCidr",
+        "not-a-cidr",
+        ["platform:network.vpcCidr", "not-a-cidr"],
+        id="garbage-cidr",
+    ),
+    pytest.param(
+        "dev",
+        "platform:network.allowedCidrs",
+        ["10.20.128.0/24"],
+        ["overlaps vpcCidr", "10.20.128.0/24", "10.20.0.0/16"],
+        id="overlapping-cidrs-rejected",
+    ),
+    pytest.param(
+        "dev",
+        "platform:network.vpcCidr",
+        "8.8.0.0/16",
+        ["platform:network.vpcCidr", "RFC 1918"],
+        id="public-vpc-cidr-rejected",
+    ),
+    pytest.param(
+        "prod",
+        "platform:kafka.brokerCount",
+        4,
+        ["platform:kafka.brokerCount: 4 is not a multiple", "allowed: 3, 6, 9"],
+        id="broker-count-not-multiple-of-azs",
+    ),
+    pytest.param(
+        "prod",
+        "platform:database.multiAz",
+        False,
+        ["platform:database.multiAz: false; prod must be true"],
+        id="prod-multi-az-cannot-be-turned-off",
+    ),
+    pytest.param(
+        "prod",
+        "platform:database.backupRetentionDays",
+        7,
+        ["backupRetentionDays: 7; prod must keep 30"],
+        id="prod-backups-thirty-days",
+    ),
+    pytest.param(
+        "dev",
+        "platform:database.backupRetentionDays",
+        1,
+        ["platform:database.backupRetentionDays", "allowed: 7 to 35"],
+        id="backups-below-seven-days",
+    ),
+    # wrong case: must not silently default
+    pytest.param(
+        "dev",
+        "platform:database.multiAZ",
+        True,
+        ["platform:database.multiAZ", "unknown key"],
+        id="unknown-key-is-not-ignored",
+    ),
+    pytest.param(
+        "dev",
+        "platform:kafka.mode",
+        "confluent",
+        ["platform:kafka.mode", "'msk' or 'in-cluster'", "confluent"],
+        id="enum-lists-allowed-values",
+    ),
+    pytest.param(
+        "localstack",
+        "platform:kafka.mode",
+        "msk",
+        ["platform:kafka.mode: 'msk'", "allowed: 'in-cluster'"],
+        id="localstack-stack-cannot-declare-msk",
+    ),
+    pytest.param(
+        "dev",
+        "platform:cluster.publicAccessCidrs",
+        ["0.0.0.0/0"],
+        ["platform:cluster.publicAccessCidrs", "0.0.0.0/0"],
+        id="public-endpoint-open-to-world-rejected",
+    ),
+    pytest.param(
+        "localstack",
+        "platform:registry.create",
+        True,
+        ["platform:registry.create: true", "allowed: false"],
+        id="localstack-cannot-own-an-ecr-registry",
+    ),
+]
 
 
-def test_garbage_cidr() -> None:
-    raw = _dev()
-    raw["platform:network"]["vpcCidr"] = "not-a-cidr"
-    _fails("dev", raw, "platform:network.vpcCidr", "not-a-cidr")
-
-
-def test_overlapping_cidrs_rejected() -> None:
-    raw = _dev()
-    raw["platform:network"]["allowedCidrs"] = ["10.20.128.0/24"]
-    _fails("dev", raw, "overlaps vpcCidr", "10.20.128.0/24", "10.20.0.0/16")
-
-
-def test_public_vpc_cidr_rejected() -> None:
-    raw = _dev()
-    raw["platform:network"]["vpcCidr"] = "8.8.0.0/16"
-    _fails("dev", raw, "platform:network.vpcCidr", "RFC 1918")
+@pytest.mark.parametrize(("stack", "path", "value", "fragments"), _ONE_BAD_VALUE)
+def test_one_bad_value_fails_naming_key_and_value(
+    stack: str, path: str, value: object, fragments: list[str]
+) -> None:
+    section, key = path.rsplit(".", 1)
+    raw = copy.deepcopy(read_stack_file(stack))
+    raw[section][key] = value
+    _fails(stack, raw, *fragments)
 
 
 @pytest.mark.parametrize("az_count", [1, 4, 0])
@@ -73,12 +156,6 @@ def test_prod_must_use_three_azs() -> None:
     raw["platform:network"]["azCount"] = 2
     raw["platform:kafka"]["brokerCount"] = 4
     _fails("prod", raw, "platform:network.azCount: 2; prod must use 3")
-
-
-def test_broker_count_not_multiple_of_azs() -> None:
-    raw = _prod()
-    raw["platform:kafka"]["brokerCount"] = 4
-    _fails("prod", raw, "platform:kafka.brokerCount: 4 is not a multiple", "allowed: 3, 6, 9")
 
 
 @pytest.mark.parametrize(
@@ -111,48 +188,12 @@ def test_prod_protection_cannot_be_turned_off(key: str, fragment: str) -> None:
     _fails("prod", raw, fragment)
 
 
-def test_prod_multi_az_cannot_be_turned_off() -> None:
-    raw = _prod()
-    raw["platform:database"]["multiAz"] = False
-    _fails("prod", raw, "platform:database.multiAz: false; prod must be true")
-
-
-def test_prod_backups_thirty_days() -> None:
-    raw = _prod()
-    raw["platform:database"]["backupRetentionDays"] = 7
-    _fails("prod", raw, "backupRetentionDays: 7; prod must keep 30")
-
-
-def test_backups_below_seven_days() -> None:
-    raw = _dev()
-    raw["platform:database"]["backupRetentionDays"] = 1
-    _fails("dev", raw, "platform:database.backupRetentionDays", "allowed: 7 to 35")
-
-
-def test_unknown_key_is_not_ignored() -> None:
-    raw = _dev()
-    raw["platform:database"]["multiAZ"] = True  # wrong case: must not silently default
-    _fails("dev", raw, "platform:database.multiAZ", "unknown key")
-
-
-def test_enum_lists_allowed_values() -> None:
-    raw = _dev()
-    raw["platform:kafka"]["mode"] = "confluent"
-    _fails("dev", raw, "platform:kafka.mode", "'msk' or 'in-cluster'", "confluent")
-
-
 def test_all_problems_reported_at_once() -> None:
     raw = _prod()
     raw["platform:database"]["multiAz"] = False
     raw["platform:protection"]["deletionProtection"] = False
     message = _fails("prod", raw, "multiAz", "deletionProtection")
     assert "2 problem(s)" in message
-
-
-def test_localstack_stack_cannot_declare_msk() -> None:
-    raw = copy.deepcopy(read_stack_file("localstack"))
-    raw["platform:kafka"]["mode"] = "msk"
-    _fails("localstack", raw, "platform:kafka.mode: 'msk'", "allowed: 'in-cluster'")
 
 
 def test_unknown_stack_rejected() -> None:
@@ -163,12 +204,6 @@ def test_node_group_sizes_checked() -> None:
     raw = _dev()
     raw["platform:cluster"]["nodeGroups"][0]["desiredSize"] = 9
     _fails("dev", raw, "minSize <= desiredSize <= maxSize")
-
-
-def test_public_endpoint_open_to_world_rejected() -> None:
-    raw = _dev()
-    raw["platform:cluster"]["publicAccessCidrs"] = ["0.0.0.0/0"]
-    _fails("dev", raw, "platform:cluster.publicAccessCidrs", "0.0.0.0/0")
 
 
 def test_reserved_tag_rejected() -> None:
@@ -183,12 +218,6 @@ def test_config_is_frozen() -> None:
     cfg = load_stack_file("dev")
     with pytest.raises(Exception, match="frozen"):
         cfg.network.az_count = 3  # type: ignore[misc]
-
-
-def test_localstack_cannot_own_an_ecr_registry() -> None:
-    raw = copy.deepcopy(read_stack_file("localstack"))
-    raw["platform:registry"]["create"] = True
-    _fails("localstack", raw, "platform:registry.create: true", "allowed: false")
 
 
 # --- Flavour and tier ----------------------------------------------------------------------------

@@ -10,14 +10,13 @@ from infra.contracts import (
     APP_NAMESPACE,
     ARGOCD_FINALIZER,
     ARGOCD_NAMESPACE,
+    DB_ROLES_SERVICE_ACCOUNT,
     KAFKA_PLAINTEXT_PORT,
     MSK_IAM_PORT,
     OTLP_HTTP_PORT,
-    DB_ROLES_SERVICE_ACCOUNT,
     TOPICS_JOB_SERVICE_ACCOUNT,
     db_credentials_secret_id,
 )
-
 from infra.platform.charts import INGRESS_CLASS
 
 Manifest = dict[str, Any]

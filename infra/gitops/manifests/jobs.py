@@ -7,6 +7,7 @@ Jobs must be idempotent (the topics job only creates or raises; migrations recor
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from infra.contracts import APPS, DB_ROLES_SERVICE_ACCOUNT, FACTS_CONFIGMAP, TOPICS
 from infra.gitops.catalog import (
@@ -43,6 +44,7 @@ TOPICS_JOB_IMAGE_APP = "events-api"
 
 DB_ROLES_ROTATE_JOB = f"{DB_ROLES_JOB_NAME}-rotate"
 """The CronJob that rotates every app's login (also run once by hand after an RDS restore)."""
+
 
 def topics_spec(ctx: EnvContext) -> str:
     """Every topic from the contracts (dead-letter topics included) with this env's replication."""
@@ -88,20 +90,36 @@ def _job(name: str, app: str, component: str, template: Manifest) -> Manifest:
     }
 
 
-def topics_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
+def _platform_presync_job(
+    name: str,
+    service_account: str,
+    command: Sequence[str],
+    env: Manifest,
+    ctx: EnvContext,
+    images: ImageCatalog,
+) -> Manifest:
+    """A PreSync Job of the platform itself (not of one app): the API's image, the facts, and
+    one environment variable carrying what the command works through."""
     main = container(
-        TOPICS_JOB_NAME,
+        name,
         images.image(ctx.env, TOPICS_JOB_IMAGE_APP),
-        list(TOPICS_JOB_COMMAND),
+        list(command),
         JOB_RESOURCES,
         [{"configMapRef": {"name": FACTS_CONFIGMAP}}],
-        env=[{"name": TOPICS_SPEC_ENV, "value": topics_spec(ctx)}],
+        env=[env],
     )
     template = {
-        "metadata": {"labels": metadata(TOPICS_JOB_NAME, TOPICS_JOB_NAME)["labels"]},
-        "spec": pod_spec(TOPICS_JOB_NAME, [main], restartPolicy="Never"),
+        "metadata": {"labels": metadata(name, name)["labels"]},
+        "spec": pod_spec(service_account, [main], restartPolicy="Never"),
     }
-    return _job(TOPICS_JOB_NAME, TOPICS_JOB_NAME, WORKLOAD_COMPONENT, template)
+    return _job(name, name, WORKLOAD_COMPONENT, template)
+
+
+def topics_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
+    env = {"name": TOPICS_SPEC_ENV, "value": topics_spec(ctx)}
+    return _platform_presync_job(
+        TOPICS_JOB_NAME, TOPICS_JOB_NAME, TOPICS_JOB_COMMAND, env, ctx, images
+    )
 
 
 DB_ROLES_SECRETS_ENV = "DB_ROLES_SECRETS"
@@ -120,23 +138,42 @@ def db_roles_secrets(ctx: EnvContext) -> str:
 def db_roles_job(ctx: EnvContext, images: ImageCatalog) -> Manifest:
     """Each app's own database roles and first credentials, before any migration runs
     (`python -m apps.db_roles ensure`, shipped in every image; the API's is used)."""
-    main = container(
-        DB_ROLES_JOB_NAME,
-        images.image(ctx.env, TOPICS_JOB_IMAGE_APP),
-        list(DB_ROLES_JOB_COMMAND),
-        JOB_RESOURCES,
-        [{"configMapRef": {"name": FACTS_CONFIGMAP}}],
-        env=[{"name": DB_ROLES_SECRETS_ENV, "value": db_roles_secrets(ctx)}],
+    env = {"name": DB_ROLES_SECRETS_ENV, "value": db_roles_secrets(ctx)}
+    return _platform_presync_job(
+        DB_ROLES_JOB_NAME, DB_ROLES_SERVICE_ACCOUNT, DB_ROLES_JOB_COMMAND, env, ctx, images
     )
-    template = {
-        "metadata": {"labels": metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]},
-        "spec": pod_spec(DB_ROLES_SERVICE_ACCOUNT, [main], restartPolicy="Never"),
-    }
-    return _job(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME, WORKLOAD_COMPONENT, template)
 
 
 DB_ROTATION_SCHEDULE = "23 3 * * 1"
 """Weekly, Monday 03:23 UTC: each app's login moves to its other role with a new password."""
+
+
+def _cron_job(
+    name: str,
+    app: str,
+    component: str,
+    wave: int,
+    schedule: str,
+    starting_deadline_seconds: int,
+    job_spec: Manifest,
+) -> Manifest:
+    """A CronJob in UTC that never overlaps itself (`Forbid`), keeping the last three runs."""
+    labels = metadata(name, app, component=component)["labels"]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, app, component=component, wave=wave),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": starting_deadline_seconds,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            # A copy, so the YAML dump writes plain mappings instead of anchors/aliases.
+            "jobTemplate": {"metadata": {"labels": dict(labels)}, "spec": job_spec},
+        },
+    }
 
 
 def db_roles_rotation_cron_job(ctx: EnvContext, images: ImageCatalog, wave: int) -> Manifest:
@@ -146,44 +183,41 @@ def db_roles_rotation_cron_job(ctx: EnvContext, images: ImageCatalog, wave: int)
     job = db_roles_job(ctx, images)
     template = job["spec"]["template"]
     template["spec"]["containers"][0]["command"] = list(DB_ROLES_ROTATE_COMMAND)
-    name = DB_ROLES_ROTATE_JOB
-    labels = metadata(DB_ROLES_JOB_NAME, DB_ROLES_JOB_NAME)["labels"]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": metadata(name, DB_ROLES_JOB_NAME, wave=wave),
-        "spec": {
-            "schedule": DB_ROTATION_SCHEDULE,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 3600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {"backoffLimit": 2, "activeDeadlineSeconds": 900, "template": template},
-            },
-        },
-    }
+    return _cron_job(
+        DB_ROLES_ROTATE_JOB,
+        DB_ROLES_JOB_NAME,
+        WORKLOAD_COMPONENT,
+        wave,
+        DB_ROTATION_SCHEDULE,
+        3600,
+        {"backoffLimit": 2, "activeDeadlineSeconds": 900, "template": template},
+    )
 
 
-def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manifest:
+def _app_job_pod(
+    spec: AppSpec, ctx: EnvContext, images: ImageCatalog, verb: str, component: str
+) -> tuple[str, Manifest]:
+    """The name (`<app>-<verb>`) and pod template of a Job that runs one of the app's verbs in
+    the app's image, with its facts and database login."""
     contract = spec.contract
-    name = f"{contract.name}-migrate"
+    name = f"{contract.name}-{verb}"
     main = container(
-        "migrate",
+        verb,
         images.image(ctx.env, contract.name),
-        list(spec.command("migrate")),
+        list(spec.command(verb)),
         JOB_RESOURCES,
         env_from(contract.name, uses_database=True, shared_db_secret=not ctx.own_db_logins),
     )
     template = {
-        "metadata": {
-            "labels": metadata(name, contract.name, component=MIGRATION_COMPONENT)["labels"]
-        },
+        "metadata": {"labels": metadata(name, contract.name, component=component)["labels"]},
         "spec": pod_spec(contract.service_account, [main], restartPolicy="Never"),
     }
-    return _job(name, contract.name, MIGRATION_COMPONENT, template)
+    return name, template
+
+
+def migration_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog) -> Manifest:
+    name, template = _app_job_pod(spec, ctx, images, "migrate", MIGRATION_COMPONENT)
+    return _job(name, spec.name, MIGRATION_COMPONENT, template)
 
 
 ARCHIVE_SCHEDULE = "17 * * * *"
@@ -196,38 +230,6 @@ def archive_cron_job(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave:
     `audit archive` is idempotent (finished windows are recorded; object keys are fixed per
     window), so a missed or repeated run only catches up; `Forbid` keeps two runs from racing.
     """
-    contract = spec.contract
-    name = f"{contract.name}-archive"
-    main = container(
-        "archive",
-        images.image(ctx.env, contract.name),
-        list(spec.command("archive")),
-        JOB_RESOURCES,
-        env_from(contract.name, uses_database=True, shared_db_secret=not ctx.own_db_logins),
-    )
-    labels = metadata(name, contract.name, component=ARCHIVE_COMPONENT)["labels"]
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": metadata(name, contract.name, component=ARCHIVE_COMPONENT, wave=wave),
-        "spec": {
-            "schedule": ARCHIVE_SCHEDULE,
-            "timeZone": "Etc/UTC",
-            "concurrencyPolicy": "Forbid",
-            "startingDeadlineSeconds": 600,
-            "successfulJobsHistoryLimit": 3,
-            "failedJobsHistoryLimit": 3,
-            "jobTemplate": {
-                # Copies, so the YAML dump writes plain mappings instead of anchors/aliases.
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "backoffLimit": 2,
-                    "activeDeadlineSeconds": 1800,
-                    "template": {
-                        "metadata": {"labels": dict(labels)},
-                        "spec": pod_spec(contract.service_account, [main], restartPolicy="Never"),
-                    },
-                },
-            },
-        },
-    }
+    name, template = _app_job_pod(spec, ctx, images, "archive", ARCHIVE_COMPONENT)
+    job_spec = {"backoffLimit": 2, "activeDeadlineSeconds": 1800, "template": template}
+    return _cron_job(name, spec.name, ARCHIVE_COMPONENT, wave, ARCHIVE_SCHEDULE, 600, job_spec)

@@ -40,7 +40,7 @@ from infra.gitops.manifests.common import (
 )
 from infra.gitops.manifests.workload import HTTP_PORT_NAME
 from infra.network.cidr import Tier, subnet_cidr
-from infra.platform.charts import INGRESS_CLASS, OTEL_COLLECTOR
+from infra.platform.charts import OTEL_COLLECTOR
 
 # The EKS Pod Identity Agent serves credentials on a link-local address on every node.
 POD_IDENTITY_AGENT_CIDR = "169.254.170.23/32"
@@ -145,60 +145,54 @@ def _ingress_sources(ctx: EnvContext) -> list[Manifest]:
     return subnet_blocks(ctx, tier)
 
 
+def _pods_policy(
+    name: str, wave: int, *, egress: list[Manifest], ingress: list[Manifest] | None = None
+) -> Manifest:
+    """A NetworkPolicy for the pods labelled `name`: both directions, only the rules given."""
+    spec: Manifest = {
+        "podSelector": {"matchLabels": {NAME_LABEL: name}},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    if ingress is not None:
+        spec["ingress"] = ingress
+    spec["egress"] = egress
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(name, name, component="network", wave=wave),
+        "spec": spec,
+    }
+
+
 def app_policy(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
     """Egress for the app's pods and its migration Job (same app label); ingress to its port."""
     contract = spec.contract
     sources = [{**_namespace(MONITORING_NAMESPACE)}]  # Prometheus scrapes /metrics
     if spec.public_paths:
         sources += _ingress_sources(ctx)
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(contract.name, contract.name, component="network", wave=wave),
-        "spec": {
-            "podSelector": {"matchLabels": {NAME_LABEL: contract.name}},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {
-                    "from": sources,
-                    "ports": [_tcp(contract.port)],
-                }
-            ],
-            "egress": egress_rules(
-                contract.facts,
-                ctx,
-                uses_database=contract.uses_database,
-                channels=bool(spec.routes),
-            ),
-        },
-    }
+    return _pods_policy(
+        contract.name,
+        wave,
+        ingress=[{"from": sources, "ports": [_tcp(contract.port)]}],
+        egress=egress_rules(
+            contract.facts,
+            ctx,
+            uses_database=contract.uses_database,
+            channels=bool(spec.routes),
+        ),
+    )
 
 
 def topics_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(job_name, job_name, component="network", wave=wave),
-        "spec": {
-            "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
-            "policyTypes": ["Ingress", "Egress"],
-            "egress": egress_rules((Fact.KAFKA_BOOTSTRAP_SERVERS,), ctx, uses_database=False),
-        },
-    }
+    egress = egress_rules((Fact.KAFKA_BOOTSTRAP_SERVERS,), ctx, uses_database=False)
+    return _pods_policy(job_name, wave, egress=egress)
 
 
 def db_roles_job_policy(job_name: str, ctx: EnvContext, wave: int) -> Manifest:
     """The db-roles Job: PostgreSQL and Secrets Manager (both in the data subnets), credentials."""
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": metadata(job_name, job_name, component="network", wave=wave),
-        "spec": {
-            "podSelector": {"matchLabels": {NAME_LABEL: job_name}},
-            "policyTypes": ["Ingress", "Egress"],
-            "egress": egress_rules((Fact.DB_HOST,), ctx, uses_database=True),
-        },
-    }
+    return _pods_policy(
+        job_name, wave, egress=egress_rules((Fact.DB_HOST,), ctx, uses_database=True)
+    )
 
 
 def ingress(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:

@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from infra.contracts import Fact
 from infra.gitops.catalog import AppSpec
 from infra.gitops.manifests.common import EnvContext, Manifest, metadata
 
 
-def cpu_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
+class _ScalerKind(NamedTuple):
+    """An autoscaler API and what it calls the replica bounds."""
+
+    api_version: str
+    kind: str
+    min_replicas_field: str
+    max_replicas_field: str
+
+
+_HPA = _ScalerKind("autoscaling/v2", "HorizontalPodAutoscaler", "minReplicas", "maxReplicas")
+_KEDA = _ScalerKind("keda.sh/v1alpha1", "ScaledObject", "minReplicaCount", "maxReplicaCount")
+
+
+def _deployment_scaler(
+    scaler: _ScalerKind, spec: AppSpec, ctx: EnvContext, wave: int, fields: Manifest
+) -> Manifest:
+    """An autoscaler that scales the app's Deployment within the stack's sizing."""
     sizing = spec.sizing[ctx.env]
     return {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
+        "apiVersion": scaler.api_version,
+        "kind": scaler.kind,
         "metadata": metadata(spec.name, spec.name, wave=wave),
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
-            "minReplicas": sizing.min_replicas,
-            "maxReplicas": sizing.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": spec.target_cpu_percent,
-                        },
-                    },
-                }
-            ],
-            # Scale down slowly: a burst of events usually comes back.
-            "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+            scaler.min_replicas_field: sizing.min_replicas,
+            scaler.max_replicas_field: sizing.max_replicas,
+            **fields,
         },
     }
+
+
+def cpu_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
+    cpu = {
+        "metrics": [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": spec.target_cpu_percent,
+                    },
+                },
+            }
+        ],
+        # Scale down slowly: a burst of events usually comes back.
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+    }
+    return _deployment_scaler(_HPA, spec, ctx, wave, cpu)
 
 
 def trigger_auth_name(app: str) -> str:
@@ -73,19 +98,9 @@ def _kafka_trigger(spec: AppSpec, ctx: EnvContext, topic_name: str) -> Manifest:
 
 
 def lag_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
-    sizing = spec.sizing[ctx.env]
-    return {
-        "apiVersion": "keda.sh/v1alpha1",
-        "kind": "ScaledObject",
-        "metadata": metadata(spec.name, spec.name, wave=wave),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
-            "minReplicaCount": sizing.min_replicas,
-            "maxReplicaCount": sizing.max_replicas,
-            "pollingInterval": 30,
-            "cooldownPeriod": 300,
-            "triggers": [
-                _kafka_trigger(spec, ctx, name) for name in sorted(spec.contract.consumes)
-            ],
-        },
+    lag = {
+        "pollingInterval": 30,
+        "cooldownPeriod": 300,
+        "triggers": [_kafka_trigger(spec, ctx, name) for name in sorted(spec.contract.consumes)],
     }
+    return _deployment_scaler(_KEDA, spec, ctx, wave, lag)

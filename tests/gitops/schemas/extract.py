@@ -109,114 +109,79 @@ _CNPG_WHY = (
     "the chart installs templates/crds/crds.yaml"
 )
 
+
+@dataclass(frozen=True)
+class _Upstream:
+    """One chart's CRD repository: what every `CrdSource` from it shares."""
+
+    chart: charts.ChartSpec
+    repository: str
+    tag_format: str
+    why: str
+
+    def crds(self, api_version: str, **path_by_kind: str) -> tuple[CrdSource, ...]:
+        return tuple(
+            CrdSource(
+                api_version, kind, self.chart, self.repository, self.tag_format, path, self.why
+            )
+            for kind, path in path_by_kind.items()
+        )
+
+
+_ARGO = _Upstream(charts.ARGO_CD, "argoproj/argo-helm", "argo-cd-{version}", _ARGO_WHY)
+_KEDA = _Upstream(charts.KEDA, "kedacore/charts", "v{version}", _KEDA_WHY)
+_KPS = _Upstream(
+    charts.KUBE_PROMETHEUS_STACK,
+    "prometheus-community/helm-charts",
+    "kube-prometheus-stack-{version}",
+    _KPS_WHY,
+)
+_ESO = _Upstream(
+    charts.EXTERNAL_SECRETS, "external-secrets/external-secrets", "helm-chart-{version}", _ESO_WHY
+)
+_STRIMZI = _Upstream(charts.STRIMZI, "strimzi/strimzi-kafka-operator", "{version}", _STRIMZI_WHY)
+_CNPG = _Upstream(
+    charts.CLOUDNATIVE_PG, "cloudnative-pg/charts", "cloudnative-pg-v{version}", _CNPG_WHY
+)
+_ALB = _Upstream(
+    charts.AWS_LOAD_BALANCER_CONTROLLER,
+    "kubernetes-sigs/aws-load-balancer-controller",
+    "v2.{minor}.{patch}",
+    _ALB_WHY,
+)
+_KPS_CRDS = "charts/kube-prometheus-stack/charts/crds/crds"
+_STRIMZI_CRDS = "helm-charts/helm3/strimzi-kafka-operator/crds"
+
 SOURCES: tuple[CrdSource, ...] = (
-    CrdSource(
+    *_ARGO.crds(
         "argoproj.io/v1alpha1",
-        "Application",
-        charts.ARGO_CD,
-        "argoproj/argo-helm",
-        "argo-cd-{version}",
-        "charts/argo-cd/templates/crds/crd-application.yaml",
-        _ARGO_WHY,
+        Application="charts/argo-cd/templates/crds/crd-application.yaml",
+        AppProject="charts/argo-cd/templates/crds/crd-project.yaml",
     ),
-    CrdSource(
-        "argoproj.io/v1alpha1",
-        "AppProject",
-        charts.ARGO_CD,
-        "argoproj/argo-helm",
-        "argo-cd-{version}",
-        "charts/argo-cd/templates/crds/crd-project.yaml",
-        _ARGO_WHY,
-    ),
-    CrdSource(
+    *_KEDA.crds(
         "keda.sh/v1alpha1",
-        "ScaledObject",
-        charts.KEDA,
-        "kedacore/charts",
-        "v{version}",
-        "keda/templates/crds/crd-scaledobjects.yaml",
-        _KEDA_WHY,
+        ScaledObject="keda/templates/crds/crd-scaledobjects.yaml",
+        TriggerAuthentication="keda/templates/crds/crd-triggerauthentications.yaml",
     ),
-    CrdSource(
-        "keda.sh/v1alpha1",
-        "TriggerAuthentication",
-        charts.KEDA,
-        "kedacore/charts",
-        "v{version}",
-        "keda/templates/crds/crd-triggerauthentications.yaml",
-        _KEDA_WHY,
-    ),
-    CrdSource(
+    *_KPS.crds(
         "monitoring.coreos.com/v1",
-        "ServiceMonitor",
-        charts.KUBE_PROMETHEUS_STACK,
-        "prometheus-community/helm-charts",
-        "kube-prometheus-stack-{version}",
-        "charts/kube-prometheus-stack/charts/crds/crds/crd-servicemonitors.yaml",
-        _KPS_WHY,
+        ServiceMonitor=f"{_KPS_CRDS}/crd-servicemonitors.yaml",
+        PrometheusRule=f"{_KPS_CRDS}/crd-prometheusrules.yaml",
     ),
-    CrdSource(
-        "monitoring.coreos.com/v1",
-        "PrometheusRule",
-        charts.KUBE_PROMETHEUS_STACK,
-        "prometheus-community/helm-charts",
-        "kube-prometheus-stack-{version}",
-        "charts/kube-prometheus-stack/charts/crds/crds/crd-prometheusrules.yaml",
-        _KPS_WHY,
-    ),
-    CrdSource(
+    *_ESO.crds(
         "external-secrets.io/v1",
-        "ExternalSecret",
-        charts.EXTERNAL_SECRETS,
-        "external-secrets/external-secrets",
-        "helm-chart-{version}",
-        "deploy/crds/bundle.yaml",
-        _ESO_WHY,
+        ExternalSecret="deploy/crds/bundle.yaml",
+        ClusterSecretStore="deploy/crds/bundle.yaml",
     ),
-    CrdSource(
-        "external-secrets.io/v1",
-        "ClusterSecretStore",
-        charts.EXTERNAL_SECRETS,
-        "external-secrets/external-secrets",
-        "helm-chart-{version}",
-        "deploy/crds/bundle.yaml",
-        _ESO_WHY,
-    ),
-    CrdSource(
+    *_STRIMZI.crds(
         "kafka.strimzi.io/v1beta2",
-        "Kafka",
-        charts.STRIMZI,
-        "strimzi/strimzi-kafka-operator",
-        "{version}",
-        "helm-charts/helm3/strimzi-kafka-operator/crds/040-Crd-kafka.yaml",
-        _STRIMZI_WHY,
+        Kafka=f"{_STRIMZI_CRDS}/040-Crd-kafka.yaml",
+        KafkaNodePool=f"{_STRIMZI_CRDS}/04A-Crd-kafkanodepool.yaml",
     ),
-    CrdSource(
-        "kafka.strimzi.io/v1beta2",
-        "KafkaNodePool",
-        charts.STRIMZI,
-        "strimzi/strimzi-kafka-operator",
-        "{version}",
-        "helm-charts/helm3/strimzi-kafka-operator/crds/04A-Crd-kafkanodepool.yaml",
-        _STRIMZI_WHY,
-    ),
-    CrdSource(
-        "postgresql.cnpg.io/v1",
-        "Cluster",
-        charts.CLOUDNATIVE_PG,
-        "cloudnative-pg/charts",
-        "cloudnative-pg-v{version}",
-        "charts/cloudnative-pg/templates/crds/crds.yaml",
-        _CNPG_WHY,
-    ),
-    CrdSource(
+    *_CNPG.crds("postgresql.cnpg.io/v1", Cluster="charts/cloudnative-pg/templates/crds/crds.yaml"),
+    *_ALB.crds(
         "elbv2.k8s.aws/v1beta1",
-        "IngressClassParams",
-        charts.AWS_LOAD_BALANCER_CONTROLLER,
-        "kubernetes-sigs/aws-load-balancer-controller",
-        "v2.{minor}.{patch}",
-        "helm/aws-load-balancer-controller/crds/crds.yaml",
-        _ALB_WHY,
+        IngressClassParams="helm/aws-load-balancer-controller/crds/crds.yaml",
     ),
 )
 
