@@ -127,6 +127,43 @@ class AppProcess:
             self.process.terminate()
 
 
+TOPICS = {
+    "events": "events",
+    "tasks": "tasks",
+    "audit_dlq": "audit.dlq",
+    "notifier_dlq": "notifier.dlq",
+    "notify_events": "notify-events",
+    "notify_tasks": "notify-tasks",
+}
+"""The run's topics by role; each name gets the run's suffix, so runs never share a topic."""
+
+
+@dataclass(frozen=True)
+class BenchEnv:
+    """What every phase runs against: the broker, the database, the apps' environment, this
+    run's topics and consumer-group suffix, and the folder of the apps' logs."""
+
+    bootstrap: str
+    dsn: str
+    base_env: dict[str, str]
+    topics: dict[str, str]
+    suffix: str
+    log_dir: Path
+
+    def consumer_env(
+        self, app: str, port: int, events: str, tasks: str, dead_letters: str
+    ) -> dict[str, str]:
+        """A consumer app's environment: its port, topics (by role) and its own group."""
+        return {
+            **self.base_env,
+            "PORT": str(port),
+            "EVENTS_TOPIC": self.topics[events],
+            "TASKS_TOPIC": self.topics[tasks],
+            "DEAD_LETTER_TOPIC": self.topics[dead_letters],
+            "CONSUMER_GROUP": f"{app}-{self.suffix}",
+        }
+
+
 def metric(port: int, name: str) -> float:
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -272,21 +309,14 @@ def api_costs(
     }
 
 
-def notifier_phase(
-    bootstrap: str,
-    base_env: dict[str, str],
-    topics: dict[str, str],
-    suffix: str,
-    log_dir: Path,
-    count: int,
-) -> tuple[dict[str, Any], AppProcess]:
+def notifier_phase(env: BenchEnv, count: int) -> tuple[dict[str, Any], AppProcess]:
     from kafka import KafkaProducer
 
     from tests.apps.webhook_sink import webhook_sink
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=env.bootstrap, acks="all", linger_ms=5)
     for key, value in sample_payloads(count):
-        producer.send(topics["notify_events"], key=key, value=value)
+        producer.send(env.topics["notify_events"], key=key, value=value)
     producer.flush(120)
     producer.close(5)
     with webhook_sink() as sink:
@@ -294,15 +324,12 @@ def notifier_phase(
             "notifier",
             ["-m", "apps.notifier.cli", "run"],
             {
-                **base_env,
-                "PORT": str(free_port()),
-                "EVENTS_TOPIC": topics["notify_events"],
-                "TASKS_TOPIC": topics["notify_tasks"],
-                "DEAD_LETTER_TOPIC": topics["notifier_dlq"],
-                "CONSUMER_GROUP": f"notifier-{suffix}",
+                **env.consumer_env(
+                    "notifier", free_port(), "notify_events", "notify_tasks", "notifier_dlq"
+                ),
                 "NOTIFIER_WEBHOOK_URL": f"{sink.url}/hook",
             },
-            log_dir,
+            env.log_dir,
         ).start()
         drained = drain_with_costs(
             notifier.pid,
@@ -371,14 +398,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     n = args.events
     suffix = uuid.uuid4().hex[:6]
-    topics = {
-        "events": f"events-{suffix}",
-        "tasks": f"tasks-{suffix}",
-        "audit_dlq": f"audit.dlq-{suffix}",
-        "notifier_dlq": f"notifier.dlq-{suffix}",
-        "notify_events": f"notify-events-{suffix}",
-        "notify_tasks": f"notify-tasks-{suffix}",
-    }
+    topics = {role: f"{name}-{suffix}" for role, name in TOPICS.items()}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     print(f"logs in {log_dir}", file=sys.stderr)
     load = LoadSampler().start()
@@ -399,19 +419,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 **FAST_GROUP,
             }
             try:
-                run_phases(
-                    args,
-                    results,
-                    phase,
-                    procs,
-                    bootstrap,
-                    dsn,
-                    base_env,
-                    topics,
-                    suffix,
-                    log_dir,
-                    n,
-                )
+                env = BenchEnv(bootstrap, dsn, base_env, topics, suffix, log_dir)
+                run_phases(args, results, phase, procs, env, n)
             finally:
                 for proc in procs:
                     proc.stop()
@@ -426,14 +435,10 @@ def run_phases(
     results: dict[str, Any],
     phase: Phases,
     procs: list[AppProcess],
-    bootstrap: str,
-    dsn: str,
-    base_env: dict[str, str],
-    topics: dict[str, str],
-    suffix: str,
-    log_dir: Path,
+    env: BenchEnv,
     n: int,
 ) -> None:
+    bootstrap, dsn, topics = env.bootstrap, env.dsn, env.topics
     settings = AuditSettings()
     with phase("audit ceiling", "1/6"):
         payloads = sample_payloads(n - 1)  # + 1 warm-up record = n
@@ -451,15 +456,8 @@ def run_phases(
         audit = AppProcess(
             "audit",
             ["-m", "apps.audit.cli", "run"],
-            {
-                **base_env,
-                "PORT": str(audit_port),
-                "EVENTS_TOPIC": topics["events"],
-                "TASKS_TOPIC": topics["tasks"],
-                "DEAD_LETTER_TOPIC": topics["audit_dlq"],
-                "CONSUMER_GROUP": f"audit-{suffix}",
-            },
-            log_dir,
+            env.consumer_env("audit", audit_port, "events", "tasks", "audit_dlq"),
+            env.log_dir,
         ).start()
         procs.append(audit)
         results["audit"] = drain_with_costs(
@@ -476,12 +474,12 @@ def run_phases(
         api = AppProcess(
             "events-api",
             ["-m", "apps.events_api.cli", "serve", "--host", LOCAL, "--port", str(api_port)],
-            {**base_env, "EVENTS_TOPIC": topics["events"], "TASKS_TOPIC": topics["tasks"]},
-            log_dir,
+            {**env.base_env, "EVENTS_TOPIC": topics["events"], "TASKS_TOPIC": topics["tasks"]},
+            env.log_dir,
         ).start()
         procs.append(api)
         if not wait_for(lambda: http_ok(f"http://{LOCAL}:{api_port}/readyz"), 60):
-            raise RuntimeError(f"events-api not ready; see {log_dir / 'events-api.log'}")
+            raise RuntimeError(f"events-api not ready; see {env.log_dir / 'events-api.log'}")
         results["saturation"] = saturation_pairs(
             api_port, api.pid, keys, args.seconds, args.connections
         )
@@ -501,9 +499,7 @@ def run_phases(
         wait_for(lambda: metric(audit_port, "audit_rows_inserted_total") >= rows, 60)
 
     with phase("notifier", "6/6"):
-        results["notifier"], notifier = notifier_phase(
-            bootstrap, base_env, topics, suffix, log_dir, args.notify_events
-        )
+        results["notifier"], notifier = notifier_phase(env, args.notify_events)
         procs.append(notifier)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -12,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from apps.common.db import DbSettings, migrate
+from apps.common.consumer_cli import ConsumerCommands, add_consumer_commands
+from apps.common.db import DbSettings
 from apps.common.logging import configure_logging
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -36,34 +36,24 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@app.command("migrate")
-def migrate_cmd() -> None:
-    """Apply audit's pending schema migrations (idempotent)."""
-    configure_logging(APP_NAME)
-    applied = migrate(DbSettings().conninfo(), APP_NAME, MIGRATIONS)
-    err.print(f"audit: applied {applied or 'nothing (up to date)'}")
-
-
-@app.command("run")
-def run_cmd(
-    apply_migrations: bool = typer.Option(
-        False, "--migrate", help="Apply pending migrations before consuming."
-    ),
-) -> None:
-    """Consume the events and tasks topics into audit_log until SIGTERM."""
+def _service_classes() -> tuple[Any, Any]:
     from apps.audit.consumer import AuditService
     from apps.audit.settings import AuditConfig
-    from apps.common.consumer_loop import run_with_probes
-    from apps.common.stop import stop_on_signals
-    from apps.common.tracing import setup_tracing
 
-    config = AuditConfig()
-    configure_logging(APP_NAME, config.app.log_level)
-    setup_tracing(APP_NAME, config.app.otlp_endpoint)
-    if apply_migrations:
-        migrate(config.db.conninfo(), APP_NAME, MIGRATIONS)
-    stop = stop_on_signals(threading.Event(), APP_NAME)
-    run_with_probes(AuditService(config, stop), config.app.port)
+    return AuditConfig, AuditService
+
+
+add_consumer_commands(
+    app,
+    ConsumerCommands(
+        name=APP_NAME,
+        migrations=MIGRATIONS,
+        migrate_help="Apply audit's pending schema migrations (idempotent).",
+        run_help="Consume the events and tasks topics into audit_log until SIGTERM.",
+        load=_service_classes,
+    ),
+    err,
+)
 
 
 @app.command("query")

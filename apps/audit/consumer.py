@@ -219,16 +219,12 @@ class AuditHandler:
 
 def loop_settings(config: AuditConfig) -> LoopSettings:
     app = config.app
-    return LoopSettings(
-        service="audit",
-        group_id=app.consumer_group,
-        topics=app.topics,
-        dead_letter_topic=app.dead_letter_topic,
-        kafka=config.kafka,
+    return LoopSettings.of_app(
+        "audit",
+        config,
         consumer_options={
             "max_poll_records": app.batch_size,
             "max_partition_fetch_bytes": app.fetch_partition_bytes,
-            **config.tuning.overrides(),
         },
         poll_timeout_ms=app.poll_timeout_ms,
         max_records=app.batch_size,

@@ -91,6 +91,28 @@ class LoopSettings:
     async_commits: bool = False
     """Commit without waiting for the coordinator (the final commit always waits)."""
 
+    @classmethod
+    def of_app(
+        cls,
+        service: str,
+        config: Any,
+        consumer_options: Mapping[str, Any] | None = None,
+        **tuning: Any,
+    ) -> LoopSettings:
+        """What every consumer app's config holds the same way: `config.app`'s group, topics
+        and dead-letter topic, `config.kafka`, and `config.tuning`'s group timings, to which
+        `consumer_options` adds; `tuning` sets the other fields."""
+        app = config.app
+        return cls(
+            service=service,
+            group_id=app.consumer_group,
+            topics=app.topics,
+            dead_letter_topic=app.dead_letter_topic,
+            kafka=config.kafka,
+            consumer_options={**(consumer_options or {}), **config.tuning.overrides()},
+            **tuning,
+        )
+
 
 class ConsumerMetrics:
     """The loop's Prometheus metrics under an app's prefix; apps subclass to add their own.

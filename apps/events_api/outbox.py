@@ -37,8 +37,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg_pool import ConnectionPool
 
+from apps.common.cycles import Backoff, Periodic
 from apps.common.db import Conninfo, make_pool
 from apps.common.kafka import EVENT_ID_HEADER, KafkaSettings, make_producer
+from apps.common.publish import send_and_flush
 from apps.common.tracing import extract_context, inject_headers, is_trace_header
 from apps.events_api import metrics
 from apps.events_api.producer_close import close_without_flush
@@ -211,38 +213,23 @@ class OutboxRelay:
             producer = self._ensure_producer()
         except Exception as exc:
             return [False] * len(rows), f"kafka unavailable: {type(exc).__name__}: {exc}"
-        futures: list[Any] = []
         spans: list[trace.Span] = []
-        error: str | None = None
-        for row in rows:
+
+        def send(row: OutboxRow) -> Any:
             span = _publish_span(row)
             spans.append(span)
-            try:
-                futures.append(
-                    producer.send(
-                        row.topic,
-                        key=row.subject.encode(),
-                        value=row.payload,
-                        headers=_with_trace(row.headers, span),
-                    )
-                )
-            except Exception as exc:  # e.g. metadata timeout while the broker is away
-                error = f"send: {type(exc).__name__}: {exc}"
-                break
-        try:
-            producer.flush(timeout=self._publish_timeout_s)
-        except Exception as exc:
-            error = error or f"flush: {type(exc).__name__}: {exc}"
-        outcomes = [bool(f.is_done and f.succeeded()) for f in futures]
-        outcomes += [False] * (len(rows) - len(outcomes))
+            key, headers = row.subject.encode(), _with_trace(row.headers, span)
+            return producer.send(row.topic, key=key, value=row.payload, headers=headers)
+
+        sent = send_and_flush(producer, rows, send, self._publish_timeout_s)
+        outcomes, error = sent.acked, sent.error
         for span, ok in zip(spans, outcomes, strict=False):
             if not ok:
                 span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
             span.end()
         if not all(outcomes):
             if error is None:
-                first = next((f.exception for f in futures if f.is_done and f.failed()), None)
-                error = f"not acknowledged: {first!r}"
+                error = f"not acknowledged: {sent.first_failure()!r}"
             self._drop_producer()  # start clean: metadata may be stale after a broker restart
         else:
             self._last_publish_ok = time.monotonic()
@@ -285,26 +272,20 @@ class OutboxRelay:
     def run(self, stop: threading.Event | None = None) -> None:
         """Loop until `stop` is set: drain quickly, sleep until woken, back off on failures."""
         stop = stop or self._stop
-        backoff = 0.0
-        last_gauges = 0.0
+        backoff = Backoff(0.2, self._max_backoff_s, log)
+        gauges = Periodic(2, self.refresh_gauges)
         try:
             while not stop.is_set():
                 # LISTEN before the claim: a commit after it always wakes the wait that follows.
                 self._ensure_listener()
                 result = self.run_once()
-                if time.monotonic() - last_gauges > 2:
-                    with contextlib.suppress(Exception):
-                        self.refresh_gauges()
-                    last_gauges = time.monotonic()
+                gauges.maybe_run()
                 if result.error:
-                    backoff = min(self._max_backoff_s, max(0.2, backoff * 2))
-                    log.warning(
-                        "outbox relay cycle failed; retrying",
-                        extra={"error": result.error, "retry_in_s": backoff},
+                    backoff.wait_after_failure(
+                        stop, "outbox relay cycle failed; retrying", result.error
                     )
-                    stop.wait(backoff)
                 else:
-                    backoff = 0.0
+                    backoff.reset()
                     # Drain full batches back to back; wait when the outbox is (nearly) empty
                     # or every claimed row waits behind rows another relay holds.
                     if result.claimed < self._batch_size or result.sent == 0:

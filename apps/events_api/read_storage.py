@@ -13,8 +13,6 @@ by the audit app's migration 0003.
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from apps.events_api.cursors import decode_cursor, encode_cursor
 from apps.events_api.stream_storage import StatusTables, on_table, status_tables
 
 _EVENT = """
@@ -91,13 +90,11 @@ class AuditQuery:
             "i": str(row["event_id"]),
             "f": self.shape(),
         }
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor(payload)
 
     def with_cursor(self, cursor: str) -> AuditQuery:
         try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            payload = decode_cursor(cursor)
             after = (datetime.fromisoformat(payload["t"]), uuid.UUID(payload["i"]))
             shape = payload["f"]
         except (ValueError, KeyError, TypeError, UnicodeEncodeError):

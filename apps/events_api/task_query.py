@@ -11,7 +11,6 @@ set); every value travels as a parameter. Each sort has an index (migration 0006
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import uuid
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from apps.events_api.cursors import decode_cursor, encode_cursor
 from apps.events_api.schemas import TaskPriority, TaskSort, TaskStatus
 
 COLUMNS = (
@@ -84,14 +84,12 @@ class TaskFilter:
 
     def cursor_after(self, row: dict[str, Any]) -> str:
         payload = {"k": row["sort_key"], "i": str(row["id"]), "f": self.fingerprint()}
-        raw = json.dumps(payload, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return encode_cursor(payload)
 
     def with_cursor(self, cursor: str) -> TaskFilter:
         """This query continued after `cursor`, or CursorError."""
         try:
-            padded = cursor + "=" * (-len(cursor) % 4)
-            payload = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+            payload = decode_cursor(cursor)
             key, row_id, shape = str(payload["k"]), uuid.UUID(payload["i"]), payload["f"]
         except (ValueError, KeyError, TypeError, UnicodeEncodeError):
             raise CursorError("is not a cursor this API returned") from None

@@ -119,12 +119,23 @@ class WebhookChannel(_ChannelConfig):
         return request
 
 
-class SlackChannel(_ChannelConfig):
+class _ChatWebhook(_ChannelConfig):
+    """A chat's incoming webhook (Slack, Discord): the URL itself is the credential, so it is
+    masked past the host in anything logged."""
+
+    name: str
+    ordered: bool = True  # read by people, in the order they arrive
+    webhook_url: SecretStr
+
+    def _post(self, payload: dict[str, Any], idempotency_key: str) -> OutboundRequest:
+        url = self.webhook_url.get_secret_value()
+        return _json_request(url, _mask_path(url), payload, idempotency_key)
+
+
+class SlackChannel(_ChatWebhook):
     """Slack incoming webhook; the URL itself is the credential."""
 
     name: str = "slack"
-    ordered: bool = True  # read by people, in the order they arrive
-    webhook_url: SecretStr
 
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest:
         summary = summarize(envelope)
@@ -152,18 +163,13 @@ class SlackChannel(_ChannelConfig):
                     ],
                 }
             )
-        url = self.webhook_url.get_secret_value()
-        return _json_request(
-            url, _mask_path(url), {"text": text, "blocks": blocks}, idempotency_key
-        )
+        return self._post({"text": text, "blocks": blocks}, idempotency_key)
 
 
-class DiscordChannel(_ChannelConfig):
+class DiscordChannel(_ChatWebhook):
     """Discord webhook: `content` plus one embed; mentions disabled so event text cannot ping."""
 
     name: str = "discord"
-    ordered: bool = True  # read by people, in the order they arrive
-    webhook_url: SecretStr
 
     def build(self, envelope: EventEnvelope, idempotency_key: str) -> OutboundRequest:
         summary = summarize(envelope)
@@ -186,8 +192,7 @@ class DiscordChannel(_ChannelConfig):
             "embeds": [embed],
             "allowed_mentions": {"parse": []},
         }
-        url = self.webhook_url.get_secret_value()
-        return _json_request(url, _mask_path(url), payload, idempotency_key)
+        return self._post(payload, idempotency_key)
 
 
 class TelegramChannel(_ChannelConfig):

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from apps.common.db import DbSettings, migrate
-from apps.common.logging import configure_logging
-from apps.common.tracing import setup_tracing
+from apps.common.consumer_cli import ConsumerCommands, add_consumer_commands
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 APP_NAME = "notifier"
@@ -26,34 +24,25 @@ def quiet_http_client_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@app.command("migrate")
-def migrate_cmd() -> None:
-    """Apply the notifier's pending schema migrations (idempotent)."""
-    configure_logging(APP_NAME)
-    applied = migrate(DbSettings().conninfo(), APP_NAME, MIGRATIONS)
-    console.print(f"notifier: applied {applied or 'nothing (up to date)'}")
-
-
-@app.command("run")
-def run_cmd(
-    apply_migrations: bool = typer.Option(
-        False, "--migrate", help="Apply pending migrations before consuming."
-    ),
-) -> None:
-    """Consume the events and tasks topics until SIGTERM."""
-    from apps.common.consumer_loop import run_with_probes
-    from apps.common.stop import stop_on_signals
+def _service_classes() -> tuple[Any, Any]:
     from apps.notifier.consumer import NotifierService
     from apps.notifier.settings import NotifierConfig
 
-    config = NotifierConfig()
-    configure_logging(APP_NAME, config.app.log_level)
-    quiet_http_client_logs()
-    setup_tracing(APP_NAME, config.app.otlp_endpoint)
-    if apply_migrations:
-        migrate(config.db.conninfo(), APP_NAME, MIGRATIONS)
-    stop = stop_on_signals(threading.Event(), APP_NAME)
-    run_with_probes(NotifierService(config, stop), config.app.port)
+    return NotifierConfig, NotifierService
+
+
+add_consumer_commands(
+    app,
+    ConsumerCommands(
+        name=APP_NAME,
+        migrations=MIGRATIONS,
+        migrate_help="Apply the notifier's pending schema migrations (idempotent).",
+        run_help="Consume the events and tasks topics until SIGTERM.",
+        load=_service_classes,
+        before_run=quiet_http_client_logs,
+    ),
+    console,
+)
 
 
 if __name__ == "__main__":

@@ -282,14 +282,9 @@ def _done_offsets(batch: Batch, outstanding: Mapping[RecordId, int]) -> dict[Top
 
 
 def loop_settings(config: NotifierConfig) -> LoopSettings:
-    app = config.app
-    return LoopSettings(
-        service="notifier",
-        group_id=app.consumer_group,
-        topics=app.topics,
-        dead_letter_topic=app.dead_letter_topic,
-        kafka=config.kafka,
-        consumer_options=config.tuning.overrides(),
+    return LoopSettings.of_app(
+        "notifier",
+        config,
         poll_timeout_ms=POLL_TIMEOUT_MS,
         # The next batch is polled and decoded while this one's deliveries go out.
         in_flight=2,

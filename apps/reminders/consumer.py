@@ -114,16 +114,7 @@ class TaskChangeHandler:
 
 
 def loop_settings(config: RemindersConfig) -> LoopSettings:
-    app = config.app
-    return LoopSettings(
-        service=APP_NAME,
-        group_id=app.consumer_group,
-        topics=app.topics,
-        dead_letter_topic=app.dead_letter_topic,
-        kafka=config.kafka,
-        consumer_options=config.tuning.overrides(),
-        poll_timeout_ms=app.poll_timeout_ms,
-    )
+    return LoopSettings.of_app(APP_NAME, config, poll_timeout_ms=config.app.poll_timeout_ms)
 
 
 class RemindersService:

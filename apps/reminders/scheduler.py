@@ -35,8 +35,10 @@ from kafka import KafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from apps.common.cycles import Backoff, Periodic
 from apps.common.envelope import EventEnvelope, encode
 from apps.common.kafka import envelope_headers
+from apps.common.publish import send_and_flush
 from apps.reminders.metrics import RemindersMetrics
 from apps.reminders.settings import APP_NAME
 
@@ -189,32 +191,19 @@ class Scheduler:
             producer = self._ensure_producer()
         except Exception as exc:
             return [False] * len(envelopes), f"kafka unavailable: {type(exc).__name__}: {exc}"
-        futures = []
-        error: str | None = None
-        for envelope in envelopes:
+
+        def send(envelope: EventEnvelope) -> Any:
             headers = envelope_headers(
                 event_id=str(envelope.id),
                 event_type=envelope.type,
                 correlation_id=envelope.correlation_id,
             )
-            try:
-                futures.append(
-                    producer.send(
-                        self._topic,
-                        key=envelope.subject.encode(),
-                        value=encode(envelope),
-                        headers=headers,
-                    )
-                )
-            except Exception as exc:  # e.g. a metadata timeout while the broker is away
-                error = f"send: {type(exc).__name__}: {exc}"
-                break
-        try:
-            producer.flush(timeout=self._publish_timeout_s)
-        except Exception as exc:
-            error = error or f"flush: {type(exc).__name__}: {exc}"
-        acked = [bool(f.is_done and f.succeeded()) for f in futures]
-        acked += [False] * (len(envelopes) - len(acked))
+            return producer.send(
+                self._topic, key=envelope.subject.encode(), value=encode(envelope), headers=headers
+            )
+
+        sent = send_and_flush(producer, envelopes, send, self._publish_timeout_s)
+        acked, error = sent.acked, sent.error
         if not all(acked):
             error = error or "not acknowledged by the broker"
             self._drop_producer()  # metadata may be stale after a broker restart
@@ -250,23 +239,15 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: drain due reminders back to back, else sleep until the next is due."""
-        backoff = 0.0
-        last_gauges = 0.0
+        backoff = Backoff(0.1, self._max_backoff_s, log)
+        gauges = Periodic(5, self.refresh_gauges)
         while not stop.is_set():
             result = self.run_once()
             if result.error:
-                backoff = min(self._max_backoff_s, max(0.1, backoff * 2))
-                log.warning(
-                    "reminders not fired; retrying",
-                    extra={"error": result.error, "retry_in_s": backoff},
-                )
-                stop.wait(backoff)
+                backoff.wait_after_failure(stop, "reminders not fired; retrying", result.error)
                 continue
-            backoff = 0.0
-            if time.monotonic() - last_gauges > 5:
-                with contextlib.suppress(Exception):
-                    self.refresh_gauges()
-                last_gauges = time.monotonic()
+            backoff.reset()
+            gauges.maybe_run()
             if result.claimed >= self._batch:
                 continue  # a full batch: more may be due right now
             try:

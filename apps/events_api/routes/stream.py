@@ -98,22 +98,15 @@ async def stream(
             503, str(exc), headers={"Retry-After": str(HUB_FULL_RETRY_AFTER_S)}
         ) from None
     heartbeat_s: float = request.app.state.settings.stream_heartbeat_s
-    body = _frames(hub, key, subscriber, after, live_from, heartbeat_s)
+    body = _ending_on_database_failure(_stream(hub, key, subscriber, after, live_from, heartbeat_s))
     return _StreamResponse(body, on_close=lambda: hub.unsubscribe(subscriber))
 
 
-async def _frames(
-    hub: StreamHub,
-    key: ApiKey,
-    subscriber: Subscriber,
-    last: Cursor | None,
-    live_from: Cursor,
-    heartbeat_s: float,
-) -> AsyncIterator[bytes]:
+async def _ending_on_database_failure(frames: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The stream's body. A database failure mid-stream cannot become a status code (the
     headers are gone): the stream ends and the client reconnects with its Last-Event-ID."""
     try:
-        async for frame in _stream(hub, key, subscriber, last, live_from, heartbeat_s):
+        async for frame in frames:
             yield frame
     except (psycopg.Error, PoolTimeout) as exc:
         log.warning("stream ended: database unavailable", extra={"error": str(exc)[:200]})

@@ -9,10 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import psycopg
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from apps.events_api import idempotency, recurrence, task_storage
@@ -30,6 +31,7 @@ from apps.events_api.schemas import (
     TaskStatus,
     UtcDatetime,
 )
+from apps.events_api.settings import ApiSettings
 from apps.events_api.task_query import CursorError, TaskFilter
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], responses=COMMON_RESPONSES)
@@ -50,19 +52,43 @@ def _query_error(name: str, message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": ("query", name), "msg": message, "type": "value_error"}])
 
 
-@contextmanager
-def _write(
-    pool: Any, key: ApiKey, request: Request, idem_key: str | None, body: Any
-) -> Iterator[tuple[psycopg.Connection, idempotency.Claim | None, idempotency.Replay | None]]:
-    """A write transaction that first claims the Idempotency-Key (when one is sent)."""
-    with pool.connection() as conn, conn.transaction():
-        if idem_key is None:
-            yield conn, None, None
-            return
-        claim = idempotency.Claim(
-            key.id, idem_key, idempotency.fingerprint(request.method, request.url.path, body)
-        )
-        yield conn, claim, idempotency.claim(conn, claim)
+@dataclass(frozen=True)
+class _TaskWrite:
+    """What every task write depends on, with its transaction and Idempotency-Key handling."""
+
+    request: Request
+    key: ApiKey
+    pool: Any
+    settings: ApiSettings
+    correlation_id: str
+    idem_key: str | None
+
+    @contextmanager
+    def transaction(
+        self, body: Any
+    ) -> Iterator[tuple[psycopg.Connection, idempotency.Claim | None, idempotency.Replay | None]]:
+        """A write transaction that first claims the Idempotency-Key (when one is sent)."""
+        with self.pool.connection() as conn, conn.transaction():
+            if self.idem_key is None:
+                yield conn, None, None
+                return
+            fingerprint = idempotency.fingerprint(self.request.method, self.request.url.path, body)
+            claim = idempotency.Claim(self.key.id, self.idem_key, fingerprint)
+            yield conn, claim, idempotency.claim(conn, claim)
+
+
+async def _task_write(
+    request: Request,
+    key: TasksWriter,
+    pool: Pool,
+    settings: Settings,
+    correlation_id: CorrelationId,
+    idem_key: idempotency.IdempotencyKey = None,
+) -> _TaskWrite:
+    return _TaskWrite(request, key, pool, settings, correlation_id, idem_key)
+
+
+TaskWrite = Annotated[_TaskWrite, Depends(_task_write)]
 
 
 def _check_series(task: TaskIn) -> None:
@@ -88,21 +114,15 @@ def _unique_occurrence(write: Callable[[], Any]) -> Any:
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=TaskOut, responses=WRITE_RESPONSES
 )
-def create_task(
-    task: TaskIn,
-    request: Request,
-    key: TasksWriter,
-    pool: Pool,
-    settings: Settings,
-    correlation_id: CorrelationId,
-    idem_key: idempotency.IdempotencyKey = None,
-) -> Any:
+def create_task(task: TaskIn, write: TaskWrite) -> Any:
     _check_series(task)
     body = task.model_dump(mode="json")
-    with _write(pool, key, request, idem_key, body) as (conn, claim, replay):
+    with write.transaction(body) as (conn, claim, replay):
         if replay is not None:
             return replay.response()
-        created = task_storage.create_task(conn, key, task, correlation_id, settings.tasks_topic)
+        created = task_storage.create_task(
+            conn, write.key, task, write.correlation_id, write.settings.tasks_topic
+        )
         if claim is not None:
             idempotency.record(conn, claim, 201, created.model_dump(mode="json"))
     return created
@@ -171,27 +191,18 @@ def get_task(task_id: uuid.UUID, key: TasksReader, pool: Pool) -> TaskOut:
 
 
 @router.put("/{task_id}", response_model=TaskOut, responses=WRITE_RESPONSES)
-def replace_task(
-    task_id: uuid.UUID,
-    task: TaskIn,
-    request: Request,
-    key: TasksWriter,
-    pool: Pool,
-    settings: Settings,
-    correlation_id: CorrelationId,
-    idem_key: idempotency.IdempotencyKey = None,
-) -> Any:
+def replace_task(task_id: uuid.UUID, task: TaskIn, write: TaskWrite) -> Any:
     """Replace a task. Closing an occurrence of a series (done, or cancelled to skip it)
     creates its next instance; a changed `recurrence` edits the series from this instance on,
     and `recurrence: null` stops it."""
     _check_series(task)
     body = task.model_dump(mode="json")
-    with _write(pool, key, request, idem_key, body) as (conn, claim, replay):
+    with write.transaction(body) as (conn, claim, replay):
         if replay is not None:
             return replay.response()
         updated = _unique_occurrence(
             lambda: task_storage.replace_task(
-                conn, key, task_id, task, correlation_id, settings.tasks_topic
+                conn, write.key, task_id, task, write.correlation_id, write.settings.tasks_topic
             )
         )
         if updated is None:
@@ -202,20 +213,13 @@ def replace_task(
 
 
 @router.delete("/{task_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND)
-def delete_task(
-    task_id: uuid.UUID,
-    request: Request,
-    key: TasksWriter,
-    pool: Pool,
-    settings: Settings,
-    correlation_id: CorrelationId,
-    idem_key: idempotency.IdempotencyKey = None,
-) -> Response:
+def delete_task(task_id: uuid.UUID, write: TaskWrite) -> Response:
     """Delete one instance (deleting a series' open instance ends the series)."""
-    with _write(pool, key, request, idem_key, None) as (conn, claim, replay):
+    with write.transaction(None) as (conn, claim, replay):
         if replay is not None:
             return replay.response()
-        if not task_storage.delete_task(conn, key, task_id, correlation_id, settings.tasks_topic):
+        topic = write.settings.tasks_topic
+        if not task_storage.delete_task(conn, write.key, task_id, write.correlation_id, topic):
             raise _not_found()
         if claim is not None:
             idempotency.record(conn, claim, 204, None)
