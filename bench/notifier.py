@@ -60,6 +60,7 @@ from platform_cli.embedded import (  # noqa: E402
     kafka_broker,
     postgres_server,
 )
+from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
 
 PARTITIONS = 3
 FAILURE_RATIO = 0.1
@@ -229,8 +230,8 @@ def notifier_phase(
         f"notifier-{label}",
         ["-m", "apps.notifier.cli", "run"],
         {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "DATABASE_URL": dsn,
+            # The facts and credentials as the platform passes them (DB_*, KAFKA_*, ...).
+            **local_app_environment(kafka_bootstrap=bootstrap, database=Database.from_url(dsn)),
             "LOG_LEVEL": "WARNING",
             "OTEL_EXPORTER_OTLP_ENDPOINT": "",
             **FAST_GROUP,
