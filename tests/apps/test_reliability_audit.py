@@ -127,10 +127,11 @@ def rig(
 
 
 def test_sigkill_three_times_mid_stream_loses_and_duplicates_nothing(rig: AuditRig) -> None:
-    total = 3000
-    # ~37 s of production: long enough that all three kills land while events still arrive
-    # (a restart takes ~10 s here: interpreter start, then the group waits for the killed
-    # member's 6 s session to expire before it rebalances).
+    total = 5000
+    # ~62 s of production: long enough that all three kills land while events still arrive
+    # (a restart takes ~10 s here, up to ~20 s on a loaded machine: interpreter start, then the
+    # group waits for the killed member's 6 s session to expire before it rebalances; at 37 s
+    # of production the third kill once came after the last event was sent).
     producer = rig.produce(total, rate=80)
     process = rig.start()
     kills: list[tuple[int, int]] = []  # (rows written, events sent) at each kill
