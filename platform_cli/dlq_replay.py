@@ -30,6 +30,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from apps.common.attributes import from_attributes
 from apps.common.envelope import EnvelopeError, decode
 from apps.common.kafka import (
     DLQ_CONSUMER_GROUP,
@@ -40,6 +41,7 @@ from apps.common.kafka import (
     EVENT_ID_HEADER,
     KafkaSettings,
     connection_config,
+    consumed_headers,
     header_dict,
     make_producer,
 )
@@ -85,14 +87,12 @@ class DeadLetter:
 
     @classmethod
     def of(cls, record: Any) -> DeadLetter:
-        raw_headers = tuple((k, v or b"") for k, v in (record.headers or ()))
+        raw_headers = consumed_headers(record)
         h = header_dict(raw_headers)
-        return cls(
-            partition=record.partition,
-            offset=record.offset,
+        return from_attributes(
+            cls,
+            record,
             timestamp_ms=record.timestamp,
-            key=record.key,
-            value=record.value,
             headers=raw_headers,
             reason=h.get(DLQ_REASON, ""),
             original_topic=h.get(DLQ_ORIGINAL_TOPIC) or None,

@@ -115,6 +115,12 @@ def header_value(headers: Iterable[tuple[str, bytes | None]] | None, name: str) 
     return header_dict(headers).get(name)
 
 
+def consumed_headers(record: Any) -> tuple[tuple[str, bytes], ...]:
+    """A kafka-python ConsumerRecord's headers as kept and republished: kafka-python gives an
+    empty list or None for none, and None for a header without a value (kept as b"")."""
+    return tuple((key, value or b"") for key, value in (record.headers or ()))
+
+
 def envelope_headers(
     *, event_id: str, event_type: str, correlation_id: str, trace: Headers | None = None
 ) -> Headers:

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from apps.common.attributes import from_attributes
 from apps.common.db import make_pool
 from apps.common.logging import configure_logging
 from apps.common.tracing import flush_tracing, setup_tracing
@@ -41,13 +42,7 @@ def make_relay(settings: ApiSettings) -> OutboxRelay:
 
 
 def hub_settings(settings: ApiSettings) -> HubSettings:
-    return HubSettings(
-        poll_s=settings.stream_poll_s,
-        status_poll_s=settings.stream_status_poll_s,
-        queue_bytes=settings.stream_queue_bytes,
-        max_clients=settings.stream_max_clients,
-        history=settings.stream_history,
-    )
+    return from_attributes(HubSettings, settings, prefix="stream_")
 
 
 def freeze_startup_heap() -> None:

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from apps.common.attributes import from_attributes
 from apps.common.envelope import EventEnvelope
+from apps.common.kafka import consumed_headers
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,7 @@ class SourceRecord:
     @classmethod
     def of(cls, record: Any) -> SourceRecord:
         """From a kafka-python ConsumerRecord."""
-        return cls(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            headers=tuple((k, v or b"") for k, v in (record.headers or ())),
-        )
+        return from_attributes(cls, record, headers=consumed_headers(record))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ that a consumer's settings read every fact of its contract (`assert_reads_every_
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any, Protocol, TypeVar
 
 import pytest
@@ -51,14 +52,7 @@ def use_database(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
 
 def db_settings(database_url: str) -> DbSettings:
     """The app's database settings for `database_url`, as read from its environment."""
-    database = Database.from_url(database_url)
-    return DbSettings(
-        host=database.host,
-        port=database.port,
-        name=database.name,
-        user=database.user,
-        password=database.password,
-    )
+    return DbSettings(**asdict(Database.from_url(database_url)))
 
 
 Config = TypeVar("Config")
