@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 
 from apps.common.consumer_loop import ConsumerMetrics
 
@@ -10,14 +10,10 @@ from apps.common.consumer_loop import ConsumerMetrics
 class AuditMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__("audit", registry)
-        r = self.registry
-        self.inserted = Counter("audit_rows_inserted", "New audit_log rows", registry=r)
-        self.duplicates = Counter(
-            "audit_duplicates", "Redelivered records that were already in audit_log", registry=r
+        self.inserted = self.counter("rows_inserted", "New audit_log rows")
+        self.duplicates = self.counter(
+            "duplicates", "Redelivered records that were already in audit_log"
         )
-        self.batch_size = Histogram(
-            "audit_batch_records",
-            "Records per polled batch",
-            registry=r,
-            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000),
+        self.batch_size = self.histogram(
+            "batch_records", "Records per polled batch", (1, 10, 100, 500, 1000, 2000, 5000, 10000)
         )

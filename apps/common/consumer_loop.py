@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from apps.common.kafka import (
     ConsumedRecord,
@@ -48,6 +48,7 @@ from apps.common.kafka import (
     make_consumer,
     make_producer,
 )
+from apps.common.metrics import PrefixedMetrics
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,8 @@ class LoopSettings:
         )
 
 
-class ConsumerMetrics:
-    """The loop's Prometheus metrics under an app's prefix; apps subclass to add their own.
-
-    Own registry by default, so several consumers (tests) can share one process."""
+class ConsumerMetrics(PrefixedMetrics):
+    """The loop's Prometheus metrics under an app's prefix; apps subclass to add their own."""
 
     def __init__(
         self,
@@ -125,39 +124,26 @@ class ConsumerMetrics:
         registry: CollectorRegistry | None = None,
         batch_buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     ) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.consumed = Counter(
-            f"{prefix}_messages_consumed", "Records polled from Kafka", ["topic"], registry=r
-        )
-        self.processed = Counter(
-            f"{prefix}_messages_processed",
+        super().__init__(prefix, registry)
+        self.consumed = self.counter("messages_consumed", "Records polled from Kafka", "topic")
+        self.processed = self.counter(
+            "messages_processed",
             "Records whose outcome is durable and whose offset is committed or being committed",
-            ["topic"],
-            registry=r,
+            "topic",
         )
-        self.dead_lettered = Counter(
-            f"{prefix}_dead_lettered",
-            "Records sent to the dead-letter topic",
-            ["reason"],
-            registry=r,
+        self.dead_lettered = self.counter(
+            "dead_lettered", "Records sent to the dead-letter topic", "reason"
         )
-        self.failures = Counter(
-            f"{prefix}_batch_failures",
-            "Failed attempts that were retried (stage: what failed)",
-            ["stage"],
-            registry=r,
+        self.failures = self.counter(
+            "batch_failures", "Failed attempts that were retried (stage: what failed)", "stage"
         )
-        self.batch_seconds = Histogram(
-            f"{prefix}_batch_seconds",
+        self.batch_seconds = self.histogram(
+            "batch_seconds",
             "Time from poll to durable outcome for one batch",
-            registry=r,
-            buckets=(*batch_buckets, 30, 60),
+            (*batch_buckets, 30, 60),
         )
-        self.lag = Gauge(
-            f"{prefix}_consumer_lag",
-            "Records behind the high watermark (assigned partitions)",
-            registry=r,
+        self.lag = self.gauge(
+            "consumer_lag", "Records behind the high watermark (assigned partitions)"
         )
 
 

@@ -3,7 +3,7 @@ processed, batch time, lag, failures, dead letters) plus the schedule's own."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 
 from apps.common.consumer_loop import ConsumerMetrics
 
@@ -13,25 +13,19 @@ LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
 class RemindersMetrics(ConsumerMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__("reminders", registry)
-        r = self.registry
-        self.applied = Counter(
-            "reminders_task_changes_applied",
+        self.applied = self.counter(
+            "task_changes_applied",
             "Task changes applied to the schedule (older versions are skipped)",
-            ["outcome"],
-            registry=r,
+            "outcome",
         )
-        self.fired = Counter(
-            "reminders_fired", "Reminders published and marked fired", ["late"], registry=r
-        )
-        self.lateness = Histogram(
-            "reminders_lateness_seconds",
+        self.fired = self.counter("fired", "Reminders published and marked fired", "late")
+        self.lateness = self.histogram(
+            "lateness_seconds",
             "How long after its time a reminder was published",
-            registry=r,
-            buckets=LATENESS_BUCKETS,
+            LATENESS_BUCKETS,
         )
-        self.overdue = Gauge(
-            "reminders_overdue",
+        self.overdue = self.gauge(
+            "overdue",
             "Pending reminders whose time passed more than 30 s ago (the scheduler is behind)",
-            registry=r,
         )
-        self.pending = Gauge("reminders_pending", "Scheduled reminders not yet due", registry=r)
+        self.pending = self.gauge("pending", "Scheduled reminders not yet due")
