@@ -33,6 +33,7 @@ from fastapi.responses import Response
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
+from apps.common.background import BackgroundLoop
 from apps.events_api.errors import SafeJSONResponse
 
 log = logging.getLogger(__name__)
@@ -172,19 +173,15 @@ def purge_expired(conn: psycopg.Connection, batch: int = PURGE_BATCH) -> int:
             return total
 
 
-class Purger:
+class Purger(BackgroundLoop):
     """Deletes expired keys every `every_s` on a daemon thread (each replica runs one: the
     deletes are idempotent, so replicas need no coordination)."""
 
     def __init__(self, pool: ConnectionPool, every_s: float = PURGE_EVERY_S) -> None:
+        super().__init__("idempotency-purge")
         self._pool = pool
         self._every_s = every_s
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="idempotency-purge", daemon=True)
-
-    def start(self) -> Purger:
-        self._thread.start()
-        return self
 
     def _run(self) -> None:
         while not self._stop.wait(self._every_s):
@@ -198,4 +195,4 @@ class Purger:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._join(5)

@@ -17,6 +17,7 @@ import threading
 
 import psycopg
 
+from apps.common.background import BackgroundLoop
 from apps.common.consumer_loop import HandBack
 from apps.notifier.delivery import Deliverer
 from apps.notifier.store import DeliveryStore
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 DB_RETRY_MAX_S = 5.0
 
 
-class RetryScheduler:
+class RetryScheduler(BackgroundLoop):
     def __init__(
         self,
         store: DeliveryStore,
@@ -36,6 +37,7 @@ class RetryScheduler:
         batch: int = 100,
         idle_s: float = 1.0,
     ) -> None:
+        super().__init__("notifier-retries")
         self._store = store
         self._deliverer = deliverer
         self._stop = stop
@@ -43,25 +45,16 @@ class RetryScheduler:
         self._idle_s = idle_s
         self._wake = threading.Event()
         self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="notifier-retries", daemon=True)
-
-    def start(self) -> RetryScheduler:
-        self._thread.start()
-        return self
 
     def wake(self) -> None:
         """Look for due retries now (e.g. a delivery was just queued behind another)."""
         self._wake.set()
 
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def close(self, timeout_s: float = 15.0) -> None:
         """Finish the round in progress, then stop."""
         self._closing.set()
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        self._join(timeout_s)
 
     def _run(self) -> None:
         delay = 0.0
