@@ -182,6 +182,7 @@ def restore_cmd(
     )
 
     from apps.audit.restore import (
+        ArchiveSelection,
         RestoredObject,
         RestoreError,
         RestoreProgress,
@@ -202,13 +203,12 @@ def restore_cmd(
     if first and last and first >= last:
         raise typer.BadParameter(f"--since {since} is not before --until {until}")
     s3 = s3_client(settings.aws_region, settings.aws_endpoint_url)
+    selection = ArchiveSelection(s3, target, root, first, last)
     conninfo = DbSettings().conninfo()
 
     if dry_run:
         try:
-            objects, done, ignored = plan_restore(
-                conninfo, s3, target, prefix=root, since=first, until=last
-            )
+            objects, done, ignored = plan_restore(conninfo, selection)
         except (RestoreError, *outages) as exc:
             _restore_failed(target, exc)
         table = Table("window_start", "rows", "key", "state")
@@ -249,13 +249,7 @@ def restore_cmd(
 
         try:
             report = restore_archive(
-                conninfo,
-                s3,
-                target,
-                prefix=root,
-                since=first,
-                until=last,
-                progress=RestoreProgress(on_plan, on_rows, on_object),
+                conninfo, selection, RestoreProgress(on_plan, on_rows, on_object)
             )
         except (RestoreError, *outages) as exc:
             bar.stop()

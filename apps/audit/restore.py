@@ -313,6 +313,22 @@ def restore_object(
 
 
 @dataclass(frozen=True)
+class ArchiveSelection:
+    """The archive objects a restore (or its dry run) reads: those under `s3://bucket/prefix`
+    whose window starts at or after `since` and before `until`."""
+
+    s3: Any
+    bucket: str
+    prefix: str = "audit"
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def listing(self) -> tuple[list[ArchiveObject], list[str]]:
+        """`list_archive` of this selection: its objects and the keys that are not windows."""
+        return list_archive(self.s3, self.bucket, self.prefix, since=self.since, until=self.until)
+
+
+@dataclass(frozen=True)
 class RestoreProgress:
     """Callbacks the CLI turns into a progress display; all optional."""
 
@@ -323,26 +339,20 @@ class RestoreProgress:
 
 
 def restore_archive(
-    conninfo: str,
-    s3: Any,
-    bucket: str,
-    *,
-    prefix: str = "audit",
-    since: datetime | None = None,
-    until: datetime | None = None,
-    progress: RestoreProgress | None = None,
+    conninfo: str, selection: ArchiveSelection, progress: RestoreProgress | None = None
 ) -> RestoreReport:
-    """Restore every archive object under `prefix` (optionally a window range) into audit_log."""
+    """Restore every archive object of `selection` into audit_log."""
     progress = progress or RestoreProgress()
     ensure_schema(conninfo)
-    objects, ignored = list_archive(s3, bucket, prefix, since=since, until=until)
+    objects, ignored = selection.listing()
+    bucket = selection.bucket
     with psycopg.connect(conninfo, autocommit=True) as conn:
         locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (RESTORE_LOCK_KEY,)).fetchone()
         if not locked or not locked[0]:
             raise RestoreError("another `audit restore` holds the lock on this database")
         try:
             _check_against_bookkeeping(conn, bucket, objects)
-            run_id, resumed = _open_run(conn, bucket, prefix)
+            run_id, resumed = _open_run(conn, bucket, selection.prefix)
             done = _done_keys(conn, run_id)
             todo = [o for o in objects if o.key not in done]
             already = len(objects) - len(todo)
@@ -350,7 +360,7 @@ def restore_archive(
                 progress.on_plan(objects, already)
             restored: list[RestoredObject] = []
             for obj in todo:
-                result = restore_object(conn, s3, bucket, obj, run_id, progress.on_rows)
+                result = restore_object(conn, selection.s3, bucket, obj, run_id, progress.on_rows)
                 restored.append(result)
                 if progress.on_object is not None:
                     progress.on_object(result)
@@ -377,16 +387,10 @@ def _check_against_bookkeeping(
 
 
 def plan_restore(
-    conninfo: str,
-    s3: Any,
-    bucket: str,
-    *,
-    prefix: str = "audit",
-    since: datetime | None = None,
-    until: datetime | None = None,
+    conninfo: str, selection: ArchiveSelection
 ) -> tuple[list[ArchiveObject], set[str], list[str]]:
     """What a restore would do, touching nothing: objects, keys the open run finished, ignored."""
-    objects, ignored = list_archive(s3, bucket, prefix, since=since, until=until)
+    objects, ignored = selection.listing()
     done: set[str] = set()
     with psycopg.connect(conninfo, autocommit=True) as conn:
         exists = conn.execute("SELECT to_regclass('audit_restore_runs') IS NOT NULL").fetchone()
@@ -394,7 +398,7 @@ def plan_restore(
             row = conn.execute(
                 "SELECT run_id FROM audit_restore_runs"
                 " WHERE bucket = %s AND prefix = %s AND finished_at IS NULL",
-                (bucket, prefix),
+                (selection.bucket, selection.prefix),
             ).fetchone()
             if row is not None:
                 done = _done_keys(conn, int(row[0]))
