@@ -147,13 +147,8 @@ class RemindersService:
         self.scheduler = Scheduler(
             pool,
             lambda: make_producer(cfg.kafka, bootstrap_timeout_ms=3_000, max_block_ms=3_000),
-            cfg.app.reminders_topic,
             self.metrics,
-            batch=cfg.app.fire_batch,
-            idle_s=cfg.app.idle_s,
-            max_backoff_s=cfg.app.max_backoff_s,
-            publish_timeout_s=cfg.app.publish_timeout_s,
-            late_after_ms=cfg.app.late_after_ms,
+            cfg.app,
         )
         handler = TaskChangeHandler(pool, self.metrics, on_scheduled=self.scheduler.wake)
         self.loop = ConsumerLoop(loop_settings(cfg), handler, self.stop, self.metrics)

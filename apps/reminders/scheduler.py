@@ -40,7 +40,7 @@ from apps.common.envelope import EventEnvelope, encode
 from apps.common.kafka import envelope_headers
 from apps.common.publish import send_and_flush
 from apps.reminders.metrics import RemindersMetrics
-from apps.reminders.settings import APP_NAME
+from apps.reminders.settings import APP_NAME, RemindersSettings
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +118,16 @@ class Scheduler:
         self,
         pool: ConnectionPool,
         producer_factory: Callable[[], KafkaProducer],
-        topic: str,
         metrics: RemindersMetrics,
-        *,
-        batch: int = 500,
-        idle_s: float = 0.2,
-        max_backoff_s: float = 2.0,
-        publish_timeout_s: float = 5.0,
-        late_after_ms: int = 1000,
+        settings: RemindersSettings,
     ) -> None:
+        """Publishes to `settings.reminders_topic`, paced by its `fire_batch`, `idle_s`,
+        `max_backoff_s`, `publish_timeout_s` and `late_after_ms`."""
         self._pool = pool
         self._producer_factory = producer_factory
         self._producer: KafkaProducer | None = None
-        self._topic = topic
         self._metrics = metrics
-        self._batch = batch
-        self._idle_s = idle_s
-        self._max_backoff_s = max_backoff_s
-        self._publish_timeout_s = publish_timeout_s
-        self._late_after_ms = late_after_ms
+        self._settings = settings
         self._wake = threading.Event()
         self.last_cycle_ok = 0.0
         self.fired = 0
@@ -164,10 +155,10 @@ class Scheduler:
     def _cycle(self) -> CycleResult:
         with self._pool.connection() as conn, conn.transaction():
             with conn.cursor(row_factory=dict_row) as cur:
-                rows = cur.execute(_CLAIM, (self._batch,)).fetchall()
+                rows = cur.execute(_CLAIM, (self._settings.fire_batch,)).fetchall()
             if not rows:
                 return CycleResult(0, 0, 0)
-            envelopes = [reminder_envelope(row, self._late_after_ms) for row in rows]
+            envelopes = [reminder_envelope(row, self._settings.late_after_ms) for row in rows]
             acked, error = self._publish(envelopes)
             done = [(row, env) for row, env, ok in zip(rows, envelopes, acked, strict=True) if ok]
             failed = [row["id"] for row, ok in zip(rows, acked, strict=True) if not ok]
@@ -199,10 +190,13 @@ class Scheduler:
                 correlation_id=envelope.correlation_id,
             )
             return producer.send(
-                self._topic, key=envelope.subject.encode(), value=encode(envelope), headers=headers
+                self._settings.reminders_topic,
+                key=envelope.subject.encode(),
+                value=encode(envelope),
+                headers=headers,
             )
 
-        sent = send_and_flush(producer, envelopes, send, self._publish_timeout_s)
+        sent = send_and_flush(producer, envelopes, send, self._settings.publish_timeout_s)
         acked, error = sent.acked, sent.error
         if not all(acked):
             error = error or "not acknowledged by the broker"
@@ -227,8 +221,8 @@ class Scheduler:
         with self._pool.connection() as conn:
             row = conn.execute(_NEXT_DUE).fetchone()
         if row is None or row[0] is None:
-            return self._idle_s
-        return min(self._idle_s, float(row[0]))
+            return self._settings.idle_s
+        return min(self._settings.idle_s, float(row[0]))
 
     def refresh_gauges(self) -> None:
         with self._pool.connection() as conn:
@@ -239,7 +233,7 @@ class Scheduler:
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop`: drain due reminders back to back, else sleep until the next is due."""
-        backoff = Backoff(0.1, self._max_backoff_s, log)
+        backoff = Backoff(0.1, self._settings.max_backoff_s, log)
         gauges = Periodic(5, self.refresh_gauges)
         while not stop.is_set():
             result = self.run_once()
@@ -248,12 +242,12 @@ class Scheduler:
                 continue
             backoff.reset()
             gauges.maybe_run()
-            if result.claimed >= self._batch:
+            if result.claimed >= self._settings.fire_batch:
                 continue  # a full batch: more may be due right now
             try:
                 wait = self._wait_s()
             except (psycopg.Error, OSError):
-                wait = self._idle_s
+                wait = self._settings.idle_s
             if wait > 0:
                 self._wake.wait(wait)
                 self._wake.clear()

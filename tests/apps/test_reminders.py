@@ -119,7 +119,8 @@ def _scheduler(url: str, kafka: KafkaBroker, topic: str, batch: int = 100) -> Sc
 
     pool = make_pool(url, min_size=1, max_size=3, name="reminders-test")
     settings = KafkaSettings(bootstrap_servers=kafka.bootstrap)
-    return Scheduler(pool, lambda: make_producer(settings), topic, RemindersMetrics(), batch=batch)
+    app = RemindersSettings(reminders_topic=topic, fire_batch=batch)
+    return Scheduler(pool, lambda: make_producer(settings), RemindersMetrics(), app)
 
 
 def test_due_reminders_fire_once_each_with_their_lateness(
