@@ -1,5 +1,6 @@
 """Pacing for the loops that run one cycle after another until stopped (the outbox relay, the
-reminders scheduler): a capped doubling pause after a failed cycle, and a periodic side task.
+reminders scheduler): what a cycle did, a capped doubling pause after a failed cycle, and a
+periodic side task.
 
 Hand-written rather than tenacity: tenacity retries one call until it succeeds or gives up,
 while these loops never give up, carry on with new work after a failure, and reset the pause
@@ -13,6 +14,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """One claim-publish-mark cycle: rows claimed, published (acked and marked), failed (left
+    for a later cycle), and the error that stopped or failed the cycle, if any."""
+
+    claimed: int
+    published: int
+    failed: int
+    error: str | None = None
 
 
 class Backoff:

@@ -37,7 +37,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg_pool import ConnectionPool
 
-from apps.common.cycles import Backoff, Periodic
+from apps.common.cycles import Backoff, CycleResult, Periodic
 from apps.common.db import Conninfo, make_pool
 from apps.common.kafka import EVENT_ID_HEADER, KafkaSettings, make_producer
 from apps.common.publish import send_and_flush
@@ -78,14 +78,6 @@ class OutboxRow:
     subject: str
     payload: bytes
     headers: list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    claimed: int
-    sent: int
-    failed: int
-    error: str | None = None
 
 
 def publishable(
@@ -177,7 +169,7 @@ class OutboxRelay:
             log.exception("outbox relay cycle failed")
             return CycleResult(0, 0, 0, error=f"{type(exc).__name__}: {exc}")
         self._last_db_ok = time.monotonic()  # the cycle reached the database, whatever Kafka did
-        self.published += result.sent
+        self.published += result.published
         return result
 
     def _cycle(self) -> CycleResult:
@@ -288,7 +280,7 @@ class OutboxRelay:
                     backoff.reset()
                     # Drain full batches back to back; wait when the outbox is (nearly) empty
                     # or every claimed row waits behind rows another relay holds.
-                    if result.claimed < self._batch_size or result.sent == 0:
+                    if result.claimed < self._batch_size or result.published == 0:
                         self._wait_for_commit(stop)
         finally:
             self._close_listener()

@@ -26,7 +26,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -35,7 +34,7 @@ from kafka import KafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from apps.common.cycles import Backoff, Periodic
+from apps.common.cycles import Backoff, CycleResult, Periodic
 from apps.common.envelope import EventEnvelope, encode
 from apps.common.kafka import envelope_headers
 from apps.common.publish import send_and_flush
@@ -76,14 +75,6 @@ SELECT count(*) FILTER (WHERE fire_at < clock_timestamp() - interval '30 seconds
        count(*) FILTER (WHERE fire_at >= clock_timestamp())
 FROM reminders WHERE status = 'pending'
 """
-
-
-@dataclass(frozen=True)
-class CycleResult:
-    claimed: int
-    fired: int
-    failed: int
-    error: str | None = None
 
 
 def reminder_envelope(row: dict[str, Any], late_after_ms: int) -> EventEnvelope:
@@ -149,7 +140,7 @@ class Scheduler:
             log.exception("scheduler cycle failed")
             return CycleResult(0, 0, 0, f"{type(exc).__name__}: {exc}"[:300])
         self.last_cycle_ok = time.monotonic()
-        self.fired += result.fired
+        self.fired += result.published
         return result
 
     def _cycle(self) -> CycleResult:

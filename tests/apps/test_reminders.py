@@ -143,7 +143,7 @@ def test_due_reminders_fire_once_each_with_their_lateness(
     )
     scheduler = _scheduler(url, kafka, topic)
     first = scheduler.run_once()
-    assert (first.claimed, first.fired, first.error) == (5, 5, None)
+    assert (first.claimed, first.published, first.error) == (5, 5, None)
     assert scheduler.run_once().claimed == 0  # nothing else is due; none fires twice
     records = fired_records(kafka.bootstrap, topic, 5)
     assert sorted(uuid.UUID(r.subject) for r in records) == sorted(overdue)
@@ -168,7 +168,7 @@ def test_two_schedulers_share_the_due_reminders_and_fire_each_once(
         fired = 0
         while (result := scheduler.run_once()).claimed:
             assert result.error is None
-            fired += result.fired
+            fired += result.published
         return fired
 
     with ThreadPoolExecutor(2) as pool:
