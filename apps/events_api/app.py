@@ -29,18 +29,6 @@ from apps.events_api.stream import HubSettings, StreamHub
 log = logging.getLogger(__name__)
 
 
-def make_relay(settings: ApiSettings) -> OutboxRelay:
-    return OutboxRelay(
-        settings.db.conninfo,  # called per connection: rotated credentials are picked up
-        settings.kafka,
-        batch_size=settings.relay_batch_size,
-        idle_s=settings.relay_idle_s,
-        max_backoff_s=settings.relay_max_backoff_s,
-        retention_s=settings.relay_retention_hours * 3600,
-        idempotent=settings.relay_idempotent,
-    )
-
-
 def hub_settings(settings: ApiSettings) -> HubSettings:
     return from_attributes(HubSettings, settings, prefix="stream_")
 
@@ -113,7 +101,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.state.stream_hub = StreamHub(
             app.state.async_pool, settings.db.conninfo_async, hub_settings(settings)
         ).start()
-        app.state.relay = make_relay(settings).start() if settings.relay_enabled else None
+        app.state.relay = OutboxRelay(settings).start() if settings.relay_enabled else None
         purger = Purger(app.state.pool).start()
         log.info(
             "events-api started",

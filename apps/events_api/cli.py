@@ -137,12 +137,12 @@ def serve(
 def relay() -> None:
     """Run only the outbox relay (e.g. when the API replicas run with the relay disabled)."""
     from apps.common.stop import stop_on_signals
-    from apps.events_api.app import make_relay
+    from apps.events_api.outbox import OutboxRelay
 
     settings = ApiSettings()
     configure_logging(APP_NAME, settings.log_level)
     stop = stop_on_signals(threading.Event(), APP_NAME)
-    outbox_relay = make_relay(settings)
+    outbox_relay = OutboxRelay(settings)
     try:
         outbox_relay.run(stop)
     finally:

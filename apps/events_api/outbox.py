@@ -27,7 +27,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ from apps.common.publish import send_and_flush
 from apps.common.tracing import extract_context, inject_headers, is_trace_header
 from apps.events_api import metrics
 from apps.events_api.producer_close import close_without_flush
+from apps.events_api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("apps.events_api.outbox")
@@ -123,29 +124,19 @@ class OutboxRelay:
 
     def __init__(
         self,
-        conninfo: Conninfo,
-        kafka: KafkaSettings,
+        settings: ApiSettings,
         *,
-        batch_size: int = 200,
-        idle_s: float = 1.0,
-        max_backoff_s: float = 5.0,
-        retention_s: float = 24 * 3600,
         publish_timeout_s: float = 5.0,
-        producer_factory: Callable[[KafkaSettings], KafkaProducer] | None = None,
-        idempotent: bool = True,
     ) -> None:
-        self._conninfo = conninfo
-        self._pool: ConnectionPool = make_pool(conninfo, min_size=1, max_size=2, name="outbox")
-        self._listener: psycopg.Connection[Any] | None = None
-        self._kafka = kafka
-        self._batch_size = batch_size
-        self._idle_s = idle_s
-        self._max_backoff_s = max_backoff_s
-        self._retention_s = retention_s
-        self._publish_timeout_s = publish_timeout_s
-        self._producer_factory = producer_factory or (
-            lambda kafka: _relay_producer(kafka, idempotent)
+        """Paced by the `relay_*` settings; publishes through `settings.kafka`."""
+        self._settings = settings
+        # A callable, called per connection: rotated credentials are picked up.
+        self._conninfo: Conninfo = settings.db.conninfo
+        self._pool: ConnectionPool = make_pool(
+            self._conninfo, min_size=1, max_size=2, name="outbox"
         )
+        self._listener: psycopg.Connection[Any] | None = None
+        self._publish_timeout_s = publish_timeout_s
         self._producer: KafkaProducer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -176,7 +167,7 @@ class OutboxRelay:
         with self._pool.connection() as conn, conn.transaction():
             rows = [
                 OutboxRow(r[0], r[1], r[2], bytes(r[3]), [(k, v.encode()) for k, v in r[4]])
-                for r in conn.execute(_CLAIM, (self._batch_size,)).fetchall()
+                for r in conn.execute(_CLAIM, (self._settings.relay_batch_size,)).fetchall()
             ]
             if not rows:
                 self._housekeeping(conn)
@@ -229,7 +220,7 @@ class OutboxRelay:
 
     def _ensure_producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = self._producer_factory(self._kafka)
+            self._producer = _relay_producer(self._settings.kafka, self._settings.relay_idempotent)
         return self._producer
 
     def _drop_producer(self) -> None:
@@ -245,7 +236,7 @@ class OutboxRelay:
         if now - self._last_housekeeping < 10:
             return
         self._last_housekeeping = now
-        conn.execute(_PURGE_SENT, (self._retention_s,))
+        conn.execute(_PURGE_SENT, (self._settings.relay_retention_hours * 3600,))
         self.refresh_gauges(conn)
 
     def refresh_gauges(self, conn: psycopg.Connection | None = None) -> tuple[int, float]:
@@ -264,7 +255,7 @@ class OutboxRelay:
     def run(self, stop: threading.Event | None = None) -> None:
         """Loop until `stop` is set: drain quickly, sleep until woken, back off on failures."""
         stop = stop or self._stop
-        backoff = Backoff(0.2, self._max_backoff_s, log)
+        backoff = Backoff(0.2, self._settings.relay_max_backoff_s, log)
         gauges = Periodic(2, self.refresh_gauges)
         try:
             while not stop.is_set():
@@ -280,7 +271,7 @@ class OutboxRelay:
                     backoff.reset()
                     # Drain full batches back to back; wait when the outbox is (nearly) empty
                     # or every claimed row waits behind rows another relay holds.
-                    if result.claimed < self._batch_size or result.published == 0:
+                    if result.claimed < self._settings.relay_batch_size or result.published == 0:
                         self._wait_for_commit(stop)
         finally:
             self._close_listener()
@@ -305,7 +296,7 @@ class OutboxRelay:
 
     def _wait_for_commit(self, stop: threading.Event) -> None:
         """Until a commit notifies the channel, `idle_s` passes (the polling fallback) or stop."""
-        deadline = time.monotonic() + self._idle_s
+        deadline = time.monotonic() + self._settings.relay_idle_s
         while not stop.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:

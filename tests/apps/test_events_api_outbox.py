@@ -101,7 +101,9 @@ def test_two_relays_publish_each_row_once_in_per_subject_order(
                 enqueue(conn, topic, envelope)
     relays = [
         OutboxRelay(
-            events_api_env.database_url, events_api_env.settings.kafka, batch_size=25, idle_s=0.01
+            events_api_env.settings.model_copy(
+                update={"relay_batch_size": 25, "relay_idle_s": 0.01, "relay_max_backoff_s": 5.0}
+            )
         )
         for _ in range(2)
     ]
