@@ -21,8 +21,11 @@ import pulumi_kubernetes as k8s
 from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER, MONITORING_NAMESPACE
 from infra.platform import charts
 from infra.platform.chart_component import NamespacedChart
+from infra.platform.kube import CustomResourceKind
 
 ESO_API_VERSION = "external-secrets.io/v1"
+CLUSTER_SECRET_STORE = CustomResourceKind(ESO_API_VERSION, "ClusterSecretStore", namespaced=False)
+EXTERNAL_SECRET = CustomResourceKind(ESO_API_VERSION, "ExternalSecret")
 AWS_STORE_NAME = "aws-secrets-manager"
 KUBERNETES_STORE_NAME = "in-cluster-database"
 StoreKind = Literal["aws-secrets-manager", "kubernetes"]
@@ -149,10 +152,8 @@ class ExternalSecrets(NamespacedChart):
         )
         self.store = self.kube.custom_resource(
             f"{name}-cluster-secret-store",
-            api_version=ESO_API_VERSION,
-            kind="ClusterSecretStore",
+            CLUSTER_SECRET_STORE,
             name=self.store_name,
-            namespace=None,
             spec=cluster_secret_store_spec(args),
             # The CRD and the validating webhook come with the release.
             depends_on=[self.release, *args.store_wait_for],
@@ -166,8 +167,7 @@ class ExternalSecrets(NamespacedChart):
                 )
             self.alertmanager_secret = self.kube.custom_resource(
                 f"{name}-alertmanager-receivers",
-                api_version=ESO_API_VERSION,
-                kind="ExternalSecret",
+                EXTERNAL_SECRET,
                 name=charts.ALERTMANAGER_RECEIVERS_SECRET,
                 namespace=MONITORING_NAMESPACE,
                 spec=alertmanager_receivers_spec(

@@ -28,7 +28,7 @@ from infra.contracts import (
     Fact,
     app_environment,
 )
-from infra.platform.external_secrets import ESO_API_VERSION
+from infra.platform.external_secrets import EXTERNAL_SECRET
 from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
 from infra.validation import require_one_of
 
@@ -143,8 +143,7 @@ class FactsChannel(pulumi.ComponentResource):
         if args.sync_db_secret:
             self.db_secret = kube.custom_resource(
                 f"{name}-db-external-secret",
-                api_version=ESO_API_VERSION,
-                kind="ExternalSecret",
+                EXTERNAL_SECRET,
                 name=FACTS_DB_SECRET,
                 namespace=APP_NAMESPACE,
                 spec=pulumi.Output.from_input(args.db_secret_ref).apply(

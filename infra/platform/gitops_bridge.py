@@ -34,7 +34,7 @@ from infra.contracts import (
     IN_CLUSTER_API_SERVER,
     gitops_path,
 )
-from infra.platform.kube import KubeChildren
+from infra.platform.kube import CustomResourceKind, KubeChildren
 from infra.validation import require_one_of
 
 ROOT_PROJECT = "platform-root"
@@ -228,8 +228,7 @@ class GitOpsBridge(pulumi.ComponentResource):
         args = self._args
         return self._kube.custom_resource(
             resource_name,
-            api_version=ARGOCD_API_VERSION,
-            kind=kind,
+            CustomResourceKind(ARGOCD_API_VERSION, kind),
             name=name,
             namespace=ARGOCD_NAMESPACE,
             spec=spec,

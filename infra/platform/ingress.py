@@ -20,10 +20,12 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import APP_NAMESPACE
 from infra.platform import charts
-from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
+from infra.platform.kube import MANAGED_BY_LABELS, CustomResourceKind, KubeChildren
 from infra.validation import require_one_of
 
-INGRESS_CLASS_PARAMS_API = "elbv2.k8s.aws/v1beta1"
+INGRESS_CLASS_PARAMS = CustomResourceKind(
+    "elbv2.k8s.aws/v1beta1", "IngressClassParams", namespaced=False
+)
 ALB_CONTROLLER = "ingress.k8s.aws/alb"
 INGRESS_SCHEMES = ("internal", "internet-facing")
 
@@ -116,10 +118,8 @@ class Ingress(pulumi.ComponentResource):
         )
         self.class_params = kube.custom_resource(
             f"{name}-class-params",
-            api_version=INGRESS_CLASS_PARAMS_API,
-            kind="IngressClassParams",
+            INGRESS_CLASS_PARAMS,
             name=charts.INGRESS_CLASS,
-            namespace=None,
             spec=ingress_class_params_spec(args),
             depends_on=[self.controller],
         )
@@ -131,8 +131,8 @@ class Ingress(pulumi.ComponentResource):
             spec=k8s.networking.v1.IngressClassSpecArgs(
                 controller=ALB_CONTROLLER,
                 parameters=k8s.networking.v1.IngressClassParametersReferenceArgs(
-                    api_group="elbv2.k8s.aws",
-                    kind="IngressClassParams",
+                    api_group=INGRESS_CLASS_PARAMS.group,
+                    kind=INGRESS_CLASS_PARAMS.kind,
                     name=charts.INGRESS_CLASS,
                 ),
             ),

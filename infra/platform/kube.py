@@ -22,6 +22,22 @@ MANAGED_BY_LABELS = {"app.kubernetes.io/managed-by": "pulumi", "platform/layer":
 
 
 @dataclass(frozen=True)
+class CustomResourceKind:
+    """One kind of custom resource: its API version, kind, and whether it lives in a namespace
+    (a fact of the CRD, so a cluster-scoped kind never gets one and a namespaced kind always
+    does)."""
+
+    api_version: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def group(self) -> str:
+        """The API group (`api_version` without its version)."""
+        return self.api_version.rpartition("/")[0]
+
+
+@dataclass(frozen=True)
 class KubeChildren:
     """The Kubernetes children of one component: each under `parent`, with the cluster's
     `provider` and explicit ordering."""
@@ -97,26 +113,29 @@ class KubeChildren:
     def custom_resource(
         self,
         resource_name: str,
+        kind: CustomResourceKind,
         *,
-        api_version: str,
-        kind: str,
         name: str,
-        namespace: str | None,
+        namespace: str | None = None,
         spec: Any,
         depends_on: Sequence[pulumi.Resource],
         labels: dict[str, str] | None = None,
         annotations: dict[str, str] | None = None,
         finalizers: list[str] | None = None,
     ) -> k8s.apiextensions.CustomResource:
-        """A custom resource; `depends_on` must name the Release that installs its CRD."""
+        """A custom resource; `depends_on` must name the Release that installs its CRD, and
+        `namespace` is given exactly when the kind is namespaced."""
         if not depends_on:
             raise ValueError(
-                f"{kind} {name!r}: a custom resource must depend on its operator release"
+                f"{kind.kind} {name!r}: a custom resource must depend on its operator release"
             )
+        if (namespace is not None) != kind.namespaced:
+            allowed = "a namespace" if kind.namespaced else "none (cluster-scoped kind)"
+            raise ValueError(f"{kind.kind} {name!r}: namespace {namespace!r}; allowed: {allowed}")
         return k8s.apiextensions.CustomResource(
             resource_name,
-            api_version=api_version,
-            kind=kind,
+            api_version=kind.api_version,
+            kind=kind.kind,
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=name,
                 namespace=namespace,

@@ -22,10 +22,12 @@ from infra.contracts import (
     POSTGRES_PORT,
 )
 from infra.platform import charts
-from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
+from infra.platform.kube import MANAGED_BY_LABELS, CustomResourceKind, KubeChildren
 
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
-CNPG_API_VERSION = "postgresql.cnpg.io/v1"
+KAFKA = CustomResourceKind(STRIMZI_API_VERSION, "Kafka")
+KAFKA_NODE_POOL = CustomResourceKind(STRIMZI_API_VERSION, "KafkaNodePool")
+POSTGRES_CLUSTER = CustomResourceKind("postgresql.cnpg.io/v1", "Cluster")
 KAFKA_CLUSTER_NAME = "platform"
 KAFKA_VERSION = "3.9.0"  # supported by the pinned Strimzi 0.45 operator
 KAFKA_METADATA_VERSION = "3.9-IV0"
@@ -185,8 +187,7 @@ class LocalData(pulumi.ComponentResource):
         cluster_label = {"strimzi.io/cluster": KAFKA_CLUSTER_NAME}
         pool = kube.custom_resource(
             f"{name}-kafka-node-pool",
-            api_version=STRIMZI_API_VERSION,
-            kind="KafkaNodePool",
+            KAFKA_NODE_POOL,
             name="dual-role",
             namespace=KAFKA_NAMESPACE,
             spec=node_pool_spec(args.kafka_replicas, args.kafka_storage_gib),
@@ -195,8 +196,7 @@ class LocalData(pulumi.ComponentResource):
         )
         self.kafka = kube.custom_resource(
             f"{name}-kafka",
-            api_version=STRIMZI_API_VERSION,
-            kind="Kafka",
+            KAFKA,
             name=KAFKA_CLUSTER_NAME,
             namespace=KAFKA_NAMESPACE,
             spec=kafka_spec(args.kafka_replication_factor),
@@ -216,8 +216,7 @@ class LocalData(pulumi.ComponentResource):
         self._database_ns = kube.namespace(f"{name}-database-namespace", DATABASE_NAMESPACE)
         self.postgres = kube.custom_resource(
             f"{name}-postgres",
-            api_version=CNPG_API_VERSION,
-            kind="Cluster",
+            POSTGRES_CLUSTER,
             name=PG_CLUSTER_NAME,
             namespace=DATABASE_NAMESPACE,
             spec=postgres_cluster_spec(
