@@ -84,13 +84,21 @@ class _Foundation:
     def cluster_name(self) -> str:
         return f"{self.cfg.name_prefix}-eks"
 
+    def stack_fields(self) -> dict[str, Any]:
+        """The stack's identity, as every component naming and tagging per stack takes it."""
+        cfg = self.cfg
+        return {
+            "name_prefix": cfg.name_prefix,
+            "environment": cfg.stack,
+            "region": cfg.region,
+            "tags": self.tags,
+        }
+
     def layer_fields(self, k8s_provider: pulumi.ProviderResource) -> dict[str, Any]:
         """The platform layer's Args that do not depend on the flavour."""
         cfg = self.cfg
         return {
-            "environment": cfg.stack,
-            "region": cfg.region,
-            "name_prefix": cfg.name_prefix,
+            **self.stack_fields(),
             "k8s_provider": k8s_provider,
             "audit_bucket_name": self.archive.bucket_name,
             "gitops_repo_url": cfg.gitops.repo_url,
@@ -103,7 +111,6 @@ class _Foundation:
                 for r in cfg.observability.alert_receivers
             ),
             "trace_storage_gib": cfg.observability.trace_storage_gib,
-            "tags": self.tags,
         }
 
 
@@ -278,15 +285,7 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     # The CI's read-only preview role (trusted PR previews, the drift job); the local flavour
     # has no cloud for CI to preview against.
     ci = CiRoles(
-        "ci",
-        CiRolesArgs(
-            name_prefix=cfg.name_prefix,
-            environment=cfg.stack,
-            region=cfg.region,
-            cluster_name=eks.cluster_name,
-            tags=base.tags,
-        ),
-        opts=base.with_aws,
+        "ci", CiRolesArgs(**base.stack_fields(), cluster_name=eks.cluster_name), opts=with_aws
     )
     outputs |= {
         "ciPreviewRoleArn": ci.preview_role_arn,
