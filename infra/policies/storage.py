@@ -9,15 +9,19 @@ from infra.policies.catalog import rule
 from infra.policies.encryption import S3_BUCKETS
 from infra.policies.model import RuleContext
 from infra.policies.values import as_list, get, is_true, parse_json_object, statements
+from infra.storage.bucket_policy import PUBLIC_ACCESS_BLOCK_FLAGS
 
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-PUBLIC_ACCESS_FLAGS = (
-    "blockPublicAcls",
-    "blockPublicPolicy",
-    "ignorePublicAcls",
-    "restrictPublicBuckets",
-)
+
+
+def _camel(snake: str) -> str:
+    # The engine sees inputs camelCased; pydantic's converter is not in the pack's requirements.
+    head, *rest = snake.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+PUBLIC_ACCESS_FLAGS = tuple(_camel(flag) for flag in PUBLIC_ACCESS_BLOCK_FLAGS)
 
 
 def _flags_off(inputs: Mapping[str, Any]) -> list[str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.naming import merge_tags
-from infra.storage.bucket_policy import tls_only_policy
+from infra.storage.bucket_policy import PUBLIC_ACCESS_BLOCK_FLAGS, tls_only_policy
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,11 @@ class ArchiveBucket(pulumi.ComponentResource):
             rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
             opts=child,
         )
+        all_blocked: dict[str, Any] = dict.fromkeys(PUBLIC_ACCESS_BLOCK_FLAGS, True)
         aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
+            **all_blocked,
             opts=child,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(

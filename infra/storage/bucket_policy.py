@@ -13,6 +13,14 @@ from infra.cluster.iam import PARTITION, POLICY_VERSION
 
 TLS_ONLY_SID = "DenyInsecureTransport"
 
+PUBLIC_ACCESS_BLOCK_FLAGS: tuple[str, ...] = (
+    "block_public_acls",
+    "block_public_policy",
+    "ignore_public_acls",
+    "restrict_public_buckets",
+)
+"""The four settings of an S3 public access block; every bucket the platform owns turns all on."""
+
 
 def bucket_arn(bucket: str, partition: str = PARTITION) -> str:
     return f"arn:{partition}:s3:::{bucket}"
