@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.naming import merge_tags
 from infra.storage.bucket_policy import PUBLIC_ACCESS_BLOCK_FLAGS, tls_only_policy
 
@@ -45,18 +46,15 @@ class ArchiveBucketArgs:
             raise ValueError("force_destroy: true on a protected bucket; allowed: false")
 
 
-class ArchiveBucket(pulumi.ComponentResource):
+class ArchiveBucket(PlatformComponent[ArchiveBucketArgs]):
     """Where the audit app archives closed windows of the audit log (gzip JSON Lines)."""
+
+    TYPE_TOKEN = "platform:storage:ArchiveBucket"
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: ArchiveBucketArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        args.validate()
-        super().__init__("platform:storage:ArchiveBucket", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def declare(self, name: str, args: ArchiveBucketArgs) -> dict[str, Any]:
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.bucket_name,
@@ -68,14 +66,14 @@ class ArchiveBucket(pulumi.ComponentResource):
             f"{name}-ownership",
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
-            opts=child,
+            opts=self.child,
         )
         all_blocked: dict[str, Any] = dict.fromkeys(PUBLIC_ACCESS_BLOCK_FLAGS, True)
         aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
             **all_blocked,
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
@@ -89,19 +87,19 @@ class ArchiveBucket(pulumi.ComponentResource):
                     "bucket_key_enabled": True,  # fewer KMS calls for many small objects
                 }
             ],
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
             policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
@@ -118,8 +116,8 @@ class ArchiveBucket(pulumi.ComponentResource):
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
                 }
             ],
-            opts=child,
+            opts=self.child,
         )
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
-        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+        return {"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn}
