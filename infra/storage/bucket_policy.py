@@ -2,7 +2,7 @@
 
 Used by the audit archive bucket (a Pulumi resource) and by the Pulumi state bucket that
 `platform bootstrap` creates with boto3 before any stack exists, so both refuse plain HTTP the
-same way; `infra.policies.storage.s3_tls_only` checks the declared buckets for it.
+same way; the `s3-tls-only` rule (`infra.policies.storage`) checks the declared buckets for it.
 """
 
 from __future__ import annotations
