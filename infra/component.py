@@ -16,7 +16,7 @@ import pulumi
 
 
 class ValidatedArgs(Protocol):
-    """A component's frozen Args; `validate` raises ValueError naming the field and the allowed."""
+    """Frozen component Args: `validate` raises ValueError naming the field and what is allowed."""
 
     def validate(self) -> None: ...
 

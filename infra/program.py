@@ -89,7 +89,7 @@ class _Foundation:
         return f"{self.cfg.name_prefix}-eks"
 
     def stack_fields(self) -> dict[str, Any]:
-        """The stack's identity, as every component naming and tagging per stack takes it."""
+        """The stack's identity (name prefix, stack, region, tags) for the Args that take it."""
         cfg = self.cfg
         return {
             "name_prefix": cfg.name_prefix,
