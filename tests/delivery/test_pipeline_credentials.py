@@ -18,13 +18,13 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import serving
 from tests.delivery.test_jenkins_stages import JENKINSFILE, REPO, SHA, STAGES, _stage_blocks
 
 CLOUD_ENVS = ("dev", "staging", "prod")
@@ -244,14 +244,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder() -> Iterator[str]:
     _Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Recorder) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_pr_comment_is_posted_with_the_token_in_a_header(recorder: str, tmp_path: Path) -> None:
