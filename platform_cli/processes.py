@@ -94,6 +94,26 @@ def retrying(
     return retryer(operation)
 
 
+def last_line_of(
+    command: list[str],
+    *,
+    what: str,
+    error: type[Exception],
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run `command` to its end and return the last line of its stdout: the answer of a command
+    that may print progress first. A non-zero exit raises `error`("<what> failed", with the end
+    of its stderr)."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise error(f"{what} failed:\n{result.stderr[-1500:]}")
+    return result.stdout.strip().splitlines()[-1].strip()
+
+
 # --- ports ------------------------------------------------------------------------------------
 
 
