@@ -65,6 +65,18 @@ def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
         yield emulator.endpoint
 
 
+def skip_if_external(part: KafkaBroker | PostgresServer) -> None:
+    """For a test that stops or restarts `part`: skipped when it is an external service, which
+    the tests never stop or restart, as they did not start it."""
+    if part.external:
+        which = (
+            "broker (KAFKA_BOOTSTRAP_SERVERS)"
+            if isinstance(part, KafkaBroker)
+            else "database (DB_HOST)"
+        )
+        pytest.skip(f"external {which}: tests never stop or restart what they did not start")
+
+
 @pytest.fixture
 def database_url(postgres: PostgresServer) -> Iterator[str]:
     """A fresh, empty database for this test, dropped afterwards."""
