@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import serving
-from tests.delivery.test_jenkins_stages import JENKINSFILE, REPO, SHA, STAGES, _stage_blocks
+from tests.delivery.test_jenkins_stages import REPO, SHA, STAGES, _stage_blocks, pipeline_text
 
 CLOUD_ENVS = ("dev", "staging", "prod")
 
@@ -38,7 +38,7 @@ def _credential_ids(block: str) -> set[str]:
 
 def _bindings() -> list[tuple[set[str], str]]:
     """(credential ids, script) of every `withCredentials([...]) { sh '...' }` in the file."""
-    text = JENKINSFILE.read_text()
+    text = pipeline_text()
     found = []
     for match in re.finditer(r"withCredentials\(\[(.*?)\]\)\s*\{\s*sh '([^']+)'", text, re.S):
         found.append((_credential_ids(match.group(1)), match.group(2)))
@@ -67,7 +67,7 @@ def test_trusted_previews_get_only_their_own_read_only_role_and_backend() -> Non
 
 
 def test_each_deploy_identity_is_bound_only_in_its_own_environments_stage() -> None:
-    text = JENKINSFILE.read_text()
+    text = pipeline_text()
     assert "platform-aws" not in text, "the shared deploy key is gone"
     blocks = _stage_blocks()
     owner = {"dev": {"Images", "Deploy dev"}, "staging": {"Promote to staging"}}
