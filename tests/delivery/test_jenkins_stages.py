@@ -28,8 +28,9 @@ SECRETS = {
 BACKEND = "s3://plat-dev-pulumi-state-123456789012?region=eu-west-1"
 
 
-def run_stage(command: str, **env: str) -> list[str]:
-    """Run one stage script (as the Jenkinsfile writes it) with DRY_RUN=1; its printed lines."""
+def dry_run(command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one stage script (as the Jenkinsfile writes it) with DRY_RUN=1 and only PATH, HOME
+    and `env` in its environment (`env` may replace PATH)."""
     script, *args = command.split()
     clean_env = {
         "PATH": os.environ["PATH"],
@@ -37,7 +38,7 @@ def run_stage(command: str, **env: str) -> list[str]:
         "DRY_RUN": "1",
         **env,
     }
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", str(REPO / script), *args],
         cwd=REPO,
         env=clean_env,
@@ -46,6 +47,11 @@ def run_stage(command: str, **env: str) -> list[str]:
         timeout=120,
         check=False,
     )
+
+
+def run_stage(command: str, **env: str) -> list[str]:
+    """`dry_run` of a stage that must succeed quietly: its printed lines."""
+    result = dry_run(command, **env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     assert result.stderr == "", result.stderr
     return result.stdout.splitlines()
@@ -332,13 +338,6 @@ def test_stage_scripts_never_enable_shell_tracing() -> None:
 
 
 def test_deploy_refuses_to_run_without_a_backend() -> None:
-    result = subprocess.run(
-        ["bash", str(STAGES / "deploy.sh"), "dev"],
-        cwd=REPO,
-        env={"PATH": os.environ["PATH"], "DRY_RUN": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = dry_run("jenkins/stages/deploy.sh dev")
     assert result.returncode != 0
     assert "PULUMI_BACKEND_URL" in result.stderr

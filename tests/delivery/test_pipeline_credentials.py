@@ -25,7 +25,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import serving
-from tests.delivery.test_jenkins_stages import REPO, SHA, STAGES, _stage_blocks, pipeline_text
+from tests.delivery.test_jenkins_stages import (
+    REPO,
+    SHA,
+    STAGES,
+    _stage_blocks,
+    dry_run,
+    pipeline_text,
+)
 
 CLOUD_ENVS = ("dev", "staging", "prod")
 
@@ -167,18 +174,6 @@ def _fake_bin(tmp_path: Path, name: str) -> Path:
     return bin_dir
 
 
-def _run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(STAGES / script), *args],
-        cwd=REPO,
-        env={"HOME": os.environ.get("HOME", "/tmp"), "DRY_RUN": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("script", "args", "never"),
     [
@@ -193,7 +188,7 @@ def test_a_failing_app_list_stops_the_stage(
     venv = tmp_path / "venv"
     shutil.copytree(_fake_bin(tmp_path, "python"), venv / "bin")
     env = {"PATH": os.environ["PATH"], "VENV": str(venv), "GIT_COMMIT": SHA}
-    result = _run(script, env, *args)
+    result = dry_run(" ".join([f"jenkins/stages/{script}", *args]), **env)
     assert result.returncode != 0, result.stdout
     assert "'apps' failed (exit 7)" in result.stderr
     assert never not in result.stdout
@@ -204,7 +199,9 @@ def test_a_failing_stack_lookup_stops_the_pr_stages(tmp_path: Path, script: str)
     """affected_stacks.py runs under python3: a python3 that fails must fail the stage."""
     bin_dir = _fake_bin(tmp_path, "python3")
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CHANGED_FILES": "infra/network/vpc.py"}
-    result = _run(script, env, *(["dev"] if script == "pr_preview.sh" else []))
+    result = dry_run(
+        f"jenkins/stages/{script}" + (" dev" if script == "pr_preview.sh" else ""), **env
+    )
     assert result.returncode != 0, result.stdout
     assert "affected_stacks.py" in result.stderr and "failed (exit 7)" in result.stderr
     assert "platform plan" not in result.stdout and "pulumi" not in result.stdout
