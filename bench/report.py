@@ -80,7 +80,7 @@ def _cost_row(app: str, cost: dict[str, dict[str, float]], rate: float, unit: st
         f" {whole['cpu_ms_per_event']:.3f} ms, {whole['peak_rss_mb']:.0f} MB after"
         f" {_k(whole['events'])} (CPU/event x{_growth(cost):.2f},"
         f" RSS {whole['peak_rss_mb'] - first['peak_rss_mb']:+.0f} MB) | flat;"
-        f" RSS < 150 MB ({verdict(whole['peak_rss_mb'] < TARGETS['rss_mb'])}) |"
+        f" RSS < {TARGETS['rss_mb']:.0f} MB ({verdict(whole['peak_rss_mb'] < TARGETS['rss_mb'])}) |"
     )
 
 
