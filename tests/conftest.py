@@ -26,10 +26,19 @@ from pathlib import Path
 import pytest
 
 from platform_cli.localstack import LocalStackUnavailable, localstack_server
+from tests.stacks import fix_run_id, remove_shared_stacks
 
 TESTS_ROOT = Path(__file__).resolve().parent
 REAL_PARTS_TIERS = ("apps", "aws", "images", "web")
 """Real broker, database and AWS emulators; real images and containers; a real browser."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fix_run_id(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    remove_shared_stacks(config)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -357,11 +357,14 @@ class ConsumerLoop:
         self.metrics = metrics
         self.running = False
         self.last_poll = 0.0
+        self.broker_unreachable = False
+        """The last poll failed for want of a broker: not ready until one answers again."""
 
     def ready(self) -> dict[str, bool]:
         """`/readyz`: polling recently, plus the handler's own checks."""
         polled_recently = self.running and time.monotonic() - self.last_poll < POLL_STALE_AFTER_S
-        return {"consumer": polled_recently, **self.handler.checks()}
+        consuming = polled_recently and not self.broker_unreachable
+        return {"consumer": consuming, **self.handler.checks()}
 
     def run(self) -> None:
         s = self.settings
@@ -378,7 +381,7 @@ class ConsumerLoop:
             log.info(f"{s.service} started", extra={"topics": list(s.topics)})
             while not self.stop.is_set():
                 self.last_poll = time.monotonic()
-                polled = consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=s.max_records)
+                polled = self._poll(consumer)
                 if polled:
                     self._submit(consumer, commits, Batch(polled), in_flight)
                 while in_flight and (len(in_flight) > s.in_flight or in_flight[0].pending.done()):
@@ -390,6 +393,30 @@ class ConsumerLoop:
         finally:
             self.running = False
             self._close(consumer, producer, commits, in_flight, opened)
+
+    def _poll(self, consumer: KafkaConsumer) -> Mapping[TopicPartition, list[Any]]:
+        """One poll; a broker outage is waited out here instead of ending the process.
+
+        kafka-python 3.0.x can let a failed metadata refresh escape `poll()` while it looks up
+        the group coordinator (`KafkaConnectionError: 111 ECONNREFUSED` with the broker down).
+        The consumer stays usable: it reconnects and rejoins on a later poll, and the records of
+        the batches in flight are unaffected. Errors that are not retriable still end the loop."""
+        s = self.settings
+        try:
+            polled = consumer.poll(timeout_ms=s.poll_timeout_ms, max_records=s.max_records)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            self.metrics.failures.labels("poll").inc()
+            if not self.broker_unreachable:
+                log.warning("broker unreachable; polling again", extra={"error": repr(exc)})
+            self.broker_unreachable = True
+            self.stop.wait(RECOVERY_BACKOFF_S)
+            return {}
+        if self.broker_unreachable:
+            log.info("broker reachable again")
+        self.broker_unreachable = False
+        return polled
 
     # --- batches -------------------------------------------------------------------------------
 

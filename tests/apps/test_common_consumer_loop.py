@@ -8,9 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from kafka import TopicPartition
+from kafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from prometheus_client import generate_latest
 
+from apps.common import consumer_loop
 from apps.common.consumer_loop import (
     Batch,
     BatchIncomplete,
@@ -21,7 +24,7 @@ from apps.common.consumer_loop import (
     LoopContext,
     LoopSettings,
 )
-from apps.common.kafka import KafkaSettings, header_dict
+from apps.common.kafka import KafkaSettings, header_dict, make_consumer
 from platform_cli.embedded import KafkaBroker
 from tests.apps.conftest import FAST_GROUP_SETTINGS
 from tests.apps.consumer_harness import (
@@ -159,3 +162,70 @@ def test_a_batch_handed_back_on_stop_stays_uncommitted(
     loop, stop = _loop(kafka, topics, again, "handback")
     with running_in_thread(loop, stop):
         assert wait_until(lambda: again.seen == [b"a", b"b", b"c"], timeout=30)
+
+
+def test_a_broker_outage_surfacing_from_poll_is_waited_out_not_fatal(
+    kafka: KafkaBroker, make_topics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kafka-python 3.0.12 can raise `KafkaConnectionError: 111 ECONNREFUSED` out of `poll()`
+    when a metadata refresh fails during its coordinator lookup with the broker down (seen in
+    a CI run of test_reliability_outage: audit exited and never caught up). Which poll hits that
+    path depends on timing, so here the real consumer's next polls raise exactly that error, as
+    the client does, and the rest runs on the real broker."""
+    topics = make_topics("source", "source.dlq")
+    values = [f"v{i}".encode() for i in range(10)]
+    produce(kafka.bootstrap, topics[0], values, key=b"k")
+    outage = threading.Event()
+    failed_polls: list[int] = []
+
+    def consumer_whose_poll_sees_the_outage(*args: Any, **kwargs: Any) -> Any:
+        consumer = make_consumer(*args, **kwargs)
+        real_poll = consumer.poll
+
+        def poll(*poll_args: Any, **poll_kwargs: Any) -> Any:
+            if outage.is_set():
+                failed_polls.append(1)
+                raise KafkaConnectionError("111 ECONNREFUSED")
+            return real_poll(*poll_args, **poll_kwargs)
+
+        consumer.poll = poll  # type: ignore[method-assign]
+        return consumer
+
+    monkeypatch.setattr(consumer_loop, "make_consumer", consumer_whose_poll_sees_the_outage)
+    handler = Recorder()
+    loop, stop = _loop(kafka, topics, handler, "outage")
+    with running_in_thread(loop, stop) as thread:
+        assert wait_until(lambda: len(handler.seen) == 10, timeout=30)
+        outage.set()
+        assert wait_until(lambda: len(failed_polls) >= 3, timeout=30)
+        assert thread.is_alive()
+        assert loop.ready()["consumer"] is False  # not ready while no broker answers
+        outage.clear()
+        produce(kafka.bootstrap, topics[0], [b"after"], key=b"k")
+        assert wait_until(lambda: len(handler.seen) == 11, timeout=30)
+        assert wait_until(lambda: loop.ready()["consumer"], timeout=10)
+    assert handler.seen == [*values, b"after"]
+    metrics = generate_latest(loop.metrics.registry).decode()
+    assert metric_value(metrics, 'recorder_batch_failures_total{stage="poll"}') == len(failed_polls)
+
+
+def test_an_error_that_is_not_retriable_still_ends_the_loop(
+    kafka: KafkaBroker, make_topics: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topics = make_topics("source", "source.dlq")
+
+    def consumer_refused_by_the_broker(*args: Any, **kwargs: Any) -> Any:
+        consumer = make_consumer(*args, **kwargs)
+
+        def poll(*poll_args: Any, **poll_kwargs: Any) -> Any:
+            raise TopicAuthorizationFailedError()
+
+        consumer.poll = poll  # type: ignore[method-assign]
+        return consumer
+
+    monkeypatch.setattr(consumer_loop, "make_consumer", consumer_refused_by_the_broker)
+    handler = Recorder()
+    loop, _stop = _loop(kafka, topics, handler, "refused")
+    with pytest.raises(TopicAuthorizationFailedError):
+        loop.run()
+    assert handler.closed
