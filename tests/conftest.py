@@ -41,10 +41,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     remove_shared_stacks(config)
 
 
+def _in_real_parts_tier(path: Path) -> bool:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(TESTS_ROOT):
+        return False
+    parts = resolved.relative_to(TESTS_ROOT).parts
+    return bool(parts) and parts[0] in REAL_PARTS_TIERS
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # `make unit` (-m "not slow") would import these tiers' modules (moto, schemathesis,
+    # playwright...) in every worker only to deselect all of them: seconds of CPU per worker.
+    if config.getoption("markexpr") == "not slow" and _in_real_parts_tier(collection_path):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = item.path.resolve().relative_to(TESTS_ROOT).parts
-        if parts and parts[0] in REAL_PARTS_TIERS:
+        if _in_real_parts_tier(item.path):
             item.add_marker(pytest.mark.slow)
 
 
