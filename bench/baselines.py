@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from apps.audit import store
-from apps.common.envelope import encode, new_envelope
+from apps.common.envelope import EventEnvelope, encode, new_envelope
 
 PARTITIONS = 3
 
@@ -30,18 +30,23 @@ BULK_LOADS: dict[str, Callable[[psycopg.Connection[Any], Sequence[store.AuditRec
 }
 
 
-def sample_payloads(n: int) -> list[tuple[bytes, bytes]]:
-    out = []
-    for i in range(n):
-        envelope = new_envelope(
+def sample_envelopes(n: int) -> list[EventEnvelope]:
+    """`n` events as events-api publishes them, each with its own subject."""
+    return [
+        new_envelope(
             "event.received",
             source="bench",
             subject=str(uuid.uuid4()),
             correlation_id=uuid.uuid4().hex,
             data={"category": "deploy", "message": f"release {i} rolled out", "fields": {"v": "1"}},
         )
-        out.append((envelope.subject.encode(), encode(envelope)))
-    return out
+        for i in range(n)
+    ]
+
+
+def sample_payloads(n: int) -> list[tuple[bytes, bytes]]:
+    """`sample_envelopes` as (key, value) records, keyed by subject as events-api keys them."""
+    return [(envelope.subject.encode(), encode(envelope)) for envelope in sample_envelopes(n)]
 
 
 def raw_produce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:

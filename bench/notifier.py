@@ -33,16 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,72 +48,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from apps.common.db import migrate  # noqa: E402
-from apps.common.envelope import EventEnvelope, encode, new_envelope  # noqa: E402
+from apps.common.envelope import EventEnvelope, encode  # noqa: E402
 from apps.notifier.channels import WebhookChannel  # noqa: E402
-from platform_cli.embedded import (  # noqa: E402
-    create_topics,
-    free_port,
-    kafka_broker,
-    postgres_server,
-)
+from bench.baselines import PARTITIONS, sample_envelopes  # noqa: E402
+from bench.procstat import cpu_seconds  # noqa: E402
+from bench.report import verdict  # noqa: E402
+from bench.run import FAST_GROUP, AppProcess, infrastructure, wait_for  # noqa: E402
+from platform_cli.embedded import create_topics, free_port  # noqa: E402
 from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
 
-PARTITIONS = 3
 FAILURE_RATIO = 0.1
-FAST_GROUP = {"KAFKA_HEARTBEAT_INTERVAL_MS": "300", "KAFKA_SESSION_TIMEOUT_MS": "6000"}
 TARGETS = {"vs_bare": 0.8, "with_failures": 0.7}
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc, in clock ticks)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@dataclass
-class Process:
-    """A subprocess stopped with SIGTERM (then SIGKILL); logs go to `log_dir`."""
-
-    name: str
-    args: list[str]
-    env: dict[str, str]
-    log_dir: Path
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        log = (self.log_dir / f"{self.name}.log").open("ab")
-        self.popen = subprocess.Popen(
-            [sys.executable, *self.args],
-            cwd=REPO,
-            env={**os.environ, **self.env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
 
 
 class Target:
@@ -128,7 +69,7 @@ class Target:
         self.url = f"http://127.0.0.1:{self.port}/hook"
         args = ["-m", "tests.apps.webhook_sink", "--port", str(self.port), "--path", "/hook"]
         args += ["--fail-ratio", str(fail_ratio)]
-        self.process = Process(f"target-{fail_ratio}", args, {}, log_dir).start()
+        self.process = AppProcess(f"target-{fail_ratio}", args, {}, log_dir).start()
         assert wait_for(self._up, 20), "webhook target did not start"
 
     def _up(self) -> bool:
@@ -144,19 +85,6 @@ class Target:
 
     def stop(self) -> None:
         self.process.stop()
-
-
-def make_envelopes(n: int) -> list[EventEnvelope]:
-    return [
-        new_envelope(
-            "event.received",
-            source="bench",
-            subject=str(uuid.uuid4()),
-            correlation_id=uuid.uuid4().hex,
-            data={"category": "deploy", "message": f"release {i} rolled out", "fields": {"v": "1"}},
-        )
-        for i in range(n)
-    ]
 
 
 # --- phase 1: the bare client ------------------------------------------------------------------
@@ -226,7 +154,7 @@ def notifier_phase(
     producer.close(5)
 
     port = free_port()
-    notifier = Process(
+    notifier = AppProcess(
         f"notifier-{label}",
         ["-m", "apps.notifier.cli", "run"],
         {
@@ -281,14 +209,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "pairs": args.pairs,
         "cpus": os.cpu_count(),
     }
-    with kafka_broker() as broker, postgres_server() as pg:
-        dsn = pg.dsn if pg.external else pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
+    with infrastructure() as (bootstrap, dsn):
         migrate(dsn, "notifier", REPO / "apps/notifier/migrations")
 
         def bare() -> dict[str, Any]:
             target = Target(log_dir)
             try:
-                return bare_client(target, make_envelopes(args.events), args.concurrency)
+                return bare_client(target, sample_envelopes(args.events), args.concurrency)
             finally:
                 target.stop()
 
@@ -296,10 +223,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             target = Target(log_dir, fail_ratio)
             try:
                 return notifier_phase(
-                    broker.bootstrap,
+                    bootstrap,
                     dsn,
                     target,
-                    make_envelopes(args.events),
+                    sample_envelopes(args.events),
                     args.concurrency,
                     log_dir,
                     f"{fail_ratio}",
@@ -337,10 +264,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         p["failures"]["per_s"] / p["notifier"]["per_s"] for p in with_failures
     ]
     return results
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "MISSED"
 
 
 def spread(values: list[float], fmt: str = "{:.2f}") -> str:

@@ -75,7 +75,7 @@ from platform_cli.embedded import (  # noqa: E402
     postgres_server,
 )
 from platform_cli.local_facts import Database, local_app_environment  # noqa: E402
-from platform_cli.processes import Process, poll_until  # noqa: E402
+from platform_cli.processes import OwnsProcess, Process, poll_until, spawn_python  # noqa: E402
 from platform_cli.processes import http_ok as _http_ok  # noqa: E402
 
 RUNS = 3
@@ -98,7 +98,7 @@ def http_ok(url: str) -> bool:
 
 
 @dataclass
-class AppProcess:
+class AppProcess(OwnsProcess):
     """A Python subprocess (the process kit's), stopped with SIGTERM."""
 
     name: str
@@ -108,19 +108,10 @@ class AppProcess:
     process: Process | None = None
 
     def start(self) -> AppProcess:
-        self.process = Process(
-            [sys.executable, *self.args],
-            env={**os.environ, **self.env},
-            cwd=REPO,
-            log=self.log_dir / f"{self.name}.log",
-            stop_grace_s=15.0,
-        ).spawn()
+        self.process = spawn_python(
+            self.args, env=self.env, log=self.log_dir / f"{self.name}.log", stop_grace_s=15.0
+        )
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None and self.process.started_pid is not None
-        return self.process.started_pid
 
     def stop(self) -> None:
         if self.process is not None:

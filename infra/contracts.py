@@ -238,13 +238,27 @@ _COMMON_FACTS = (
 )
 
 
+def _app(
+    name: str,
+    kind: Literal["producer", "consumer"],
+    *,
+    port: int,
+    extra_facts: tuple[Fact, ...] = (),
+    **fields: Any,
+) -> AppContract:
+    """A bundled app: every one gets the common facts, plus its own `extra_facts`."""
+    return AppContract(
+        name=name, kind=kind, port=port, facts=(*_COMMON_FACTS, *extra_facts), **fields
+    )
+
+
 def _consumer(
     name: str, *, port: int, consumes: tuple[Topic, ...], dead_letter: Topic, **fields: Any
 ) -> AppContract:
     """A Kafka consumer app: its consumer group carries its name."""
-    return AppContract(
-        name=name,
-        kind="consumer",
+    return _app(
+        name,
+        "consumer",
         port=port,
         consumes=tuple(topic.name for topic in consumes),
         consumer_group=name,
@@ -254,19 +268,12 @@ def _consumer(
 
 
 APPS: tuple[AppContract, ...] = (
-    AppContract(
-        name="events-api",
-        kind="producer",
-        port=8000,
-        produces=(EVENTS_TOPIC.name, TASKS_TOPIC.name),
-        facts=_COMMON_FACTS,
-    ),
+    _app("events-api", "producer", port=8000, produces=(EVENTS_TOPIC.name, TASKS_TOPIC.name)),
     _consumer(
         "notifier",
         port=8001,
         consumes=(EVENTS_TOPIC, TASKS_TOPIC, REMINDERS_TOPIC),
         dead_letter=NOTIFIER_DLQ,
-        facts=_COMMON_FACTS,
     ),
     _consumer(
         "audit",
@@ -274,7 +281,7 @@ APPS: tuple[AppContract, ...] = (
         consumes=(EVENTS_TOPIC, TASKS_TOPIC, REMINDERS_TOPIC),
         dead_letter=AUDIT_DLQ,
         uses_archive_bucket=True,
-        facts=(*_COMMON_FACTS, Fact.AUDIT_ARCHIVE_BUCKET),
+        extra_facts=(Fact.AUDIT_ARCHIVE_BUCKET,),
     ),
     # Schedules task reminders (from task changes) in PostgreSQL and publishes each one when
     # it falls due; the notifier delivers them, audit records them.
@@ -284,7 +291,6 @@ APPS: tuple[AppContract, ...] = (
         consumes=(TASKS_TOPIC,),
         dead_letter=REMINDERS_DLQ,
         produces=(REMINDERS_TOPIC.name,),
-        facts=_COMMON_FACTS,
     ),
 )
 

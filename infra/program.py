@@ -7,11 +7,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import BaseModel
 
 from infra.cluster.eks import EksCluster, EksClusterArgs
 from infra.cluster.kubeconfig import KubeconfigCluster, KubeconfigClusterArgs
@@ -33,6 +34,9 @@ from infra.security.app_secrets import AppSecrets, AppSecretsArgs
 from infra.security.ci_roles import CiRoles, CiRolesArgs
 from infra.security.keys import KEY_PURPOSES, Keys, KeysArgs
 from infra.storage.archive_bucket import ArchiveBucket, ArchiveBucketArgs
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 # Services the `localstack` stack sends to LocalStack. Its free edition serves exactly these;
 # EKS, MSK, RDS and ECR are refused there, so that stack replaces them with in-cluster parts.
@@ -84,13 +88,21 @@ class _Foundation:
     def cluster_name(self) -> str:
         return f"{self.cfg.name_prefix}-eks"
 
+    def stack_fields(self) -> dict[str, Any]:
+        """The stack's identity (name prefix, stack, region, tags) for the Args that take it."""
+        cfg = self.cfg
+        return {
+            "name_prefix": cfg.name_prefix,
+            "environment": cfg.stack,
+            "region": cfg.region,
+            "tags": self.tags,
+        }
+
     def layer_fields(self, k8s_provider: pulumi.ProviderResource) -> dict[str, Any]:
         """The platform layer's Args that do not depend on the flavour."""
         cfg = self.cfg
         return {
-            "environment": cfg.stack,
-            "region": cfg.region,
-            "name_prefix": cfg.name_prefix,
+            **self.stack_fields(),
             "k8s_provider": k8s_provider,
             "audit_bucket_name": self.archive.bucket_name,
             "gitops_repo_url": cfg.gitops.repo_url,
@@ -103,7 +115,6 @@ class _Foundation:
                 for r in cfg.observability.alert_receivers
             ),
             "trace_storage_gib": cfg.observability.trace_storage_gib,
-            "tags": self.tags,
         }
 
 
@@ -207,18 +218,12 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     eks = EksCluster(
         "cluster",
         EksClusterArgs(
+            **section_fields(cfg.cluster, EksClusterArgs),
             cluster_name=base.cluster_name,
-            version=cfg.cluster.version,
-            addon_versions=cfg.cluster.addon_versions,
-            node_groups=cfg.cluster.node_groups,
             vpc_id=network.vpc_id,
             private_subnet_ids=pulumi.Output.all(*network.private_subnet_ids),
             secrets_kms_key_arn=keys.arns["eks"],
             ebs_kms_key_arn=keys.arns["ebs"],
-            public_access_cidrs=cfg.cluster.public_access_cidrs,
-            admin_role_arns=cfg.cluster.admin_role_arns,
-            grant_deployer_admin=cfg.cluster.grant_deployer_admin,
-            log_retention_days=cfg.cluster.log_retention_days,
             logs_kms_key_arn=keys.arns["logs"],
             tags=tags,
             protect=protect,
@@ -230,19 +235,13 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     kafka = KafkaCluster(
         "kafka",
         KafkaClusterArgs(
+            **section_fields(cfg.kafka, KafkaClusterArgs),
             cluster_name=f"{prefix}-kafka",
             kafka_version=cfg.kafka.version,
-            broker_count=cfg.kafka.broker_count,
-            instance_type=cfg.kafka.instance_type,
-            storage_gib=cfg.kafka.storage_gib,
-            max_storage_gib=cfg.kafka.max_storage_gib,
-            replication_factor=cfg.kafka.replication_factor,
-            min_insync_replicas=cfg.kafka.min_insync_replicas,
             vpc_id=network.vpc_id,
             subnet_ids=network.private_subnet_ids,
             client_security_group_ids=node_sg,
             kms_key_arn=keys.arns["msk"],
-            log_retention_days=cfg.kafka.log_retention_days,
             logs_kms_key_arn=keys.arns["logs"],
             tags=tags,
             protect=protect,
@@ -250,20 +249,11 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
         opts=with_aws,
     )
 
-    db = cfg.database
     database = Database(
         "database",
         DatabaseArgs(
+            **section_fields(cfg.database, DatabaseArgs),
             identifier=f"{prefix}-postgres",
-            engine_version=db.engine_version,
-            parameter_group_family=db.parameter_group_family,
-            instance_class=db.instance_class,
-            allocated_storage_gib=db.allocated_storage_gib,
-            max_allocated_storage_gib=db.max_allocated_storage_gib,
-            multi_az=db.multi_az,
-            backup_retention_days=db.backup_retention_days,
-            database_name=db.database_name,
-            performance_insights_retention_days=db.performance_insights_retention_days,
             vpc_id=network.vpc_id,
             subnet_ids=network.isolated_subnet_ids,
             client_security_group_ids=node_sg,
@@ -278,15 +268,7 @@ def _managed_services(base: _Foundation, outputs: dict[str, Any]) -> ManagedLaye
     # The CI's read-only preview role (trusted PR previews, the drift job); the local flavour
     # has no cloud for CI to preview against.
     ci = CiRoles(
-        "ci",
-        CiRolesArgs(
-            name_prefix=cfg.name_prefix,
-            environment=cfg.stack,
-            region=cfg.region,
-            cluster_name=eks.cluster_name,
-            tags=base.tags,
-        ),
-        opts=base.with_aws,
+        "ci", CiRolesArgs(**base.stack_fields(), cluster_name=eks.cluster_name), opts=with_aws
     )
     outputs |= {
         "ciPreviewRoleArn": ci.preview_role_arn,
@@ -366,6 +348,21 @@ def _kubeconfig_cluster(base: _Foundation, outputs: dict[str, Any]) -> InCluster
         kafka_replicas=cfg.kafka.broker_count,
         kafka_replication_factor=cfg.kafka.replication_factor,
     )
+
+
+def section_fields(section: BaseModel, args_type: type[DataclassInstance]) -> dict[str, Any]:
+    """The fields of the Args dataclass `args_type` that the config section holds under the same
+    name (a field or a derived property such as `replication_factor`).
+
+    The component owns those settings, so they are mapped by name once here instead of one by
+    one; what only the program knows (names, wiring, keys) is passed beside them.
+    """
+    model = type(section)
+
+    def held(name: str) -> bool:
+        return name in model.model_fields or isinstance(getattr(model, name, None), property)
+
+    return {f.name: getattr(section, f.name) for f in fields(args_type) if held(f.name)}
 
 
 def key_purposes(cfg: PlatformConfig) -> tuple[str, ...]:

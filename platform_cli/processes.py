@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -43,6 +44,7 @@ atexit.unregister(mirakuru.base.cleanup_subprocesses)
 
 T = TypeVar("T")
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 30.0
 STOP_GRACE_S = 10.0
 
@@ -90,6 +92,26 @@ def retrying(
         reraise=True,
     )
     return retryer(operation)
+
+
+def last_line_of(
+    command: list[str],
+    *,
+    what: str,
+    error: type[Exception],
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    """Run `command` to its end and return the last line of its stdout: the answer of a command
+    that may print progress first. A non-zero exit raises `error`("<what> failed", with the end
+    of its stderr)."""
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise error(f"{what} failed:\n{result.stderr[-1500:]}")
+    return result.stdout.strip().splitlines()[-1].strip()
 
 
 # --- ports ------------------------------------------------------------------------------------
@@ -230,6 +252,33 @@ class Process(_KitExecutor):
             popen.wait(timeout)
         self.terminate()  # past the timeout; else it reaps what the command left in its group
         return int(popen.returncode)
+
+
+def spawn_python(
+    args: list[str], *, env: Mapping[str, str], log: Path, stop_grace_s: float = STOP_GRACE_S
+) -> Process:
+    """`python <args>` from the repository root, spawned with this process's environment plus
+    `env`: how the bench and the tests run an app as its own OS process (it needs the caller's
+    PATH and virtualenv; `platform local` and the rehearsal hand over only the facts instead)."""
+    return Process(
+        [sys.executable, *args],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        log=log,
+        stop_grace_s=stop_grace_s,
+    ).spawn()
+
+
+class OwnsProcess:
+    """A wrapper around one kit process, `process` (None until it is started)."""
+
+    process: Process | None
+
+    @property
+    def pid(self) -> int:
+        """The pid of its last start (kept once it has ended)."""
+        assert self.process is not None and self.process.started_pid is not None, "not started"
+        return self.process.started_pid
 
 
 class _Server(_KitExecutor, Executor):

@@ -6,6 +6,9 @@ elsewhere marked `@pytest.mark.slow` because they run a subprocess or take secon
 
 `use_aws_emulator`: boto3 pointed at an emulator, with test credentials.
 
+`serving`: an HTTP handler served from a thread on loopback, for the stand-ins and recorders the
+tests point the code under test at (webhook targets, an OTLP receiver, Argo CD's API).
+
 `localstack_endpoint`: real LocalStack for the whole session, started once and shared by every
 tier that runs its boto3 tests against it as well as against moto (tests/aws, tests/apps).
 `LOCALSTACK_ENDPOINT` when set and healthy; else host-mode LocalStack from `.localstack-venv`
@@ -15,7 +18,9 @@ tier that runs its boto3 tests against it as well as against moto (tests/aws, te
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -36,10 +41,25 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     remove_shared_stacks(config)
 
 
+def _in_real_parts_tier(path: Path) -> bool:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(TESTS_ROOT):
+        return False
+    parts = resolved.relative_to(TESTS_ROOT).parts
+    return bool(parts) and parts[0] in REAL_PARTS_TIERS
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # `make unit` (-m "not slow") would import these tiers' modules (moto, schemathesis,
+    # playwright...) in every worker only to deselect all of them: seconds of CPU per worker.
+    if config.getoption("markexpr") == "not slow" and _in_real_parts_tier(collection_path):
+        return True
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = item.path.resolve().relative_to(TESTS_ROOT).parts
-        if parts and parts[0] in REAL_PARTS_TIERS:
+        if _in_real_parts_tier(item.path):
             item.add_marker(pytest.mark.slow)
 
 
@@ -59,6 +79,24 @@ def use_aws_emulator(
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     return env
+
+
+@contextlib.contextmanager
+def serving(
+    handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", port: int = 0
+) -> Iterator[ThreadingHTTPServer]:
+    """`handler` answering on host:port (0: a free port; read it from `server_address`) from a
+    daemon thread, one thread per request; shut down and closed on exit."""
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from infra.cluster import iam
+from infra.component import PlatformComponent
 from infra.config import LOG_RETENTION_DAYS, SUPPORTED_EKS_VERSIONS, NodeGroupConfig
 from infra.contracts import KUBE_SYSTEM_NAMESPACE
 from infra.naming import merge_tags
@@ -105,63 +106,64 @@ class EksClusterArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     protect: bool = False
 
-
-def validate_args(args: EksClusterArgs) -> None:
-    """Raise ValueError naming the field, the bad value and what is allowed."""
-    if not _CLUSTER_NAME.fullmatch(args.cluster_name):
-        raise ValueError(
-            f"cluster_name: {args.cluster_name!r}; allowed: 1-100 letters, digits, '-' or '_', "
-            "starting with a letter or digit"
-        )
-    if args.version not in SUPPORTED_EKS_VERSIONS:
-        raise ValueError(f"version: {args.version!r}; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
-    missing = [name for name in REQUIRED_ADDONS if name not in args.addon_versions]
-    unknown = [name for name in args.addon_versions if name not in REQUIRED_ADDONS]
-    if missing or unknown:
-        raise ValueError(
-            f"addon_versions: missing {missing}, unknown {unknown}; allowed: exactly "
-            f"{', '.join(REQUIRED_ADDONS)}"
-        )
-    for addon, version in args.addon_versions.items():
-        if not _ADDON_VERSION.fullmatch(version):
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the bad value and what is allowed."""
+        if not _CLUSTER_NAME.fullmatch(self.cluster_name):
             raise ValueError(
-                f"addon_versions[{addon!r}]: {version!r} is not pinned; allowed: an exact "
-                "vX.Y.Z-eksbuild.N"
+                f"cluster_name: {self.cluster_name!r}; allowed: 1-100 letters, digits, '-' or '_', "
+                "starting with a letter or digit"
             )
-    _validate_node_groups(args.node_groups)
-    for cidr in args.public_access_cidrs:
-        try:
-            network = ipaddress.ip_network(cidr, strict=True)
-        except ValueError:
+        if self.version not in SUPPORTED_EKS_VERSIONS:
             raise ValueError(
-                f"public_access_cidrs: {cidr!r} is not a CIDR; allowed: e.g. 203.0.113.0/24"
-            ) from None
-        if network.prefixlen == 0:
-            raise ValueError(
-                f"public_access_cidrs: {cidr!r} opens the API to the internet; allowed: narrower "
-                "CIDRs, or none to keep the endpoint private"
+                f"version: {self.version!r}; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}"
             )
-    admin_names = []
-    for arn in args.admin_role_arns:
-        try:
-            admin_names.append(iam.role_name_from_arn(arn))
-        except ValueError as exc:
-            raise ValueError(f"admin_role_arns: {exc}") from None
-    if len(set(admin_names)) != len(admin_names):
-        raise ValueError(
-            f"admin_role_arns: role names {admin_names} repeat; allowed: each role once"
-        )
-    if args.log_retention_days not in LOG_RETENTION_DAYS:
-        raise ValueError(
-            f"log_retention_days: {args.log_retention_days}; allowed: "
-            f"{', '.join(str(d) for d in LOG_RETENTION_DAYS)}"
-        )
-    for key in ("project", "stack", "managed-by"):
-        if key not in args.tags:
+        missing = [name for name in REQUIRED_ADDONS if name not in self.addon_versions]
+        unknown = [name for name in self.addon_versions if name not in REQUIRED_ADDONS]
+        if missing or unknown:
             raise ValueError(
-                f"tags: {dict(args.tags)!r} lacks base tag {key!r}; allowed: the stack's "
-                "base_tags merged with user tags"
+                f"addon_versions: missing {missing}, unknown {unknown}; allowed: exactly "
+                f"{', '.join(REQUIRED_ADDONS)}"
             )
+        for addon, version in self.addon_versions.items():
+            if not _ADDON_VERSION.fullmatch(version):
+                raise ValueError(
+                    f"addon_versions[{addon!r}]: {version!r} is not pinned; allowed: an exact "
+                    "vX.Y.Z-eksbuild.N"
+                )
+        _validate_node_groups(self.node_groups)
+        for cidr in self.public_access_cidrs:
+            try:
+                network = ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(
+                    f"public_access_cidrs: {cidr!r} is not a CIDR; allowed: e.g. 203.0.113.0/24"
+                ) from None
+            if network.prefixlen == 0:
+                raise ValueError(
+                    f"public_access_cidrs: {cidr!r} opens the API to the internet; allowed: "
+                    "narrower CIDRs, or none to keep the endpoint private"
+                )
+        admin_names = []
+        for arn in self.admin_role_arns:
+            try:
+                admin_names.append(iam.role_name_from_arn(arn))
+            except ValueError as exc:
+                raise ValueError(f"admin_role_arns: {exc}") from None
+        if len(set(admin_names)) != len(admin_names):
+            raise ValueError(
+                f"admin_role_arns: role names {admin_names} repeat; allowed: each role once"
+            )
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"log_retention_days: {self.log_retention_days}; allowed: "
+                f"{', '.join(str(d) for d in LOG_RETENTION_DAYS)}"
+            )
+        for key in ("project", "stack", "managed-by"):
+            if key not in self.tags:
+                raise ValueError(
+                    f"tags: {dict(self.tags)!r} lacks base tag {key!r}; allowed: the stack's "
+                    "base_tags merged with user tags"
+                )
 
 
 def _validate_node_groups(groups: Sequence[NodeGroupConfig]) -> None:
@@ -177,8 +179,10 @@ def _validate_node_groups(groups: Sequence[NodeGroupConfig]) -> None:
             raise ValueError(f"node_groups[{group.name!r}].{exc}") from None
 
 
-class EksCluster(pulumi.ComponentResource):
+class EksCluster(PlatformComponent[EksClusterArgs]):
     """An EKS cluster with managed nodes, pinned add-ons and a Kubernetes provider for it."""
+
+    TYPE_TOKEN = COMPONENT_TYPE
 
     cluster_name: pulumi.Output[str]
     cluster_arn: pulumi.Output[str]
@@ -191,11 +195,7 @@ class EksCluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     provider: k8s.Provider
 
-    def __init__(
-        self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        validate_args(args)
-        super().__init__(COMPONENT_TYPE, name, None, opts)
+    def declare(self, name: str, args: EksClusterArgs) -> dict[str, Any]:
         self._name = name
         self._args = args
 
@@ -265,22 +265,20 @@ class EksCluster(pulumi.ComponentResource):
                 depends_on=[*admin_associations, *node_groups, *early_addons, coredns, ebs_csi],
             ),
         )
-        self.register_outputs(
-            {
-                "cluster_name": self.cluster_name,
-                "cluster_arn": self.cluster_arn,
-                "endpoint": self.endpoint,
-                "certificate_authority": self.certificate_authority,
-                "oidc_issuer_url": self.oidc_issuer_url,
-                "cluster_security_group_id": self.cluster_security_group_id,
-                "node_security_group_id": self.node_security_group_id,
-                "node_role_arn": self.node_role_arn,
-                "kubeconfig": self.kubeconfig,
-                # Recorded by URN: component outputs only reach the state, where a URN says the
-                # same as a resource reference (which the offline harness cannot rehydrate).
-                "provider": self.provider.urn,
-            }
-        )
+        return {
+            "cluster_name": self.cluster_name,
+            "cluster_arn": self.cluster_arn,
+            "endpoint": self.endpoint,
+            "certificate_authority": self.certificate_authority,
+            "oidc_issuer_url": self.oidc_issuer_url,
+            "cluster_security_group_id": self.cluster_security_group_id,
+            "node_security_group_id": self.node_security_group_id,
+            "node_role_arn": self.node_role_arn,
+            "kubeconfig": self.kubeconfig,
+            # Recorded by URN: component outputs only reach the state, where a URN says the
+            # same as a resource reference (which the offline harness cannot rehydrate).
+            "provider": self.provider.urn,
+        }
 
     # --- helpers: each declares one concern's children ------------------------------------
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
+from infra.component import PlatformComponent
 
 COMPONENT_TYPE = "platform:cluster:KubeconfigCluster"
 
@@ -35,37 +38,34 @@ class KubeconfigClusterArgs:
     context: str
     cluster_name: str
 
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the bad value and what is allowed."""
+        if not _CONTEXT.fullmatch(self.context):
+            raise ValueError(
+                f"context: {self.context!r}; allowed: a kubeconfig context name without whitespace"
+            )
+        if not _CLUSTER_NAME.fullmatch(self.cluster_name):
+            raise ValueError(
+                f"cluster_name: {self.cluster_name!r}; allowed: 1-100 letters, digits, '.', '-' or "
+                "'_', starting with a letter or digit"
+            )
 
-def validate_args(args: KubeconfigClusterArgs) -> None:
-    """Raise ValueError naming the field, the bad value and what is allowed."""
-    if not _CONTEXT.fullmatch(args.context):
-        raise ValueError(
-            f"context: {args.context!r}; allowed: a kubeconfig context name without whitespace"
-        )
-    if not _CLUSTER_NAME.fullmatch(args.cluster_name):
-        raise ValueError(
-            f"cluster_name: {args.cluster_name!r}; allowed: 1-100 letters, digits, '.', '-' or "
-            "'_', starting with a letter or digit"
-        )
 
-
-class KubeconfigCluster(pulumi.ComponentResource):
+class KubeconfigCluster(PlatformComponent[KubeconfigClusterArgs]):
     """A Kubernetes provider for an existing cluster selected by kubeconfig context."""
+
+    TYPE_TOKEN = COMPONENT_TYPE
 
     cluster_name: pulumi.Output[str]
     provider: k8s.Provider
 
-    def __init__(
-        self, name: str, args: KubeconfigClusterArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        validate_args(args)
-        super().__init__(COMPONENT_TYPE, name, None, opts)
+    def declare(self, name: str, args: KubeconfigClusterArgs) -> dict[str, Any]:
         self.cluster_name = pulumi.Output.from_input(args.cluster_name)
         self.provider = k8s.Provider(
             f"{name}-k8s",
             context=args.context,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child,
         )
         # The provider is recorded by URN, as in EksCluster (see the note there).
-        self.register_outputs({"cluster_name": self.cluster_name, "provider": self.provider.urn})
+        return {"cluster_name": self.cluster_name, "provider": self.provider.urn}

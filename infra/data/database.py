@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.contracts import POSTGRES_PORT
 from infra.data.rds_parameters import (
     check_database_name,
@@ -70,45 +72,46 @@ class DatabaseArgs:
     protect: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
 
+    def validate(self) -> None:
+        """Raise `ValueError` naming the field, its value and what is allowed."""
+        check_identifier(self.identifier)
+        check_engine_version(self.engine_version, self.parameter_group_family)
+        check_database_name(self.database_name)
+        if not MIN_BACKUP_RETENTION_DAYS <= self.backup_retention_days <= MAX_BACKUP_RETENTION_DAYS:
+            raise ValueError(
+                f"backup_retention_days: {self.backup_retention_days}; allowed: "
+                f"{MIN_BACKUP_RETENTION_DAYS} to {MAX_BACKUP_RETENTION_DAYS}"
+            )
+        if not 20 <= self.allocated_storage_gib <= 65536:
+            raise ValueError(
+                f"allocated_storage_gib: {self.allocated_storage_gib}; allowed: 20 to 65536"
+            )
+        if not self.allocated_storage_gib <= self.max_allocated_storage_gib <= 65536:
+            raise ValueError(
+                f"max_allocated_storage_gib: {self.max_allocated_storage_gib}; allowed: "
+                f"allocated_storage_gib ({self.allocated_storage_gib}) to 65536"
+            )
+        if not valid_performance_insights_retention(self.performance_insights_retention_days):
+            raise ValueError(
+                f"performance_insights_retention_days: {self.performance_insights_retention_days}; "
+                "allowed: 7, 31 * n for n in 1..23, or 731"
+            )
+        if len(self.subnet_ids) < 2:
+            raise ValueError(
+                f"subnet_ids: {len(self.subnet_ids)} subnet(s); allowed: isolated subnets in at "
+                "least 2 AZs (an RDS subnet group needs two)"
+            )
+        if not self.client_security_group_ids:
+            raise ValueError(
+                "client_security_group_ids: empty; allowed: the EKS node security group (nothing "
+                "else may reach the database, and CIDR sources are not offered)"
+            )
 
-def validate_database_args(args: DatabaseArgs) -> None:
-    """Raise `ValueError` naming the field, its value and what is allowed."""
-    check_identifier(args.identifier)
-    check_engine_version(args.engine_version, args.parameter_group_family)
-    check_database_name(args.database_name)
-    if not MIN_BACKUP_RETENTION_DAYS <= args.backup_retention_days <= MAX_BACKUP_RETENTION_DAYS:
-        raise ValueError(
-            f"backup_retention_days: {args.backup_retention_days}; allowed: "
-            f"{MIN_BACKUP_RETENTION_DAYS} to {MAX_BACKUP_RETENTION_DAYS}"
-        )
-    if not 20 <= args.allocated_storage_gib <= 65536:
-        raise ValueError(
-            f"allocated_storage_gib: {args.allocated_storage_gib}; allowed: 20 to 65536"
-        )
-    if not args.allocated_storage_gib <= args.max_allocated_storage_gib <= 65536:
-        raise ValueError(
-            f"max_allocated_storage_gib: {args.max_allocated_storage_gib}; allowed: "
-            f"allocated_storage_gib ({args.allocated_storage_gib}) to 65536"
-        )
-    if not valid_performance_insights_retention(args.performance_insights_retention_days):
-        raise ValueError(
-            f"performance_insights_retention_days: {args.performance_insights_retention_days}; "
-            "allowed: 7, 31 * n for n in 1..23, or 731"
-        )
-    if len(args.subnet_ids) < 2:
-        raise ValueError(
-            f"subnet_ids: {len(args.subnet_ids)} subnet(s); allowed: isolated subnets in at "
-            "least 2 AZs (an RDS subnet group needs two)"
-        )
-    if not args.client_security_group_ids:
-        raise ValueError(
-            "client_security_group_ids: empty; allowed: the EKS node security group (nothing "
-            "else may reach the database, and CIDR sources are not offered)"
-        )
 
-
-class Database(pulumi.ComponentResource):
+class Database(PlatformComponent[DatabaseArgs]):
     """One RDS PostgreSQL instance in isolated subnets, reachable only from the client SGs."""
+
+    TYPE_TOKEN = "platform:data:Database"
 
     address: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -117,23 +120,14 @@ class Database(pulumi.ComponentResource):
     instance_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: DatabaseArgs,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        validate_database_args(args)
-        super().__init__("platform:data:Database", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
+    def declare(self, name: str, args: DatabaseArgs) -> dict[str, Any]:
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
             name=f"{args.identifier}-isolated",
             description=f"Isolated subnets of {args.identifier}",
             subnet_ids=list(args.subnet_ids),
             tags=merge_tags(f"{args.identifier}-subnets", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         parameter_group = aws.rds.ParameterGroup(
@@ -148,7 +142,7 @@ class Database(pulumi.ComponentResource):
                 for key, value in postgres_parameters().items()
             ],
             tags=merge_tags(f"{args.identifier}-params", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         security_group = aws.ec2.SecurityGroup(
@@ -167,7 +161,7 @@ class Database(pulumi.ComponentResource):
             # No egress rules: replies to clients need none (stateful), and the instance
             # initiates nothing into the VPC.
             tags=merge_tags(f"{args.identifier}-db", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         instance = aws.rds.Instance(
@@ -216,16 +210,14 @@ class Database(pulumi.ComponentResource):
         self.master_secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
         self.instance_arn = instance.arn
         self.security_group_id = security_group.id
-        self.register_outputs(
-            {
-                "address": self.address,
-                "port": self.port,
-                "db_name": self.db_name,
-                "master_secret_arn": self.master_secret_arn,
-                "instance_arn": self.instance_arn,
-                "security_group_id": self.security_group_id,
-            }
-        )
+        return {
+            "address": self.address,
+            "port": self.port,
+            "db_name": self.db_name,
+            "master_secret_arn": self.master_secret_arn,
+            "instance_arn": self.instance_arn,
+            "security_group_id": self.security_group_id,
+        }
 
 
 def _first_secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret] | None) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.contracts import MSK_IAM_PORT, SEVEN_DAYS_MS
 from infra.data.kafka_properties import (
     render_server_properties,
@@ -75,38 +76,39 @@ class KafkaClusterArgs:
     enhanced_monitoring: EnhancedMonitoring = "PER_TOPIC_PER_BROKER"
     allow_prometheus_scrape: bool = False
 
+    def validate(self) -> None:
+        """Raise `ValueError` naming the field, its value and what is allowed."""
+        if not self.subnet_ids:
+            raise ValueError("subnet_ids: empty; allowed: one private subnet per AZ (2 or 3)")
+        if self.broker_count < 1 or self.broker_count % len(self.subnet_ids):
+            raise ValueError(
+                f"broker_count: {self.broker_count} is not a multiple of the "
+                f"{len(self.subnet_ids)} subnet_ids; allowed: "
+                f"{', '.join(str(len(self.subnet_ids) * n) for n in (1, 2, 3))}, ..."
+            )
+        if not 1 <= self.storage_gib <= 16384:
+            raise ValueError(f"storage_gib: {self.storage_gib}; allowed: 1 to 16384")
+        if not self.storage_gib <= self.max_storage_gib <= 16384:
+            raise ValueError(
+                f"max_storage_gib: {self.max_storage_gib} < storage_gib {self.storage_gib} or "
+                "above 16384; allowed: storage_gib to 16384"
+            )
+        validate_replication(self.broker_count, self.replication_factor, self.min_insync_replicas)
+        if not self.client_security_group_ids:
+            raise ValueError(
+                "client_security_group_ids: empty; allowed: the EKS node security group (nothing "
+                "else may reach the brokers, and CIDR sources are not offered)"
+            )
+        if self.log_retention_days < 1:
+            raise ValueError(f"log_retention_days: {self.log_retention_days}; allowed: 1 or more")
+        if not self.cluster_name or len(self.cluster_name) > 64:
+            raise ValueError(f"cluster_name: {self.cluster_name!r}; allowed: 1 to 64 characters")
 
-def validate_kafka_args(args: KafkaClusterArgs) -> None:
-    """Raise `ValueError` naming the field, its value and what is allowed."""
-    if not args.subnet_ids:
-        raise ValueError("subnet_ids: empty; allowed: one private subnet per AZ (2 or 3)")
-    if args.broker_count < 1 or args.broker_count % len(args.subnet_ids):
-        raise ValueError(
-            f"broker_count: {args.broker_count} is not a multiple of the {len(args.subnet_ids)} "
-            f"subnet_ids; allowed: {', '.join(str(len(args.subnet_ids) * n) for n in (1, 2, 3))}"
-            ", ..."
-        )
-    if not 1 <= args.storage_gib <= 16384:
-        raise ValueError(f"storage_gib: {args.storage_gib}; allowed: 1 to 16384")
-    if not args.storage_gib <= args.max_storage_gib <= 16384:
-        raise ValueError(
-            f"max_storage_gib: {args.max_storage_gib} < storage_gib {args.storage_gib} or above "
-            "16384; allowed: storage_gib to 16384"
-        )
-    validate_replication(args.broker_count, args.replication_factor, args.min_insync_replicas)
-    if not args.client_security_group_ids:
-        raise ValueError(
-            "client_security_group_ids: empty; allowed: the EKS node security group (nothing "
-            "else may reach the brokers, and CIDR sources are not offered)"
-        )
-    if args.log_retention_days < 1:
-        raise ValueError(f"log_retention_days: {args.log_retention_days}; allowed: 1 or more")
-    if not args.cluster_name or len(args.cluster_name) > 64:
-        raise ValueError(f"cluster_name: {args.cluster_name!r}; allowed: 1 to 64 characters")
 
-
-class KafkaCluster(pulumi.ComponentResource):
+class KafkaCluster(PlatformComponent[KafkaClusterArgs]):
     """An MSK cluster reachable only from the given client security groups, IAM auth over TLS."""
+
+    TYPE_TOKEN = "platform:data:KafkaCluster"
 
     cluster_arn: pulumi.Output[str]
     cluster_name: pulumi.Output[str]
@@ -114,16 +116,7 @@ class KafkaCluster(pulumi.ComponentResource):
     cluster_uuid: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
 
-    def __init__(
-        self,
-        name: str,
-        args: KafkaClusterArgs,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        validate_kafka_args(args)
-        super().__init__("platform:data:KafkaCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-
+    def declare(self, name: str, args: KafkaClusterArgs) -> dict[str, Any]:
         security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             description=f"MSK brokers of {args.cluster_name}: IAM/TLS from cluster nodes only",
@@ -132,7 +125,7 @@ class KafkaCluster(pulumi.ComponentResource):
             # No egress rules: security groups are stateful, so replies to client connections
             # flow without one, and brokers open no connections into the VPC themselves.
             tags=merge_tags(f"{args.cluster_name}-msk", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         log_group = aws.cloudwatch.LogGroup(
@@ -141,7 +134,7 @@ class KafkaCluster(pulumi.ComponentResource):
             retention_in_days=args.log_retention_days,
             kms_key_id=args.logs_kms_key_arn,
             tags=merge_tags(f"{args.cluster_name}-broker-logs", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         properties = server_properties(
@@ -154,7 +147,7 @@ class KafkaCluster(pulumi.ComponentResource):
             description=f"Broker settings of {args.cluster_name} (managed by Pulumi)",
             kafka_versions=[args.kafka_version],
             server_properties=render_server_properties(properties),
-            opts=child,
+            opts=self.child,
         )
 
         cluster = aws.msk.Cluster(
@@ -221,7 +214,7 @@ class KafkaCluster(pulumi.ComponentResource):
             min_capacity=args.storage_gib,
             max_capacity=args.max_storage_gib,
             tags=merge_tags(f"{args.cluster_name}-storage", args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
 
         aws.appautoscaling.Policy(
@@ -238,7 +231,7 @@ class KafkaCluster(pulumi.ComponentResource):
                 # MSK cannot shrink a volume; scale-in would only produce failed activities.
                 "disable_scale_in": True,
             },
-            opts=child,
+            opts=self.child,
         )
 
         self.cluster_arn = cluster.arn
@@ -247,15 +240,13 @@ class KafkaCluster(pulumi.ComponentResource):
         # Topic and group ARNs (least-privilege IAM for the apps) embed the cluster UUID.
         self.cluster_uuid = cluster.cluster_uuid
         self.security_group_id = security_group.id
-        self.register_outputs(
-            {
-                "cluster_arn": self.cluster_arn,
-                "cluster_name": self.cluster_name,
-                "bootstrap_brokers_iam": self.bootstrap_brokers_iam,
-                "cluster_uuid": self.cluster_uuid,
-                "security_group_id": self.security_group_id,
-            }
-        )
+        return {
+            "cluster_arn": self.cluster_arn,
+            "cluster_name": self.cluster_name,
+            "bootstrap_brokers_iam": self.bootstrap_brokers_iam,
+            "cluster_uuid": self.cluster_uuid,
+            "security_group_id": self.security_group_id,
+        }
 
     @staticmethod
     def _ingress_rules(args: KafkaClusterArgs) -> list[aws.ec2.SecurityGroupIngressArgs]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.naming import merge_tags
 from infra.network.cidr import MAX_AZS, SubnetPlan, plan_subnets
 
@@ -97,8 +98,10 @@ INTERFACE_ENDPOINT_SERVICES: tuple[str, ...] = ("s3", "secretsmanager")
 """AWS APIs the pods reach through interface endpoints in the data subnets (EKS flavour)."""
 
 
-class Network(pulumi.ComponentResource):
+class Network(PlatformComponent[NetworkArgs]):
     """VPC with public, private (workloads) and isolated (data) subnets in every AZ."""
+
+    TYPE_TOKEN = "platform:network:Network"
 
     vpc_id: pulumi.Output[str]
     vpc_cidr: str
@@ -108,12 +111,7 @@ class Network(pulumi.ComponentResource):
     private_route_table_ids: list[pulumi.Output[str]]
     nat_gateway_ids: list[pulumi.Output[str]]
 
-    def __init__(
-        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        args.validate()
-        super().__init__("platform:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def declare(self, name: str, args: NetworkArgs) -> dict[str, Any]:
         prefix = args.name_prefix
 
         def tags(physical: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -125,7 +123,7 @@ class Network(pulumi.ComponentResource):
             enable_dns_hostnames=True,
             enable_dns_support=True,
             tags=tags(f"{prefix}-vpc"),
-            opts=child,
+            opts=self.child,
         )
         # The default security group allows all traffic between its members; owning it with no
         # rules means nothing can rely on it by accident.
@@ -135,10 +133,10 @@ class Network(pulumi.ComponentResource):
             ingress=[],
             egress=[],
             tags=tags(f"{prefix}-default-sg"),
-            opts=child,
+            opts=self.child,
         )
         igw = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=vpc.id, tags=tags(f"{prefix}-igw"), opts=child
+            f"{name}-igw", vpc_id=vpc.id, tags=tags(f"{prefix}-igw"), opts=self.child
         )
 
         azs = list(args.availability_zones)
@@ -148,21 +146,24 @@ class Network(pulumi.ComponentResource):
             subnets[(plan.tier, plan.az_index)] = self._subnet(name, prefix, vpc, plan, azs, args)
 
         public_rt = aws.ec2.RouteTable(
-            f"{name}-public-rt", vpc_id=vpc.id, tags=tags(f"{prefix}-public-rt"), opts=child
+            f"{name}-public-rt", vpc_id=vpc.id, tags=tags(f"{prefix}-public-rt"), opts=self.child
         )
         aws.ec2.Route(
             f"{name}-public-default",
             route_table_id=public_rt.id,
             destination_cidr_block="0.0.0.0/0",
             gateway_id=igw.id,
-            opts=child,
+            opts=self.child,
         )
 
         nat_count = len(azs) if args.nat_gateways == "per-az" else 1
         nats: list[aws.ec2.NatGateway] = []
         for az in range(nat_count):
             eip = aws.ec2.Eip(
-                f"{name}-nat-eip-{az}", domain="vpc", tags=tags(f"{prefix}-nat-{az}"), opts=child
+                f"{name}-nat-eip-{az}",
+                domain="vpc",
+                tags=tags(f"{prefix}-nat-{az}"),
+                opts=self.child,
             )
             nats.append(
                 aws.ec2.NatGateway(
@@ -176,20 +177,23 @@ class Network(pulumi.ComponentResource):
 
         private_rts: list[aws.ec2.RouteTable] = []
         isolated_rt = aws.ec2.RouteTable(
-            f"{name}-isolated-rt", vpc_id=vpc.id, tags=tags(f"{prefix}-isolated-rt"), opts=child
+            f"{name}-isolated-rt",
+            vpc_id=vpc.id,
+            tags=tags(f"{prefix}-isolated-rt"),
+            opts=self.child,
         )
         for az in range(len(azs)):
             aws.ec2.RouteTableAssociation(
                 f"{name}-public-rta-{az}",
                 subnet_id=subnets[("public", az)].id,
                 route_table_id=public_rt.id,
-                opts=child,
+                opts=self.child,
             )
             rt = aws.ec2.RouteTable(
                 f"{name}-private-rt-{az}",
                 vpc_id=vpc.id,
                 tags=tags(f"{prefix}-private-rt-{az}"),
-                opts=child,
+                opts=self.child,
             )
             # With a single NAT every AZ routes through AZ 0's gateway (cheaper, one failure
             # domain); per-az keeps each AZ's egress inside the AZ.
@@ -199,20 +203,20 @@ class Network(pulumi.ComponentResource):
                 route_table_id=rt.id,
                 destination_cidr_block="0.0.0.0/0",
                 nat_gateway_id=nat.id,
-                opts=child,
+                opts=self.child,
             )
             aws.ec2.RouteTableAssociation(
                 f"{name}-private-rta-{az}",
                 subnet_id=subnets[("private", az)].id,
                 route_table_id=rt.id,
-                opts=child,
+                opts=self.child,
             )
             # Isolated subnets get no default route at all: the database never reaches out.
             aws.ec2.RouteTableAssociation(
                 f"{name}-isolated-rta-{az}",
                 subnet_id=subnets[("isolated", az)].id,
                 route_table_id=isolated_rt.id,
-                opts=child,
+                opts=self.child,
             )
             private_rts.append(rt)
 
@@ -224,7 +228,7 @@ class Network(pulumi.ComponentResource):
             vpc_endpoint_type="Gateway",
             route_table_ids=[rt.id for rt in private_rts] + [isolated_rt.id],
             tags=tags(f"{prefix}-s3-endpoint"),
-            opts=child,
+            opts=self.child,
         )
         if args.eks_cluster_name is not None:
             self._interface_endpoints(
@@ -237,19 +241,19 @@ class Network(pulumi.ComponentResource):
             retention_in_days=args.flow_logs_retention_days,
             kms_key_id=args.logs_kms_key_arn,
             tags=tags(f"{prefix}-flow-logs"),
-            opts=child,
+            opts=self.child,
         )
         flow_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             assume_role_policy=FLOW_LOGS_TRUST,
             tags=tags(f"{prefix}-flow-logs"),
-            opts=child,
+            opts=self.child,
         )
         aws.iam.RolePolicy(
             f"{name}-flow-logs-policy",
             role=flow_role.id,
             policy=log_group.arn.apply(flow_logs_policy),
-            opts=child,
+            opts=self.child,
         )
         aws.ec2.FlowLog(
             f"{name}-flow-log",
@@ -260,7 +264,7 @@ class Network(pulumi.ComponentResource):
             iam_role_arn=flow_role.arn,
             max_aggregation_interval=60,
             tags=tags(f"{prefix}-flow-log"),
-            opts=child,
+            opts=self.child,
         )
 
         def ids(tier: str) -> list[pulumi.Output[str]]:
@@ -273,17 +277,15 @@ class Network(pulumi.ComponentResource):
         self.isolated_subnet_ids = ids("isolated")
         self.private_route_table_ids = [rt.id for rt in private_rts]
         self.nat_gateway_ids = [nat.id for nat in nats]
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "vpc_cidr": self.vpc_cidr,
-                "public_subnet_ids": self.public_subnet_ids,
-                "private_subnet_ids": self.private_subnet_ids,
-                "isolated_subnet_ids": self.isolated_subnet_ids,
-                "private_route_table_ids": self.private_route_table_ids,
-                "nat_gateway_ids": self.nat_gateway_ids,
-            }
-        )
+        return {
+            "vpc_id": self.vpc_id,
+            "vpc_cidr": self.vpc_cidr,
+            "public_subnet_ids": self.public_subnet_ids,
+            "private_subnet_ids": self.private_subnet_ids,
+            "isolated_subnet_ids": self.isolated_subnet_ids,
+            "private_route_table_ids": self.private_route_table_ids,
+            "nat_gateway_ids": self.nat_gateway_ids,
+        }
 
     def _interface_endpoints(
         self,
@@ -305,13 +307,12 @@ class Network(pulumi.ComponentResource):
         can be enforced.
         """
         prefix = args.name_prefix
-        child = pulumi.ResourceOptions(parent=self)
         endpoint_sg = aws.ec2.SecurityGroup(
             f"{name}-endpoints-sg",
             vpc_id=vpc.id,
             description=f"Interface endpoints of {prefix}: HTTPS from the VPC",
             tags=tags(f"{prefix}-endpoints-sg"),
-            opts=child,
+            opts=self.child,
         )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-endpoints-https",
@@ -322,7 +323,7 @@ class Network(pulumi.ComponentResource):
             to_port=443,
             description="HTTPS to the AWS APIs from the VPC",
             tags=tags(f"{prefix}-endpoints-https"),
-            opts=child,
+            opts=self.child,
         )
         endpoints = []
         for service in INTERFACE_ENDPOINT_SERVICES:
@@ -345,7 +346,7 @@ class Network(pulumi.ComponentResource):
                         else None
                     ),
                     tags=tags(f"{prefix}-{service}-interface-endpoint"),
-                    opts=child,
+                    opts=self.child,
                 )
             )
         return endpoints
@@ -372,5 +373,5 @@ class Network(pulumi.ComponentResource):
                 args.tags,
                 {"tier": plan.tier, **subnet_role_tags(plan.tier, args.eks_cluster_name)},
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self.child,
         )

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release, namespaced_release
+from infra.platform.kube import KubeChildren
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,20 @@ class Autoscaling(pulumi.ComponentResource):
         self, name: str, args: AutoscalingArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("platform:platform:Autoscaling", name, None, opts)
+        kube = KubeChildren(self, args.k8s_provider)
         # kube-system exists on every cluster: it is never declared (so never deleted) here.
-        self.metrics_server = helm_release(
+        self.metrics_server = kube.helm_release(
             f"{name}-metrics-server",
             charts.METRICS_SERVER,
             charts.metrics_server_values(
                 high_availability=args.high_availability, local_cluster=args.local_cluster
             ),
-            parent=self,
-            provider=args.k8s_provider,
         )
-        self.keda_namespace, self.keda = namespaced_release(
+        self.keda_namespace, self.keda = kube.namespaced_release(
             f"{name}-keda-namespace",
             f"{name}-keda",
             charts.KEDA,
             charts.keda_values(high_availability=args.high_availability),
-            parent=self,
-            provider=args.k8s_provider,
             depends_on=args.wait_for,
         )
         self.register_outputs(

@@ -15,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform.charts import ChartSpec
-from infra.platform.kube import namespaced_release
+from infra.platform.kube import KubeChildren
 
 
 class ReleaseArgs(Protocol):
@@ -38,6 +38,8 @@ class NamespacedChart(pulumi.ComponentResource):
 
     namespace: k8s.core.v1.Namespace
     release: k8s.helm.v3.Release
+    kube: KubeChildren
+    """Where the subclass declares its own further children (under it, same provider)."""
 
     def __init__(
         self,
@@ -51,14 +53,9 @@ class NamespacedChart(pulumi.ComponentResource):
         release_role: str = "release",
     ) -> None:
         super().__init__(type_token, name, None, opts)
-        self.namespace, self.release = namespaced_release(
-            f"{name}-namespace",
-            f"{name}-{release_role}",
-            chart,
-            values,
-            parent=self,
-            provider=args.k8s_provider,
-            depends_on=args.wait_for,
+        self.kube = KubeChildren(self, args.k8s_provider)
+        self.namespace, self.release = self.kube.namespaced_release(
+            f"{name}-namespace", f"{name}-{release_role}", chart, values, depends_on=args.wait_for
         )
 
     def chart_outputs(self) -> dict[str, Any]:

@@ -21,9 +21,11 @@ import pulumi_kubernetes as k8s
 from infra.contracts import APP_NAMESPACE, IN_CLUSTER_API_SERVER, MONITORING_NAMESPACE
 from infra.platform import charts
 from infra.platform.chart_component import NamespacedChart
-from infra.platform.kube import custom_resource
+from infra.platform.kube import CustomResourceKind
 
 ESO_API_VERSION = "external-secrets.io/v1"
+CLUSTER_SECRET_STORE = CustomResourceKind(ESO_API_VERSION, "ClusterSecretStore", namespaced=False)
+EXTERNAL_SECRET = CustomResourceKind(ESO_API_VERSION, "ExternalSecret")
 AWS_STORE_NAME = "aws-secrets-manager"
 KUBERNETES_STORE_NAME = "in-cluster-database"
 StoreKind = Literal["aws-secrets-manager", "kubernetes"]
@@ -148,15 +150,11 @@ class ExternalSecrets(NamespacedChart):
         self.store_name = (
             AWS_STORE_NAME if args.store == "aws-secrets-manager" else KUBERNETES_STORE_NAME
         )
-        self.store = custom_resource(
+        self.store = self.kube.custom_resource(
             f"{name}-cluster-secret-store",
-            api_version=ESO_API_VERSION,
-            kind="ClusterSecretStore",
+            CLUSTER_SECRET_STORE,
             name=self.store_name,
-            namespace=None,
             spec=cluster_secret_store_spec(args),
-            parent=self,
-            provider=args.k8s_provider,
             # The CRD and the validating webhook come with the release.
             depends_on=[self.release, *args.store_wait_for],
         )
@@ -167,17 +165,14 @@ class ExternalSecrets(NamespacedChart):
                     "alertmanager_receivers: set without the aws-secrets-manager store and a "
                     "secret id; allowed: receivers on the aws flavour only"
                 )
-            self.alertmanager_secret = custom_resource(
+            self.alertmanager_secret = self.kube.custom_resource(
                 f"{name}-alertmanager-receivers",
-                api_version=ESO_API_VERSION,
-                kind="ExternalSecret",
+                EXTERNAL_SECRET,
                 name=charts.ALERTMANAGER_RECEIVERS_SECRET,
                 namespace=MONITORING_NAMESPACE,
                 spec=alertmanager_receivers_spec(
                     args.alertmanager_secret_id, args.alertmanager_receivers
                 ),
-                parent=self,
-                provider=args.k8s_provider,
                 depends_on=[self.store],
             )
         self.register_outputs(

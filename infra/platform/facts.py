@@ -28,8 +28,8 @@ from infra.contracts import (
     Fact,
     app_environment,
 )
-from infra.platform.external_secrets import ESO_API_VERSION
-from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, k8s_opts, namespace
+from infra.platform.external_secrets import EXTERNAL_SECRET
+from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
 from infra.validation import require_one_of
 
 # How often External Secrets re-reads the source; RDS rotates the managed secret every 7 days,
@@ -129,31 +129,26 @@ class FactsChannel(pulumi.ComponentResource):
             }
         )
         super().__init__("platform:platform:FactsChannel", name, None, opts)
-        provider = args.k8s_provider
-        self.namespace = namespace(
-            f"{name}-apps-namespace", APP_NAMESPACE, parent=self, provider=provider
-        )
+        kube = KubeChildren(self, args.k8s_provider)
+        self.namespace = kube.namespace(f"{name}-apps-namespace", APP_NAMESPACE)
         self.config_map = k8s.core.v1.ConfigMap(
             f"{name}-config-map",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=FACTS_CONFIGMAP, namespace=APP_NAMESPACE, labels=MANAGED_BY_LABELS
             ),
             data=self.data,
-            opts=k8s_opts(self, provider, [self.namespace]),
+            opts=kube.opts([self.namespace]),
         )
         self.db_secret: k8s.apiextensions.CustomResource | None = None
         if args.sync_db_secret:
-            self.db_secret = custom_resource(
+            self.db_secret = kube.custom_resource(
                 f"{name}-db-external-secret",
-                api_version=ESO_API_VERSION,
-                kind="ExternalSecret",
+                EXTERNAL_SECRET,
                 name=FACTS_DB_SECRET,
                 namespace=APP_NAMESPACE,
                 spec=pulumi.Output.from_input(args.db_secret_ref).apply(
                     lambda ref: db_external_secret_spec(args.secret_store_name, ref)
                 ),
-                parent=self,
-                provider=provider,
                 depends_on=[self.namespace, *args.wait_for],
             )
         self.register_outputs(

@@ -34,7 +34,7 @@ from infra.contracts import (
     IN_CLUSTER_API_SERVER,
     gitops_path,
 )
-from infra.platform.kube import custom_resource
+from infra.platform.kube import CustomResourceKind, KubeChildren
 from infra.validation import require_one_of
 
 ROOT_PROJECT = "platform-root"
@@ -170,6 +170,7 @@ class GitOpsBridge(pulumi.ComponentResource):
             )
         super().__init__("platform:platform:GitOpsBridge", name, None, opts)
         self._args = args
+        self._kube = KubeChildren(self, args.k8s_provider)
         self.path = gitops_path(args.environment)
         self.apps_project = self._argocd_object(
             f"{name}-apps-project", "AppProject", ARGOCD_PROJECT, apps_project_spec(args.repo_url)
@@ -225,16 +226,13 @@ class GitOpsBridge(pulumi.ComponentResource):
     ) -> k8s.apiextensions.CustomResource:
         """An Argo CD object in the `argocd` namespace, after the release that brings its CRD."""
         args = self._args
-        return custom_resource(
+        return self._kube.custom_resource(
             resource_name,
-            api_version=ARGOCD_API_VERSION,
-            kind=kind,
+            CustomResourceKind(ARGOCD_API_VERSION, kind),
             name=name,
             namespace=ARGOCD_NAMESPACE,
             spec=spec,
             finalizers=finalizers,
             annotations=annotations,
-            parent=self,
-            provider=args.k8s_provider,
             depends_on=[args.argocd_release, *depends_on],
         )

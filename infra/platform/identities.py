@@ -254,26 +254,25 @@ class WorkloadIdentities(pulumi.ComponentResource):
     def _controllers(self) -> dict[str, aws.eks.PodIdentityAssociation]:
         """Roles of the ingress, DNS, node-autoscaling and log-shipping controllers."""
         args, region = self._args, self._args.region
+
+        def cluster_scope(v: dict[str, Any]) -> dict[str, str]:
+            """What the node-facing controllers' policies are conditioned on: this cluster."""
+            account = account_from_cluster_arn(v["cluster_arn"])
+            return {"region": region, "account": account, "cluster_name": v["cluster_name"]}
+
         documents: dict[str, tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
         if args.vpc_id is not None:
             documents["load-balancer-controller"] = (
                 KUBE_SYSTEM_NAMESPACE,
                 LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
                 lambda v: controller_policies.load_balancer_controller_policy(
-                    region=region,
-                    account=account_from_cluster_arn(v["cluster_arn"]),
-                    vpc_id=v["vpc_id"],
-                    cluster_name=v["cluster_name"],
+                    **cluster_scope(v), vpc_id=v["vpc_id"]
                 ),
             )
             documents["cluster-autoscaler"] = (
                 KUBE_SYSTEM_NAMESPACE,
                 CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
-                lambda v: controller_policies.cluster_autoscaler_policy(
-                    region=region,
-                    account=account_from_cluster_arn(v["cluster_arn"]),
-                    cluster_name=v["cluster_name"],
-                ),
+                lambda v: controller_policies.cluster_autoscaler_policy(**cluster_scope(v)),
             )
         zone_id = args.hosted_zone_id
         if zone_id is not None:

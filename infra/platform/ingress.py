@@ -20,10 +20,12 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import APP_NAMESPACE
 from infra.platform import charts
-from infra.platform.kube import MANAGED_BY_LABELS, custom_resource, helm_release, k8s_opts
+from infra.platform.kube import MANAGED_BY_LABELS, CustomResourceKind, KubeChildren
 from infra.validation import require_one_of
 
-INGRESS_CLASS_PARAMS_API = "elbv2.k8s.aws/v1beta1"
+INGRESS_CLASS_PARAMS = CustomResourceKind(
+    "elbv2.k8s.aws/v1beta1", "IngressClassParams", namespaced=False
+)
 ALB_CONTROLLER = "ingress.k8s.aws/alb"
 INGRESS_SCHEMES = ("internal", "internet-facing")
 
@@ -99,7 +101,7 @@ class Ingress(pulumi.ComponentResource):
     ) -> None:
         validate_args(args)
         super().__init__("platform:platform:Ingress", name, None, opts)
-        provider = args.k8s_provider
+        kube = KubeChildren(self, args.k8s_provider)
         values = pulumi.Output.all(args.cluster_name, args.vpc_id).apply(
             lambda v: charts.load_balancer_controller_values(
                 cluster_name=v[0],
@@ -108,23 +110,17 @@ class Ingress(pulumi.ComponentResource):
                 high_availability=args.high_availability,
             )
         )
-        self.controller = helm_release(
+        self.controller = kube.helm_release(
             f"{name}-load-balancer-controller",
             charts.AWS_LOAD_BALANCER_CONTROLLER,
             values,
-            parent=self,
-            provider=provider,
             depends_on=args.wait_for,
         )
-        self.class_params = custom_resource(
+        self.class_params = kube.custom_resource(
             f"{name}-class-params",
-            api_version=INGRESS_CLASS_PARAMS_API,
-            kind="IngressClassParams",
+            INGRESS_CLASS_PARAMS,
             name=charts.INGRESS_CLASS,
-            namespace=None,
             spec=ingress_class_params_spec(args),
-            parent=self,
-            provider=provider,
             depends_on=[self.controller],
         )
         self.ingress_class = k8s.networking.v1.IngressClass(
@@ -135,14 +131,14 @@ class Ingress(pulumi.ComponentResource):
             spec=k8s.networking.v1.IngressClassSpecArgs(
                 controller=ALB_CONTROLLER,
                 parameters=k8s.networking.v1.IngressClassParametersReferenceArgs(
-                    api_group="elbv2.k8s.aws",
-                    kind="IngressClassParams",
+                    api_group=INGRESS_CLASS_PARAMS.group,
+                    kind=INGRESS_CLASS_PARAMS.kind,
                     name=charts.INGRESS_CLASS,
                 ),
             ),
-            opts=k8s_opts(self, provider, [self.class_params]),
+            opts=kube.opts([self.class_params]),
         )
-        self.external_dns = helm_release(
+        self.external_dns = kube.helm_release(
             f"{name}-external-dns",
             charts.EXTERNAL_DNS,
             pulumi.Output.from_input(args.cluster_name).apply(
@@ -150,8 +146,6 @@ class Ingress(pulumi.ComponentResource):
                     cluster_name=cluster, zone_name=args.zone_name, zone_id=args.zone_id
                 )
             ),
-            parent=self,
-            provider=provider,
             depends_on=args.wait_for,
         )
         self.register_outputs(

@@ -41,6 +41,7 @@ from infra.contracts import (
 from infra.platform import charts
 from infra.platform.argocd import ArgoCd, ArgoCdArgs
 from infra.platform.autoscaling import Autoscaling, AutoscalingArgs
+from infra.platform.child_args import child_args
 from infra.platform.db_credentials import DatabaseCredentials, DatabaseCredentialsArgs
 from infra.platform.external_secrets import (
     ExternalSecrets,
@@ -243,45 +244,26 @@ class PlatformLayer(pulumi.ComponentResource):
         )
         super().__init__(LAYER_TYPE, name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        k8s_provider = args.k8s_provider
-        ha = args.high_availability
 
         if isinstance(args, ManagedLayerArgs):
             flavour = self._managed(name, args, child)
         else:
             flavour = self._in_cluster(name, args, child)
+        volumes = {
+            "storage_class": flavour.storage_class,
+            "wait_for": flavour.volumes_wait_for,
+        }
         self.observability = Observability(
-            f"{name}-observability",
-            ObservabilityArgs(
-                k8s_provider=k8s_provider,
-                high_availability=ha,
-                prometheus_retention=args.prometheus_retention,
-                prometheus_storage_gib=args.prometheus_storage_gib,
-                storage_class=flavour.storage_class,
-                alert_receivers=args.alert_receivers,
-                wait_for=flavour.volumes_wait_for,
-            ),
-            child,
+            f"{name}-observability", child_args(ObservabilityArgs, args, **volumes), child
         )
         monitoring_crds: list[pulumi.Resource] = [self.observability.release]
-        self.tracing = Tracing(
-            f"{name}-tracing",
-            TracingArgs(
-                k8s_provider=k8s_provider,
-                high_availability=ha,
-                trace_storage_gib=args.trace_storage_gib,
-                storage_class=flavour.storage_class,
-                wait_for=flavour.volumes_wait_for,
-            ),
-            child,
-        )
+        self.tracing = Tracing(f"{name}-tracing", child_args(TracingArgs, args, **volumes), child)
         self._eks_addons(name, args, child, monitoring_crds)
         self.external_secrets = ExternalSecrets(
             f"{name}-external-secrets",
-            ExternalSecretsArgs(
-                k8s_provider=k8s_provider,
-                high_availability=ha,
-                region=args.region,
+            child_args(
+                ExternalSecretsArgs,
+                args,
                 wait_for=[*monitoring_crds, *flavour.secrets_wait_for],
                 alertmanager_receivers=tuple(r.name for r in args.alert_receivers),
                 alertmanager_secret_id=alertmanager_receivers_secret_id(args.name_prefix),
@@ -291,9 +273,9 @@ class PlatformLayer(pulumi.ComponentResource):
         )
         self.autoscaling = Autoscaling(
             f"{name}-autoscaling",
-            AutoscalingArgs(
-                k8s_provider=k8s_provider,
-                high_availability=ha,
+            child_args(
+                AutoscalingArgs,
+                args,
                 local_cluster=isinstance(args, InClusterLayerArgs),
                 wait_for=[*monitoring_crds, *flavour.keda_waits_for],
             ),
@@ -301,12 +283,10 @@ class PlatformLayer(pulumi.ComponentResource):
         )
         self.facts = FactsChannel(
             f"{name}-facts",
-            FactsChannelArgs(
-                k8s_provider=k8s_provider,
-                environment=args.environment,
-                region=args.region,
+            child_args(
+                FactsChannelArgs,
+                args,
                 otlp_endpoint=self.tracing.otlp_endpoint,
-                audit_bucket_name=args.audit_bucket_name,
                 secret_store_name=self.external_secrets.store_name,
                 wait_for=[self.external_secrets.store, *flavour.facts_wait_for],
                 **flavour.facts,
@@ -315,14 +295,14 @@ class PlatformLayer(pulumi.ComponentResource):
         )
         self.argocd = ArgoCd(
             f"{name}-argocd",
-            ArgoCdArgs(k8s_provider=k8s_provider, high_availability=ha, wait_for=monitoring_crds),
+            child_args(ArgoCdArgs, args, wait_for=monitoring_crds),
             child,
         )
         self.gitops = GitOpsBridge(
             f"{name}-gitops",
-            GitOpsBridgeArgs(
-                k8s_provider=k8s_provider,
-                environment=args.environment,
+            child_args(
+                GitOpsBridgeArgs,
+                args,
                 repo_url=args.gitops_repo_url,
                 revision=args.gitops_revision,
                 argocd_release=self.argocd.release,
@@ -361,7 +341,7 @@ class PlatformLayer(pulumi.ComponentResource):
         """Pod Identity roles, the Secrets Manager store, and facts pointing at MSK and RDS."""
         self.storage = Storage(
             f"{name}-storage",
-            StorageArgs(k8s_provider=args.k8s_provider, ebs_kms_key_arn=args.ebs_kms_key_arn),
+            child_args(StorageArgs, args),
             child,
         )
         log_group = pod_log_group(
@@ -377,35 +357,23 @@ class PlatformLayer(pulumi.ComponentResource):
         self._log_group = log_group
         self.db_credentials = DatabaseCredentials(
             f"{name}-db-credentials",
-            DatabaseCredentialsArgs(
-                name_prefix=args.name_prefix,
+            child_args(
+                DatabaseCredentialsArgs,
+                args,
                 kms_key_arn=args.db_secret_kms_key_arn,
                 recovery_window_days=args.secrets_recovery_window_days,
-                tags=args.tags,
             ),
             child,
         )
         identities = WorkloadIdentities(
             f"{name}-identities",
-            WorkloadIdentitiesArgs(
-                name_prefix=args.name_prefix,
-                region=args.region,
-                cluster_name=args.cluster_name,
-                cluster_arn=args.cluster_arn,
-                vpc_id=args.vpc_id,
+            child_args(
+                WorkloadIdentitiesArgs,
+                args,
                 hosted_zone_id=args.ingress.zone_id,
                 pod_log_group_arn=log_group.arn,
                 db_credentials_secret_arns=self.db_credentials.secret_arns,
-                audit_bucket_arn=args.audit_bucket_arn,
-                msk_cluster_arn=args.msk_cluster_arn,
-                msk_cluster_name=args.msk_cluster_name,
-                msk_cluster_uuid=args.msk_cluster_uuid,
-                db_secret_arn=args.db_secret_arn,
-                db_secret_kms_key_arn=args.db_secret_kms_key_arn,
-                audit_bucket_kms_key_arn=args.audit_bucket_kms_key_arn,
                 app_secret_arns=tuple(args.app_secret_arns),
-                app_secrets_kms_key_arn=args.app_secrets_kms_key_arn,
-                tags=args.tags,
             ),
             child,
         )
@@ -437,11 +405,9 @@ class PlatformLayer(pulumi.ComponentResource):
         """Strimzi and CloudNativePG, a store reading the CNPG secret, and in-cluster facts."""
         local_data = LocalData(
             f"{name}-local-data",
-            LocalDataArgs(
-                k8s_provider=args.k8s_provider,
-                postgres_version=args.postgres_version,
-                database_name=args.database_name,
-                kafka_replicas=args.kafka_replicas,
+            child_args(
+                LocalDataArgs,
+                args,
                 kafka_replication_factor=min(args.kafka_replication_factor, args.kafka_replicas),
             ),
             child,
@@ -488,17 +454,10 @@ class PlatformLayer(pulumi.ComponentResource):
         assert ingress.certificate_arn and ingress.zone_id  # config requires both with flavour aws
         self.ingress = Ingress(
             f"{name}-ingress",
-            IngressArgs(
-                k8s_provider=args.k8s_provider,
-                cluster_name=args.cluster_name,
-                region=args.region,
-                vpc_id=args.vpc_id,
-                high_availability=args.high_availability,
-                scheme=ingress.scheme,
-                allowed_cidrs=ingress.allowed_cidrs,
-                certificate_arn=ingress.certificate_arn,
-                zone_name=ingress.zone_name,
-                zone_id=ingress.zone_id,
+            child_args(
+                IngressArgs,
+                args,
+                ingress,
                 wait_for=[
                     *monitoring_crds,
                     roles["load-balancer-controller"],
@@ -507,26 +466,21 @@ class PlatformLayer(pulumi.ComponentResource):
             ),
             child,
         )
-        limits = args.node_autoscaling
         self.node_autoscaling = NodeAutoscaling(
             f"{name}-node-autoscaling",
-            NodeAutoscalingArgs(
-                k8s_provider=args.k8s_provider,
-                cluster_name=args.cluster_name,
-                region=args.region,
-                kubernetes_version=args.kubernetes_version,
-                max_nodes_total=limits.max_nodes_total,
-                scale_down_utilization_threshold=limits.scale_down_utilization_threshold,
-                scale_down_unneeded_minutes=limits.scale_down_unneeded_minutes,
+            child_args(
+                NodeAutoscalingArgs,
+                args,
+                args.node_autoscaling,
                 wait_for=[*monitoring_crds, roles["cluster-autoscaler"]],
             ),
             child,
         )
         self.log_shipping = LogShipping(
             f"{name}-log-shipping",
-            LogShippingArgs(
-                k8s_provider=args.k8s_provider,
-                region=args.region,
+            child_args(
+                LogShippingArgs,
+                args,
                 log_group_name=self._log_group.name,
                 wait_for=[*monitoring_crds, roles["fluent-bit"]],
             ),

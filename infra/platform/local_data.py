@@ -22,16 +22,12 @@ from infra.contracts import (
     POSTGRES_PORT,
 )
 from infra.platform import charts
-from infra.platform.kube import (
-    MANAGED_BY_LABELS,
-    custom_resource,
-    k8s_opts,
-    namespace,
-    namespaced_release,
-)
+from infra.platform.kube import MANAGED_BY_LABELS, CustomResourceKind, KubeChildren
 
 STRIMZI_API_VERSION = "kafka.strimzi.io/v1beta2"
-CNPG_API_VERSION = "postgresql.cnpg.io/v1"
+KAFKA = CustomResourceKind(STRIMZI_API_VERSION, "Kafka")
+KAFKA_NODE_POOL = CustomResourceKind(STRIMZI_API_VERSION, "KafkaNodePool")
+POSTGRES_CLUSTER = CustomResourceKind("postgresql.cnpg.io/v1", "Cluster")
 KAFKA_CLUSTER_NAME = "platform"
 KAFKA_VERSION = "3.9.0"  # supported by the pinned Strimzi 0.45 operator
 KAFKA_METADATA_VERSION = "3.9-IV0"
@@ -161,14 +157,14 @@ class LocalData(pulumi.ComponentResource):
                 f"kafka_replicas ({args.kafka_replicas})"
             )
         super().__init__("platform:platform:LocalData", name, None, opts)
-        provider = args.k8s_provider
+        self._kube = KubeChildren(self, args.k8s_provider)
         self._declare_kafka(name, args)
         self._declare_postgres(name, args)
         self.bootstrap_servers = kafka_bootstrap_servers()
         self.db_host = postgres_host()
         self.db_port = POSTGRES_PORT
         self.db_secret_name = postgres_app_secret()
-        self.reader_rbac = self._database_reader(name, provider)
+        self.reader_rbac = self._database_reader(name)
         self.register_outputs(
             {
                 "kafka": self.kafka.urn,
@@ -184,62 +180,43 @@ class LocalData(pulumi.ComponentResource):
         )
 
     def _declare_kafka(self, name: str, args: LocalDataArgs) -> None:
-        provider = args.k8s_provider
-        _, self.strimzi = namespaced_release(
-            f"{name}-kafka-namespace",
-            f"{name}-strimzi",
-            charts.STRIMZI,
-            charts.strimzi_values(),
-            parent=self,
-            provider=provider,
+        kube = self._kube
+        _, self.strimzi = kube.namespaced_release(
+            f"{name}-kafka-namespace", f"{name}-strimzi", charts.STRIMZI, charts.strimzi_values()
         )
         cluster_label = {"strimzi.io/cluster": KAFKA_CLUSTER_NAME}
-        pool = custom_resource(
+        pool = kube.custom_resource(
             f"{name}-kafka-node-pool",
-            api_version=STRIMZI_API_VERSION,
-            kind="KafkaNodePool",
+            KAFKA_NODE_POOL,
             name="dual-role",
             namespace=KAFKA_NAMESPACE,
             spec=node_pool_spec(args.kafka_replicas, args.kafka_storage_gib),
             labels=cluster_label,
-            parent=self,
-            provider=provider,
             depends_on=[self.strimzi],
         )
-        self.kafka = custom_resource(
+        self.kafka = kube.custom_resource(
             f"{name}-kafka",
-            api_version=STRIMZI_API_VERSION,
-            kind="Kafka",
+            KAFKA,
             name=KAFKA_CLUSTER_NAME,
             namespace=KAFKA_NAMESPACE,
             spec=kafka_spec(args.kafka_replication_factor),
             # Strimzi 0.45 needs both opt-ins for KRaft with node pools.
             annotations={"strimzi.io/node-pools": "enabled", "strimzi.io/kraft": "enabled"},
-            parent=self,
-            provider=provider,
             depends_on=[self.strimzi, pool],
         )
 
     def _declare_postgres(self, name: str, args: LocalDataArgs) -> None:
-        provider = args.k8s_provider
-        _, self.cloudnative_pg = namespaced_release(
+        kube = self._kube
+        _, self.cloudnative_pg = kube.namespaced_release(
             f"{name}-cnpg-namespace",
             f"{name}-cloudnative-pg",
             charts.CLOUDNATIVE_PG,
             charts.cloudnative_pg_values(),
-            parent=self,
-            provider=provider,
         )
-        self._database_ns = namespace(
-            f"{name}-database-namespace",
-            DATABASE_NAMESPACE,
-            parent=self,
-            provider=provider,
-        )
-        self.postgres = custom_resource(
+        self._database_ns = kube.namespace(f"{name}-database-namespace", DATABASE_NAMESPACE)
+        self.postgres = kube.custom_resource(
             f"{name}-postgres",
-            api_version=CNPG_API_VERSION,
-            kind="Cluster",
+            POSTGRES_CLUSTER,
             name=PG_CLUSTER_NAME,
             namespace=DATABASE_NAMESPACE,
             spec=postgres_cluster_spec(
@@ -247,14 +224,10 @@ class LocalData(pulumi.ComponentResource):
                 database_name=args.database_name,
                 storage_gib=args.postgres_storage_gib,
             ),
-            parent=self,
-            provider=provider,
             depends_on=[self.cloudnative_pg, self._database_ns],
         )
 
-    def _database_reader(
-        self, name: str, provider: pulumi.ProviderResource
-    ) -> list[pulumi.Resource]:
+    def _database_reader(self, name: str) -> list[pulumi.Resource]:
         """A ServiceAccount External Secrets uses to read the CNPG app secret, and its RBAC.
 
         The Role is limited to secrets in the `database` namespace, which only holds this
@@ -264,7 +237,7 @@ class LocalData(pulumi.ComponentResource):
         metadata = k8s.meta.v1.ObjectMetaArgs(
             name=DATABASE_READER_SERVICE_ACCOUNT, namespace=ns, labels=MANAGED_BY_LABELS
         )
-        opts = k8s_opts(self, provider, [self._database_ns])
+        opts = self._kube.opts([self._database_ns])
         account = k8s.core.v1.ServiceAccount(
             f"{name}-db-reader-account", metadata=metadata, opts=opts
         )

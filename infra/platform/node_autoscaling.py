@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import helm_release
+from infra.platform.kube import KubeChildren
 
 
 @dataclass(frozen=True)
@@ -55,12 +55,10 @@ class NodeAutoscaling(pulumi.ComponentResource):
 
         values("validation")  # bad limits or version fail before any child exists
         super().__init__("platform:platform:NodeAutoscaling", name, None, opts)
-        self.release = helm_release(
+        self.release = KubeChildren(self, args.k8s_provider).helm_release(
             f"{name}-cluster-autoscaler",
             charts.CLUSTER_AUTOSCALER,
             pulumi.Output.from_input(args.cluster_name).apply(values),
-            parent=self,
-            provider=args.k8s_provider,
             depends_on=args.wait_for,
         )
         self.register_outputs({"release": self.release.status})

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from infra.platform import charts
-from infra.platform.kube import MANAGED_BY_LABELS, k8s_opts
+from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
 
 EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
@@ -61,6 +61,6 @@ class Storage(pulumi.ComponentResource):
             volume_binding_mode="WaitForFirstConsumer",
             allow_volume_expansion=True,
             reclaim_policy="Delete",
-            opts=k8s_opts(self, args.k8s_provider),
+            opts=KubeChildren(self, args.k8s_provider).opts(),
         )
         self.register_outputs({"storage_class": self.storage_class.metadata, "name": self.name})

@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 
 from infra.contracts import TRACING_NAMESPACE
 from infra.platform import charts
-from infra.platform.kube import MANAGED_BY_LABELS, helm_release, namespace
+from infra.platform.kube import MANAGED_BY_LABELS, KubeChildren
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,8 @@ class Tracing(pulumi.ComponentResource):
             raise ValueError(f"trace_storage_gib: {args.trace_storage_gib}; allowed: >= 1")
         super().__init__("platform:platform:Tracing", name, None, opts)
         persistent = args.trace_storage_gib is not None
-        self.namespace = namespace(
-            f"{name}-namespace", TRACING_NAMESPACE, parent=self, provider=args.k8s_provider
-        )
+        kube = KubeChildren(self, args.k8s_provider)
+        self.namespace = kube.namespace(f"{name}-namespace", TRACING_NAMESPACE)
         self.trace_volume: k8s.core.v1.PersistentVolumeClaim | None = None
         jaeger_needs: list[pulumi.Resource] = [self.namespace, *args.wait_for]
         if persistent:
@@ -75,28 +74,20 @@ class Tracing(pulumi.ComponentResource):
                         requests={"storage": f"{args.trace_storage_gib}Gi"}
                     ),
                 ),
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    provider=args.k8s_provider,
-                    depends_on=[self.namespace, *args.wait_for],
-                ),
+                opts=kube.opts([self.namespace, *args.wait_for]),
             )
             jaeger_needs.append(self.trace_volume)
-        self.jaeger = helm_release(
+        self.jaeger = kube.helm_release(
             f"{name}-jaeger",
             charts.JAEGER,
             charts.jaeger_values(persistent=persistent),
-            parent=self,
-            provider=args.k8s_provider,
             depends_on=jaeger_needs,
         )
         # The collector starts after Jaeger so its exporter finds the backend from the start.
-        self.collector = helm_release(
+        self.collector = kube.helm_release(
             f"{name}-otel-collector",
             charts.OTEL_COLLECTOR,
             charts.otel_collector_values(high_availability=args.high_availability),
-            parent=self,
-            provider=args.k8s_provider,
             depends_on=[self.namespace, self.jaeger, *args.wait_for],
         )
         self.otlp_endpoint = charts.OTLP_ENDPOINT

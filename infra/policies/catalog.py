@@ -53,6 +53,39 @@ def rule(
     return register
 
 
+InputsTest = Callable[[Mapping[str, Any]], bool]
+
+
+def companion_rule(
+    rule_id: str,
+    description: str,
+    *,
+    types: Iterable[str],
+    companions: Iterable[str],
+    prop: str,
+    holds: InputsTest,
+    missing: str,
+    holds_inline: InputsTest | None = None,
+) -> Check:
+    """Register a stack rule met by a companion resource: some declared resource of `companions`
+    whose input `prop` points at the one under check satisfies `holds` (e.g. a bucket and its
+    public access block). With `holds_inline`, the resource's own inputs may satisfy it instead.
+    Otherwise the rule reports `missing`.
+    """
+    companion_types = tuple(companions)
+
+    @rule(rule_id, description, types=types, needs_stack=True)
+    def has_companion(
+        resource_type: str, inputs: Mapping[str, Any], context: RuleContext
+    ) -> Iterator[str]:
+        if holds_inline is not None and holds_inline(inputs):
+            return
+        if not any(holds(peer.inputs) for peer in context.referencing(companion_types, prop)):
+            yield missing
+
+    return has_companion
+
+
 def registered() -> Iterator[Rule]:
     """Every registered rule, sorted by id (a stable order for reports and the pack)."""
     for rule_id in sorted(_CATALOG):

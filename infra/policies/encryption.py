@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from infra.policies.catalog import rule
+from infra.policies.catalog import companion_rule, rule
 from infra.policies.model import RuleContext, Severity
 from infra.policies.values import as_list, get, is_true, non_empty_string
 
@@ -146,24 +146,25 @@ def s3_sse_config_customer_key(
         yield problem
 
 
-@rule(
+def _inline_sse_ok(bucket: Mapping[str, Any]) -> bool:
+    # The v1 Bucket may carry its default encryption inline instead of in a companion.
+    inline = get(bucket, "serverSideEncryptionConfiguration", "rules")
+    return inline is not None and _sse_config_problem(inline) is None
+
+
+companion_rule(
     "s3-bucket-encrypted",
     "Every S3 bucket has a default-encryption configuration with a customer KMS key.",
     types=S3_BUCKETS,
-    needs_stack=True,
+    companions=S3_SSE_CONFIGS,
+    prop="bucket",
+    holds=lambda config: _sse_config_problem(config.get("rules")) is None,
+    holds_inline=_inline_sse_ok,
+    missing=(
+        "bucket has no BucketServerSideEncryptionConfiguration with SSE-KMS and a customer "
+        "key pointing at it"
+    ),
 )
-def s3_bucket_encrypted(
-    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
-) -> Iterator[str]:
-    inline = get(inputs, "serverSideEncryptionConfiguration", "rules")
-    if inline is not None and _sse_config_problem(inline) is None:
-        return
-    configs = context.referencing(S3_SSE_CONFIGS, "bucket")
-    if not any(_sse_config_problem(config.inputs.get("rules")) is None for config in configs):
-        yield (
-            "bucket has no BucketServerSideEncryptionConfiguration with SSE-KMS and a customer "
-            "key pointing at it"
-        )
 
 
 @rule(

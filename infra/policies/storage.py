@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from infra.policies.catalog import rule
+from infra.policies.catalog import companion_rule, rule
 from infra.policies.encryption import S3_BUCKETS
 from infra.policies.model import RuleContext
 from infra.policies.values import as_list, get, is_true, parse_json_object, statements
+from infra.storage.bucket_policy import PUBLIC_ACCESS_BLOCK_FLAGS
 
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 S3_BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-PUBLIC_ACCESS_FLAGS = (
-    "blockPublicAcls",
-    "blockPublicPolicy",
-    "ignorePublicAcls",
-    "restrictPublicBuckets",
-)
+
+
+def _camel(snake: str) -> str:
+    # The engine sees inputs camelCased; pydantic's converter is not in the pack's requirements.
+    head, *rest = snake.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+PUBLIC_ACCESS_FLAGS = tuple(_camel(flag) for flag in PUBLIC_ACCESS_BLOCK_FLAGS)
 
 
 def _flags_off(inputs: Mapping[str, Any]) -> list[str]:
@@ -37,18 +41,15 @@ def s3_public_access_block_complete(
         yield f"public access block leaves {', '.join(off)} off: set all four to true"
 
 
-@rule(
+companion_rule(
     "s3-public-access-blocked",
     "Every S3 bucket has a public access block with all four flags on.",
     types=S3_BUCKETS,
-    needs_stack=True,
+    companions=[S3_PUBLIC_ACCESS_BLOCK],
+    prop="bucket",
+    holds=lambda block: not _flags_off(block),
+    missing="bucket has no BucketPublicAccessBlock with all four flags on pointing at it",
 )
-def s3_public_access_blocked(
-    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
-) -> Iterator[str]:
-    blocks = context.referencing([S3_PUBLIC_ACCESS_BLOCK], "bucket")
-    if not any(not _flags_off(block.inputs) for block in blocks):
-        yield "bucket has no BucketPublicAccessBlock with all four flags on pointing at it"
 
 
 def denies_insecure_transport(policy: Any) -> bool:
@@ -68,18 +69,15 @@ def denies_insecure_transport(policy: Any) -> bool:
     return False
 
 
-@rule(
+companion_rule(
     "s3-tls-only",
     "Every S3 bucket has a policy denying requests without TLS (aws:SecureTransport=false).",
     types=S3_BUCKETS,
-    needs_stack=True,
+    companions=[S3_BUCKET_POLICY],
+    prop="bucket",
+    holds=lambda policy: denies_insecure_transport(policy.get("policy")),
+    missing=(
+        "bucket has no BucketPolicy that denies s3:* when aws:SecureTransport is false, so "
+        "plain-HTTP requests are accepted"
+    ),
 )
-def s3_tls_only(
-    resource_type: str, inputs: Mapping[str, Any], context: RuleContext
-) -> Iterator[str]:
-    policies = context.referencing([S3_BUCKET_POLICY], "bucket")
-    if not any(denies_insecure_transport(p.inputs.get("policy")) for p in policies):
-        yield (
-            "bucket has no BucketPolicy that denies s3:* when aws:SecureTransport is false, so "
-            "plain-HTTP requests are accepted"
-        )

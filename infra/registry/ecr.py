@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.contracts import APP_NAMES
 from infra.naming import merge_tags
 from infra.registry.lifecycle import (
@@ -41,34 +43,30 @@ class RegistryArgs:
     protect: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
 
+    def validate(self) -> None:
+        """Raise `ValueError` naming the field, its value and what is allowed."""
+        if not self.app_names:
+            raise ValueError("app_names: empty; allowed: one or more app names")
+        duplicates = sorted({a for a in self.app_names if list(self.app_names).count(a) > 1})
+        if duplicates:
+            raise ValueError(
+                f"app_names: {duplicates} appear more than once; allowed: unique names"
+            )
+        for app in self.app_names:
+            repository_name(self.repository_prefix, app)
+        # Builds the document once to surface bad retention numbers before any child exists.
+        lifecycle_policy_json(self.untagged_expiry_days, self.keep_tagged_images)
 
-def validate_registry_args(args: RegistryArgs) -> None:
-    """Raise `ValueError` naming the field, its value and what is allowed."""
-    if not args.app_names:
-        raise ValueError("app_names: empty; allowed: one or more app names")
-    duplicates = sorted({a for a in args.app_names if list(args.app_names).count(a) > 1})
-    if duplicates:
-        raise ValueError(f"app_names: {duplicates} appear more than once; allowed: unique names")
-    for app in args.app_names:
-        repository_name(args.repository_prefix, app)
-    # Builds the document once to surface bad retention numbers before any child exists.
-    lifecycle_policy_json(args.untagged_expiry_days, args.keep_tagged_images)
 
-
-class Registry(pulumi.ComponentResource):
+class Registry(PlatformComponent[RegistryArgs]):
     """ECR repositories for the bundled apps, keyed by app name."""
+
+    TYPE_TOKEN = "platform:registry:Registry"
 
     repository_urls: dict[str, pulumi.Output[str]]
     repository_arns: dict[str, pulumi.Output[str]]
 
-    def __init__(
-        self,
-        name: str,
-        args: RegistryArgs,
-        opts: pulumi.ResourceOptions | None = None,
-    ) -> None:
-        validate_registry_args(args)
-        super().__init__("platform:registry:Registry", name, None, opts)
+    def declare(self, name: str, args: RegistryArgs) -> dict[str, Any]:
         policy = lifecycle_policy_json(args.untagged_expiry_days, args.keep_tagged_images)
 
         self.repository_urls = {}
@@ -96,14 +94,12 @@ class Registry(pulumi.ComponentResource):
                 f"{name}-{app}-lifecycle",
                 repository=repository.name,
                 policy=policy,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self.child,
             )
             self.repository_urls[app] = repository.repository_url
             self.repository_arns[app] = repository.arn
 
-        self.register_outputs(
-            {
-                "repository_urls": self.repository_urls,
-                "repository_arns": self.repository_arns,
-            }
-        )
+        return {
+            "repository_urls": self.repository_urls,
+            "repository_arns": self.repository_arns,
+        }

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.naming import merge_tags
 
 RECOVERY_WINDOW_DAYS = 7
@@ -45,16 +47,14 @@ class AppSecretsArgs:
             raise ValueError(f"secrets: invalid names {bad}; allowed: '<prefix>/<name>'")
 
 
-class AppSecrets(pulumi.ComponentResource):
+class AppSecrets(PlatformComponent[AppSecretsArgs]):
     """One value-less, KMS-encrypted Secrets Manager secret per role."""
+
+    TYPE_TOKEN = "platform:security:AppSecrets"
 
     arns: dict[str, pulumi.Output[str]]
 
-    def __init__(
-        self, name: str, args: AppSecretsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        args.validate()
-        super().__init__("platform:security:AppSecrets", name, None, opts)
+    def declare(self, name: str, args: AppSecretsArgs) -> dict[str, Any]:
         self.arns = {}
         for role, physical in sorted(args.secrets.items()):
             secret = aws.secretsmanager.Secret(
@@ -67,4 +67,4 @@ class AppSecrets(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
             )
             self.arns[role] = secret.arn
-        self.register_outputs({"arns": self.arns})
+        return {"arns": self.arns}

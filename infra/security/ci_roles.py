@@ -27,6 +27,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.cluster import iam
+from infra.component import PlatformComponent
 from infra.naming import merge_tags, physical_name
 
 PRINCIPAL_TAG = "platform-ci"
@@ -197,17 +198,14 @@ class CiRolesArgs:
             raise ValueError("region: ''; allowed: an AWS region such as eu-west-1")
 
 
-class CiRoles(pulumi.ComponentResource):
+class CiRoles(PlatformComponent[CiRolesArgs]):
     """The read-only preview role (and its EKS view access) of one environment."""
+
+    TYPE_TOKEN = "platform:security:CiRoles"
 
     preview_role_arn: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: CiRolesArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        args.validate()
-        super().__init__("platform:security:CiRoles", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def declare(self, name: str, args: CiRolesArgs) -> dict[str, Any]:
         account = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).account_id
@@ -221,7 +219,7 @@ class CiRoles(pulumi.ComponentResource):
             ),
             max_session_duration=MAX_SESSION_SECONDS,
             tags=merge_tags(role_name, args.tags, {}),
-            opts=child,
+            opts=self.child,
         )
         aws.iam.RolePolicy(
             f"{name}-preview-read",
@@ -230,7 +228,7 @@ class CiRoles(pulumi.ComponentResource):
             policy=account.apply(
                 lambda acct: json.dumps(preview_policy(acct, args.region, args.name_prefix))
             ),
-            opts=child,
+            opts=self.child,
         )
         if args.cluster_name is not None:
             entry = aws.eks.AccessEntry(
@@ -239,7 +237,7 @@ class CiRoles(pulumi.ComponentResource):
                 principal_arn=role.arn,
                 type="STANDARD",
                 tags=merge_tags(f"{role_name}-eks", args.tags, {}),
-                opts=child,
+                opts=self.child,
             )
             aws.eks.AccessPolicyAssociation(
                 f"{name}-preview-eks-view",
@@ -247,7 +245,7 @@ class CiRoles(pulumi.ComponentResource):
                 principal_arn=entry.principal_arn,  # waits for the entry
                 policy_arn=iam.eks_access_policy_arn(EKS_VIEW_ACCESS_POLICY),
                 access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
-                opts=child,
+                opts=self.child,
             )
         self.preview_role_arn = role.arn
-        self.register_outputs({"preview_role_arn": self.preview_role_arn})
+        return {"preview_role_arn": self.preview_role_arn}

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from infra.cluster.iam import POLICY_VERSION
+from infra.component import PlatformComponent
 from infra.naming import merge_tags
 
 KEY_PURPOSES: tuple[str, ...] = ("eks", "ebs", "msk", "rds", "s3", "ecr", "logs", "secrets")
@@ -118,14 +120,14 @@ class KeysArgs:
             raise ValueError(f"deletion_window_days: {self.deletion_window_days}; allowed: 7..30")
 
 
-class Keys(pulumi.ComponentResource):
+class Keys(PlatformComponent[KeysArgs]):
     """One rotating customer-managed key (with alias) per purpose."""
+
+    TYPE_TOKEN = "platform:security:Keys"
 
     arns: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: KeysArgs, opts: pulumi.ResourceOptions | None = None):
-        args.validate()
-        super().__init__("platform:security:Keys", name, None, opts)
+    def declare(self, name: str, args: KeysArgs) -> dict[str, Any]:
         identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self))
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self.arns = {}
@@ -146,7 +148,7 @@ class Keys(pulumi.ComponentResource):
                 f"{name}-{purpose}-alias",
                 name=f"alias/{physical}",
                 target_key_id=key.key_id,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self.child,
             )
             self.arns[purpose] = key.arn
-        self.register_outputs({"arns": self.arns})
+        return {"arns": self.arns}

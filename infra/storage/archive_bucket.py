@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
+from infra.component import PlatformComponent
 from infra.naming import merge_tags
-from infra.storage.bucket_policy import tls_only_policy
+from infra.storage.bucket_policy import PUBLIC_ACCESS_BLOCK_FLAGS, tls_only_policy
 
 
 @dataclass(frozen=True)
@@ -44,18 +46,15 @@ class ArchiveBucketArgs:
             raise ValueError("force_destroy: true on a protected bucket; allowed: false")
 
 
-class ArchiveBucket(pulumi.ComponentResource):
+class ArchiveBucket(PlatformComponent[ArchiveBucketArgs]):
     """Where the audit app archives closed windows of the audit log (gzip JSON Lines)."""
+
+    TYPE_TOKEN = "platform:storage:ArchiveBucket"
 
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: ArchiveBucketArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
-        args.validate()
-        super().__init__("platform:storage:ArchiveBucket", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+    def declare(self, name: str, args: ArchiveBucketArgs) -> dict[str, Any]:
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket=args.bucket_name,
@@ -67,16 +66,14 @@ class ArchiveBucket(pulumi.ComponentResource):
             f"{name}-ownership",
             bucket=bucket.id,
             rule={"object_ownership": "BucketOwnerEnforced"},  # ACLs off
-            opts=child,
+            opts=self.child,
         )
+        all_blocked: dict[str, Any] = dict.fromkeys(PUBLIC_ACCESS_BLOCK_FLAGS, True)
         aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=child,
+            **all_blocked,
+            opts=self.child,
         )
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
@@ -90,19 +87,19 @@ class ArchiveBucket(pulumi.ComponentResource):
                     "bucket_key_enabled": True,  # fewer KMS calls for many small objects
                 }
             ],
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,
             versioning_configuration={"status": "Enabled"},
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
             policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
-            opts=child,
+            opts=self.child,
         )
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle",
@@ -119,8 +116,8 @@ class ArchiveBucket(pulumi.ComponentResource):
                     "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
                 }
             ],
-            opts=child,
+            opts=self.child,
         )
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
-        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+        return {"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn}

@@ -2,7 +2,7 @@
 
 Used by the audit archive bucket (a Pulumi resource) and by the Pulumi state bucket that
 `platform bootstrap` creates with boto3 before any stack exists, so both refuse plain HTTP the
-same way; `infra.policies.storage.s3_tls_only` checks the declared buckets for it.
+same way; the `s3-tls-only` rule (`infra.policies.storage`) checks the declared buckets for it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,14 @@ from typing import Any
 from infra.cluster.iam import PARTITION, POLICY_VERSION
 
 TLS_ONLY_SID = "DenyInsecureTransport"
+
+PUBLIC_ACCESS_BLOCK_FLAGS: tuple[str, ...] = (
+    "block_public_acls",
+    "block_public_policy",
+    "ignore_public_acls",
+    "restrict_public_buckets",
+)
+"""The four settings of an S3 public access block; every bucket the platform owns turns all on."""
 
 
 def bucket_arn(bucket: str, partition: str = PARTITION) -> str:

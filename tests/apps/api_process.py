@@ -49,6 +49,11 @@ class ApiProcess:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def client(self, api_key: str) -> httpx.Client:
+        """An HTTP client of this server that sends `api_key` as the bearer token."""
+        headers = {"Authorization": f"Bearer {api_key}"}
+        return httpx.Client(base_url=self.base, headers=headers, timeout=10)
+
     @property
     def pid(self) -> int:
         assert self.process is not None

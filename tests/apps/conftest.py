@@ -31,6 +31,8 @@ from tests.apps.app_env import db_settings
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from apps.events_api.settings import ApiSettings
+
 FAST_GROUP_SETTINGS = {"heartbeat_interval_ms": 500, "session_timeout_ms": 6000}
 """kafka-python consumer overrides: the first group join on Tansu takes ~3 heartbeats."""
 
@@ -63,6 +65,18 @@ def aws_endpoint(request: pytest.FixtureRequest) -> Iterator[str]:
         yield emulator.endpoint
 
 
+def skip_if_external(part: KafkaBroker | PostgresServer) -> None:
+    """For a test that stops or restarts `part`: skipped when it is an external service, which
+    the tests never stop or restart, as they did not start it."""
+    if part.external:
+        which = (
+            "broker (KAFKA_BOOTSTRAP_SERVERS)"
+            if isinstance(part, KafkaBroker)
+            else "database (DB_HOST)"
+        )
+        pytest.skip(f"external {which}: tests never stop or restart what they did not start")
+
+
 @pytest.fixture
 def database_url(postgres: PostgresServer) -> Iterator[str]:
     """A fresh, empty database for this test, dropped afterwards."""
@@ -84,19 +98,24 @@ class TopicNames:
     def all(self) -> tuple[str, ...]:
         return (self.events, self.tasks, self.notifier_dlq, self.audit_dlq)
 
+    @classmethod
+    def create(cls, bootstrap: str) -> TopicNames:
+        """Fresh names (`events-<id>`, ...), created on the broker at `bootstrap`."""
+        suffix = uuid.uuid4().hex[:8]
+        names = cls(
+            events=f"events-{suffix}",
+            tasks=f"tasks-{suffix}",
+            notifier_dlq=f"notifier.dlq-{suffix}",
+            audit_dlq=f"audit.dlq-{suffix}",
+        )
+        create_topics(bootstrap, names.all())
+        return names
+
 
 @pytest.fixture
 def unique_topics(kafka: KafkaBroker) -> TopicNames:
     """Fresh topic names (`events-<id>`, ...) so tests sharing one broker never mix records."""
-    suffix = uuid.uuid4().hex[:8]
-    names = TopicNames(
-        events=f"events-{suffix}",
-        tasks=f"tasks-{suffix}",
-        notifier_dlq=f"notifier.dlq-{suffix}",
-        audit_dlq=f"audit.dlq-{suffix}",
-    )
-    create_topics(kafka.bootstrap, names.all())
-    return names
+    return TopicNames.create(kafka.bootstrap)
 
 
 @pytest.fixture
@@ -155,25 +174,40 @@ class EventsApiEnv:
         return create_app(self.settings.model_copy(update=overrides))
 
 
-@pytest.fixture
-def events_api_env(
-    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
-) -> EventsApiEnv:
+def migrated_events_api_settings(
+    bootstrap: str, database_url: str, topics: TopicNames, client_id: str, **tuning: Any
+) -> ApiSettings:
+    """events-api's settings for a test's broker, database (migrated here) and topics, with a
+    relay that polls every 20 ms, and `tuning` (other ApiSettings fields) on top."""
     from apps.common.kafka import KafkaSettings
     from apps.events_api.cli import apply_migrations
     from apps.events_api.settings import ApiSettings
 
     settings = ApiSettings(
-        kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id="events-api-test"),
+        kafka=KafkaSettings(bootstrap_servers=bootstrap, client_id=client_id),
         db=db_settings(database_url),
-        events_topic=unique_topics.events,
-        tasks_topic=unique_topics.tasks,
+        events_topic=topics.events,
+        tasks_topic=topics.tasks,
         relay_idle_s=0.02,
+        **tuning,
+    )
+    apply_migrations(settings)
+    return settings
+
+
+@pytest.fixture
+def events_api_env(
+    kafka: KafkaBroker, database_url: str, unique_topics: TopicNames
+) -> EventsApiEnv:
+    settings = migrated_events_api_settings(
+        kafka.bootstrap,
+        database_url,
+        unique_topics,
+        "events-api-test",
         relay_max_backoff_s=1.0,
         db_pool_min=1,
         db_pool_max=4,
     )
-    apply_migrations(settings)
     return EventsApiEnv(settings, database_url, unique_topics, kafka.bootstrap)
 
 

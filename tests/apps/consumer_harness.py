@@ -4,8 +4,6 @@ Processes and waits come from the process kit (`platform_cli.processes`)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 import uuid
@@ -19,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 
 from apps.common.envelope import EventEnvelope, encode, new_envelope
-from platform_cli.processes import Process, free_port, poll_until
+from platform_cli.processes import OwnsProcess, Process, free_port, poll_until, spawn_python
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,7 +184,7 @@ def running_in_thread(service: Runnable, stop: threading.Event) -> Iterator[thre
 
 
 @dataclass
-class ConsumerProcess:
+class ConsumerProcess(OwnsProcess):
     """One app consumer (`python -m apps.<app>.cli run`) as a real OS process."""
 
     app: str
@@ -197,20 +195,13 @@ class ConsumerProcess:
 
     def start(self) -> ConsumerProcess:
         self.port = free_port()
-        env = {**os.environ, **FAST_CONSUMER_ENV, **self.env, "PORT": str(self.port)}
-        self.process = Process(
-            [sys.executable, "-m", f"apps.{self.app}.cli", "run"],
-            env=env,
-            cwd=REPO_ROOT,
+        self.process = spawn_python(
+            ["-m", f"apps.{self.app}.cli", "run"],
+            env={**FAST_CONSUMER_ENV, **self.env, "PORT": str(self.port)},
             log=self.log_path,
             stop_grace_s=30.0,
-        ).spawn()
+        )
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None and self.process.started_pid is not None
-        return self.process.started_pid
 
     def kill(self) -> None:
         """SIGKILL: no handler runs, nothing is flushed or committed."""

@@ -11,6 +11,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
+from tests.apps.conftest import skip_if_external
 
 
 def _roundtrip(bootstrap: str, topic: str, value: bytes) -> list[bytes]:
@@ -33,10 +34,7 @@ def _roundtrip(bootstrap: str, topic: str, value: bytes) -> list[bytes]:
 
 
 def test_broker_round_trip_and_restart_on_same_port(kafka: KafkaBroker) -> None:
-    if kafka.external:
-        pytest.skip(
-            "external broker (KAFKA_BOOTSTRAP_SERVERS): we never stop what we did not start"
-        )
+    skip_if_external(kafka)
     topic = f"smoke-{uuid.uuid4().hex[:8]}"
     create_topics(kafka.bootstrap, [topic])
     assert _roundtrip(kafka.bootstrap, topic, b"one") == [b"one"]
@@ -58,8 +56,7 @@ def test_postgres_fresh_database_and_restart(postgres: PostgresServer, database_
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (v int)")
         conn.execute("INSERT INTO kept VALUES (42)")
-    if postgres.external:
-        pytest.skip("external database (DB_HOST): we never restart what we did not start")
+    skip_if_external(postgres)
     postgres.restart()
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT v FROM kept").fetchall() == [(42,)]

@@ -15,7 +15,7 @@ from apps.common.envelope import decode
 from apps.common.kafka import header_dict
 from apps.events_api.keys import revoke_key
 from platform_cli.embedded import PostgresServer
-from tests.apps.conftest import EventsApiEnv, read_topic
+from tests.apps.conftest import EventsApiEnv, read_topic, skip_if_external
 from tests.apps.consumer_harness import read_topic as read_all
 from tests.apps.consumer_harness import wait_until
 
@@ -225,8 +225,7 @@ def test_malformed_json_and_lone_surrogates_are_422(
 def test_database_outage_is_503_not_500(
     events_api_env: EventsApiEnv, postgres: PostgresServer, auth: dict[str, str]
 ) -> None:
-    if postgres.external:
-        pytest.skip("external database (DB_HOST): we never stop what we did not start")
+    skip_if_external(postgres)
     with TestClient(events_api_env.app(relay_enabled=False)) as client:
         assert client.post("/api/v1/events", json=EVENT, headers=auth).status_code == 202
         postgres.stop()

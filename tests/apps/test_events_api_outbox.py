@@ -15,7 +15,7 @@ from apps.common.envelope import decode, new_envelope
 from apps.events_api.outbox import OutboxRelay, OutboxRow, acknowledged, publishable
 from apps.events_api.storage import enqueue
 from platform_cli.embedded import KafkaBroker, create_topics
-from tests.apps.conftest import EventsApiEnv, read_topic
+from tests.apps.conftest import EventsApiEnv, read_topic, skip_if_external
 
 
 def _row(row_id: int, subject: str) -> OutboxRow:
@@ -44,10 +44,7 @@ def _pending(database_url: str) -> int:
 def test_api_keeps_accepting_while_kafka_is_down_and_delivers_everything_after(
     events_api_env: EventsApiEnv, kafka: KafkaBroker
 ) -> None:
-    if kafka.external:
-        pytest.skip(
-            "external broker (KAFKA_BOOTSTRAP_SERVERS): we never stop what we did not start"
-        )
+    skip_if_external(kafka)
     headers = {"Authorization": f"Bearer {events_api_env.create_key()}"}
     sent = 200
     with TestClient(events_api_env.app()) as client:

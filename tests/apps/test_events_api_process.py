@@ -12,13 +12,12 @@ from contextlib import contextmanager
 
 import httpx
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 
 from platform_cli.embedded import KafkaBroker, create_topics, free_port
 from platform_cli.processes import http_ok, poll_until
 from tests.apps.app_env import app_env
-from tests.apps.conftest import EventsApiEnv, read_topic
+from tests.apps.conftest import EventsApiEnv, read_topic, skip_if_external
 
 SHUTDOWN_LIMIT_S = 10.0
 
@@ -111,10 +110,7 @@ def test_standalone_relay_delivers_what_api_replicas_accepted(events_api_env: Ev
 def test_sigterm_with_kafka_away_still_exits_in_time(
     events_api_env: EventsApiEnv, kafka: KafkaBroker
 ) -> None:
-    if kafka.external:
-        pytest.skip(
-            "external broker (KAFKA_BOOTSTRAP_SERVERS): we never stop what we did not start"
-        )
+    skip_if_external(kafka)
     port = free_port()
     key = events_api_env.create_key()
     args = ["serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -19,6 +19,7 @@ from apps.audit.cli import MIGRATIONS
 from apps.common.db import migrate
 from platform_cli.embedded import KafkaBroker, PostgresServer
 from tests.apps.app_env import app_env
+from tests.apps.conftest import skip_if_external
 from tests.apps.consumer_harness import (
     ConsumerProcess,
     PacedProducer,
@@ -164,8 +165,7 @@ def test_sigterm_under_load_exits_cleanly_and_loses_nothing_on_restart(rig: Audi
 def test_postgres_restart_under_load_recovers_without_loss(
     rig: AuditRig, postgres: PostgresServer
 ) -> None:
-    if postgres.external:
-        pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
+    skip_if_external(postgres)
     producer = rig.produce(2000, rate=250)
     process = rig.start()
     rig.wait_for_rows(process, 300, timeout=60)

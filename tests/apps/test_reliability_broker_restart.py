@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
-import httpx
 import psycopg
 import pytest
 
@@ -198,8 +197,7 @@ def test_broker_killed_twice_mid_stream_every_event_reaches_audit_and_notifier_o
         audit.start()
         notifier.start()
         kubelet.start()
-        headers = {"Authorization": f"Bearer {events_api_env.create_key()}"}
-        with httpx.Client(base_url=api.base, headers=headers, timeout=10) as client:
+        with api.client(events_api_env.create_key()) as client:
 
             def post(i: int) -> None:
                 response = client.post("/api/v1/events", json={"category": "c", "message": f"{i}"})

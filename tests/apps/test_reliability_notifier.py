@@ -27,7 +27,7 @@ from apps.common.kafka import header_dict
 from apps.notifier.cli import MIGRATIONS
 from platform_cli.embedded import KafkaBroker, PostgresServer
 from tests.apps.app_env import app_env
-from tests.apps.conftest import TopicNames
+from tests.apps.conftest import TopicNames, skip_if_external
 from tests.apps.consumer_harness import (
     ConsumerProcess,
     PacedProducer,
@@ -184,8 +184,7 @@ def test_sigterm_under_load_exits_cleanly_and_restart_delivers_the_rest_once(
 def test_postgres_restart_under_load_delivers_every_event_once(
     rig: NotifierRig, postgres: PostgresServer, database_url: str
 ) -> None:
-    if postgres.external:
-        pytest.skip("DB_HOST names an external PostgreSQL, which tests never restart")
+    skip_if_external(postgres)
     total = 300
     producer = rig.produce_paced(total, rate=60)
     process = rig.start()

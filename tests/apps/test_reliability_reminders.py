@@ -33,7 +33,7 @@ from apps.common.db import migrate
 from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
 from tests.apps.app_env import app_env
-from tests.apps.conftest import EventsApiEnv
+from tests.apps.conftest import EventsApiEnv, skip_if_external
 from tests.apps.consumer_harness import ConsumerProcess, read_topic, wait_until
 from tests.apps.live_server import live_server
 from tests.apps.reminders_harness import (
@@ -191,8 +191,7 @@ def test_postgres_down_6s_while_reminders_fall_due_fires_each_once_late(
     postgres: PostgresServer,
     running_while_reminders_fall_due: Callable[..., contextlib.AbstractContextManager[ReminderRun]],
 ) -> None:
-    if postgres.external:
-        pytest.skip("the tests run against an external PostgreSQL, which they never stop")
+    skip_if_external(postgres)
     # All due within the outage window (it starts ~1 s before the first is due).
     with running_while_reminders_fall_due(start_in_s=4.0, over_s=4.0) as (url, topics, process):
         postgres.stop()
@@ -225,8 +224,7 @@ def test_broker_down_while_reminders_fall_due_fires_each_once_after_it_returns(
     kafka: KafkaBroker,
     running_while_reminders_fall_due: Callable[..., contextlib.AbstractContextManager[ReminderRun]],
 ) -> None:
-    if kafka.external:
-        pytest.skip("KAFKA_BOOTSTRAP_SERVERS points at an external broker, which tests never stop")
+    skip_if_external(kafka)
     with running_while_reminders_fall_due(start_in_s=5.0, over_s=3.0) as (url, topics, process):
         kafka.stop()
         time.sleep(OUTAGE_S)

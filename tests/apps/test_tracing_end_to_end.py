@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -97,8 +96,7 @@ def test_every_event_has_api_publish_notifier_and_audit_in_one_trace_across_a_si
         api.start()
         notifier.start()
         audit.start()
-        headers = {"Authorization": f"Bearer {events_api_env.create_key()}"}
-        with httpx.Client(base_url=api.base, headers=headers, timeout=10) as client:
+        with api.client(events_api_env.create_key()) as client:
 
             def post(n: int) -> None:
                 for i in range(n):

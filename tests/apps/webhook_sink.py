@@ -20,10 +20,11 @@ import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from platform_cli.processes import poll_until
+from tests.conftest import serving
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,6 @@ class WebhookSink:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ok: int = 0
     _ok_keys: set[str] = field(default_factory=set)
-    _server: ThreadingHTTPServer | None = None
-    _thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -152,7 +151,7 @@ class WebhookSink:
                 self._ok += 1
                 self._ok_keys.add(request.headers.get("Idempotency-Key", ""))
 
-    def start(self) -> None:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -191,28 +190,20 @@ class WebhookSink:
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep test output clean
 
-        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        return Handler
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+    @contextmanager
+    def running(self) -> Iterator[WebhookSink]:
+        """Answer on host:port (0: a free one, then `port` is the one bound) until exit."""
+        with serving(self.handler(), self.host, self.port) as server:
+            self.port = server.server_address[1]
+            yield self
 
 
 @contextmanager
 def webhook_sink() -> Iterator[WebhookSink]:
-    sink = WebhookSink()
-    sink.start()
-    try:
+    with WebhookSink().running() as sink:
         yield sink
-    finally:
-        sink.stop()
 
 
 def main() -> None:
@@ -223,11 +214,8 @@ def main() -> None:
     args = parser.parse_args()
     sink = WebhookSink(port=args.port)
     sink.plan(args.path, fail_ratio=args.fail_ratio)
-    sink.start()
-    try:
+    with sink.running():
         threading.Event().wait()  # until killed: the benchmark stops it with SIGTERM
-    finally:
-        sink.stop()
 
 
 if __name__ == "__main__":

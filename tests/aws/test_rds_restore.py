@@ -30,17 +30,39 @@ from typer.testing import CliRunner, Result
 
 from infra.config import load_stack_file
 from infra.contracts import Fact
-from infra.data.database import MASTER_USERNAME
 from platform_cli.aws_names import names_for_env
 from platform_cli.main import app
 from platform_cli.offline import Declared, run_stack
 from platform_cli.rds_restore import RestoreError, find_instance, wait_available
 from platform_cli.restore_repoint import INSTANCE_FACTS, program_urns
 from tests.aws.conftest import Emulator
+from tests.stacks import committed_stack
 
 STAGING = load_stack_file("staging")
 NAMES = names_for_env("staging")
 SOURCE = NAMES.rds_instance
+DECLARED_AS_RDS_API = {
+    "engine": "Engine",
+    "engineVersion": "EngineVersion",
+    "instanceClass": "DBInstanceClass",
+    "allocatedStorage": "AllocatedStorage",
+    "maxAllocatedStorage": "MaxAllocatedStorage",
+    "dbName": "DBName",
+    "username": "MasterUsername",
+    "manageMasterUserPassword": "ManageMasterUserPassword",
+    "storageEncrypted": "StorageEncrypted",
+    "storageType": "StorageType",
+    "multiAz": "MultiAZ",
+    "backupRetentionPeriod": "BackupRetentionPeriod",
+    "deletionProtection": "DeletionProtection",
+    "iamDatabaseAuthenticationEnabled": "EnableIAMDatabaseAuthentication",
+    "enabledCloudwatchLogsExports": "EnableCloudwatchLogsExports",
+    "copyTagsToSnapshot": "CopyTagsToSnapshot",
+    "publiclyAccessible": "PubliclyAccessible",
+}
+"""The staging instance's inputs as the program declares them (aws:rds/instance:Instance, run
+offline), by their RDS API names: moto holds the instance `pulumi up -s staging` would create.
+The key, subnet group, security group and parameter group are moto's own records instead."""
 
 
 def _run(*args: str) -> Result:
@@ -103,31 +125,17 @@ def staging(moto_aws: Emulator) -> Iterator[Deployed]:
         DBParameterGroupFamily=db.parameter_group_family,
         Description="TLS-only",
     )
+    instance = committed_stack("staging").one("aws:rds/instance:Instance").inputs
+    assert instance["identifier"] == SOURCE
     rds.create_db_instance(
         DBInstanceIdentifier=SOURCE,
-        Engine="postgres",
-        EngineVersion=db.engine_version,
-        DBInstanceClass=db.instance_class,
-        AllocatedStorage=db.allocated_storage_gib,
-        MaxAllocatedStorage=db.max_allocated_storage_gib,
-        DBName=db.database_name,
-        MasterUsername=MASTER_USERNAME,
-        ManageMasterUserPassword=True,
+        **{api: instance[declared] for declared, api in DECLARED_AS_RDS_API.items()},
         MasterUserSecretKmsKeyId=key,
-        StorageEncrypted=True,
         KmsKeyId=key,
-        StorageType="gp3",
         DBSubnetGroupName=subnet_group,
         VpcSecurityGroupIds=[sg],
         DBParameterGroupName=parameter_group,
-        MultiAZ=db.multi_az,
-        BackupRetentionPeriod=db.backup_retention_days,
-        DeletionProtection=STAGING.protection.deletion_protection,
-        EnableIAMDatabaseAuthentication=True,
-        EnableCloudwatchLogsExports=["postgresql", "upgrade"],
-        CopyTagsToSnapshot=True,
-        PubliclyAccessible=False,
-        Tags=[{"Key": k, "Value": v} for k, v in {**STAGING.base_tags, "Name": SOURCE}.items()],
+        Tags=[{"Key": k, "Value": v} for k, v in instance["tags"].items()],
     )
     deployed = Deployed(rds, ec2, sg, key, subnet_group, parameter_group)
     try:

@@ -28,8 +28,9 @@ SECRETS = {
 BACKEND = "s3://plat-dev-pulumi-state-123456789012?region=eu-west-1"
 
 
-def run_stage(command: str, **env: str) -> list[str]:
-    """Run one stage script (as the Jenkinsfile writes it) with DRY_RUN=1; its printed lines."""
+def dry_run(command: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one stage script (as the Jenkinsfile writes it) with DRY_RUN=1 and only PATH, HOME
+    and `env` in its environment (`env` may replace PATH)."""
     script, *args = command.split()
     clean_env = {
         "PATH": os.environ["PATH"],
@@ -37,7 +38,7 @@ def run_stage(command: str, **env: str) -> list[str]:
         "DRY_RUN": "1",
         **env,
     }
-    result = subprocess.run(
+    return subprocess.run(
         ["bash", str(REPO / script), *args],
         cwd=REPO,
         env=clean_env,
@@ -46,6 +47,11 @@ def run_stage(command: str, **env: str) -> list[str]:
         timeout=120,
         check=False,
     )
+
+
+def run_stage(command: str, **env: str) -> list[str]:
+    """`dry_run` of a stage that must succeed quietly: its printed lines."""
+    result = dry_run(command, **env)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
     assert result.stderr == "", result.stderr
     return result.stdout.splitlines()
@@ -186,13 +192,39 @@ MAIN_STAGES = {
 }
 
 
+def _bind(name: str, param: str, body: str, arg: str) -> str:
+    """Helper `name`'s body with `${param}` bound to `arg`; its interpolated "strings" written
+    as the plain 'strings' they evaluate to."""
+    bound = body.replace("${" + param + "}", arg)
+    assert "$" not in bound.replace("$class", ""), f"{name}: a variable left unbound: {bound}"
+    return re.sub(r'"([^"]*)"', r"'\1'", bound)
+
+
+def pipeline_text() -> str:
+    """The Jenkinsfile's `pipeline { ... }` as Groovy runs it: each `script { helper('<arg>') }`
+    call of a helper defined above the pipeline (`def helper(String param) { ... }`) replaced by
+    that helper's body, bound to the argument."""
+    text = JENKINSFILE.read_text()
+    pipeline = text[text.index("\npipeline {") :]
+    helpers = re.findall(r"^def (\w+)\(String (\w+)\) \{\n(.*?)^\}$", text, re.S | re.M)
+    assert helpers, "no helper found above the pipeline"
+    for name, param, body in helpers:
+        pipeline, calls = re.subn(
+            rf"script \{{ {name}\('([^']+)'\) \}}",
+            lambda call, n=name, p=param, b=body: _bind(n, p, b, call.group(1)),
+            pipeline,
+        )
+        assert calls, f"helper {name} is never called"
+    return pipeline
+
+
 def _jenkinsfile_commands() -> list[str]:
-    return re.findall(r"sh '(jenkins/stages/[^']+)'", JENKINSFILE.read_text())
+    return re.findall(r"sh '(jenkins/stages/[^']+)'", pipeline_text())
 
 
 def _stage_blocks() -> dict[str, str]:
     """Top-level text of each `stage('<name>')` block (up to the next stage)."""
-    parts = re.split(r"stage\('([^']+)'\)", JENKINSFILE.read_text())
+    parts = re.split(r"stage\('([^']+)'\)", pipeline_text())
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
 
@@ -225,7 +257,7 @@ def test_pr_preview_runs_only_on_pull_requests_and_deploys_only_on_main() -> Non
 
 @pytest.mark.parametrize("env", ["dev", "staging", "prod"])
 def test_each_stack_is_deployed_inside_its_own_lock(env: str) -> None:
-    text = JENKINSFILE.read_text()
+    text = pipeline_text()
     lock = text.index(f"lock(resource: 'pulumi-{env}')")
     deploy = text.index(f"sh 'jenkins/stages/deploy.sh {env}'")
     next_lock = text.find("lock(resource:", lock + 1)
@@ -306,13 +338,6 @@ def test_stage_scripts_never_enable_shell_tracing() -> None:
 
 
 def test_deploy_refuses_to_run_without_a_backend() -> None:
-    result = subprocess.run(
-        ["bash", str(STAGES / "deploy.sh"), "dev"],
-        cwd=REPO,
-        env={"PATH": os.environ["PATH"], "DRY_RUN": "1"},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = dry_run("jenkins/stages/deploy.sh dev")
     assert result.returncode != 0
     assert "PULUMI_BACKEND_URL" in result.stderr

@@ -18,14 +18,21 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from tests.delivery.test_jenkins_stages import JENKINSFILE, REPO, SHA, STAGES, _stage_blocks
+from tests.conftest import serving
+from tests.delivery.test_jenkins_stages import (
+    REPO,
+    SHA,
+    STAGES,
+    _stage_blocks,
+    dry_run,
+    pipeline_text,
+)
 
 CLOUD_ENVS = ("dev", "staging", "prod")
 
@@ -38,7 +45,7 @@ def _credential_ids(block: str) -> set[str]:
 
 def _bindings() -> list[tuple[set[str], str]]:
     """(credential ids, script) of every `withCredentials([...]) { sh '...' }` in the file."""
-    text = JENKINSFILE.read_text()
+    text = pipeline_text()
     found = []
     for match in re.finditer(r"withCredentials\(\[(.*?)\]\)\s*\{\s*sh '([^']+)'", text, re.S):
         found.append((_credential_ids(match.group(1)), match.group(2)))
@@ -67,7 +74,7 @@ def test_trusted_previews_get_only_their_own_read_only_role_and_backend() -> Non
 
 
 def test_each_deploy_identity_is_bound_only_in_its_own_environments_stage() -> None:
-    text = JENKINSFILE.read_text()
+    text = pipeline_text()
     assert "platform-aws" not in text, "the shared deploy key is gone"
     blocks = _stage_blocks()
     owner = {"dev": {"Images", "Deploy dev"}, "staging": {"Promote to staging"}}
@@ -167,18 +174,6 @@ def _fake_bin(tmp_path: Path, name: str) -> Path:
     return bin_dir
 
 
-def _run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(STAGES / script), *args],
-        cwd=REPO,
-        env={"HOME": os.environ.get("HOME", "/tmp"), "DRY_RUN": "1", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("script", "args", "never"),
     [
@@ -193,7 +188,7 @@ def test_a_failing_app_list_stops_the_stage(
     venv = tmp_path / "venv"
     shutil.copytree(_fake_bin(tmp_path, "python"), venv / "bin")
     env = {"PATH": os.environ["PATH"], "VENV": str(venv), "GIT_COMMIT": SHA}
-    result = _run(script, env, *args)
+    result = dry_run(" ".join([f"jenkins/stages/{script}", *args]), **env)
     assert result.returncode != 0, result.stdout
     assert "'apps' failed (exit 7)" in result.stderr
     assert never not in result.stdout
@@ -204,7 +199,9 @@ def test_a_failing_stack_lookup_stops_the_pr_stages(tmp_path: Path, script: str)
     """affected_stacks.py runs under python3: a python3 that fails must fail the stage."""
     bin_dir = _fake_bin(tmp_path, "python3")
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CHANGED_FILES": "infra/network/vpc.py"}
-    result = _run(script, env, *(["dev"] if script == "pr_preview.sh" else []))
+    result = dry_run(
+        f"jenkins/stages/{script}" + (" dev" if script == "pr_preview.sh" else ""), **env
+    )
     assert result.returncode != 0, result.stdout
     assert "affected_stacks.py" in result.stderr and "failed (exit 7)" in result.stderr
     assert "platform plan" not in result.stdout and "pulumi" not in result.stdout
@@ -244,14 +241,8 @@ class _Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder() -> Iterator[str]:
     _Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Recorder) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_pr_comment_is_posted_with_the_token_in_a_header(recorder: str, tmp_path: Path) -> None:

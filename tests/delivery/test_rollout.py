@@ -194,38 +194,70 @@ def _failed_rollout(
 # --- ArgoCD verdicts ----------------------------------------------------------------------------
 
 
-def test_degraded_at_the_new_revision_rolls_back_at_once(
-    promoted: Promoted, tmp_path: Path
+@pytest.mark.parametrize(
+    ("states", "timeout", "reasons", "polled"),
+    [
+        pytest.param(
+            {
+                "notifier": {
+                    "health": "Degraded",
+                    "health_message": "Deployment exceeded its progress deadline",
+                }
+            },
+            30.0,
+            ["notifier: Degraded", "Deployment exceeded its progress deadline"],
+            False,
+            id="degraded at the new revision: at once",
+        ),
+        pytest.param(
+            {
+                "audit": {
+                    "health": "Progressing",
+                    "phase": "Running",
+                    "operation_message": "waiting for healthy state",
+                }
+            },
+            1.5,
+            ["not Synced and Healthy after 1.5 s", "audit: Synced/Progressing"],
+            True,
+            id="progressing past the timeout",
+        ),
+        pytest.param(
+            {
+                "events-api": {
+                    "sync": "OutOfSync",
+                    "health": "Missing",
+                    "phase": "Failed",
+                    "operation_message": "one or more objects failed to apply",
+                }
+            },
+            30.0,
+            ["events-api: sync operation Failed: one or more objects failed"],
+            False,
+            id="a failed sync operation: at once",
+        ),
+    ],
+)
+def test_an_app_not_healthy_at_the_new_revision_rolls_back(
+    promoted: Promoted,
+    tmp_path: Path,
+    states: dict[str, dict[str, str]],
+    timeout: float,
+    reasons: list[str],
+    polled: bool,
 ) -> None:
-    degraded = {
-        "notifier": {
-            "health": "Degraded",
-            "health_message": "Deployment exceeded its progress deadline",
-        }
-    }
     report, argocd = _failed_rollout(
-        promoted, tmp_path, _apps(promoted.revision, **degraded), timeout=30
+        promoted, tmp_path, _apps(promoted.revision, **states), timeout=timeout
     )
-    assert len(argocd.requests) == 1, "a Degraded app must not be waited for"
+    if polled:
+        assert len(argocd.requests) > 3, "it polled until the timeout"
+    else:
+        assert len(argocd.requests) == 1, "a terminal state must not be waited for"
     assert argocd.requests[0]["query"]["selector"] == ["app.kubernetes.io/part-of=event-platform"]
     assert report["result"] == "rolled back"
-    assert "notifier: Degraded" in report["reason"] and "progress deadline" in report["reason"]
-    _assert_rolled_back(promoted, "Deployment exceeded its progress deadline")
-
-
-def test_progressing_past_the_timeout_rolls_back(promoted: Promoted, tmp_path: Path) -> None:
-    progressing = {
-        "audit": {
-            "health": "Progressing",
-            "phase": "Running",
-            "operation_message": "waiting for healthy state",
-        }
-    }
-    report, argocd = _failed_rollout(promoted, tmp_path, _apps(promoted.revision, **progressing))
-    assert len(argocd.requests) > 3, "it polled until the timeout"
-    assert "not Synced and Healthy after 1.5 s" in report["reason"]
-    assert "audit: Synced/Progressing" in report["reason"]
-    _assert_rolled_back(promoted, "audit: Synced/Progressing")
+    for reason in reasons:
+        assert reason in report["reason"]
+    _assert_rolled_back(promoted, reasons[-1])
 
 
 def test_healthy_at_another_revision_is_not_the_new_rollout(
@@ -235,20 +267,6 @@ def test_healthy_at_another_revision_is_not_the_new_rollout(
     report, _ = _failed_rollout(promoted, tmp_path, _apps(old))
     assert f"at revision {old[:12]}, want {promoted.revision[:12]}" in report["reason"]
     _assert_rolled_back(promoted, "want")
-
-
-def test_a_failed_sync_operation_rolls_back(promoted: Promoted, tmp_path: Path) -> None:
-    failed = {
-        "events-api": {
-            "sync": "OutOfSync",
-            "health": "Missing",
-            "phase": "Failed",
-            "operation_message": "one or more objects failed to apply",
-        }
-    }
-    report, _ = _failed_rollout(promoted, tmp_path, _apps(promoted.revision, **failed))
-    assert "events-api: sync operation Failed: one or more objects failed" in report["reason"]
-    _assert_rolled_back(promoted, "sync operation Failed")
 
 
 def test_a_refused_token_fails_without_waiting(promoted: Promoted, tmp_path: Path) -> None:

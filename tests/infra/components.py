@@ -1,8 +1,11 @@
 """What the component tests (database, kafka, registry) share: declaring one component under the
-recording mocks, its `prod` and `dev` fixtures, and the bad-input check.
+recording mocks, its `prod` and `dev` fixtures, and the bad-input test.
 
     prod, dev = prod_and_dev(lambda stack: Registry("registry", _args(stack)))
     declared = declare_component(lambda: Registry("registry", _args("dev", ...)), "dev")
+    test_invalid_args_fail = refusals_naming_the_field(
+        lambda **overrides: Registry("registry", _args("prod", **overrides)), [...]
+    )
 """
 
 from __future__ import annotations
@@ -36,9 +39,21 @@ def prod_and_dev(build: Callable[[str], object]) -> tuple[Any, Any]:
     return for_stack("prod"), for_stack("dev")
 
 
-def assert_refused_naming_the_field(build: Callable[[], object], fragment: str) -> None:
-    """`build()` outside a Pulumi program raises ValueError naming the field: validation runs
-    before the component registers anything."""
-    with pytest.raises(ValueError) as info:
-        build()
-    assert fragment in str(info.value)
+Refusal = tuple[dict[str, Any], str]
+"""(overrides of the component's args, fragment its ValueError must contain)."""
+
+
+def refusals_naming_the_field(
+    build: Callable[..., object], cases: list[Refusal]
+) -> Callable[[dict[str, Any], str], None]:
+    """A parametrized test (assign it to a `test_...` name) that `build(**overrides)` raises
+    ValueError naming the field, outside a Pulumi program: validation runs before the component
+    registers anything."""
+
+    @pytest.mark.parametrize(("overrides", "fragment"), cases)
+    def refused(overrides: dict[str, Any], fragment: str) -> None:
+        with pytest.raises(ValueError) as info:
+            build(**overrides)
+        assert fragment in str(info.value)
+
+    return refused

@@ -19,8 +19,8 @@ from infra.data.rds_parameters import (
 )
 from platform_cli.offline import Declared, DeclaredResource
 from tests.infra.components import (
-    assert_refused_naming_the_field,
     prod_and_dev,
+    refusals_naming_the_field,
 )
 from tests.infra.taggable import assert_tagged
 
@@ -245,8 +245,8 @@ def test_every_taggable_resource_carries_base_tags(
             assert resource.inputs["tags"]["Name"].startswith(f"plat-{stack}")
 
 
-@pytest.mark.parametrize(
-    ("overrides", "fragment"),
+test_invalid_args_fail_before_any_resource_naming_the_field = refusals_naming_the_field(
+    lambda **overrides: Database("db", _args("prod", **overrides)),
     [
         ({"backup_retention_days": 3}, "backup_retention_days: 3; allowed: 7 to 35"),
         ({"backup_retention_days": 36}, "backup_retention_days: 36"),
@@ -262,7 +262,3 @@ def test_every_taggable_resource_carries_base_tags(
         ({"database_name": "1db"}, "database_name: '1db'"),
     ],
 )
-def test_invalid_args_fail_before_any_resource_naming_the_field(
-    overrides: dict[str, Any], fragment: str
-) -> None:
-    assert_refused_naming_the_field(lambda: Database("db", _args("prod", **overrides)), fragment)

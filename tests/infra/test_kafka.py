@@ -21,9 +21,9 @@ from infra.data.kafka_properties import (
 )
 from platform_cli.offline import Declared, DeclaredResource
 from tests.infra.components import (
-    assert_refused_naming_the_field,
     declare_component,
     prod_and_dev,
+    refusals_naming_the_field,
 )
 from tests.infra.taggable import assert_tagged
 
@@ -310,8 +310,8 @@ def test_registered_outputs_are_what_apps_need(prod: Declared) -> None:
     assert all(b.endswith(":9098") for b in outputs["bootstrap_brokers_iam"].split(","))
 
 
-@pytest.mark.parametrize(
-    ("overrides", "fragment"),
+test_invalid_args_fail_before_any_resource_naming_the_field = refusals_naming_the_field(
+    lambda **overrides: KafkaCluster("kafka", _args("prod", **overrides)),
     [
         ({"broker_count": 4}, "broker_count: 4 is not a multiple of the 3 subnet_ids"),
         ({"max_storage_gib": 100}, "max_storage_gib: 100 < storage_gib 500"),
@@ -323,9 +323,3 @@ def test_registered_outputs_are_what_apps_need(prod: Declared) -> None:
         ({"log_retention_days": 0}, "log_retention_days: 0"),
     ],
 )
-def test_invalid_args_fail_before_any_resource_naming_the_field(
-    overrides: dict[str, Any], fragment: str
-) -> None:
-    assert_refused_naming_the_field(
-        lambda: KafkaCluster("kafka", _args("prod", **overrides)), fragment
-    )

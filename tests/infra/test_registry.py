@@ -14,9 +14,9 @@ from infra.registry.ecr import Registry, RegistryArgs
 from infra.registry.lifecycle import lifecycle_policy, lifecycle_policy_json, repository_name
 from platform_cli.offline import Declared
 from tests.infra.components import (
-    assert_refused_naming_the_field,
     declare_component,
     prod_and_dev,
+    refusals_naming_the_field,
 )
 from tests.infra.taggable import assert_tagged
 
@@ -143,8 +143,8 @@ def test_custom_app_list_and_no_prefix() -> None:
     assert [r.inputs["name"] for r in declared.of_type("aws:ecr/repository:Repository")] == ["svc"]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "fragment"),
+test_invalid_args_fail_before_any_resource_naming_the_field = refusals_naming_the_field(
+    lambda **overrides: Registry("registry", _args("prod", **overrides)),
     [
         ({"app_names": ()}, "app_names: empty"),
         ({"app_names": ("audit", "audit")}, "app_names: ['audit'] appear more than once"),
@@ -153,9 +153,3 @@ def test_custom_app_list_and_no_prefix() -> None:
         ({"untagged_expiry_days": 0}, "untagged_expiry_days: 0"),
     ],
 )
-def test_invalid_args_fail_before_any_resource_naming_the_field(
-    overrides: dict[str, Any], fragment: str
-) -> None:
-    assert_refused_naming_the_field(
-        lambda: Registry("registry", _args("prod", **overrides)), fragment
-    )

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from apps.events_api.settings import CONSOLE_DIR
-from platform_cli.embedded import KafkaBroker, PostgresServer, create_topics
-from tests.apps.app_env import app_env, db_settings
-from tests.apps.conftest import TopicNames, kafka, postgres
+from platform_cli.embedded import KafkaBroker, PostgresServer
+from tests.apps.app_env import app_env
+from tests.apps.conftest import TopicNames, kafka, migrated_events_api_settings, postgres
 from tests.apps.consumer_harness import ConsumerProcess, wait_until
 from tests.apps.live_server import live_server
 from tests.apps.webhook_sink import WebhookSink, webhook_sink
@@ -102,29 +102,21 @@ def stack(
 ) -> Iterator[Stack]:
     from apps.audit.cli import MIGRATIONS as AUDIT_MIGRATIONS
     from apps.common.db import migrate
-    from apps.common.kafka import KafkaSettings
     from apps.events_api.app import create_app
-    from apps.events_api.cli import apply_migrations
-    from apps.events_api.settings import ApiSettings
     from apps.notifier.cli import MIGRATIONS as NOTIFIER_MIGRATIONS
 
     name = f"web_{uuid.uuid4().hex[:10]}"
     database_url = postgres.create_database(name)
     suffix = uuid.uuid4().hex[:8]
-    topics = TopicNames(
-        f"events-{suffix}", f"tasks-{suffix}", f"notifier.dlq-{suffix}", f"audit.dlq-{suffix}"
-    )
-    create_topics(kafka.bootstrap, topics.all())
-    settings = ApiSettings(
-        kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, client_id="events-api-web"),
-        db=db_settings(database_url),
-        events_topic=topics.events,
-        tasks_topic=topics.tasks,
-        relay_idle_s=0.02,
+    topics = TopicNames.create(kafka.bootstrap)
+    settings = migrated_events_api_settings(
+        kafka.bootstrap,
+        database_url,
+        topics,
+        "events-api-web",
         stream_poll_s=0.2,
         stream_status_poll_s=0.3,
     )
-    apply_migrations(settings)
     migrate(database_url, "notifier", NOTIFIER_MIGRATIONS)
     migrate(database_url, "audit", AUDIT_MIGRATIONS)
     logs = tmp_path_factory.mktemp("web-stack")

@@ -123,6 +123,17 @@ def metadata(
     return meta
 
 
+def app_object(api_version: str, kind: str, app: str, wave: int, spec: Manifest) -> Manifest:
+    """One object of an app: named and labelled after it, in the apps namespace, synced in
+    `wave`."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": metadata(app, app, wave=wave),
+        "spec": spec,
+    }
+
+
 def argocd_metadata(name: str, wave: int) -> Manifest:
     return {
         "name": name,

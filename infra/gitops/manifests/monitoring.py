@@ -14,6 +14,7 @@ from infra.gitops.catalog import AppSpec
 from infra.gitops.manifests.common import (
     EnvContext,
     Manifest,
+    app_object,
     metadata,
     selector,
 )
@@ -126,20 +127,16 @@ def alerts(spec: AppSpec, ctx: EnvContext) -> list[Alert]:
 
 
 def service_monitor(spec: AppSpec, wave: int) -> Manifest:
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "ServiceMonitor",
-        # No `release` label: Prometheus selects every ServiceMonitor and PrometheusRule in the
-        # monitored namespaces (`infra.platform.charts.kube_prometheus_stack_values`).
-        "metadata": metadata(spec.name, spec.name, wave=wave),
-        "spec": {
-            "selector": {"matchLabels": selector(spec.name)},
-            "namespaceSelector": {"matchNames": [APP_NAMESPACE]},
-            "endpoints": [
-                {"port": HTTP_PORT_NAME, "path": spec.probes.metrics_path, "interval": "30s"}
-            ],
-        },
+    # No `release` label: Prometheus selects every ServiceMonitor and PrometheusRule in the
+    # monitored namespaces (`infra.platform.charts.kube_prometheus_stack_values`).
+    body = {
+        "selector": {"matchLabels": selector(spec.name)},
+        "namespaceSelector": {"matchNames": [APP_NAMESPACE]},
+        "endpoints": [
+            {"port": HTTP_PORT_NAME, "path": spec.probes.metrics_path, "interval": "30s"}
+        ],
     }
+    return app_object("monitoring.coreos.com/v1", "ServiceMonitor", spec.name, wave, body)
 
 
 def prometheus_rule(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
@@ -156,12 +153,8 @@ def prometheus_rule(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:
         }
         for alert in alerts(spec, ctx)
     ]
-    return {
-        "apiVersion": "monitoring.coreos.com/v1",
-        "kind": "PrometheusRule",
-        "metadata": metadata(spec.name, spec.name, wave=wave),
-        "spec": {"groups": [{"name": spec.name, "rules": rules}]},
-    }
+    body = {"groups": [{"name": spec.name, "rules": rules}]}
+    return app_object("monitoring.coreos.com/v1", "PrometheusRule", spec.name, wave, body)
 
 
 def _camel(name: str) -> str:

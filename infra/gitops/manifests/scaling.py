@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from infra.contracts import Fact
 from infra.gitops.catalog import AppSpec
-from infra.gitops.manifests.common import EnvContext, Manifest, metadata
+from infra.gitops.manifests.common import EnvContext, Manifest, app_object, metadata
 
 
 class _ScalerKind(NamedTuple):
@@ -27,17 +27,13 @@ def _deployment_scaler(
 ) -> Manifest:
     """An autoscaler that scales the app's Deployment within the stack's sizing."""
     sizing = spec.sizing[ctx.env]
-    return {
-        "apiVersion": scaler.api_version,
-        "kind": scaler.kind,
-        "metadata": metadata(spec.name, spec.name, wave=wave),
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
-            scaler.min_replicas_field: sizing.min_replicas,
-            scaler.max_replicas_field: sizing.max_replicas,
-            **fields,
-        },
+    body = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+        scaler.min_replicas_field: sizing.min_replicas,
+        scaler.max_replicas_field: sizing.max_replicas,
+        **fields,
     }
+    return app_object(scaler.api_version, scaler.kind, spec.name, wave, body)
 
 
 def cpu_autoscaler(spec: AppSpec, ctx: EnvContext, wave: int) -> Manifest:

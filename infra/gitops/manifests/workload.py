@@ -9,6 +9,7 @@ from infra.gitops.catalog import AppSpec, ImageCatalog
 from infra.gitops.manifests.common import (
     EnvContext,
     Manifest,
+    app_object,
     metadata,
     selector,
 )
@@ -106,56 +107,44 @@ def deployment(spec: AppSpec, ctx: EnvContext, images: ImageCatalog, wave: int) 
     )
     # With high availability a rollout adds a pod before removing one, so capacity never dips.
     max_unavailable = 0 if ctx.high_availability else 1
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata(contract.name, contract.name, wave=wave),
-        "spec": {
-            "replicas": sizing.replicas,
-            "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": selector(contract.name)},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": max_unavailable},
-            },
-            "template": {
-                "metadata": {"labels": metadata(contract.name, contract.name)["labels"]},
-                "spec": pod_spec(
-                    contract.service_account,
-                    [main],
-                    terminationGracePeriodSeconds=30,
-                    topologySpreadConstraints=_topology_spread(contract.name),
-                ),
-            },
+    body = {
+        "replicas": sizing.replicas,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": selector(contract.name)},
+        "strategy": {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": 1, "maxUnavailable": max_unavailable},
+        },
+        "template": {
+            "metadata": {"labels": metadata(contract.name, contract.name)["labels"]},
+            "spec": pod_spec(
+                contract.service_account,
+                [main],
+                terminationGracePeriodSeconds=30,
+                topologySpreadConstraints=_topology_spread(contract.name),
+            ),
         },
     }
+    return app_object("apps/v1", "Deployment", contract.name, wave, body)
 
 
 def service(contract: AppContract, wave: int) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata(contract.name, contract.name, wave=wave),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector(contract.name),
-            "ports": [
-                {
-                    "name": HTTP_PORT_NAME,
-                    "port": contract.port,
-                    "targetPort": HTTP_PORT_NAME,
-                    "protocol": "TCP",
-                }
-            ],
-        },
+    body = {
+        "type": "ClusterIP",
+        "selector": selector(contract.name),
+        "ports": [
+            {
+                "name": HTTP_PORT_NAME,
+                "port": contract.port,
+                "targetPort": HTTP_PORT_NAME,
+                "protocol": "TCP",
+            }
+        ],
     }
+    return app_object("v1", "Service", contract.name, wave, body)
 
 
 def disruption_budget(contract: AppContract, wave: int) -> Manifest:
     # maxUnavailable (not minAvailable) so a single-replica dev app never blocks a node drain.
-    return {
-        "apiVersion": "policy/v1",
-        "kind": "PodDisruptionBudget",
-        "metadata": metadata(contract.name, contract.name, wave=wave),
-        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(contract.name)}},
-    }
+    body = {"maxUnavailable": 1, "selector": {"matchLabels": selector(contract.name)}}
+    return app_object("policy/v1", "PodDisruptionBudget", contract.name, wave, body)
