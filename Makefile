@@ -57,9 +57,13 @@ test: venv lint tools localstack-venv web
 
 # The fast lane while you work: every test outside the slow tier (tests/conftest.py says what is
 # slow: real servers, processes, containers, a browser), without the LocalStack and tools venvs,
-# on every core (one test file per worker, so module fixtures run once).
+# on every core. `worksteal`: an idle worker takes tests queued for a busy one, so a long file at
+# the end leaves no core idle (53-56 s here, 58-61 s with `loadfile`); a module fixture may then
+# run in both workers, but the stacks they share are evaluated once per run (tests/stacks.py).
+# Schemathesis' pytest plugin serves only the API contract test (slow tier); loading it costs
+# ~1.7 s in each process.
 unit: venv
-	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -m "not slow" -n auto --dist worksteal -p no:schemathesis
 
 local: venv web
 	$(BIN)/platform local

@@ -4,8 +4,8 @@ Evaluating a stack's program under the offline mocks takes a few seconds of CPU;
 gitops and delivery tests all read the same four declarations, so they share this cache instead
 of each module keeping its own. Callers treat the result as read-only.
 
-Under pytest-xdist every worker is its own process, and `--dist loadfile` hands most workers a
-test file that needs every stack, so each worker would evaluate all four. Instead the first
+Under pytest-xdist every worker is its own process, and most workers get a test file that
+needs every stack, so each worker would evaluate all four. Instead the first
 worker to need a stack evaluates it and leaves a pickle in a folder of this run (named by
 xdist's test run id); the others wait on its lock and load it. The folder is removed when the
 run ends: tests/conftest.py fixes the run id in the controller (`fix_run_id`) and removes the
