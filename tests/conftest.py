@@ -28,6 +28,9 @@ import pytest
 from platform_cli.localstack import LocalStackUnavailable, localstack_server
 from tests.stacks import fix_run_id, remove_shared_stacks
 
+pytest_plugins = ("tests.hard_stop",)
+"""A hang that pytest-timeout cannot end ends the run, with every thread's stack printed."""
+
 TESTS_ROOT = Path(__file__).resolve().parent
 REAL_PARTS_TIERS = ("apps", "aws", "images", "web")
 """Real broker, database and AWS emulators; real images and containers; a real browser."""
