@@ -5,7 +5,9 @@ into a queue, so a test can wait for messages with a deadline and disconnect at 
 from __future__ import annotations
 
 import json
+import contextlib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +39,7 @@ class SseReader:
         self.response_headers: httpx.Headers | None = None
         self._stop = threading.Event()
         self._response: httpx.Response | None = None
+        self._socket: socket.socket | None = None
         self._connected = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sse-reader", daemon=True)
 
@@ -50,10 +53,17 @@ class SseReader:
 
     def close(self) -> None:
         self._stop.set()
+        if self._socket is not None:
+            # Closing a socket does not wake a recv() blocked on it in another thread (the
+            # reader would sit until the server's next heartbeat, 15 s by default, and the
+            # server would not see the disconnect until then); shutdown() wakes it at once and
+            # sends the FIN the server waits for.
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         if self._response is not None:
-            # Unblocks a read in progress: the reader thread sees the socket closed and exits.
             self._response.close()
         self._thread.join(10)
+        assert not self._thread.is_alive(), "the SSE reader thread did not stop"
 
     def _run(self) -> None:
         try:
@@ -64,6 +74,7 @@ class SseReader:
                 self.status_code = response.status_code
                 self.response_headers = response.headers
                 self._response = response
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 self._connected.set()
                 if response.status_code != 200:
                     return

@@ -96,6 +96,9 @@ class Deployed:
 @pytest.fixture
 def staging(moto_aws: Emulator) -> Iterator[Deployed]:
     """What `pulumi up -s staging` leaves for the database, as moto records; removed after."""
+    # Read before anything is created: a failure here leaves nothing behind for the next test.
+    instance = committed_stack("staging").one("aws:rds/instance:Instance").inputs
+    assert instance["identifier"] == SOURCE
     region = NAMES.region
     rds, ec2, kms = (moto_aws.client(s, region) for s in ("rds", "ec2", "kms"))
     db = STAGING.database
@@ -125,8 +128,6 @@ def staging(moto_aws: Emulator) -> Iterator[Deployed]:
         DBParameterGroupFamily=db.parameter_group_family,
         Description="TLS-only",
     )
-    instance = committed_stack("staging").one("aws:rds/instance:Instance").inputs
-    assert instance["identifier"] == SOURCE
     rds.create_db_instance(
         DBInstanceIdentifier=SOURCE,
         **{api: instance[declared] for declared, api in DECLARED_AS_RDS_API.items()},
