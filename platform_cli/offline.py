@@ -12,6 +12,7 @@ time of day or on randomness, so an inventory is byte-identical across runs.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Iterator
@@ -302,6 +303,7 @@ def run_program(
     `program` is called inside the Pulumi runtime; its return value is ignored (stack outputs
     are collected through `pulumi.export`).
     """
+    _ensure_current_loop()
     monitor = RecordingMonitor(PlatformMocks(region))
     pulumi.runtime.set_all_config(config or {}, [])
     pulumi_mocks.set_mocks(
@@ -329,6 +331,18 @@ def run_program(
 
 
 SECRET_MARKER = "[secret]"
+
+
+def _ensure_current_loop() -> None:
+    """The SDK's mocks and `_sync_await` run on the thread's current loop (get_event_loop).
+    A caller that ran `asyncio.run()` earlier in this thread left none ("no current event
+    loop"): give the thread a new one instead of failing."""
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _now(awaitable: Any) -> Any:

@@ -4,8 +4,8 @@ into a queue, so a test can wait for messages with a deadline and disconnect at 
 
 from __future__ import annotations
 
-import json
 import contextlib
+import json
 import queue
 import socket
 import threading

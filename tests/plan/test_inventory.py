@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -137,3 +138,20 @@ def test_dot_graph_has_every_custom_resource_and_component_cluster(declared) -> 
     components = [r for r in inventory["resources"] if not r["custom"]]
     assert dot.count("subgraph cluster_") == len(components)
     assert "[style=dashed]" in dot
+
+
+def _one_bucket() -> None:
+    aws.s3.BucketV2("after-asyncio-run")
+
+
+def test_a_program_runs_after_asyncio_run_left_no_current_loop() -> None:
+    """`asyncio.run()` leaves its thread without a current loop; the SDK's mocks need one."""
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    declared = run_program(_one_bucket, stack="dev", region="eu-west-1")
+    assert [r.name for r in declared.resources if r.type == "aws:s3/bucketV2:BucketV2"] == [
+        "after-asyncio-run"
+    ]
